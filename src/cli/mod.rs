@@ -1,0 +1,124 @@
+//! The command line: clap derive here, one file per command, exit codes in one place.
+
+mod check;
+mod demo_data;
+mod run;
+mod runs;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::diagnostic::Diagnostics;
+use crate::project::Project;
+
+/// What a command's outcome means to the shell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitStatus {
+    Success = 0,
+    /// A run failed or was degraded, or a test failed.
+    Failure = 1,
+    /// Bad usage or bad configuration: nothing ran.
+    Config = 2,
+}
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "keepwell",
+    version,
+    about = "Rules as code for Customer Success: score every account every night and mail the lists."
+)]
+pub struct Cli {
+    /// The project folder (default: the nearest folder with keepwell.yaml or jobs/).
+    #[arg(long, short = 'C', global = true, env = "KEEPWELL_PROJECT")]
+    project: Option<PathBuf>,
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+    /// Only errors.
+    #[arg(long, short, global = true, conflicts_with = "verbose")]
+    quiet: bool,
+    /// More detail (-vv for debug).
+    #[arg(long, short, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a job now: load, score, publish, mail.
+    Run(run::Args),
+    /// Check every job and rule file and report every problem at once.
+    Check(check::Args),
+    /// List recent runs with status and timings.
+    Runs(runs::Args),
+    /// Write a deterministic, realistic set of extracts to play with or benchmark on.
+    DemoData(demo_data::Args),
+}
+
+pub fn main() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                ExitStatus::Config as i32
+            } else {
+                0
+            };
+        }
+    };
+    init_logging(&cli);
+    let status = match &cli.command {
+        Command::DemoData(args) => demo_data::execute(args),
+        command => match project(&cli) {
+            Err(diags) => {
+                eprint!("{diags}");
+                ExitStatus::Config
+            }
+            Ok(project) => match command {
+                Command::Run(args) => run::execute(&project, args),
+                Command::Check(args) => check::execute(&project, args),
+                Command::Runs(args) => runs::execute(&project, args),
+                Command::DemoData(_) => unreachable!("handled above"),
+            },
+        },
+    };
+    status as i32
+}
+
+fn project(cli: &Cli) -> Result<Project, Diagnostics> {
+    match &cli.project {
+        Some(dir) => Project::open(&dir.canonicalize().unwrap_or_else(|_| dir.clone())),
+        None => Project::discover(&std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."))),
+    }
+}
+
+fn init_logging(cli: &Cli) {
+    let level = if cli.quiet {
+        "error"
+    } else {
+        match cli.verbose {
+            0 => "warn",
+            1 => "info",
+            _ => "debug",
+        }
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("KEEPWELL_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false);
+    let _ = match cli.log_format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}

@@ -1,0 +1,164 @@
+//! Sending mail: to `.eml` files in the outbox folder by default, or over SMTP when the
+//! project sets `mail.smtp`.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use lettre::message::header::ContentType;
+use lettre::message::{Attachment as LettreAttachment, Mailbox, Message, MultiPart, SinglePart};
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Tls, TlsParameters};
+use lettre::{SmtpTransport, Transport as _};
+
+use crate::project::{MailSettings, TlsMode};
+
+/// A mail ready to build: rendered text, HTML and attachments.
+#[derive(Debug, Clone)]
+pub struct Mail {
+    /// The output that produced it.
+    pub output: String,
+    pub to: Vec<Mailbox>,
+    pub cc: Vec<Mailbox>,
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+    pub attachments: Vec<Attachment>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Attachment {
+    pub file_name: String,
+    pub content_type: String,
+    pub body: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DeliveryError {
+    #[error("mail settings: {0}")]
+    Settings(String),
+    #[error("cannot build the mail `{subject}`: {message}")]
+    Build { subject: String, message: String },
+    #[error("cannot write `{path}`: {message}")]
+    Write { path: PathBuf, message: String },
+    #[error("SMTP delivery to {to} failed: {message}")]
+    Smtp { to: String, message: String },
+}
+
+impl Mail {
+    /// mixed[ alternative[ text, html ], attachments... ]. Header values are encoded by
+    /// lettre; line breaks are removed from the subject so no value can add a header.
+    pub fn to_message(&self, from: &Mailbox) -> Result<Message, DeliveryError> {
+        let subject: String = self
+            .subject
+            .chars()
+            .map(|c| if c == '\r' || c == '\n' { ' ' } else { c })
+            .collect();
+        let mut builder = Message::builder()
+            .from(from.clone())
+            .subject(subject.trim());
+        for to in &self.to {
+            builder = builder.to(to.clone());
+        }
+        for cc in &self.cc {
+            builder = builder.cc(cc.clone());
+        }
+        let body = MultiPart::alternative()
+            .singlepart(
+                SinglePart::builder()
+                    .header(ContentType::TEXT_PLAIN)
+                    .body(self.text.clone()),
+            )
+            .singlepart(
+                SinglePart::builder()
+                    .header(ContentType::TEXT_HTML)
+                    .body(self.html.clone()),
+            );
+        let build_err = |message: String| DeliveryError::Build {
+            subject: self.subject.clone(),
+            message,
+        };
+        let message = if self.attachments.is_empty() {
+            builder.multipart(body)
+        } else {
+            let mut mixed = MultiPart::mixed().multipart(body);
+            for a in &self.attachments {
+                let ct =
+                    ContentType::parse(&a.content_type).map_err(|e| build_err(e.to_string()))?;
+                mixed = mixed.singlepart(
+                    LettreAttachment::new(a.file_name.clone()).body(a.body.clone(), ct),
+                );
+            }
+            builder.multipart(mixed)
+        };
+        message.map_err(|e| build_err(e.to_string()))
+    }
+}
+
+pub enum Transport {
+    Outbox(PathBuf),
+    Smtp(Box<SmtpTransport>),
+}
+
+impl Transport {
+    pub fn from_settings(
+        settings: &MailSettings,
+        outbox: &Path,
+    ) -> Result<Transport, DeliveryError> {
+        let Some(smtp) = &settings.smtp else {
+            return Ok(Transport::Outbox(outbox.to_path_buf()));
+        };
+        let tls = || {
+            TlsParameters::new(smtp.host.clone())
+                .map_err(|e| DeliveryError::Settings(e.to_string()))
+        };
+        let mut builder = SmtpTransport::builder_dangerous(&smtp.host)
+            .port(smtp.port)
+            .timeout(Some(Duration::from_secs(30)));
+        builder = match smtp.tls {
+            TlsMode::StartTls => builder.tls(Tls::Required(tls()?)),
+            TlsMode::Implicit => builder.tls(Tls::Wrapper(tls()?)),
+            TlsMode::None => builder.tls(Tls::None),
+        };
+        if let Some(user) = &smtp.user {
+            let password = std::env::var(&smtp.password_env).map_err(|_| {
+                DeliveryError::Settings(format!(
+                    "mail.smtp.user is set but the environment variable {} (the password) is not",
+                    smtp.password_env
+                ))
+            })?;
+            builder = builder.credentials(Credentials::new(user.clone(), password));
+        }
+        Ok(Transport::Smtp(Box::new(builder.build())))
+    }
+
+    /// Sends one mail; for the outbox, `name` becomes the file name.
+    pub fn send(&self, message: &Message, name: &str) -> Result<String, DeliveryError> {
+        match self {
+            Transport::Outbox(dir) => {
+                std::fs::create_dir_all(dir).map_err(|e| DeliveryError::Write {
+                    path: dir.clone(),
+                    message: e.to_string(),
+                })?;
+                let path = dir.join(format!("{name}.eml"));
+                std::fs::write(&path, message.formatted()).map_err(|e| DeliveryError::Write {
+                    path: path.clone(),
+                    message: e.to_string(),
+                })?;
+                Ok(path.display().to_string())
+            }
+            Transport::Smtp(smtp) => {
+                let to: Vec<String> = message
+                    .envelope()
+                    .to()
+                    .iter()
+                    .map(|a| a.to_string())
+                    .collect();
+                smtp.send(message).map_err(|e| DeliveryError::Smtp {
+                    to: to.join(", "),
+                    message: e.to_string(),
+                })?;
+                Ok(to.join(", "))
+            }
+        }
+    }
+}

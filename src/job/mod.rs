@@ -1,0 +1,417 @@
+//! Jobs: what to load, how to shape it, which rule sets to run and where results go.
+//!
+//! A job file is parsed into [`raw::RawJob`], then checked here into a [`Job`]; the parts that
+//! need the entity view's columns (rule and output expressions) are compiled once the
+//! warehouse has described it.
+
+pub mod raw;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde_saphyr::Spanned;
+
+use crate::diagnostic::{Diagnostic, Diagnostics, SourceFile, Span, did_you_mean};
+use crate::project::Project;
+use crate::yaml;
+use raw::{RawJob, RawOutput};
+
+#[derive(Debug)]
+pub struct Job {
+    pub name: String,
+    pub description: Option<String>,
+    pub file: SourceFile,
+    pub sources: Vec<Source>,
+    pub features: Vec<Feature>,
+    pub entity: EntitySpec,
+    pub rule_sets: Vec<Spanned<String>>,
+    pub outputs: Vec<RawOutput>,
+    pub schedule: Option<Schedule>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Csv,
+    Parquet,
+    Json,
+}
+
+#[derive(Debug, Clone)]
+pub struct Source {
+    pub name: String,
+    /// Absolute path or glob.
+    pub pattern: String,
+    pub display: String,
+    pub format: Format,
+    pub delimiter: Option<String>,
+    /// Declared columns and their DuckDB types.
+    pub columns: Vec<Column>,
+    pub primary_key: Vec<String>,
+    pub max_rejects: u64,
+    pub max_age: Option<Duration>,
+    pub span: Span,
+}
+
+#[derive(Debug, Clone)]
+pub struct Column {
+    pub name: String,
+    pub sql_type: String,
+    pub span: Span,
+}
+
+#[derive(Debug, Clone)]
+pub struct Feature {
+    /// The view's name: the file name without `.sql`.
+    pub name: String,
+    pub sql: String,
+    pub file: SourceFile,
+}
+
+#[derive(Debug, Clone)]
+pub struct EntitySpec {
+    pub view: String,
+    pub key: String,
+    pub name: Option<String>,
+    pub arr: Option<String>,
+    pub owner: Option<String>,
+    pub span: Span,
+    /// Where each named column was declared, for "no such column" errors.
+    pub column_spans: Vec<(String, Span)>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Schedule {
+    pub cron: croner::Cron,
+    pub cron_text: String,
+    pub timezone: chrono_tz::Tz,
+}
+
+impl Job {
+    /// Reads and checks a job file; every problem is returned at once.
+    pub fn load(project: &Project, path: &std::path::Path) -> Result<Job, Diagnostics> {
+        let display = project.display(path);
+        let (raw, file) =
+            yaml::read::<RawJob>(path, &display).map_err(|d| Diagnostics(vec![*d]))?;
+        let mut diags = Diagnostics::default();
+        let stem = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().to_string())
+            .unwrap_or_default();
+        let name = raw.name.as_ref().map_or(stem, |n| n.value.clone());
+        let sources: Vec<Source> = raw
+            .sources
+            .iter()
+            .filter_map(|(n, s)| source(project, &file, n, s, &mut diags))
+            .collect();
+        let features = features(project, &file, &raw.features, &sources, &mut diags);
+        let entity = entity(&file, &raw, &sources, &features, &mut diags);
+        let schedule = raw
+            .schedule
+            .as_ref()
+            .and_then(|s| schedule(&file, s, &mut diags));
+        for output in &raw.outputs {
+            check_addresses(&file, output, &mut diags);
+        }
+        if diags.has_errors() {
+            return Err(diags);
+        }
+        Ok(Job {
+            name,
+            description: raw.description,
+            file,
+            sources,
+            features,
+            entity,
+            rule_sets: raw.rule_sets,
+            outputs: raw.outputs,
+            schedule,
+        })
+    }
+}
+
+fn source(
+    project: &Project,
+    file: &SourceFile,
+    name: &str,
+    raw: &raw::RawSource,
+    diags: &mut Diagnostics,
+) -> Option<Source> {
+    let span = yaml::span_of(file, &raw.path, raw.path.value.len());
+    if !is_identifier(name) {
+        diags.push(
+            Diagnostic::error(
+                span.clone(),
+                format!("source name `{name}` cannot be a table name"),
+            )
+            .with_hint("use letters, digits and `_`, starting with a letter"),
+        );
+    }
+    let format = match raw.format.as_ref().map(|f| f.value.as_str()) {
+        Some("csv") | Some("tsv") => Format::Csv,
+        Some("parquet") => Format::Parquet,
+        Some("json") | Some("ndjson") | Some("jsonl") => Format::Json,
+        Some(other) => {
+            let f = raw.format.as_ref().expect("format is set");
+            diags.push(
+                Diagnostic::error(
+                    yaml::span_of(file, f, other.len()),
+                    format!("unknown format `{other}` for source `{name}`"),
+                )
+                .with_hint("use `csv`, `parquet` or `json`"),
+            );
+            return None;
+        }
+        None => {
+            let p = raw.path.value.to_ascii_lowercase();
+            if p.ends_with(".parquet") {
+                Format::Parquet
+            } else if p.ends_with(".json") || p.ends_with(".ndjson") || p.ends_with(".jsonl") {
+                Format::Json
+            } else {
+                Format::Csv
+            }
+        }
+    };
+    let columns: Vec<Column> = raw
+        .columns
+        .iter()
+        .map(|(c, t)| Column {
+            name: c.clone(),
+            sql_type: t.value.clone(),
+            span: yaml::span_of(file, t, t.value.len()),
+        })
+        .collect();
+    let primary_key = raw
+        .primary_key
+        .as_ref()
+        .map(|k| k.value.to_vec())
+        .unwrap_or_default();
+    for key in &primary_key {
+        if !columns.iter().any(|c| c.name == *key) {
+            let k = raw.primary_key.as_ref().expect("primary key is set");
+            diags.push(
+                Diagnostic::error(
+                    yaml::span_of(file, k, key.len()),
+                    format!("primary key `{key}` of source `{name}` is not a declared column"),
+                )
+                .with_hint_opt(did_you_mean(key, columns.iter().map(|c| c.name.as_str()))),
+            );
+        }
+    }
+    let max_age = raw
+        .max_age
+        .as_ref()
+        .and_then(|a| match parse_duration(&a.value) {
+            Some(d) => Some(d),
+            None => {
+                diags.push(
+                    Diagnostic::error(
+                        yaml::span_of(file, a, a.value.len()),
+                        format!("`{}` is not a duration", a.value),
+                    )
+                    .with_hint("write a number and a unit: `90m`, `26h` or `2d`"),
+                );
+                None
+            }
+        });
+    let path = PathBuf::from(&raw.path.value);
+    let absolute = if path.is_absolute() {
+        path
+    } else {
+        project.root.join(path)
+    };
+    Some(Source {
+        name: name.to_string(),
+        pattern: absolute.display().to_string(),
+        display: raw.path.value.clone(),
+        format,
+        delimiter: raw.delimiter.clone(),
+        columns,
+        primary_key,
+        max_rejects: raw.max_rejects.unwrap_or(0),
+        max_age,
+        span,
+    })
+}
+
+fn features(
+    project: &Project,
+    file: &SourceFile,
+    raw: &[Spanned<String>],
+    sources: &[Source],
+    diags: &mut Diagnostics,
+) -> Vec<Feature> {
+    let mut features: Vec<Feature> = Vec::new();
+    for f in raw {
+        let span = yaml::span_of(file, f, f.value.len());
+        let path = project.root.join(&f.value);
+        let name = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().to_string())
+            .unwrap_or_default();
+        let sql = match std::fs::read_to_string(&path) {
+            Ok(sql) => sql,
+            Err(e) => {
+                diags.push(
+                    Diagnostic::error(span, format!("cannot read feature SQL `{}`: {e}", f.value))
+                        .with_hint("feature paths are relative to the project folder"),
+                );
+                continue;
+            }
+        };
+        if features.iter().any(|x| x.name == name) || sources.iter().any(|s| s.name == name) {
+            diags.push(
+                Diagnostic::error(
+                    span,
+                    format!("feature view `{name}` has the name of another source or feature"),
+                )
+                .with_hint("each source and each feature file needs its own name"),
+            );
+            continue;
+        }
+        if !is_identifier(&name) {
+            diags.push(
+                Diagnostic::error(
+                    span,
+                    format!("feature file name `{name}` cannot be a view name"),
+                )
+                .with_hint("use letters, digits and `_`, starting with a letter"),
+            );
+            continue;
+        }
+        features.push(Feature {
+            name,
+            file: SourceFile::new(f.value.clone(), &path, sql.clone()),
+            sql,
+        });
+    }
+    features
+}
+
+fn entity(
+    file: &SourceFile,
+    raw: &RawJob,
+    sources: &[Source],
+    features: &[Feature],
+    diags: &mut Diagnostics,
+) -> EntitySpec {
+    let e = &raw.entity;
+    let view = &e.view.value;
+    let span = yaml::span_of(file, &e.view, view.len());
+    if !features.iter().any(|f| f.name == *view) && !sources.iter().any(|s| s.name == *view) {
+        let names = features
+            .iter()
+            .map(|f| f.name.as_str())
+            .chain(sources.iter().map(|s| s.name.as_str()));
+        diags.push(
+            Diagnostic::error(
+                span.clone(),
+                format!("entity view `{view}` is not a feature or a source of this job"),
+            )
+            .with_hint_opt(
+                did_you_mean(view, names)
+                    .or_else(|| Some("name one of the feature files, without `.sql`".into())),
+            ),
+        );
+    }
+    let mut column_spans = vec![(
+        e.key.value.clone(),
+        yaml::span_of(file, &e.key, e.key.value.len()),
+    )];
+    for c in [&e.name, &e.arr, &e.owner].into_iter().flatten() {
+        column_spans.push((c.value.clone(), yaml::span_of(file, c, c.value.len())));
+    }
+    EntitySpec {
+        view: view.clone(),
+        key: e.key.value.clone(),
+        name: e.name.as_ref().map(|c| c.value.clone()),
+        arr: e.arr.as_ref().map(|c| c.value.clone()),
+        owner: e.owner.as_ref().map(|c| c.value.clone()),
+        span,
+        column_spans,
+    }
+}
+
+fn schedule(
+    file: &SourceFile,
+    raw: &raw::RawSchedule,
+    diags: &mut Diagnostics,
+) -> Option<Schedule> {
+    let cron = match raw.cron.value.parse::<croner::Cron>() {
+        Ok(c) => Some(c),
+        Err(e) => {
+            diags.push(
+                Diagnostic::error(yaml::span_of(file, &raw.cron, raw.cron.value.len()), format!("bad cron expression `{}`: {e}", raw.cron.value))
+                    .with_hint("five fields: minute hour day-of-month month day-of-week, for example `30 5 * * 1-5`"),
+            );
+            None
+        }
+    };
+    let timezone = match &raw.timezone {
+        None => Some(chrono_tz::UTC),
+        Some(tz) => match tz.value.parse::<chrono_tz::Tz>() {
+            Ok(t) => Some(t),
+            Err(_) => {
+                let names = chrono_tz::TZ_VARIANTS.iter().map(|t| t.name());
+                diags.push(
+                    Diagnostic::error(
+                        yaml::span_of(file, tz, tz.value.len()),
+                        format!("unknown time zone `{}`", tz.value),
+                    )
+                    .with_hint_opt(
+                        did_you_mean(&tz.value, names)
+                            .or_else(|| Some("use an IANA name such as `Europe/Berlin`".into())),
+                    ),
+                );
+                None
+            }
+        },
+    };
+    Some(Schedule {
+        cron: cron?,
+        cron_text: raw.cron.value.clone(),
+        timezone: timezone?,
+    })
+}
+
+fn check_addresses(file: &SourceFile, output: &RawOutput, diags: &mut Diagnostics) {
+    let addresses: Vec<&Spanned<String>> = match output {
+        RawOutput::Escalation(e) => e.cc.iter().collect(),
+        RawOutput::Summary(s) => s.to.iter().collect(),
+    };
+    for a in addresses {
+        if a.value.parse::<lettre::message::Mailbox>().is_err() {
+            diags.push(
+                Diagnostic::error(
+                    yaml::span_of(file, a, a.value.len()),
+                    format!("`{}` is not an email address", a.value),
+                )
+                .with_hint("write `name@example.com` or `Name <name@example.com>`"),
+            );
+        }
+    }
+}
+
+/// `90m`, `26h`, `2d`, `45s`.
+pub fn parse_duration(text: &str) -> Option<Duration> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit())?;
+    let (n, unit) = text.split_at(split);
+    let n: u64 = n.parse().ok()?;
+    let secs = match unit.trim() {
+        "s" => n,
+        "m" | "min" => n * 60,
+        "h" => n * 3600,
+        "d" => n * 86_400,
+        _ => return None,
+    };
+    Some(Duration::from_secs(secs))
+}
+
+pub fn is_identifier(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}

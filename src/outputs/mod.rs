@@ -1,0 +1,532 @@
+//! Outputs of a run: escalation lists (one CSV and one mail per owner) and the summary
+//! report mail. Mail bodies are minijinja templates; a project overrides any default by
+//! putting a file of the same name in `templates/`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use chrono::NaiveDate;
+use lettre::message::Mailbox;
+use minijinja::{Environment, Value, context};
+use rhai::{Dynamic, Engine, Map, Scope};
+
+use crate::delivery::{Attachment, Mail};
+use crate::diagnostic::{Diagnostic, Diagnostics, SourceFile};
+use crate::job::Job;
+use crate::job::raw::{RawColumn, RawEscalation, RawOutput, RawSummary};
+use crate::rules::compile::{AS_OF, compile_expr};
+use crate::rules::row::{Entity, Schema, display_value, to_template_value};
+use crate::rules::{Expr, Outcome, RuleSet};
+use crate::yaml;
+
+/// Default templates, shipped inside the binary.
+const DEFAULT_TEMPLATES: &[(&str, &str)] = &[
+    ("escalation.html", include_str!("templates/escalation.html")),
+    ("escalation.txt", include_str!("templates/escalation.txt")),
+    (
+        "escalation.subject",
+        include_str!("templates/escalation.subject"),
+    ),
+    ("summary.html", include_str!("templates/summary.html")),
+    ("summary.txt", include_str!("templates/summary.txt")),
+    ("summary.subject", include_str!("templates/summary.subject")),
+];
+
+#[derive(Debug)]
+pub enum Output {
+    Escalation(Escalation),
+    Summary(Summary),
+}
+
+#[derive(Debug)]
+pub struct Escalation {
+    pub name: String,
+    pub title: String,
+    pub when: Expr,
+    pub owner: Expr,
+    pub columns: Vec<(String, Expr)>,
+    pub order_by: Option<Expr>,
+    pub subject: String,
+    pub cc: Vec<Mailbox>,
+}
+
+#[derive(Debug)]
+pub struct Summary {
+    pub name: String,
+    pub title: String,
+    pub to: Vec<Mailbox>,
+    pub subject: String,
+}
+
+/// Loads the mail templates: the project's `templates/` folder first, then the defaults.
+pub fn load_templates(root: &Path, env: &mut Environment<'static>) -> Diagnostics {
+    let mut diags = Diagnostics::default();
+    for (name, default) in DEFAULT_TEMPLATES {
+        let path = root.join("templates").join(name);
+        let (source, file) = match std::fs::read_to_string(&path) {
+            Ok(text) => (
+                text.clone(),
+                Some(SourceFile::new(format!("templates/{name}"), &path, text)),
+            ),
+            Err(_) => (default.to_string(), None),
+        };
+        if let Err(e) = env.add_template_owned(name.to_string(), source) {
+            let span = match &file {
+                Some(f) => f.span(e.line().unwrap_or(1), 1, 1),
+                None => crate::diagnostic::Span::none(),
+            };
+            diags.push(Diagnostic::error(
+                span,
+                format!(
+                    "template `{name}` does not parse: {}",
+                    e.detail().unwrap_or("syntax error")
+                ),
+            ));
+        }
+    }
+    env.add_filter("money", money);
+    diags
+}
+
+/// `{{ arr | money }}`: `$1,234,567` style, whole units.
+fn money(v: Value) -> String {
+    let n = f64::try_from(v).unwrap_or(0.0).round() as i64;
+    let digits = n.abs().to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    format!("{}${out}", if n < 0 { "-" } else { "" })
+}
+
+/// Compiles a job's outputs against the entity's columns and the rule sets' names.
+pub fn compile_outputs(
+    job: &Job,
+    schema: &Schema,
+    rule_sets: &[RuleSet],
+    engine: &Engine,
+    env: &mut Environment<'static>,
+) -> (Vec<Output>, Diagnostics) {
+    let mut diags = Diagnostics::default();
+    let mut names: Vec<&str> = rule_sets.iter().map(|s| s.name.as_str()).collect();
+    names.push(AS_OF);
+    let mut outputs = Vec::new();
+    for raw in &job.outputs {
+        match raw {
+            RawOutput::Escalation(e) => {
+                if let Some(o) = escalation(job, e, schema, &names, engine, env, &mut diags) {
+                    outputs.push(Output::Escalation(o));
+                }
+            }
+            RawOutput::Summary(s) => {
+                outputs.push(Output::Summary(summary(job, s, env, &mut diags)))
+            }
+        }
+    }
+    (outputs, diags)
+}
+
+fn escalation(
+    job: &Job,
+    raw: &RawEscalation,
+    schema: &Schema,
+    names: &[&str],
+    engine: &Engine,
+    env: &mut Environment<'static>,
+    diags: &mut Diagnostics,
+) -> Option<Escalation> {
+    let name = &raw.name.value;
+    let mut expr = |src: &serde_saphyr::Spanned<String>, what: &str| match compile_expr(
+        engine,
+        &job.file,
+        src,
+        schema,
+        names,
+        &format!("{what} of escalation `{name}`"),
+    ) {
+        Ok((e, problems)) => {
+            problems.into_iter().for_each(|d| diags.push(d));
+            Some(e)
+        }
+        Err(d) => {
+            diags.push(*d);
+            None
+        }
+    };
+    let when = expr(&raw.when, "`when`");
+    let owner = expr(&raw.owner, "`owner`");
+    let order_by = raw.order_by.as_ref().map(|o| expr(o, "`order_by`"));
+    let mut columns = Vec::new();
+    for c in &raw.columns {
+        let pairs: Vec<(String, String)> = match &c.value {
+            RawColumn::Expression(e) => vec![(e.clone(), e.clone())],
+            RawColumn::Labeled(m) => m.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        };
+        for (label, source) in pairs {
+            let spanned = serde_saphyr::Spanned {
+                value: source,
+                referenced: c.referenced,
+                defined: c.defined,
+            };
+            columns.push(expr(&spanned, "a column").map(|e| (label, e)));
+        }
+    }
+    let subject = template_override(
+        env,
+        &format!("{name}.subject"),
+        raw.subject.as_ref(),
+        &job.file,
+        diags,
+        "escalation.subject",
+    );
+    let title = raw.title.clone().unwrap_or_else(|| name.replace('_', " "));
+    Some(Escalation {
+        name: name.clone(),
+        title,
+        when: when?,
+        owner: owner?,
+        columns: columns.into_iter().collect::<Option<Vec<_>>>()?,
+        order_by: order_by.flatten(),
+        subject,
+        cc: raw.cc.iter().filter_map(|a| a.value.parse().ok()).collect(),
+    })
+}
+
+fn summary(
+    job: &Job,
+    raw: &RawSummary,
+    env: &mut Environment<'static>,
+    diags: &mut Diagnostics,
+) -> Summary {
+    let name = &raw.name.value;
+    Summary {
+        name: name.clone(),
+        title: raw
+            .title
+            .clone()
+            .unwrap_or_else(|| format!("{} summary", job.name)),
+        to: raw.to.iter().filter_map(|a| a.value.parse().ok()).collect(),
+        subject: template_override(
+            env,
+            &format!("{name}.subject"),
+            raw.subject.as_ref(),
+            &job.file,
+            diags,
+            "summary.subject",
+        ),
+    }
+}
+
+/// A subject line written in the job file, or the default template's name.
+fn template_override(
+    env: &mut Environment<'static>,
+    name: &str,
+    text: Option<&serde_saphyr::Spanned<String>>,
+    file: &SourceFile,
+    diags: &mut Diagnostics,
+    default: &str,
+) -> String {
+    let Some(text) = text else {
+        return default.to_string();
+    };
+    match env.add_template_owned(name.to_string(), text.value.clone()) {
+        Ok(()) => name.to_string(),
+        Err(e) => {
+            diags.push(
+                Diagnostic::error(
+                    yaml::span_of(file, text, 1),
+                    format!(
+                        "subject `{}` does not parse: {}",
+                        text.value,
+                        e.detail().unwrap_or("syntax error")
+                    ),
+                )
+                .with_hint("subjects are templates: `{{ count }} accounts need you`"),
+            );
+            default.to_string()
+        }
+    }
+}
+
+/// Everything outputs read from a finished evaluation.
+pub struct RunView<'a> {
+    pub job: &'a Job,
+    pub run_id: Option<i64>,
+    pub as_of: NaiveDate,
+    pub entity: &'a Entity,
+    pub rule_sets: &'a [RuleSet],
+    pub outcomes: &'a [Vec<Outcome>],
+    pub engine: &'a Engine,
+    pub templates: &'a Environment<'static>,
+    pub rule_errors: usize,
+    pub rejects: usize,
+    pub warnings: &'a [String],
+}
+
+/// One owner's part of an escalation list.
+#[derive(Debug, Clone)]
+pub struct OwnerList {
+    pub owner: String,
+    pub rows: Vec<Vec<String>>,
+}
+
+/// Rendered outputs: mails to send and files written.
+#[derive(Debug, Default)]
+pub struct Rendered {
+    pub mails: Vec<Mail>,
+    pub files: Vec<PathBuf>,
+    pub warnings: Vec<String>,
+    /// Per escalation: owners and accounts listed.
+    pub escalations: Vec<(String, usize, usize)>,
+}
+
+pub fn render(view: &RunView, outputs: &[Output], out_dir: &Path) -> Result<Rendered, String> {
+    let mut rendered = Rendered::default();
+    let mut lists: Vec<(&Escalation, Vec<OwnerList>)> = Vec::new();
+    for output in outputs {
+        if let Output::Escalation(e) = output {
+            let owners = evaluate_escalation(view, e, &mut rendered.warnings);
+            rendered.escalations.push((
+                e.name.clone(),
+                owners.len(),
+                owners.iter().map(|o| o.rows.len()).sum(),
+            ));
+            lists.push((e, owners));
+        }
+    }
+    for (e, owners) in &lists {
+        let dir = out_dir.join(&e.name);
+        std::fs::create_dir_all(&dir)
+            .map_err(|err| format!("cannot create `{}`: {err}", dir.display()))?;
+        let labels: Vec<String> = e.columns.iter().map(|(l, _)| l.clone()).collect();
+        for list in owners {
+            let csv = to_csv(&labels, &list.rows)?;
+            let file_name = format!("{}.csv", safe_file_name(&list.owner));
+            let path = dir.join(&file_name);
+            std::fs::write(&path, &csv)
+                .map_err(|err| format!("cannot write `{}`: {err}", path.display()))?;
+            rendered.files.push(path);
+            let Ok(to) = list.owner.parse::<Mailbox>() else {
+                rendered.warnings.push(format!("escalation `{}`: owner `{}` is not an email address; their list was written to a file only", e.name, list.owner));
+                continue;
+            };
+            let ctx = context! {
+                job => view.job.name.clone(), as_of => view.as_of.to_string(), title => e.title.clone(), output => e.name.clone(),
+                owner => list.owner.clone(), columns => labels.clone(), rows => list.rows.clone(), count => list.rows.len(),
+            };
+            let mail = Mail {
+                output: e.name.clone(),
+                to: vec![to],
+                cc: e.cc.clone(),
+                subject: render_one(view.templates, &e.subject, &ctx)?,
+                text: render_one(view.templates, "escalation.txt", &ctx)?,
+                html: render_one(view.templates, "escalation.html", &ctx)?,
+                attachments: vec![Attachment {
+                    file_name,
+                    content_type: "text/csv".into(),
+                    body: csv,
+                }],
+            };
+            rendered.mails.push(mail);
+        }
+    }
+    for output in outputs {
+        if let Output::Summary(s) = output {
+            let ctx = summary_context(view, s, &lists);
+            let mail = Mail {
+                output: s.name.clone(),
+                to: s.to.clone(),
+                cc: Vec::new(),
+                subject: render_one(view.templates, &s.subject, &ctx)?,
+                text: render_one(view.templates, "summary.txt", &ctx)?,
+                html: render_one(view.templates, "summary.html", &ctx)?,
+                attachments: Vec::new(),
+            };
+            rendered.mails.push(mail);
+        }
+    }
+    Ok(rendered)
+}
+
+fn render_one(env: &Environment<'static>, name: &str, ctx: &Value) -> Result<String, String> {
+    let t = env.get_template(name).map_err(|e| e.to_string())?;
+    t.render(ctx)
+        .map_err(|e| format!("template `{name}` failed: {e}"))
+}
+
+/// The accounts an escalation lists, grouped by owner, each owner's largest first.
+fn evaluate_escalation(
+    view: &RunView,
+    e: &Escalation,
+    warnings: &mut Vec<String>,
+) -> Vec<OwnerList> {
+    let mut by_owner: BTreeMap<String, Vec<(f64, Vec<String>)>> = BTreeMap::new();
+    let mut scope = Scope::new();
+    let mut failures = 0usize;
+    let mut first_failure = None;
+    for row in 0..view.entity.len() {
+        fill_scope(&mut scope, view, row);
+        let run = |expr: &Expr, scope: &mut Scope| {
+            view.engine.eval_ast_with_scope::<Dynamic>(scope, &expr.ast)
+        };
+        let listed = match run(&e.when, &mut scope) {
+            Ok(v) => v.as_bool().unwrap_or(false),
+            Err(err) => {
+                failures += 1;
+                first_failure
+                    .get_or_insert_with(|| format!("account `{}`: {err}", view.entity.keys[row]));
+                false
+            }
+        };
+        if !listed {
+            continue;
+        }
+        let owner = run(&e.owner, &mut scope)
+            .map(|v| display_value(&v))
+            .unwrap_or_default();
+        let owner = if owner.is_empty() {
+            "unassigned".to_string()
+        } else {
+            owner
+        };
+        let order = e
+            .order_by
+            .as_ref()
+            .and_then(|o| run(o, &mut scope).ok())
+            .and_then(|v| crate::rules::engine::number(&v))
+            .unwrap_or(0.0);
+        let cells = e
+            .columns
+            .iter()
+            .map(|(_, c)| {
+                run(c, &mut scope)
+                    .map(|v| display_value(&v))
+                    .unwrap_or_default()
+            })
+            .collect();
+        by_owner.entry(owner).or_default().push((order, cells));
+    }
+    if let Some(first) = first_failure {
+        warnings.push(format!(
+            "escalation `{}`: `when` failed for {failures} accounts; first: {first}",
+            e.name
+        ));
+    }
+    by_owner
+        .into_iter()
+        .map(|(owner, mut rows)| {
+            rows.sort_by(|a, b| b.0.total_cmp(&a.0));
+            OwnerList {
+                owner,
+                rows: rows.into_iter().map(|(_, r)| r).collect(),
+            }
+        })
+        .collect()
+}
+
+/// Output expressions see every entity column, every rule set's results and `as_of`.
+fn fill_scope(scope: &mut Scope<'static>, view: &RunView, row: usize) {
+    scope.clear();
+    scope.push_dynamic(AS_OF, Dynamic::from(view.as_of));
+    for (set, outcomes) in view.rule_sets.iter().zip(view.outcomes) {
+        scope.push_dynamic(set.name.clone(), outcome_map(&outcomes[row]));
+    }
+    for (name, _) in &view.entity.schema.columns {
+        scope.push_dynamic(name.clone(), view.entity.value(name, row));
+    }
+}
+
+fn outcome_map(o: &Outcome) -> Dynamic {
+    let strings = |v: &[std::sync::Arc<str>]| {
+        Dynamic::from_array(v.iter().map(|s| Dynamic::from(s.to_string())).collect())
+    };
+    let mut map = Map::new();
+    map.insert(
+        "score".into(),
+        o.score.map_or(Dynamic::UNIT, Dynamic::from_float),
+    );
+    map.insert(
+        "grade".into(),
+        o.grade
+            .as_deref()
+            .map_or(Dynamic::UNIT, |g| Dynamic::from(g.to_string())),
+    );
+    map.insert("fired".into(), strings(&o.fired));
+    map.insert("tags".into(), strings(&o.tags));
+    map.insert(
+        "reasons".into(),
+        Dynamic::from_array(o.reasons.iter().map(|r| Dynamic::from(r.clone())).collect()),
+    );
+    Dynamic::from_map(map)
+}
+
+fn summary_context(view: &RunView, s: &Summary, lists: &[(&Escalation, Vec<OwnerList>)]) -> Value {
+    let arr_col = view.job.entity.arr.as_deref();
+    let total_arr: f64 = (0..view.entity.len())
+        .filter_map(|r| {
+            arr_col.and_then(|c| crate::rules::engine::number(&view.entity.value(c, r)))
+        })
+        .sum();
+    let sets: Vec<Value> = view
+        .rule_sets
+        .iter()
+        .zip(view.outcomes)
+        .map(|(set, outcomes)| {
+            let mut grades: Vec<Value> = Vec::new();
+            let names: Vec<Option<&str>> = set.grades.iter().map(|g| Some(&*g.name)).chain([None]).collect();
+            for g in names {
+                let rows: Vec<usize> = (0..outcomes.len()).filter(|&r| outcomes[r].grade.as_deref() == g).collect();
+                if rows.is_empty() && g.is_none() {
+                    continue;
+                }
+                let arr: f64 = rows.iter().filter_map(|&r| arr_col.and_then(|c| crate::rules::engine::number(&view.entity.value(c, r)))).sum();
+                grades.push(context! { grade => g.unwrap_or("error"), accounts => rows.len(), arr => arr,
+                    share => if view.entity.is_empty() { 0.0 } else { rows.len() as f64 * 100.0 / view.entity.len() as f64 } });
+            }
+            context! { name => set.name.clone(), description => set.description.clone(), grades => grades }
+        })
+        .collect();
+    let escalations: Vec<Value> = lists
+        .iter()
+        .map(|(e, owners)| context! { name => e.name.clone(), title => e.title.clone(), owners => owners.len(), accounts => owners.iter().map(|o| o.rows.len()).sum::<usize>() })
+        .collect();
+    context! {
+        job => view.job.name.clone(), description => view.job.description.clone(), title => s.title.clone(), run_id => view.run_id,
+        as_of => view.as_of.to_string(), accounts => view.entity.len(), total_arr => total_arr, rule_sets => sets,
+        escalations => escalations, rule_errors => view.rule_errors, rejects => view.rejects, warnings => view.warnings.to_vec(),
+    }
+}
+
+fn to_csv(labels: &[String], rows: &[Vec<String>]) -> Result<String, String> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record(labels).map_err(|e| e.to_string())?;
+    for r in rows {
+        w.write_record(r).map_err(|e| e.to_string())?;
+    }
+    String::from_utf8(w.into_inner().map_err(|e| e.to_string())?).map_err(|e| e.to_string())
+}
+
+fn safe_file_name(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "@._-".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// A template value for one account's entity row; used by `explain --json` and reports.
+pub fn row_values(entity: &Entity, row: usize) -> BTreeMap<String, Value> {
+    entity
+        .schema
+        .columns
+        .iter()
+        .map(|(n, _)| (n.clone(), to_template_value(&entity.value(n, row))))
+        .collect()
+}

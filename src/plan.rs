@@ -1,0 +1,118 @@
+//! A job compiled against its rule sets: everything checked, every expression compiled,
+//! before any data is read. `check` stops here; `run` goes on to execute it.
+
+use std::path::Path;
+
+use chrono::NaiveDate;
+use minijinja::Environment;
+use rhai::Engine;
+
+use crate::diagnostic::{Diagnostic, Diagnostics, did_you_mean};
+use crate::job::Job;
+use crate::outputs::{Output, compile_outputs, load_templates};
+use crate::project::Project;
+use crate::rules::row::Schema;
+use crate::rules::{RuleSet, RuleSetSources, compile_rule_sets};
+use crate::warehouse::Warehouse;
+
+pub struct Plan {
+    pub job: Job,
+    pub schema: Schema,
+    pub rule_sets: Vec<RuleSet>,
+    pub outputs: Vec<Output>,
+    pub engine: Engine,
+    pub templates: Environment<'static>,
+}
+
+impl Plan {
+    /// Compiles the job at `job_path` for a run on `as_of`; every problem is returned at once.
+    pub fn compile(
+        project: &Project,
+        job_path: &Path,
+        rules: &RuleSetSources,
+        as_of: NaiveDate,
+    ) -> Result<Plan, Diagnostics> {
+        let job = Job::load(project, job_path)?;
+        let mut diags = Diagnostics::default();
+        let schema = entity_schema(project, &job, &mut diags);
+        let Some(schema) = schema else {
+            return Err(diags);
+        };
+        let engine = crate::rules::engine::build(as_of);
+        let mut templates = Environment::new();
+        templates.set_fuel(Some(1_000_000));
+        diags.extend(load_templates(&project.root, &mut templates));
+        let (rule_sets, d) = compile_rule_sets(
+            rules,
+            &job.rule_sets,
+            Some(&job.file),
+            &schema,
+            &engine,
+            &mut templates,
+        );
+        diags.extend(d);
+        let (outputs, d) = compile_outputs(&job, &schema, &rule_sets, &engine, &mut templates);
+        diags.extend(d);
+        if diags.has_errors() {
+            return Err(diags);
+        }
+        Ok(Plan {
+            job,
+            schema,
+            rule_sets,
+            outputs,
+            engine,
+            templates,
+        })
+    }
+}
+
+/// The entity view's columns, learned by building the features over empty source tables.
+fn entity_schema(project: &Project, job: &Job, diags: &mut Diagnostics) -> Option<Schema> {
+    let warehouse = match Warehouse::open(&project.warehouse, &std::env::temp_dir()) {
+        Ok(w) => w,
+        Err(e) => {
+            diags.push(Diagnostic::error(job.file.start(), e.to_string()));
+            return None;
+        }
+    };
+    let mut ok = true;
+    for s in &job.sources {
+        if let Err(d) = warehouse.declare(s) {
+            diags.push(*d);
+            ok = false;
+        }
+    }
+    if !ok {
+        return None;
+    }
+    if let Err(d) = warehouse.create_features(&job.features) {
+        diags.push(*d);
+        return None;
+    }
+    let schema = match warehouse.describe(&job.entity.view) {
+        Ok(s) => s,
+        Err(e) => {
+            diags.push(Diagnostic::error(
+                job.entity.span.clone(),
+                format!("cannot read the entity view `{}`: {e}", job.entity.view),
+            ));
+            return None;
+        }
+    };
+    for (column, span) in &job.entity.column_spans {
+        if schema.get(column).is_none() {
+            diags.push(
+                Diagnostic::error(
+                    span.clone(),
+                    format!(
+                        "the entity view `{}` has no column `{column}`",
+                        job.entity.view
+                    ),
+                )
+                .with_hint_opt(did_you_mean(column, schema.names())),
+            );
+        }
+    }
+    Some(schema)
+}

@@ -1,0 +1,220 @@
+//! The project: a folder with `jobs/`, `rules/`, and an optional `keepwell.yaml` of settings.
+//!
+//! With no settings file keepwell keeps its store in `.keepwell/keepwell.duckdb` and writes
+//! mail as `.eml` files to `.keepwell/outbox/`; adding `mail.smtp.host` sends real mail.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::diagnostic::{Diagnostic, Diagnostics, SourceFile};
+use crate::yaml;
+
+pub const SETTINGS_FILE: &str = "keepwell.yaml";
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSettings {
+    store: Option<String>,
+    outbox: Option<String>,
+    runs: Option<String>,
+    #[serde(default)]
+    mail: RawMail,
+    #[serde(default)]
+    warehouse: RawWarehouse,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMail {
+    from: Option<String>,
+    smtp: Option<RawSmtp>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSmtp {
+    host: String,
+    port: Option<u16>,
+    tls: Option<String>,
+    user: Option<String>,
+    password_env: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWarehouse {
+    threads: Option<u32>,
+    memory_limit: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Project {
+    pub root: PathBuf,
+    pub store: PathBuf,
+    pub outbox: PathBuf,
+    pub runs: PathBuf,
+    pub mail: MailSettings,
+    pub warehouse: WarehouseSettings,
+}
+
+#[derive(Debug, Clone)]
+pub struct MailSettings {
+    pub from: String,
+    pub smtp: Option<SmtpSettings>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsMode {
+    /// Plain connection upgraded with STARTTLS (port 587).
+    StartTls,
+    /// TLS from the first byte (port 465).
+    Implicit,
+    /// No encryption: only for a relay on localhost or in tests.
+    None,
+}
+
+#[derive(Debug, Clone)]
+pub struct SmtpSettings {
+    pub host: String,
+    pub port: u16,
+    pub tls: TlsMode,
+    pub user: Option<String>,
+    /// The name of the environment variable that holds the password; never the password.
+    pub password_env: String,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct WarehouseSettings {
+    pub threads: Option<u32>,
+    pub memory_limit: Option<String>,
+}
+
+impl Project {
+    /// Finds the project at `dir` or the nearest parent with `keepwell.yaml` or `jobs/`.
+    pub fn discover(dir: &Path) -> Result<Project, Diagnostics> {
+        let dir = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
+        let root = dir
+            .ancestors()
+            .find(|d| d.join(SETTINGS_FILE).is_file() || d.join("jobs").is_dir())
+            .unwrap_or(&dir)
+            .to_path_buf();
+        Project::open(&root)
+    }
+
+    pub fn open(root: &Path) -> Result<Project, Diagnostics> {
+        let path = root.join(SETTINGS_FILE);
+        let raw: RawSettings = if path.is_file() {
+            yaml::read(&path, SETTINGS_FILE)
+                .map(|(s, _)| s)
+                .map_err(|d| Diagnostics(vec![*d]))?
+        } else {
+            RawSettings::default()
+        };
+        let file = SourceFile::new(SETTINGS_FILE, &path, "");
+        let at =
+            |p: Option<String>, default: &str| root.join(p.unwrap_or_else(|| default.to_string()));
+        let smtp = match raw.mail.smtp {
+            None => None,
+            Some(s) => {
+                let tls = match s.tls.as_deref() {
+                    None | Some("starttls") => TlsMode::StartTls,
+                    Some("implicit") | Some("tls") => TlsMode::Implicit,
+                    Some("none") => TlsMode::None,
+                    Some(other) => {
+                        return Err(Diagnostics(vec![Diagnostic::error(
+                            file.start(),
+                            format!("unknown mail.smtp.tls mode `{other}`"),
+                        )
+                        .with_hint("use `starttls` (port 587), `implicit` (port 465) or `none` (a local relay)")]));
+                    }
+                };
+                let default_port = match tls {
+                    TlsMode::StartTls => 587,
+                    TlsMode::Implicit => 465,
+                    TlsMode::None => 25,
+                };
+                Some(SmtpSettings {
+                    host: s.host,
+                    port: s.port.unwrap_or(default_port),
+                    tls,
+                    user: s.user,
+                    password_env: s
+                        .password_env
+                        .unwrap_or_else(|| "KEEPWELL_SMTP_PASSWORD".into()),
+                })
+            }
+        };
+        let store = std::env::var("KEEPWELL_STORE")
+            .ok()
+            .map(PathBuf::from)
+            .unwrap_or_else(|| at(raw.store, ".keepwell/keepwell.duckdb"));
+        Ok(Project {
+            root: root.to_path_buf(),
+            store,
+            outbox: at(raw.outbox, ".keepwell/outbox"),
+            runs: at(raw.runs, ".keepwell/runs"),
+            mail: MailSettings {
+                from: raw
+                    .mail
+                    .from
+                    .unwrap_or_else(|| "keepwell <keepwell@localhost>".into()),
+                smtp,
+            },
+            warehouse: WarehouseSettings {
+                threads: raw.warehouse.threads,
+                memory_limit: raw.warehouse.memory_limit,
+            },
+        })
+    }
+
+    pub fn jobs_dir(&self) -> PathBuf {
+        self.root.join("jobs")
+    }
+
+    pub fn rules_dir(&self) -> PathBuf {
+        self.root.join("rules")
+    }
+
+    /// A job given by name (`nightly`) or by path (`jobs/nightly.yaml`).
+    pub fn job_path(&self, job: &str) -> PathBuf {
+        let as_path = Path::new(job);
+        if job.ends_with(".yaml") || job.ends_with(".yml") || job.contains('/') {
+            if as_path.is_absolute() {
+                as_path.to_path_buf()
+            } else {
+                self.root.join(as_path)
+            }
+        } else {
+            self.jobs_dir().join(format!("{job}.yaml"))
+        }
+    }
+
+    /// Every job file, sorted.
+    pub fn job_paths(&self) -> Vec<PathBuf> {
+        let mut paths: Vec<PathBuf> = std::fs::read_dir(self.jobs_dir())
+            .map(|entries| {
+                entries
+                    .filter_map(|e| e.ok().map(|e| e.path()))
+                    .filter(|p| {
+                        p.is_file() && p.extension().is_some_and(|x| x == "yaml" || x == "yml")
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        paths.sort();
+        paths
+    }
+
+    pub fn display(&self, path: &Path) -> String {
+        display_path(&self.root, path)
+    }
+}
+
+/// A path as shown to users: relative to the project root when it is inside it.
+pub fn display_path(root: &Path, path: &Path) -> String {
+    path.strip_prefix(root)
+        .unwrap_or(path)
+        .display()
+        .to_string()
+}

@@ -1,0 +1,635 @@
+//! Raw rule files to validated, compiled [`RuleSet`]s, collecting every problem at once.
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+use std::sync::Arc;
+
+use minijinja::Environment;
+use rhai::{ASTNode, Engine, Expr as RhaiExpr, ParseErrorType, Position, Scope};
+use serde_saphyr::Spanned;
+
+use super::raw::{RawPoints, RawRule, RawRuleSet};
+use super::row::{ColumnType, Schema};
+use super::{Expr, Grade, Points, Rule, RuleSet, ScoreRange};
+use crate::diagnostic::{Diagnostic, Diagnostics, SourceFile, Span, did_you_mean};
+use crate::yaml::{self, TextMap};
+
+/// Names every rule expression may read besides the entity's columns.
+pub const AS_OF: &str = "as_of";
+pub const PREV: &str = "prev";
+
+/// Parsed rule files, keyed by rule-set name.
+#[derive(Debug, Default)]
+pub struct RuleSetSources {
+    pub sets: Vec<(String, RawRuleSet, SourceFile)>,
+}
+
+impl RuleSetSources {
+    /// Reads every `*.yaml` file in `dir`; a file that does not parse is reported and skipped.
+    pub fn load(root: &Path, dir: &Path) -> (Self, Diagnostics) {
+        let mut diags = Diagnostics::default();
+        let mut sources = RuleSetSources::default();
+        let mut paths: Vec<_> = match std::fs::read_dir(dir) {
+            Ok(entries) => entries
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "yaml" || x == "yml"))
+                .collect(),
+            Err(_) => Vec::new(),
+        };
+        paths.sort();
+        for path in paths {
+            let display = crate::project::display_path(root, &path);
+            match yaml::read::<RawRuleSet>(&path, &display) {
+                Ok((raw, file)) => {
+                    let stem = path
+                        .file_stem()
+                        .map(|s| s.to_string_lossy().to_string())
+                        .unwrap_or_default();
+                    let name = raw.name.as_ref().map_or(stem, |n| n.value.clone());
+                    if let Some((_, _, other)) = sources.sets.iter().find(|(n, _, _)| *n == name) {
+                        let span = raw
+                            .name
+                            .as_ref()
+                            .map_or_else(|| file.start(), |n| yaml::span_of(&file, n, name.len()));
+                        diags.push(
+                            Diagnostic::error(span, format!("rule set `{name}` is defined twice"))
+                                .with_hint(format!(
+                                    "`{}` defines it too; rename one of them",
+                                    other.display
+                                )),
+                        );
+                        continue;
+                    }
+                    sources.sets.push((name, raw, file));
+                }
+                Err(d) => diags.push(*d),
+            }
+        }
+        (sources, diags)
+    }
+
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.sets.iter().map(|(n, _, _)| n.as_str())
+    }
+}
+
+/// Compiles the rule sets `wanted` names (and what they depend on), in dependency order.
+pub fn compile_rule_sets(
+    sources: &RuleSetSources,
+    wanted: &[Spanned<String>],
+    wanted_file: Option<&SourceFile>,
+    schema: &Schema,
+    engine: &Engine,
+    templates: &mut Environment<'static>,
+) -> (Vec<RuleSet>, Diagnostics) {
+    let mut diags = Diagnostics::default();
+    let by_name: HashMap<&str, usize> = sources
+        .sets
+        .iter()
+        .enumerate()
+        .map(|(i, (n, _, _))| (n.as_str(), i))
+        .collect();
+
+    for w in wanted {
+        if !by_name.contains_key(w.value.as_str()) {
+            let span = wanted_file.map_or_else(Span::none, |f| yaml::span_of(f, w, w.value.len()));
+            diags.push(
+                Diagnostic::error(span, format!("unknown rule set `{}`", w.value)).with_hint_opt(
+                    did_you_mean(&w.value, sources.names())
+                        .or_else(|| Some("rule sets are the files in rules/".into())),
+                ),
+            );
+        }
+    }
+    check_dependencies(sources, &by_name, &mut diags);
+    let order = match topological_order(sources, &by_name, &mut diags) {
+        Some(order) => order,
+        None => return (Vec::new(), diags),
+    };
+    let needed = needed_sets(sources, &by_name, wanted);
+    let mut compiled = Vec::new();
+    for i in order.into_iter().filter(|i| needed.contains(i)) {
+        let (name, raw, file) = &sources.sets[i];
+        let mut compiler = SetCompiler {
+            name,
+            file,
+            schema,
+            engine,
+            templates,
+            diags: &mut diags,
+            deps: &raw.depends_on,
+        };
+        if let Some(set) = compiler.compile(raw) {
+            compiled.push(set);
+        }
+    }
+    (compiled, diags)
+}
+
+fn check_dependencies(
+    sources: &RuleSetSources,
+    by_name: &HashMap<&str, usize>,
+    diags: &mut Diagnostics,
+) {
+    for (name, raw, file) in &sources.sets {
+        for dep in &raw.depends_on {
+            if !by_name.contains_key(dep.value.as_str()) {
+                diags.push(
+                    Diagnostic::error(
+                        yaml::span_of(file, dep, dep.value.len()),
+                        format!(
+                            "rule set `{name}` depends on unknown rule set `{}`",
+                            dep.value
+                        ),
+                    )
+                    .with_hint_opt(did_you_mean(&dep.value, by_name.keys().copied())),
+                );
+            } else if dep.value == *name {
+                diags.push(Diagnostic::error(
+                    yaml::span_of(file, dep, dep.value.len()),
+                    format!("rule set `{name}` depends on itself"),
+                ));
+            }
+        }
+    }
+}
+
+/// Kahn's algorithm over `depends_on`; a cycle is reported once, naming its members.
+fn topological_order(
+    sources: &RuleSetSources,
+    by_name: &HashMap<&str, usize>,
+    diags: &mut Diagnostics,
+) -> Option<Vec<usize>> {
+    let n = sources.sets.len();
+    let deps: Vec<Vec<usize>> = sources
+        .sets
+        .iter()
+        .map(|(_, raw, _)| {
+            raw.depends_on
+                .iter()
+                .filter_map(|d| by_name.get(d.value.as_str()).copied())
+                .collect()
+        })
+        .collect();
+    let mut remaining: Vec<usize> = deps
+        .iter()
+        .map(|d| d.iter().filter(|&&x| x != usize::MAX).count())
+        .collect();
+    let mut order = Vec::with_capacity(n);
+    let mut done = vec![false; n];
+    loop {
+        let ready: Vec<usize> = (0..n).filter(|&i| !done[i] && remaining[i] == 0).collect();
+        if ready.is_empty() {
+            break;
+        }
+        for i in ready {
+            done[i] = true;
+            order.push(i);
+            for (j, d) in deps.iter().enumerate() {
+                remaining[j] -= d.iter().filter(|&&x| x == i).count();
+            }
+        }
+    }
+    if order.len() == n {
+        return Some(order);
+    }
+    let in_cycle: Vec<usize> = (0..n)
+        .filter(|&i| !done[i] && deps[i].iter().any(|&d| d != i))
+        .collect();
+    let Some(&first) = in_cycle.first() else {
+        return None; // only self-dependencies, already reported
+    };
+    let path = cycle_path(first, &deps, &done);
+    let names: Vec<&str> = path.iter().map(|&i| sources.sets[i].0.as_str()).collect();
+    let (name, raw, file) = &sources.sets[path[0]];
+    let next = sources.sets[path[1 % path.len()]].0.as_str();
+    let span = raw
+        .depends_on
+        .iter()
+        .find(|d| d.value == next)
+        .map_or_else(|| file.start(), |d| yaml::span_of(file, d, d.value.len()));
+    diags.push(
+        Diagnostic::error(
+            span,
+            format!(
+                "rule sets depend on each other in a cycle: {}",
+                names.join(" -> ")
+            ),
+        )
+        .with_hint(format!(
+            "remove one of these dependencies, for example `{next}` from the depends_on of `{name}`"
+        )),
+    );
+    None
+}
+
+/// Follows unfinished dependencies from `start` until a set repeats; returns the loop, closed.
+fn cycle_path(start: usize, deps: &[Vec<usize>], done: &[bool]) -> Vec<usize> {
+    let mut path = vec![start];
+    let mut current = start;
+    loop {
+        let Some(&next) = deps[current].iter().find(|&&d| !done[d] && d != current) else {
+            return path;
+        };
+        if let Some(pos) = path.iter().position(|&p| p == next) {
+            let mut cycle = path[pos..].to_vec();
+            cycle.push(next);
+            return cycle;
+        }
+        path.push(next);
+        current = next;
+    }
+}
+
+fn needed_sets(
+    sources: &RuleSetSources,
+    by_name: &HashMap<&str, usize>,
+    wanted: &[Spanned<String>],
+) -> HashSet<usize> {
+    let mut needed = HashSet::new();
+    let mut stack: Vec<usize> = wanted
+        .iter()
+        .filter_map(|w| by_name.get(w.value.as_str()).copied())
+        .collect();
+    while let Some(i) = stack.pop() {
+        if needed.insert(i) {
+            stack.extend(
+                sources.sets[i]
+                    .1
+                    .depends_on
+                    .iter()
+                    .filter_map(|d| by_name.get(d.value.as_str()).copied()),
+            );
+        }
+    }
+    needed
+}
+
+struct SetCompiler<'a> {
+    name: &'a str,
+    file: &'a SourceFile,
+    schema: &'a Schema,
+    engine: &'a Engine,
+    templates: &'a mut Environment<'static>,
+    diags: &'a mut Diagnostics,
+    deps: &'a [Spanned<String>],
+}
+
+impl SetCompiler<'_> {
+    fn compile(&mut self, raw: &RawRuleSet) -> Option<RuleSet> {
+        let errors_before = self.diags.errors();
+        let score = ScoreRange {
+            base: raw.score.base.unwrap_or(0.0),
+            min: raw.score.min.unwrap_or(f64::NEG_INFINITY),
+            max: raw.score.max.unwrap_or(f64::INFINITY),
+        };
+        let grades = self.grades(raw);
+        let mut rules = Vec::new();
+        let mut seen: HashMap<String, usize> = HashMap::new();
+        for r in &raw.rules {
+            if let Some(line) = seen.get(&r.id.value) {
+                self.diags.push(
+                    Diagnostic::error(
+                        yaml::span_of(self.file, &r.id, r.id.value.len()),
+                        format!(
+                            "duplicate rule id `{}` in rule set `{}`",
+                            r.id.value, self.name
+                        ),
+                    )
+                    .with_hint(format!("the first rule with this id is on line {line}")),
+                );
+                continue;
+            }
+            seen.insert(r.id.value.clone(), r.id.referenced.line() as usize);
+            if let Some(rule) = self.rule(r) {
+                rules.push(rule);
+            }
+        }
+        let mut inputs = Vec::new();
+        for rule in &rules {
+            let exprs = std::iter::once(&rule.when).chain(match &rule.points {
+                Points::Computed(e) => Some(e),
+                Points::Fixed(_) => None,
+            });
+            for e in exprs {
+                for r in &e.reads {
+                    if self.schema.get(r).is_some() && !inputs.contains(r) {
+                        inputs.push(r.clone());
+                    }
+                }
+            }
+            if let Some(name) = &rule.reason {
+                if let Ok(t) = self.templates.get_template(name) {
+                    let mut vars: Vec<String> = t.undeclared_variables(false).into_iter().collect();
+                    vars.sort();
+                    for v in vars {
+                        if self.schema.get(&v).is_some() && !inputs.contains(&v) {
+                            inputs.push(v);
+                        }
+                    }
+                }
+            }
+        }
+        (self.diags.errors() == errors_before).then(|| RuleSet {
+            name: self.name.to_string(),
+            description: raw.description.clone(),
+            file: self.file.clone(),
+            depends_on: raw.depends_on.iter().map(|d| d.value.clone()).collect(),
+            score,
+            grades,
+            rules,
+            inputs,
+        })
+    }
+
+    fn grades(&mut self, raw: &RawRuleSet) -> Vec<Grade> {
+        let mut grades = Vec::new();
+        let mut previous: Option<f64> = None;
+        for (i, g) in raw.grades.iter().enumerate() {
+            let last = i + 1 == raw.grades.len();
+            match &g.min {
+                Some(min) => {
+                    if let Some(p) = previous {
+                        if min.value >= p {
+                            self.diags.push(
+                                Diagnostic::error(
+                                    yaml::span_of(self.file, min, min.value.to_string().len()),
+                                    format!(
+                                        "grade `{}` starts at {} but the grade above it starts at {}",
+                                        g.grade.value, min.value, p
+                                    ),
+                                )
+                                .with_hint("list grades from the highest threshold down, each `min` lower than the one before"),
+                            );
+                        }
+                    }
+                    if last {
+                        self.diags.push(
+                            Diagnostic::error(
+                                yaml::span_of(self.file, &g.grade, g.grade.value.len()),
+                                format!("scores below {} get no grade in rule set `{}`", min.value, self.name),
+                            )
+                            .with_hint("leave out `min` on the last grade so it catches every remaining score"),
+                        );
+                    }
+                    previous = Some(min.value);
+                }
+                None if !last => {
+                    self.diags.push(
+                        Diagnostic::error(
+                            yaml::span_of(self.file, &g.grade, g.grade.value.len()),
+                            format!("grade `{}` has no `min` but is not the last grade", g.grade.value),
+                        )
+                        .with_hint("only the last grade may leave out `min`; the grades after it could never be reached"),
+                    );
+                }
+                None => {}
+            }
+            if grades.iter().any(|x: &Grade| *x.name == *g.grade.value) {
+                self.diags.push(Diagnostic::error(
+                    yaml::span_of(self.file, &g.grade, g.grade.value.len()),
+                    format!("grade `{}` is listed twice", g.grade.value),
+                ));
+            }
+            grades.push(Grade {
+                name: Arc::from(g.grade.value.as_str()),
+                min: g.min.as_ref().map(|m| m.value),
+            });
+        }
+        grades
+    }
+
+    fn rule(&mut self, r: &RawRule) -> Option<Rule> {
+        let what = format!("rule `{}`", r.id.value);
+        let when = self.expression(&r.when, &what);
+        let points = match &r.points {
+            None => Some(Points::Fixed(0.0)),
+            Some(p) => match &p.value {
+                RawPoints::Number(n) => Some(Points::Fixed(*n)),
+                RawPoints::Expression(src) => {
+                    let spanned = Spanned {
+                        value: src.clone(),
+                        referenced: p.referenced,
+                        defined: p.defined,
+                    };
+                    self.expression(&spanned, &what).map(Points::Computed)
+                }
+            },
+        };
+        let reason = r
+            .reason
+            .as_ref()
+            .and_then(|t| self.template(t, &r.id.value));
+        let reason_ok = r.reason.is_none() || reason.is_some();
+        match (when, points) {
+            (Some(when), Some(points)) if reason_ok => Some(Rule {
+                id: Arc::from(r.id.value.as_str()),
+                description: r.description.clone(),
+                when,
+                points,
+                tags: r.tags.iter().map(|t| Arc::from(t.as_str())).collect(),
+                reason,
+                enabled: r.enabled.unwrap_or(true),
+            }),
+            _ => None,
+        }
+    }
+
+    fn expression(&mut self, src: &Spanned<String>, what: &str) -> Option<Expr> {
+        let mut names: Vec<&str> = self.deps.iter().map(|d| d.value.as_str()).collect();
+        names.extend([PREV, AS_OF]);
+        let what = format!("{what} of rule set `{}`", self.name);
+        match compile_expr(self.engine, self.file, src, self.schema, &names, &what) {
+            Ok((expr, problems)) => {
+                for d in problems {
+                    self.diags.push(d);
+                }
+                Some(expr)
+            }
+            Err(d) => {
+                self.diags.push(*d);
+                None
+            }
+        }
+    }
+
+    /// Reason templates are minijinja templates over the account's values.
+    fn template(&mut self, src: &Spanned<String>, rule_id: &str) -> Option<String> {
+        let name = format!("{}/{}/reason", self.name, rule_id);
+        let map = TextMap::new(self.file, src);
+        if let Err(e) = self
+            .templates
+            .add_template_owned(name.clone(), src.value.clone())
+        {
+            let span = match e.range() {
+                Some(r) => map.span_at_offset(&src.value, r.start, (r.end - r.start).max(1)),
+                None => map.span(e.line().unwrap_or(1), 1, 1),
+            };
+            self.diags.push(
+                Diagnostic::error(span, format!("the reason of rule `{rule_id}` does not parse: {}", e.detail().unwrap_or("syntax error")))
+                    .with_hint("reasons are templates: `{{ column }}` inserts a value, `{% if ... %}` ... `{% endif %}` chooses text"),
+            );
+            return None;
+        }
+        let tmpl = self.templates.get_template(&name).ok()?;
+        let mut unknown: Vec<String> = tmpl
+            .undeclared_variables(false)
+            .into_iter()
+            .filter(|v| {
+                self.schema.get(v).is_none()
+                    && !self.deps.iter().any(|d| d.value == *v)
+                    && v != PREV
+                    && v != AS_OF
+                    && v != "points"
+            })
+            .collect();
+        unknown.sort();
+        for v in unknown {
+            let offset = src.value.find(&v).unwrap_or(0);
+            self.diags.push(
+                Diagnostic::error(
+                    map.span_at_offset(&src.value, offset, v.len()),
+                    format!("unknown column `{v}` in the reason of rule `{rule_id}`"),
+                )
+                .with_hint_opt(did_you_mean(&v, self.schema.names())),
+            );
+        }
+        Some(name)
+    }
+}
+
+fn position(pos: Position) -> (usize, usize) {
+    (pos.line().unwrap_or(1), pos.position().unwrap_or(1))
+}
+
+/// Every variable an expression reads, in order of first use.
+pub fn reads_of(ast: &rhai::AST) -> Vec<String> {
+    let mut reads: Vec<String> = Vec::new();
+    ast.walk(&mut |path: &[ASTNode]| {
+        if let Some(ASTNode::Expr(RhaiExpr::Variable(v, ..))) = path.last() {
+            let name = v.1.to_string();
+            if !reads.contains(&name) {
+                reads.push(name);
+            }
+        }
+        true
+    });
+    reads
+}
+
+/// Compiles one expression against the entity's columns and `names` (rule sets and the
+/// like), returning it with any type problems found, or the located parse error.
+pub fn compile_expr(
+    engine: &Engine,
+    file: &SourceFile,
+    src: &Spanned<String>,
+    schema: &Schema,
+    names: &[&str],
+    what: &str,
+) -> Result<(Expr, Vec<Diagnostic>), Box<Diagnostic>> {
+    let map = TextMap::new(file, src);
+    let mut scope = Scope::new();
+    for (name, _) in &schema.columns {
+        scope.push_dynamic(name.clone(), rhai::Dynamic::UNIT);
+    }
+    for name in names {
+        scope.push_dynamic(name.to_string(), rhai::Dynamic::UNIT);
+    }
+    match engine.compile_expression_with_scope(&scope, &src.value) {
+        Ok(ast) => {
+            let reads = reads_of(&ast);
+            let problems = type_problems(&ast, &map, schema, what);
+            Ok((
+                Expr {
+                    source: src.value.clone(),
+                    ast,
+                    reads,
+                    map,
+                },
+                problems,
+            ))
+        }
+        Err(e) => {
+            let (line, col) = position(e.position());
+            Err(Box::new(match e.err_type() {
+                ParseErrorType::VariableUndefined(name) => {
+                    let candidates: Vec<&str> =
+                        schema.names().chain(names.iter().copied()).collect();
+                    Diagnostic::error(map.span(line, col, name.len()), format!("unknown column `{name}` in {what}")).with_hint_opt(
+                        did_you_mean(name, candidates).or_else(|| {
+                            Some("the entity view has no such column; to read another rule set, list it in `depends_on`".into())
+                        }),
+                    )
+                }
+                other => Diagnostic::error(
+                    map.span(line, col, 1),
+                    format!("{what} does not parse: {other}"),
+                ),
+            }))
+        }
+    }
+}
+
+/// Comparing a text column with a number (or a number column with text) is always false
+/// at run time, so it is almost certainly a mistake: report it now.
+fn type_problems(ast: &rhai::AST, map: &TextMap, schema: &Schema, what: &str) -> Vec<Diagnostic> {
+    let mut found = Vec::new();
+    ast.walk(&mut |path: &[ASTNode]| {
+        if let Some(ASTNode::Expr(RhaiExpr::FnCall(call, _))) = path.last() {
+            if ["<", "<=", ">", ">=", "==", "!="].contains(&call.name.as_str())
+                && call.args.len() == 2
+            {
+                for (a, b) in [
+                    (&call.args[0], &call.args[1]),
+                    (&call.args[1], &call.args[0]),
+                ] {
+                    if let RhaiExpr::Variable(v, _, vpos) = a {
+                        let literal = match b {
+                            RhaiExpr::IntegerConstant(..) | RhaiExpr::FloatConstant(..) => {
+                                Some(true)
+                            }
+                            RhaiExpr::StringConstant(..) => Some(false),
+                            _ => None,
+                        };
+                        if let Some(is_number) = literal {
+                            found.push((v.1.to_string(), is_number, *vpos, call.name.to_string()));
+                        }
+                    }
+                }
+            }
+        }
+        true
+    });
+    let mut problems = Vec::new();
+    for (column, literal_is_number, vpos, op) in found {
+        let Some(t) = schema.get(&column) else {
+            continue;
+        };
+        let (kind, hint) = match (t, literal_is_number) {
+            (ColumnType::Text, true) => (
+                "a text column, with a number",
+                format!(
+                    "quote the value (`{column} {op} \"...\"`) or cast the column to a number in the feature SQL"
+                ),
+            ),
+            (ColumnType::Integer | ColumnType::Float, false) => (
+                "a number column, with text",
+                "remove the quotes around the number".to_string(),
+            ),
+            (ColumnType::Date, false) => (
+                "a date column, with text",
+                "compare with `date(\"2025-01-31\")`, or use `days_since(...)`".to_string(),
+            ),
+            _ => continue,
+        };
+        let (line, col) = position(vpos);
+        problems.push(
+            Diagnostic::error(
+                map.span(line, col, column.len()),
+                format!("{what} compares `{column}`, {kind}"),
+            )
+            .with_hint(hint),
+        );
+    }
+    problems
+}

@@ -1,0 +1,192 @@
+//! The sandboxed rhai engine every rule expression runs in, and the helper functions
+//! rule authors may call.
+//!
+//! Missing values are rhai's unit `()`. Their meaning is defined here, once:
+//! - a comparison with a missing value is `false` (the rule does not fire; `explain`
+//!   marks it n/a);
+//! - arithmetic with a missing value gives a missing value;
+//! - `is_missing(x)`, `present(x)` and `coalesce(x, fallback)` test and replace it.
+//!
+//! `/` always divides exactly (`3 / 4` is `0.75`), as in a spreadsheet and in DuckDB;
+//! `div(a, b)` is integer division.
+
+use chrono::NaiveDate;
+use rhai::module_resolvers::DummyModuleResolver;
+use rhai::{Array, Dynamic, Engine, FLOAT, INT, ImmutableString};
+
+/// Upper bound on the work one expression may do for one account.
+pub const MAX_OPERATIONS: u64 = 200_000;
+
+/// A calendar day, the type of DATE and TIMESTAMP columns inside rules.
+pub type Date = NaiveDate;
+
+/// Builds the engine for one run: `as_of` is the day `days_since` and `today()` count from.
+pub fn build(as_of: NaiveDate) -> Engine {
+    let mut engine = Engine::new();
+    sandbox(&mut engine);
+    register_missing_semantics(&mut engine);
+    register_dates(&mut engine, as_of);
+    register_helpers(&mut engine);
+    engine
+}
+
+/// No file or network access, no module loading, no printing, bounded work.
+fn sandbox(engine: &mut Engine) {
+    engine.set_module_resolver(DummyModuleResolver::new());
+    engine.on_print(|_| {});
+    engine.on_debug(|_, _, _| {});
+    engine.disable_symbol("eval");
+    engine.disable_symbol("print");
+    engine.disable_symbol("debug");
+    engine.set_strict_variables(true);
+    // Registered operators below must win over the built-in ones.
+    engine.set_fast_operators(false);
+    engine.set_max_operations(MAX_OPERATIONS);
+    engine.set_max_expr_depths(64, 32);
+    engine.set_max_call_levels(32);
+    engine.set_max_string_size(100_000);
+    engine.set_max_array_size(100_000);
+    engine.set_max_map_size(10_000);
+    engine.set_max_variables(1_000);
+    engine.set_max_functions(200);
+    engine.set_max_modules(0);
+    engine.set_optimization_level(rhai::OptimizationLevel::Simple);
+}
+
+macro_rules! missing_comparisons {
+    ($engine:expr, $($t:ty),*) => {$(
+        for op in ["<", "<=", ">", ">=", "==", "!="] {
+            $engine.register_fn(op, |_: (), _: $t| false);
+            $engine.register_fn(op, |_: $t, _: ()| false);
+        }
+        for op in ["+", "-", "*", "/", "%"] {
+            $engine.register_fn(op, |_: (), _: $t| ());
+            $engine.register_fn(op, |_: $t, _: ()| ());
+        }
+    )*};
+}
+
+fn register_missing_semantics(engine: &mut Engine) {
+    missing_comparisons!(engine, INT, FLOAT, ImmutableString, bool, Date);
+    for op in ["<", "<=", ">", ">=", "==", "!="] {
+        engine.register_fn(op, |_: (), _: ()| false);
+    }
+    for op in ["+", "-", "*", "/", "%"] {
+        engine.register_fn(op, |_: (), _: ()| ());
+    }
+    engine.register_fn("-", |_: ()| ());
+    // `x in [..]` with a missing x is false.
+    engine.register_fn("contains", |_: &mut Array, _: ()| false);
+    engine.register_fn("/", |a: INT, b: INT| divide(a as FLOAT, b as FLOAT));
+    engine.register_fn("/", |a: FLOAT, b: INT| divide(a, b as FLOAT));
+    engine.register_fn("/", |a: INT, b: FLOAT| divide(a as FLOAT, b));
+    engine.register_fn("/", |a: FLOAT, b: FLOAT| divide(a, b));
+    engine.register_fn("div", |a: INT, b: INT| {
+        if b == 0 {
+            Dynamic::UNIT
+        } else {
+            Dynamic::from_int(a.div_euclid(b))
+        }
+    });
+    engine.register_fn("is_missing", |x: Dynamic| x.is_unit());
+    engine.register_fn("present", |x: Dynamic| !x.is_unit());
+    engine.register_fn(
+        "coalesce",
+        |x: Dynamic, fallback: Dynamic| if x.is_unit() { fallback } else { x },
+    );
+}
+
+/// Division by zero gives a missing value rather than an error or infinity.
+fn divide(a: FLOAT, b: FLOAT) -> Dynamic {
+    if b == 0.0 {
+        Dynamic::UNIT
+    } else {
+        Dynamic::from_float(a / b)
+    }
+}
+
+fn register_dates(engine: &mut Engine, as_of: NaiveDate) {
+    engine.register_type_with_name::<Date>("Date");
+    engine.register_fn("to_string", |d: &mut Date| d.format("%Y-%m-%d").to_string());
+    engine.register_fn("to_debug", |d: &mut Date| d.format("%Y-%m-%d").to_string());
+    engine.register_fn("<", |a: Date, b: Date| a < b);
+    engine.register_fn("<=", |a: Date, b: Date| a <= b);
+    engine.register_fn(">", |a: Date, b: Date| a > b);
+    engine.register_fn(">=", |a: Date, b: Date| a >= b);
+    engine.register_fn("==", |a: Date, b: Date| a == b);
+    engine.register_fn("!=", |a: Date, b: Date| a != b);
+    engine.register_fn("-", |a: Date, b: Date| (a - b).num_days());
+    engine.register_fn("date", |s: &str| {
+        NaiveDate::parse_from_str(s, "%Y-%m-%d")
+            .map(Dynamic::from)
+            .unwrap_or(Dynamic::UNIT)
+    });
+    engine.register_fn("date", |_: ()| ());
+    engine.register_fn("today", move || as_of);
+    engine.register_fn("days_between", |a: Date, b: Date| (b - a).num_days());
+    engine.register_fn("days_between", |_: (), _: Dynamic| ());
+    engine.register_fn("days_between", |_: Date, _: ()| ());
+    engine.register_fn("days_since", move |d: Date| (as_of - d).num_days());
+    engine.register_fn("days_since", |_: ()| ());
+    engine.register_fn("days_until", move |d: Date| (d - as_of).num_days());
+    engine.register_fn("days_until", |_: ()| ());
+    engine.register_fn("add_days", |d: Date, n: INT| d + chrono::Duration::days(n));
+    engine.register_fn("add_days", |_: (), _: INT| ());
+    engine.register_get("year", |d: &mut Date| chrono::Datelike::year(d) as INT);
+    engine.register_get("month", |d: &mut Date| chrono::Datelike::month(d) as INT);
+    engine.register_get("day", |d: &mut Date| chrono::Datelike::day(d) as INT);
+    engine.register_fn("quarter", |d: Date| {
+        ((chrono::Datelike::month(&d) - 1) / 3 + 1) as INT
+    });
+    engine.register_fn("quarter", |_: ()| ());
+    engine.register_fn("same_quarter", |a: Date, b: Date| {
+        chrono::Datelike::year(&a) == chrono::Datelike::year(&b)
+            && (chrono::Datelike::month(&a) - 1) / 3 == (chrono::Datelike::month(&b) - 1) / 3
+    });
+    engine.register_fn("same_quarter", |_: (), _: Dynamic| false);
+    engine.register_fn("same_quarter", |_: Date, _: ()| false);
+}
+
+fn register_helpers(engine: &mut Engine) {
+    engine.register_fn("pct", |a: Dynamic, b: Dynamic| {
+        match (number(&a), number(&b)) {
+            (Some(a), Some(b)) if b != 0.0 => Dynamic::from_float(a / b * 100.0),
+            _ => Dynamic::UNIT,
+        }
+    });
+    engine.register_fn("clamp", |x: Dynamic, lo: Dynamic, hi: Dynamic| {
+        match (number(&x), number(&lo), number(&hi)) {
+            (Some(x), Some(lo), Some(hi)) => Dynamic::from_float(x.max(lo).min(hi)),
+            _ => Dynamic::UNIT,
+        }
+    });
+    engine.register_fn("round", |x: FLOAT, digits: INT| {
+        let f = 10f64.powi(digits as i32);
+        (x * f).round() / f
+    });
+    engine.register_fn("round", |_: (), _: INT| ());
+    engine.register_fn("abs", |_: ()| ());
+    engine.register_fn("lower", |s: &str| s.to_lowercase());
+    engine.register_fn("lower", |_: ()| ());
+    engine.register_fn("upper", |s: &str| s.to_uppercase());
+    engine.register_fn("upper", |_: ()| ());
+    engine.register_fn("in_list", |x: Dynamic, list: Array| {
+        !x.is_unit() && list.iter().any(|v| same(v, &x))
+    });
+}
+
+/// A number as f64, for helpers that accept ints and floats alike.
+pub fn number(v: &Dynamic) -> Option<f64> {
+    if let Ok(i) = v.as_int() {
+        Some(i as f64)
+    } else {
+        v.as_float().ok()
+    }
+}
+
+fn same(a: &Dynamic, b: &Dynamic) -> bool {
+    match (number(a), number(b)) {
+        (Some(x), Some(y)) => x == y,
+        _ => a.to_string() == b.to_string() && a.type_name() == b.type_name(),
+    }
+}

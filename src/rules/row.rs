@@ -1,0 +1,329 @@
+//! The entity table as rules see it: Arrow columns read from DuckDB, turned into rhai values
+//! one cell at a time, only for the columns a rule set reads.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use chrono::NaiveDate;
+use duckdb::arrow::array::{
+    Array, ArrayRef, AsArray, BooleanArray, Date32Array, Float32Array, Float64Array, Int8Array,
+    Int16Array, Int32Array, Int64Array, LargeStringArray, StringArray, StringViewArray, UInt8Array,
+    UInt16Array, UInt32Array, UInt64Array,
+};
+use duckdb::arrow::datatypes::{DataType, TimeUnit};
+use duckdb::arrow::record_batch::RecordBatch;
+use rhai::Dynamic;
+
+/// What a column holds, as far as rule checks care.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ColumnType {
+    Integer,
+    Float,
+    Text,
+    Bool,
+    Date,
+    List,
+    Other(String),
+}
+
+impl ColumnType {
+    /// From a DuckDB type name as `DESCRIBE` prints it.
+    pub fn from_duckdb(t: &str) -> Self {
+        let t = t.to_ascii_uppercase();
+        if t.ends_with("[]") {
+            return ColumnType::List;
+        }
+        match t.split('(').next().unwrap_or("") {
+            "TINYINT" | "SMALLINT" | "INTEGER" | "BIGINT" | "HUGEINT" | "UTINYINT"
+            | "USMALLINT" | "UINTEGER" | "UBIGINT" => ColumnType::Integer,
+            "FLOAT" | "DOUBLE" | "DECIMAL" => ColumnType::Float,
+            "VARCHAR" => ColumnType::Text,
+            "BOOLEAN" => ColumnType::Bool,
+            "DATE"
+            | "TIMESTAMP"
+            | "TIMESTAMP WITH TIME ZONE"
+            | "TIMESTAMP_S"
+            | "TIMESTAMP_MS"
+            | "TIMESTAMP_NS" => ColumnType::Date,
+            _ => ColumnType::Other(t),
+        }
+    }
+
+    pub fn is_number(&self) -> bool {
+        matches!(self, ColumnType::Integer | ColumnType::Float)
+    }
+}
+
+/// The columns of the entity view, by name.
+#[derive(Debug, Clone, Default)]
+pub struct Schema {
+    pub columns: Vec<(String, ColumnType)>,
+}
+
+impl Schema {
+    pub fn get(&self, name: &str) -> Option<&ColumnType> {
+        self.columns.iter().find(|(n, _)| n == name).map(|(_, t)| t)
+    }
+
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.columns.iter().map(|(n, _)| n.as_str())
+    }
+}
+
+/// One row per account, as read from the entity view.
+#[derive(Debug, Clone)]
+pub struct Entity {
+    pub key_column: String,
+    pub schema: Schema,
+    pub batch: RecordBatch,
+    pub keys: Vec<Arc<str>>,
+    index: HashMap<String, usize>,
+}
+
+impl Entity {
+    pub fn new(key_column: &str, schema: Schema, batch: RecordBatch) -> Result<Self, String> {
+        let index: HashMap<String, usize> = batch
+            .schema()
+            .fields()
+            .iter()
+            .enumerate()
+            .map(|(i, f)| (f.name().clone(), i))
+            .collect();
+        let key_idx = *index
+            .get(key_column)
+            .ok_or_else(|| format!("the entity has no column `{key_column}`"))?;
+        let key_array = batch.column(key_idx);
+        let keys = (0..batch.num_rows())
+            .map(|r| Arc::<str>::from(display_value(&cell(key_array, r)).as_str()))
+            .collect();
+        Ok(Entity {
+            key_column: key_column.to_string(),
+            schema,
+            batch,
+            keys,
+            index,
+        })
+    }
+
+    pub fn len(&self) -> usize {
+        self.batch.num_rows()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn column(&self, name: &str) -> Option<&ArrayRef> {
+        self.index.get(name).map(|&i| self.batch.column(i))
+    }
+
+    /// The value of `column` for the account at `row`, or `()` when missing.
+    pub fn value(&self, column: &str, row: usize) -> Dynamic {
+        self.column(column).map_or(Dynamic::UNIT, |a| cell(a, row))
+    }
+
+    pub fn row_of(&self, key: &str) -> Option<usize> {
+        self.keys.iter().position(|k| &**k == key)
+    }
+}
+
+/// One Arrow cell as a rhai value; SQL NULL becomes `()`.
+pub fn cell(array: &ArrayRef, row: usize) -> Dynamic {
+    if array.is_null(row) {
+        return Dynamic::UNIT;
+    }
+    macro_rules! int {
+        ($t:ty) => {
+            Dynamic::from_int(
+                array
+                    .as_any()
+                    .downcast_ref::<$t>()
+                    .map_or(0, |a| a.value(row) as i64),
+            )
+        };
+    }
+    match array.data_type() {
+        DataType::Int8 => int!(Int8Array),
+        DataType::Int16 => int!(Int16Array),
+        DataType::Int32 => int!(Int32Array),
+        DataType::Int64 => int!(Int64Array),
+        DataType::UInt8 => int!(UInt8Array),
+        DataType::UInt16 => int!(UInt16Array),
+        DataType::UInt32 => int!(UInt32Array),
+        DataType::UInt64 => int!(UInt64Array),
+        DataType::Float32 => Dynamic::from_float(
+            array
+                .as_any()
+                .downcast_ref::<Float32Array>()
+                .map_or(0.0, |a| a.value(row) as f64),
+        ),
+        DataType::Float64 => Dynamic::from_float(
+            array
+                .as_any()
+                .downcast_ref::<Float64Array>()
+                .map_or(0.0, |a| a.value(row)),
+        ),
+        DataType::Decimal128(_, scale) => {
+            let v = array
+                .as_primitive::<duckdb::arrow::datatypes::Decimal128Type>()
+                .value(row);
+            Dynamic::from_float(v as f64 / 10f64.powi(*scale as i32))
+        }
+        DataType::Utf8 => text(
+            array
+                .as_any()
+                .downcast_ref::<StringArray>()
+                .map(|a| a.value(row)),
+        ),
+        DataType::LargeUtf8 => text(
+            array
+                .as_any()
+                .downcast_ref::<LargeStringArray>()
+                .map(|a| a.value(row)),
+        ),
+        DataType::Utf8View => text(
+            array
+                .as_any()
+                .downcast_ref::<StringViewArray>()
+                .map(|a| a.value(row)),
+        ),
+        DataType::Boolean => Dynamic::from_bool(
+            array
+                .as_any()
+                .downcast_ref::<BooleanArray>()
+                .is_some_and(|a| a.value(row)),
+        ),
+        DataType::Date32 => {
+            let days = array
+                .as_any()
+                .downcast_ref::<Date32Array>()
+                .map_or(0, |a| a.value(row));
+            date_from_days(days as i64)
+        }
+        DataType::Timestamp(unit, _) => {
+            let v = array.as_primitive::<duckdb::arrow::datatypes::TimestampMicrosecondType>();
+            let raw = match unit {
+                TimeUnit::Microsecond => v.value(row),
+                _ => return fallback(array, row),
+            };
+            date_from_days(raw.div_euclid(86_400_000_000))
+        }
+        DataType::List(_) => {
+            let list = array.as_list::<i32>();
+            let values = list.value(row);
+            let items: rhai::Array = (0..values.len()).map(|i| cell(&values, i)).collect();
+            Dynamic::from_array(items)
+        }
+        _ => fallback(array, row),
+    }
+}
+
+fn fallback(array: &ArrayRef, row: usize) -> Dynamic {
+    duckdb::arrow::util::display::array_value_to_string(array, row)
+        .map_or(Dynamic::UNIT, Dynamic::from)
+}
+
+fn text(s: Option<&str>) -> Dynamic {
+    s.map_or(Dynamic::UNIT, |s| {
+        Dynamic::from(rhai::ImmutableString::from(s))
+    })
+}
+
+fn date_from_days(days: i64) -> Dynamic {
+    NaiveDate::from_ymd_opt(1970, 1, 1)
+        .and_then(|epoch| epoch.checked_add_signed(chrono::Duration::days(days)))
+        .map_or(Dynamic::UNIT, Dynamic::from)
+}
+
+/// A value as a person reads it: dates as `YYYY-MM-DD`, missing as an empty string,
+/// floats without a trailing `.0` when whole.
+pub fn display_value(v: &Dynamic) -> String {
+    if v.is_unit() {
+        String::new()
+    } else if let Some(d) = v.clone().try_cast::<NaiveDate>() {
+        d.format("%Y-%m-%d").to_string()
+    } else if let Ok(f) = v.as_float() {
+        format_float(f)
+    } else if v.is_array() {
+        let items: Vec<String> = v
+            .clone()
+            .into_array()
+            .unwrap_or_default()
+            .iter()
+            .map(display_value)
+            .collect();
+        items.join(", ")
+    } else {
+        v.to_string()
+    }
+}
+
+pub fn format_float(f: f64) -> String {
+    if f.fract() == 0.0 && f.abs() < 1e15 {
+        format!("{}", f as i64)
+    } else {
+        let s = format!("{f:.4}");
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    }
+}
+
+/// A rhai value as a template value.
+pub fn to_template_value(v: &Dynamic) -> minijinja::Value {
+    if v.is_unit() {
+        minijinja::Value::from(())
+    } else if let Ok(i) = v.as_int() {
+        minijinja::Value::from(i)
+    } else if let Ok(f) = v.as_float() {
+        minijinja::Value::from(f)
+    } else if let Ok(b) = v.as_bool() {
+        minijinja::Value::from(b)
+    } else if v.is_array() {
+        let items: Vec<minijinja::Value> = v
+            .clone()
+            .into_array()
+            .unwrap_or_default()
+            .iter()
+            .map(to_template_value)
+            .collect();
+        minijinja::Value::from(items)
+    } else if v.is_map() {
+        let map = v.clone().cast::<rhai::Map>();
+        minijinja::Value::from_iter(
+            map.iter()
+                .map(|(k, v)| (k.to_string(), to_template_value(v))),
+        )
+    } else {
+        minijinja::Value::from(display_value(v))
+    }
+}
+
+/// A rhai value as JSON, for the store and `--json` output.
+pub fn to_json(v: &Dynamic) -> serde_json::Value {
+    if v.is_unit() {
+        serde_json::Value::Null
+    } else if let Ok(i) = v.as_int() {
+        serde_json::Value::from(i)
+    } else if let Ok(f) = v.as_float() {
+        serde_json::Number::from_f64(f).map_or(serde_json::Value::Null, serde_json::Value::Number)
+    } else if let Ok(b) = v.as_bool() {
+        serde_json::Value::from(b)
+    } else if v.is_array() {
+        serde_json::Value::Array(
+            v.clone()
+                .into_array()
+                .unwrap_or_default()
+                .iter()
+                .map(to_json)
+                .collect(),
+        )
+    } else if v.is_map() {
+        let map = v.clone().cast::<rhai::Map>();
+        serde_json::Value::Object(
+            map.iter()
+                .map(|(k, v)| (k.to_string(), to_json(v)))
+                .collect(),
+        )
+    } else {
+        serde_json::Value::from(display_value(v))
+    }
+}

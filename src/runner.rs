@@ -1,0 +1,308 @@
+//! One run of a job, stage by stage: load, features, rules, publish, outputs, delivery.
+//!
+//! Configuration problems stop a run before it starts (and before it is recorded). Once
+//! started, every outcome is recorded in the store: a failure leaves the previous published
+//! results untouched, and errors on single accounts degrade the run instead of failing it.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use chrono::{NaiveDate, Utc};
+use serde_json::json;
+
+use crate::delivery::Transport;
+use crate::diagnostic::Diagnostics;
+use crate::outputs::{RunView, render};
+use crate::plan::Plan;
+use crate::project::Project;
+use crate::rules::RuleSetSources;
+use crate::rules::eval::{Evaluator, Previous};
+use crate::store::{Publication, Store};
+use crate::warehouse::{Reject, Warehouse};
+
+#[derive(Debug, Clone, Copy)]
+pub struct RunOptions {
+    pub as_of: NaiveDate,
+    /// Evaluate everything, but record nothing and send nothing.
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunStatus {
+    Succeeded,
+    /// Published, but some accounts, rules or mails failed.
+    Degraded,
+    Failed,
+}
+
+impl RunStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Succeeded => "succeeded",
+            RunStatus::Degraded => "degraded",
+            RunStatus::Failed => "failed",
+        }
+    }
+}
+
+/// A rule that failed for one account.
+#[derive(Debug, Clone)]
+pub struct AccountError {
+    pub rule_set: String,
+    pub rule: String,
+    pub account: String,
+    pub message: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct RunReport {
+    pub job: String,
+    pub run_id: Option<i64>,
+    pub as_of: NaiveDate,
+    pub status: RunStatus,
+    pub error: Option<String>,
+    pub accounts: usize,
+    pub stages: Vec<(&'static str, Duration)>,
+    pub row_counts: Vec<(String, u64)>,
+    pub rejects: Vec<Reject>,
+    pub account_errors: Vec<AccountError>,
+    pub warnings: Vec<String>,
+    pub mails: Vec<String>,
+    pub files: Vec<PathBuf>,
+    pub store: PathBuf,
+}
+
+/// Runs a job. `Err` means the job or rule files are wrong and nothing ran.
+pub fn run(
+    project: &Project,
+    job_path: &Path,
+    options: RunOptions,
+) -> Result<RunReport, Diagnostics> {
+    let (rules, diags) = RuleSetSources::load(&project.root, &project.rules_dir());
+    if diags.has_errors() {
+        return Err(diags);
+    }
+    let plan = Plan::compile(project, job_path, &rules, options.as_of)?;
+    let mut report = RunReport {
+        job: plan.job.name.clone(),
+        run_id: None,
+        as_of: options.as_of,
+        status: RunStatus::Failed,
+        error: None,
+        accounts: 0,
+        stages: Vec::new(),
+        row_counts: Vec::new(),
+        rejects: Vec::new(),
+        account_errors: Vec::new(),
+        warnings: Vec::new(),
+        mails: Vec::new(),
+        files: Vec::new(),
+        store: project.store.clone(),
+    };
+    let store = match Store::open(&project.store) {
+        Ok(s) => s,
+        Err(e) => {
+            report.error = Some(e.to_string());
+            return Ok(report);
+        }
+    };
+    if !options.dry_run {
+        match store.begin_run(&plan.job.name, options.as_of, Utc::now()) {
+            Ok(id) => report.run_id = Some(id),
+            Err(e) => {
+                report.error = Some(e.to_string());
+                return Ok(report);
+            }
+        }
+    }
+    tracing::info!(job = %plan.job.name, run_id = ?report.run_id, as_of = %options.as_of, "Run started.");
+    let result = execute(project, &plan, &store, options, &mut report);
+    report.status = match result {
+        Err(message) => {
+            report.error = Some(message);
+            RunStatus::Failed
+        }
+        Ok(()) if !report.account_errors.is_empty() || !report.warnings.is_empty() => {
+            RunStatus::Degraded
+        }
+        Ok(()) => RunStatus::Succeeded,
+    };
+    if let Some(run_id) = report.run_id {
+        let stages: serde_json::Map<String, serde_json::Value> = report
+            .stages
+            .iter()
+            .map(|(s, d)| (s.to_string(), json!(d.as_secs_f64())))
+            .collect();
+        let counts: serde_json::Map<String, serde_json::Value> = report
+            .row_counts
+            .iter()
+            .map(|(s, n)| (s.clone(), json!(n)))
+            .collect();
+        let finished = store.finish_run(
+            run_id,
+            report.status.as_str(),
+            report.error.as_deref(),
+            Some(report.accounts),
+            &serde_json::Value::Object(stages),
+            &serde_json::Value::Object(counts),
+            &report.warnings,
+        );
+        if let Err(e) = finished {
+            report.status = RunStatus::Failed;
+            report.error = Some(e.to_string());
+        }
+        if report.status == RunStatus::Failed && !report.rejects.is_empty() {
+            let _ = store.record_rejects(run_id, &report.rejects);
+        }
+    }
+    match report.status {
+        RunStatus::Failed => {
+            tracing::error!(job = %report.job, run_id = ?report.run_id, error = report.error.as_deref().unwrap_or(""), "Run failed.")
+        }
+        status => {
+            tracing::info!(job = %report.job, run_id = ?report.run_id, status = status.as_str(), accounts = report.accounts, "Run finished.")
+        }
+    }
+    Ok(report)
+}
+
+fn execute(
+    project: &Project,
+    plan: &Plan,
+    store: &Store,
+    options: RunOptions,
+    report: &mut RunReport,
+) -> Result<(), String> {
+    let run_dir = match report.run_id {
+        Some(id) => project.runs.join(id.to_string()),
+        None => project.runs.join("dry-run"),
+    };
+    std::fs::create_dir_all(&run_dir)
+        .map_err(|e| format!("cannot create `{}`: {e}", run_dir.display()))?;
+
+    let started = Instant::now();
+    let warehouse = Warehouse::open(&project.warehouse, &run_dir).map_err(|e| e.to_string())?;
+    for source in &plan.job.sources {
+        let loaded = warehouse.load(source);
+        let loaded = match loaded {
+            Ok(l) => l,
+            Err(e) => {
+                return Err(e.to_string());
+            }
+        };
+        tracing::info!(source = %source.name, rows = loaded.rows, rejects = loaded.rejects.len(), "Source loaded.");
+        report.row_counts.push((source.name.clone(), loaded.rows));
+        report.rejects.extend(loaded.rejects);
+    }
+    warehouse.lock().map_err(|e| e.to_string())?;
+    report.stages.push(("load", started.elapsed()));
+
+    let started = Instant::now();
+    warehouse
+        .create_features(&plan.job.features)
+        .map_err(|d| d.to_string().trim_end().to_string())?;
+    let entity = warehouse
+        .read_entity(&plan.job.entity, plan.schema.clone())
+        .map_err(|e| e.to_string())?;
+    report.accounts = entity.len();
+    report.stages.push(("features", started.elapsed()));
+
+    let started = Instant::now();
+    let previous = if options.dry_run {
+        Previous::default()
+    } else {
+        store
+            .previous(&plan.job.name, options.as_of)
+            .map_err(|e| e.to_string())?
+    };
+    let evaluator = Evaluator {
+        engine: &plan.engine,
+        templates: &plan.templates,
+        as_of: options.as_of,
+    };
+    let outcomes = evaluator.evaluate_all(&plan.rule_sets, &entity, &previous);
+    for (set, results) in plan.rule_sets.iter().zip(&outcomes) {
+        for (row, o) in results.iter().enumerate() {
+            for e in &o.errors {
+                report.account_errors.push(AccountError {
+                    rule_set: set.name.clone(),
+                    rule: e.rule.to_string(),
+                    account: entity.keys[row].to_string(),
+                    message: e.message.clone(),
+                });
+            }
+        }
+    }
+    report.stages.push(("rules", started.elapsed()));
+
+    if let Some(run_id) = report.run_id {
+        let started = Instant::now();
+        let publication = Publication {
+            run_id,
+            job: &plan.job.name,
+            as_of: options.as_of,
+            entity: &entity,
+            rule_sets: &plan.rule_sets,
+            outcomes: &outcomes,
+            previous: &previous,
+            name_column: plan.job.entity.name.as_deref(),
+            owner_column: plan.job.entity.owner.as_deref(),
+            arr_column: plan.job.entity.arr.as_deref(),
+        };
+        store
+            .publish(&publication, &report.rejects)
+            .map_err(|e| e.to_string())?;
+        report.stages.push(("publish", started.elapsed()));
+    }
+
+    let started = Instant::now();
+    let view = RunView {
+        job: &plan.job,
+        run_id: report.run_id,
+        as_of: options.as_of,
+        entity: &entity,
+        rule_sets: &plan.rule_sets,
+        outcomes: &outcomes,
+        engine: &plan.engine,
+        templates: &plan.templates,
+        rule_errors: report.account_errors.len(),
+        rejects: report.rejects.len(),
+        warnings: &report.warnings,
+    };
+    let rendered = render(&view, &plan.outputs, &run_dir)?;
+    report.warnings.extend(rendered.warnings);
+    report.files = rendered.files;
+    report.stages.push(("outputs", started.elapsed()));
+
+    if options.dry_run {
+        return Ok(());
+    }
+    let started = Instant::now();
+    let outbox = project
+        .outbox
+        .join(&plan.job.name)
+        .join(options.as_of.to_string());
+    let transport = Transport::from_settings(&project.mail, &outbox).map_err(|e| e.to_string())?;
+    let from = project
+        .mail
+        .from
+        .parse()
+        .map_err(|e| format!("mail.from `{}` is not an address: {e}", project.mail.from))?;
+    for mail in &rendered.mails {
+        let recipient = mail
+            .to
+            .first()
+            .map(|m| m.email.to_string())
+            .unwrap_or_default();
+        let name = format!("{}--{}", mail.output, recipient.replace(['/', '\\'], "_"));
+        let sent = mail
+            .to_message(&from)
+            .and_then(|m| transport.send(&m, &name));
+        match sent {
+            Ok(where_to) => report.mails.push(where_to),
+            Err(e) => report.warnings.push(e.to_string()),
+        }
+    }
+    report.stages.push(("deliver", started.elapsed()));
+    Ok(())
+}

@@ -1,0 +1,405 @@
+//! The results store: a DuckDB file with every run, every account's outcome per rule set,
+//! and what went wrong, so history is plain SQL for any DuckDB client.
+//!
+//! A run's outcomes are written and published in one transaction at the end of the run:
+//! a run that fails leaves the last published results as they were.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use duckdb::arrow::array::{
+    ArrayRef, Date32Builder, Float64Builder, Int64Builder, ListBuilder, StringBuilder,
+};
+use duckdb::arrow::datatypes::{DataType, Field, Schema as ArrowSchema};
+use duckdb::arrow::record_batch::RecordBatch;
+use duckdb::{Connection, params};
+
+use crate::rules::RuleSet;
+use crate::rules::eval::{Outcome, PrevOutcome, Previous, grade_since};
+use crate::rules::row::{Entity, display_value};
+use crate::warehouse::Reject;
+
+const SCHEMA: &str = r#"
+CREATE SEQUENCE IF NOT EXISTS run_ids START 1;
+CREATE TABLE IF NOT EXISTS runs (
+    run_id BIGINT PRIMARY KEY,
+    job VARCHAR NOT NULL,
+    as_of DATE NOT NULL,
+    started_at TIMESTAMPTZ NOT NULL,
+    finished_at TIMESTAMPTZ,
+    status VARCHAR NOT NULL,
+    published BOOLEAN NOT NULL DEFAULT false,
+    error VARCHAR,
+    accounts BIGINT,
+    stages JSON,
+    row_counts JSON,
+    warnings VARCHAR[]
+);
+CREATE TABLE IF NOT EXISTS outcomes (
+    run_id BIGINT NOT NULL,
+    job VARCHAR NOT NULL,
+    as_of DATE NOT NULL,
+    account_id VARCHAR NOT NULL,
+    rule_set VARCHAR NOT NULL,
+    score DOUBLE,
+    grade VARCHAR,
+    grade_since DATE,
+    fired VARCHAR[],
+    reasons VARCHAR[],
+    tags VARCHAR[],
+    errors VARCHAR[]
+);
+CREATE TABLE IF NOT EXISTS accounts (
+    run_id BIGINT NOT NULL,
+    account_id VARCHAR NOT NULL,
+    name VARCHAR,
+    owner VARCHAR,
+    arr DOUBLE
+);
+CREATE TABLE IF NOT EXISTS rule_errors (
+    run_id BIGINT NOT NULL,
+    rule_set VARCHAR NOT NULL,
+    rule_id VARCHAR NOT NULL,
+    account_id VARCHAR NOT NULL,
+    message VARCHAR NOT NULL
+);
+CREATE TABLE IF NOT EXISTS rejects (
+    run_id BIGINT NOT NULL,
+    source VARCHAR NOT NULL,
+    file VARCHAR NOT NULL,
+    line BIGINT,
+    "column" VARCHAR,
+    reason VARCHAR NOT NULL,
+    raw VARCHAR
+);
+CREATE OR REPLACE VIEW published_outcomes AS
+    SELECT o.* FROM outcomes o JOIN runs r USING (run_id) WHERE r.published;
+CREATE OR REPLACE VIEW latest_outcomes AS
+    SELECT o.* FROM published_outcomes o
+    WHERE o.run_id IN (SELECT max(run_id) FROM runs WHERE published GROUP BY job);
+"#;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot open the store `{path}`: {message}")]
+    Open { path: PathBuf, message: String },
+    #[error("the store failed: {0}")]
+    DuckDb(#[from] duckdb::Error),
+    #[error("the store failed: {0}")]
+    Arrow(#[from] duckdb::arrow::error::ArrowError),
+}
+
+/// A row of `runs`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RunRecord {
+    pub run_id: i64,
+    pub job: String,
+    pub as_of: NaiveDate,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub status: String,
+    pub published: bool,
+    pub error: Option<String>,
+    pub accounts: Option<i64>,
+    pub stages: Option<String>,
+}
+
+/// What a run publishes.
+pub struct Publication<'a> {
+    pub run_id: i64,
+    pub job: &'a str,
+    pub as_of: NaiveDate,
+    pub entity: &'a Entity,
+    pub rule_sets: &'a [RuleSet],
+    pub outcomes: &'a [Vec<Outcome>],
+    pub previous: &'a Previous,
+    pub name_column: Option<&'a str>,
+    pub owner_column: Option<&'a str>,
+    pub arr_column: Option<&'a str>,
+}
+
+pub struct Store {
+    conn: Connection,
+}
+
+impl Store {
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| StoreError::Open {
+                path: path.to_path_buf(),
+                message: e.to_string(),
+            })?;
+        }
+        let conn = Connection::open(path).map_err(|e| {
+            let message = e.to_string();
+            let message = if message.contains("lock") {
+                format!(
+                    "it is in use by another process ({})",
+                    message.lines().next().unwrap_or("")
+                )
+            } else {
+                message
+            };
+            StoreError::Open {
+                path: path.to_path_buf(),
+                message,
+            }
+        })?;
+        conn.execute_batch(SCHEMA)?;
+        Ok(Store { conn })
+    }
+
+    pub fn begin_run(
+        &self,
+        job: &str,
+        as_of: NaiveDate,
+        started_at: DateTime<Utc>,
+    ) -> Result<i64, StoreError> {
+        let id: i64 = self.conn.query_row(
+            "INSERT INTO runs (run_id, job, as_of, started_at, status) VALUES (nextval('run_ids'), ?, ?, ?, 'running') RETURNING run_id",
+            params![job, as_of, started_at],
+            |r| r.get(0),
+        )?;
+        Ok(id)
+    }
+
+    /// The latest published results of `job` for a day before `as_of`.
+    pub fn previous(&self, job: &str, as_of: NaiveDate) -> Result<Previous, StoreError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT o.rule_set, o.account_id, o.as_of, o.score, o.grade, o.grade_since FROM outcomes o \
+             WHERE o.run_id = (SELECT run_id FROM runs WHERE job = ? AND published AND as_of < ? ORDER BY as_of DESC, run_id DESC LIMIT 1)",
+        )?;
+        let rows = stmt.query_map(params![job, as_of], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                PrevOutcome {
+                    as_of: r.get(2)?,
+                    score: r.get(3)?,
+                    grade: r.get(4)?,
+                    grade_since: r.get(5)?,
+                },
+            ))
+        })?;
+        let mut previous = Previous::default();
+        for row in rows {
+            let (set, account, prev) = row?;
+            previous
+                .by_set
+                .entry(set)
+                .or_default()
+                .insert(Arc::from(account.as_str()), prev);
+        }
+        Ok(previous)
+    }
+
+    /// Writes outcomes, account facts, rule errors and rejects, and publishes the run, in one
+    /// transaction.
+    pub fn publish(&self, p: &Publication, rejects: &[Reject]) -> Result<(), StoreError> {
+        self.conn.execute_batch("BEGIN TRANSACTION")?;
+        let result = self.write_publication(p, rejects);
+        match result {
+            Ok(()) => {
+                self.conn.execute(
+                    "UPDATE runs SET published = true WHERE run_id = ?",
+                    params![p.run_id],
+                )?;
+                self.conn.execute_batch("COMMIT")?;
+                Ok(())
+            }
+            Err(e) => {
+                let _ = self.conn.execute_batch("ROLLBACK");
+                Err(e)
+            }
+        }
+    }
+
+    fn write_publication(&self, p: &Publication, rejects: &[Reject]) -> Result<(), StoreError> {
+        let batch = outcomes_batch(p)?;
+        let mut appender = self.conn.appender("outcomes")?;
+        appender.append_record_batch(batch)?;
+        appender.flush()?;
+        drop(appender);
+        let mut accounts = self.conn.appender("accounts")?;
+        for row in 0..p.entity.len() {
+            let text = |c: Option<&str>| {
+                c.map(|c| display_value(&p.entity.value(c, row)))
+                    .filter(|s| !s.is_empty())
+            };
+            let arr = p
+                .arr_column
+                .and_then(|c| crate::rules::engine::number(&p.entity.value(c, row)));
+            accounts.append_row(params![
+                p.run_id,
+                &*p.entity.keys[row],
+                text(p.name_column),
+                text(p.owner_column),
+                arr
+            ])?;
+        }
+        accounts.flush()?;
+        drop(accounts);
+        let mut errors = self.conn.appender("rule_errors")?;
+        for (set, outcomes) in p.rule_sets.iter().zip(p.outcomes) {
+            for (row, o) in outcomes.iter().enumerate() {
+                for e in &o.errors {
+                    errors.append_row(params![
+                        p.run_id,
+                        set.name,
+                        &*e.rule,
+                        &*p.entity.keys[row],
+                        e.message
+                    ])?;
+                }
+            }
+        }
+        errors.flush()?;
+        drop(errors);
+        self.record_rejects(p.run_id, rejects)
+    }
+
+    pub fn record_rejects(&self, run_id: i64, rejects: &[Reject]) -> Result<(), StoreError> {
+        let mut appender = self.conn.appender("rejects")?;
+        for r in rejects {
+            appender.append_row(params![
+                run_id,
+                r.source,
+                r.file,
+                r.line.map(|l| l as i64),
+                r.column,
+                r.reason,
+                r.raw
+            ])?;
+        }
+        appender.flush()?;
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub fn finish_run(
+        &self,
+        run_id: i64,
+        status: &str,
+        error: Option<&str>,
+        accounts: Option<usize>,
+        stages: &serde_json::Value,
+        row_counts: &serde_json::Value,
+        warnings: &[String],
+    ) -> Result<(), StoreError> {
+        let warnings = serde_json::to_string(warnings).unwrap_or_else(|_| "[]".into());
+        self.conn.execute(
+            "UPDATE runs SET finished_at = now(), status = ?, error = ?, accounts = ?, stages = ?, row_counts = ?, \
+             warnings = CAST(CAST(? AS JSON) AS VARCHAR[]) WHERE run_id = ?",
+            params![status, error, accounts.map(|a| a as i64), stages.to_string(), row_counts.to_string(), warnings, run_id],
+        )?;
+        Ok(())
+    }
+
+    pub fn runs(&self, job: Option<&str>, limit: usize) -> Result<Vec<RunRecord>, StoreError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT run_id, job, as_of, started_at, finished_at, status, published, error, accounts, CAST(stages AS VARCHAR) \
+             FROM runs WHERE ? IS NULL OR job = ? ORDER BY run_id DESC LIMIT ?",
+        )?;
+        let rows = stmt.query_map(params![job, job, limit as i64], |r| {
+            Ok(RunRecord {
+                run_id: r.get(0)?,
+                job: r.get(1)?,
+                as_of: r.get(2)?,
+                started_at: r.get(3)?,
+                finished_at: r.get(4)?,
+                status: r.get(5)?,
+                published: r.get(6)?,
+                error: r.get(7)?,
+                accounts: r.get(8)?,
+                stages: r.get(9)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    }
+
+    pub fn connection(&self) -> &Connection {
+        &self.conn
+    }
+}
+
+fn outcomes_batch(p: &Publication) -> Result<RecordBatch, StoreError> {
+    let rows: usize = p.outcomes.iter().map(Vec::len).sum();
+    let mut run_id = Int64Builder::with_capacity(rows);
+    let mut job = StringBuilder::new();
+    let mut as_of = Date32Builder::with_capacity(rows);
+    let mut account = StringBuilder::new();
+    let mut set_name = StringBuilder::new();
+    let mut score = Float64Builder::with_capacity(rows);
+    let mut grade = StringBuilder::new();
+    let mut since = Date32Builder::with_capacity(rows);
+    let mut fired = ListBuilder::new(StringBuilder::new());
+    let mut reasons = ListBuilder::new(StringBuilder::new());
+    let mut tags = ListBuilder::new(StringBuilder::new());
+    let mut errors = ListBuilder::new(StringBuilder::new());
+    let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch");
+    let days = |d: NaiveDate| (d - epoch).num_days() as i32;
+    for (set, outcomes) in p.rule_sets.iter().zip(p.outcomes) {
+        for (row, o) in outcomes.iter().enumerate() {
+            let key = &p.entity.keys[row];
+            run_id.append_value(p.run_id);
+            job.append_value(p.job);
+            as_of.append_value(days(p.as_of));
+            account.append_value(&**key);
+            set_name.append_value(&set.name);
+            score.append_option(o.score);
+            grade.append_option(o.grade.as_deref());
+            since.append_option(
+                grade_since(o.grade.as_deref(), p.previous.get(&set.name, key), p.as_of).map(days),
+            );
+            for v in &o.fired {
+                fired.values().append_value(&**v);
+            }
+            fired.append(true);
+            for v in &o.reasons {
+                reasons.values().append_value(v);
+            }
+            reasons.append(true);
+            for v in &o.tags {
+                tags.values().append_value(&**v);
+            }
+            tags.append(true);
+            for e in &o.errors {
+                errors
+                    .values()
+                    .append_value(format!("{}: {}", e.rule, e.message));
+            }
+            errors.append(true);
+        }
+    }
+    let list = || DataType::List(Arc::new(Field::new("item", DataType::Utf8, true)));
+    let schema = ArrowSchema::new(vec![
+        Field::new("run_id", DataType::Int64, false),
+        Field::new("job", DataType::Utf8, false),
+        Field::new("as_of", DataType::Date32, false),
+        Field::new("account_id", DataType::Utf8, false),
+        Field::new("rule_set", DataType::Utf8, false),
+        Field::new("score", DataType::Float64, true),
+        Field::new("grade", DataType::Utf8, true),
+        Field::new("grade_since", DataType::Date32, true),
+        Field::new("fired", list(), true),
+        Field::new("reasons", list(), true),
+        Field::new("tags", list(), true),
+        Field::new("errors", list(), true),
+    ]);
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(run_id.finish()),
+        Arc::new(job.finish()),
+        Arc::new(as_of.finish()),
+        Arc::new(account.finish()),
+        Arc::new(set_name.finish()),
+        Arc::new(score.finish()),
+        Arc::new(grade.finish()),
+        Arc::new(since.finish()),
+        Arc::new(fired.finish()),
+        Arc::new(reasons.finish()),
+        Arc::new(tags.finish()),
+        Arc::new(errors.finish()),
+    ];
+    Ok(RecordBatch::try_new(Arc::new(schema), columns)?)
+}

@@ -1,0 +1,606 @@
+//! The run's warehouse: an in-memory DuckDB database that holds the loaded extracts and the
+//! feature views. Once sources are loaded it is locked: no file or network access, and no
+//! way to change that from user SQL.
+
+use std::path::{Path, PathBuf};
+
+use duckdb::Connection;
+use duckdb::arrow::compute::concat_batches;
+use duckdb::arrow::record_batch::RecordBatch;
+
+use crate::diagnostic::{Diagnostic, SourceFile, did_you_mean};
+use crate::job::{EntitySpec, Feature, Format, Source};
+use crate::project::WarehouseSettings;
+use crate::rules::row::{ColumnType, Entity, Schema};
+
+/// A row that could not be loaded, and why.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reject {
+    pub source: String,
+    pub file: String,
+    /// 1-based line (CSV, JSON lines) or row (Parquet) in the file, when known.
+    pub line: Option<u64>,
+    pub column: Option<String>,
+    pub reason: String,
+    /// The raw line or value, as read.
+    pub raw: Option<String>,
+}
+
+impl std::fmt::Display for Reject {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.file)?;
+        if let Some(line) = self.line {
+            write!(f, ":{line}")?;
+        }
+        if let Some(column) = &self.column {
+            write!(f, ": column `{column}`")?;
+        }
+        write!(f, ": {}", self.reason)
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct LoadReport {
+    pub rows: u64,
+    pub files: Vec<PathBuf>,
+    pub rejects: Vec<Reject>,
+}
+
+/// Why a stage of the warehouse failed; each names the source, file or view at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum WarehouseError {
+    #[error("source `{source_name}`: no file matches `{pattern}`")]
+    NoFiles {
+        source_name: String,
+        pattern: String,
+    },
+    #[error("source `{source_name}`: `{file}` has no column `{column}`{hint}")]
+    MissingColumn {
+        source_name: String,
+        file: String,
+        column: String,
+        hint: String,
+    },
+    #[error(
+        "source `{source_name}`: {count} rows rejected, more than max_rejects ({max}); first: {first}"
+    )]
+    TooManyRejects {
+        source_name: String,
+        count: usize,
+        max: u64,
+        first: String,
+    },
+    #[error("source `{source_name}`: duplicate primary key ({key}) in {count} groups: {examples}")]
+    DuplicateKeys {
+        source_name: String,
+        key: String,
+        count: u64,
+        examples: String,
+    },
+    #[error("the entity view `{view}` has {count} accounts with more than one row: {examples}")]
+    DuplicateAccounts {
+        view: String,
+        count: u64,
+        examples: String,
+    },
+    #[error("{0}")]
+    Feature(Box<Diagnostic>),
+    #[error("source `{source_name}`: {message}")]
+    Load {
+        source_name: String,
+        message: String,
+    },
+    #[error("the warehouse failed: {0}")]
+    DuckDb(#[from] duckdb::Error),
+}
+
+pub struct Warehouse {
+    conn: Connection,
+}
+
+impl Warehouse {
+    pub fn open(settings: &WarehouseSettings, temp_dir: &Path) -> Result<Self, WarehouseError> {
+        let conn = Connection::open_in_memory()?;
+        if let Some(threads) = settings.threads {
+            conn.execute_batch(&format!("SET threads = {threads}"))?;
+        }
+        if let Some(limit) = &settings.memory_limit {
+            conn.execute_batch(&format!("SET memory_limit = {}", sql_string(limit)))?;
+        }
+        conn.execute_batch(&format!(
+            "SET temp_directory = {}",
+            sql_string(&temp_dir.display().to_string())
+        ))?;
+        Ok(Warehouse { conn })
+    }
+
+    /// Creates each source as an empty table with its declared columns, so `check` can build
+    /// the feature views and learn the entity's columns without reading any data.
+    pub fn declare(&self, source: &Source) -> Result<(), Box<Diagnostic>> {
+        for c in &source.columns {
+            if let Err(e) = self
+                .conn
+                .execute_batch(&format!("SELECT CAST(NULL AS {})", c.sql_type))
+            {
+                return Err(Box::new(
+                    Diagnostic::error(
+                        c.span.clone(),
+                        format!(
+                            "`{}` is not a DuckDB type (column `{}` of source `{}`)",
+                            c.sql_type, c.name, source.name
+                        ),
+                    )
+                    .with_hint(first_line(&e.to_string())),
+                ));
+            }
+        }
+        let cols: Vec<String> = source
+            .columns
+            .iter()
+            .map(|c| format!("{} {}", ident(&c.name), c.sql_type))
+            .collect();
+        self.conn
+            .execute_batch(&format!(
+                "CREATE TABLE {} ({})",
+                ident(&source.name),
+                cols.join(", ")
+            ))
+            .map_err(|e| {
+                Box::new(Diagnostic::error(
+                    source.span.clone(),
+                    format!("source `{}`: {}", source.name, first_line(&e.to_string())),
+                ))
+            })
+    }
+
+    /// Loads one source into a typed table; bad rows become [`Reject`]s, never silent drops.
+    pub fn load(&self, source: &Source) -> Result<LoadReport, WarehouseError> {
+        let files = resolve(source)?;
+        let mut report = LoadReport {
+            files: files.clone(),
+            ..LoadReport::default()
+        };
+        let cols: Vec<String> = source
+            .columns
+            .iter()
+            .map(|c| format!("{} {}", ident(&c.name), c.sql_type))
+            .collect();
+        self.conn.execute_batch(&format!(
+            "CREATE TABLE {} ({})",
+            ident(&source.name),
+            cols.join(", ")
+        ))?;
+        for file in &files {
+            let display = file.display().to_string();
+            let header = self.header(source, file)?;
+            for c in &source.columns {
+                if !header.iter().any(|h| *h == c.name) {
+                    return Err(WarehouseError::MissingColumn {
+                        source_name: source.name.clone(),
+                        file: display,
+                        column: c.name.clone(),
+                        hint: did_you_mean(&c.name, header.iter().map(String::as_str))
+                            .map(|h| format!(" ({h})"))
+                            .unwrap_or_default(),
+                    });
+                }
+            }
+            let rejects = match source.format {
+                Format::Csv => self.load_csv(source, file, &header)?,
+                Format::Parquet | Format::Json => self.load_typed(source, file)?,
+            };
+            report.rejects.extend(rejects);
+        }
+        report.rejects.extend(self.reject_missing_keys(source)?);
+        report.rows = self.conn.query_row(
+            &format!("SELECT count(*) FROM {}", ident(&source.name)),
+            [],
+            |r| r.get::<_, i64>(0),
+        )? as u64;
+        if report.rejects.len() as u64 > source.max_rejects {
+            return Err(WarehouseError::TooManyRejects {
+                source_name: source.name.clone(),
+                count: report.rejects.len(),
+                max: source.max_rejects,
+                first: report.rejects[0].to_string(),
+            });
+        }
+        self.check_duplicates(source)?;
+        Ok(report)
+    }
+
+    fn header(&self, source: &Source, file: &Path) -> Result<Vec<String>, WarehouseError> {
+        let reader = match source.format {
+            Format::Csv => format!(
+                "read_csv({}, header = true, all_varchar = true{})",
+                sql_string(&file.display().to_string()),
+                delimiter(source)
+            ),
+            Format::Parquet => format!("read_parquet({})", sql_string(&file.display().to_string())),
+            Format::Json => format!(
+                "read_json({}, format = 'auto')",
+                sql_string(&file.display().to_string())
+            ),
+        };
+        let mut stmt = self
+            .conn
+            .prepare(&format!("DESCRIBE SELECT * FROM {reader}"))
+            .map_err(|e| load_error(source, file, e))?;
+        let names = stmt
+            .query_map([], |r| r.get::<_, String>(0))
+            .map_err(|e| load_error(source, file, e))?;
+        names
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| load_error(source, file, e))
+    }
+
+    /// DuckDB's CSV reader types the declared columns and keeps each bad row in its reject
+    /// tables with file, line and column; undeclared columns are read as text and dropped.
+    fn load_csv(
+        &self,
+        source: &Source,
+        file: &Path,
+        header: &[String],
+    ) -> Result<Vec<Reject>, WarehouseError> {
+        let types: Vec<String> = header
+            .iter()
+            .map(|h| {
+                let t = source
+                    .columns
+                    .iter()
+                    .find(|c| c.name == *h)
+                    .map_or("VARCHAR", |c| c.sql_type.as_str());
+                format!("{}: {}", sql_string(h), sql_string(t))
+            })
+            .collect();
+        let select: Vec<String> = source.columns.iter().map(|c| ident(&c.name)).collect();
+        let sql = format!(
+            "INSERT INTO {table} SELECT {cols} FROM read_csv({file}, header = true, columns = {{{types}}}, store_rejects = true, \
+             rejects_table = 'kw_reject_errors', rejects_scan = 'kw_reject_scans', auto_detect = false{delim})",
+            table = ident(&source.name),
+            cols = select.join(", "),
+            file = sql_string(&file.display().to_string()),
+            types = types.join(", "),
+            delim = delimiter(source),
+        );
+        self.conn
+            .execute_batch(&sql)
+            .map_err(|e| load_error(source, file, e))?;
+        let mut stmt = self.conn.prepare(
+            "SELECT e.line, e.column_name, e.error_message, e.csv_line FROM kw_reject_errors e \
+             WHERE e.scan_id = (SELECT max(scan_id) FROM kw_reject_scans) ORDER BY e.line, e.column_idx",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok(Reject {
+                source: source.name.clone(),
+                file: source_display(source, file),
+                line: r.get::<_, Option<i64>>(0)?.map(|l| l as u64),
+                column: r.get(1)?,
+                reason: r.get(2)?,
+                raw: r.get(3)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    }
+
+    /// Parquet and JSON carry their own types: each declared column is cast, and a value that
+    /// does not cast rejects its row.
+    fn load_typed(&self, source: &Source, file: &Path) -> Result<Vec<Reject>, WarehouseError> {
+        let path = sql_string(&file.display().to_string());
+        let reader = match source.format {
+            Format::Parquet => format!(
+                "(SELECT *, file_row_number + 1 AS kw_row FROM read_parquet({path}, file_row_number = true))"
+            ),
+            _ => format!(
+                "(SELECT *, row_number() OVER () AS kw_row FROM read_json({path}, format = 'auto'))"
+            ),
+        };
+        self.conn
+            .execute_batch(&format!(
+                "CREATE OR REPLACE TEMP TABLE kw_raw AS SELECT * FROM {reader}"
+            ))
+            .map_err(|e| load_error(source, file, e))?;
+        let mut rejects = Vec::new();
+        for c in &source.columns {
+            let col = ident(&c.name);
+            let sql = format!(
+                "SELECT kw_row, CAST({col} AS VARCHAR) FROM kw_raw WHERE {col} IS NOT NULL AND TRY_CAST({col} AS {t}) IS NULL ORDER BY kw_row",
+                t = c.sql_type
+            );
+            let mut stmt = self
+                .conn
+                .prepare(&sql)
+                .map_err(|e| load_error(source, file, e))?;
+            let rows = stmt.query_map([], |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, Option<String>>(1)?))
+            })?;
+            for row in rows {
+                let (line, value) = row?;
+                rejects.push(Reject {
+                    source: source.name.clone(),
+                    file: source_display(source, file),
+                    line: Some(line as u64),
+                    column: Some(c.name.clone()),
+                    reason: format!(
+                        "could not convert {:?} to {}",
+                        value.clone().unwrap_or_default(),
+                        c.sql_type
+                    ),
+                    raw: value,
+                });
+            }
+        }
+        let casts: Vec<String> = source
+            .columns
+            .iter()
+            .map(|c| format!("TRY_CAST({} AS {})", ident(&c.name), c.sql_type))
+            .collect();
+        let bad: Vec<String> = rejects
+            .iter()
+            .filter_map(|r| r.line)
+            .map(|l| l.to_string())
+            .collect();
+        let filter = if bad.is_empty() {
+            String::new()
+        } else {
+            format!(" WHERE kw_row NOT IN ({})", bad.join(","))
+        };
+        self.conn.execute_batch(&format!(
+            "INSERT INTO {} SELECT {} FROM kw_raw{filter}; DROP TABLE kw_raw",
+            ident(&source.name),
+            casts.join(", ")
+        ))?;
+        Ok(rejects)
+    }
+
+    /// A row without its primary key cannot be matched to anything: reject it.
+    fn reject_missing_keys(&self, source: &Source) -> Result<Vec<Reject>, WarehouseError> {
+        if source.primary_key.is_empty() {
+            return Ok(Vec::new());
+        }
+        let cond: Vec<String> = source
+            .primary_key
+            .iter()
+            .map(|k| format!("{} IS NULL", ident(k)))
+            .collect();
+        let table = ident(&source.name);
+        let cond = cond.join(" OR ");
+        let mut stmt = self.conn.prepare(&format!(
+            "SELECT CAST(COLUMNS(*) AS VARCHAR) FROM {table} WHERE {cond}"
+        ))?;
+        let n = source.columns.len();
+        let rows = stmt.query_map([], |r| {
+            let values: Vec<String> = (0..n)
+                .map(|i| r.get::<_, Option<String>>(i).map(|v| v.unwrap_or_default()))
+                .collect::<Result<_, _>>()?;
+            Ok(values.join(","))
+        })?;
+        let rejects = rows
+            .map(|raw| {
+                Ok(Reject {
+                    source: source.name.clone(),
+                    file: source.display.clone(),
+                    line: None,
+                    column: Some(source.primary_key.join(", ")),
+                    reason: "the primary key is empty".into(),
+                    raw: Some(raw?),
+                })
+            })
+            .collect::<Result<Vec<_>, duckdb::Error>>()?;
+        if !rejects.is_empty() {
+            self.conn
+                .execute_batch(&format!("DELETE FROM {table} WHERE {cond}"))?;
+        }
+        Ok(rejects)
+    }
+
+    fn check_duplicates(&self, source: &Source) -> Result<(), WarehouseError> {
+        if source.primary_key.is_empty() {
+            return Ok(());
+        }
+        let key: Vec<String> = source.primary_key.iter().map(|k| ident(k)).collect();
+        let key = key.join(", ");
+        let sql = format!(
+            "SELECT CAST(concat_ws(', ', {key}) AS VARCHAR) AS k, count(*) AS n, count(*) OVER () AS groups \
+             FROM {t} GROUP BY ALL HAVING count(*) > 1 ORDER BY n DESC, k LIMIT 5",
+            t = ident(&source.name)
+        );
+        let mut stmt = self.conn.prepare(&sql)?;
+        let rows: Vec<(String, i64, i64)> = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+            .collect::<Result<_, _>>()?;
+        if let Some((_, _, groups)) = rows.first() {
+            let examples: Vec<String> = rows
+                .iter()
+                .map(|(k, n, _)| format!("`{k}` ({n} rows)"))
+                .collect();
+            return Err(WarehouseError::DuplicateKeys {
+                source_name: source.name.clone(),
+                key: source.primary_key.join(", "),
+                count: *groups as u64,
+                examples: examples.join(", "),
+            });
+        }
+        Ok(())
+    }
+
+    /// After loading, user SQL may read only the loaded tables: no files, no network, no
+    /// extension installs, and the settings cannot be changed back.
+    pub fn lock(&self) -> Result<(), WarehouseError> {
+        self.conn.execute_batch(
+            "SET enable_external_access = false; \
+             SET autoinstall_known_extensions = false; \
+             SET autoload_known_extensions = false; \
+             SET lock_configuration = true;",
+        )?;
+        Ok(())
+    }
+
+    /// Creates each feature as a view, in order.
+    pub fn create_features(&self, features: &[Feature]) -> Result<(), Box<Diagnostic>> {
+        for f in features {
+            let sql = f.sql.trim().trim_end_matches(';');
+            if let Err(e) =
+                self.conn
+                    .execute_batch(&format!("CREATE VIEW {} AS\n{}", ident(&f.name), sql))
+            {
+                return Err(Box::new(sql_diagnostic(&f.file, &f.name, &e.to_string())));
+            }
+        }
+        Ok(())
+    }
+
+    /// The entity view's columns and types.
+    pub fn describe(&self, view: &str) -> Result<Schema, duckdb::Error> {
+        let mut stmt = self
+            .conn
+            .prepare(&format!("DESCRIBE SELECT * FROM {}", ident(view)))?;
+        let columns = stmt
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?
+            .map(|c| c.map(|(n, t)| (n, ColumnType::from_duckdb(&t))))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Schema { columns })
+    }
+
+    /// Reads the entity view once, checking it has one row per account.
+    pub fn read_entity(&self, spec: &EntitySpec, schema: Schema) -> Result<Entity, WarehouseError> {
+        let view = ident(&spec.view);
+        let key = ident(&spec.key);
+        self.conn.execute_batch(&format!(
+            "CREATE TABLE kw_entity AS SELECT * FROM {view} ORDER BY {key}"
+        ))?;
+        let sql = format!(
+            "SELECT CAST({key} AS VARCHAR), count(*) AS n, count(*) OVER () FROM kw_entity GROUP BY ALL HAVING count(*) > 1 ORDER BY n DESC, 1 LIMIT 5"
+        );
+        let mut stmt = self.conn.prepare(&sql)?;
+        let rows: Vec<(Option<String>, i64, i64)> = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+            .collect::<Result<_, _>>()?;
+        if let Some((_, _, groups)) = rows.first() {
+            let examples: Vec<String> = rows
+                .iter()
+                .map(|(k, n, _)| {
+                    format!(
+                        "`{}` ({n} rows)",
+                        k.clone().unwrap_or_else(|| "NULL".into())
+                    )
+                })
+                .collect();
+            return Err(WarehouseError::DuplicateAccounts {
+                view: spec.view.clone(),
+                count: *groups as u64,
+                examples: examples.join(", "),
+            });
+        }
+        let mut stmt = self.conn.prepare("SELECT * FROM kw_entity")?;
+        let batches: Vec<RecordBatch> = stmt.query_arrow([])?.collect();
+        let schema_ref = match batches.first() {
+            Some(b) => b.schema(),
+            None => stmt.schema(),
+        };
+        let batch = concat_batches(&schema_ref, &batches).map_err(|e| WarehouseError::Load {
+            source_name: spec.view.clone(),
+            message: e.to_string(),
+        })?;
+        Entity::new(&spec.key, schema, batch).map_err(|message| WarehouseError::Load {
+            source_name: spec.view.clone(),
+            message,
+        })
+    }
+
+    pub fn connection(&self) -> &Connection {
+        &self.conn
+    }
+}
+
+fn resolve(source: &Source) -> Result<Vec<PathBuf>, WarehouseError> {
+    let mut files: Vec<PathBuf> = glob::glob(&source.pattern)
+        .map(|paths| {
+            paths
+                .filter_map(Result::ok)
+                .filter(|p| p.is_file())
+                .collect()
+        })
+        .unwrap_or_default();
+    files.sort();
+    if files.is_empty() {
+        return Err(WarehouseError::NoFiles {
+            source_name: source.name.clone(),
+            pattern: source.display.clone(),
+        });
+    }
+    Ok(files)
+}
+
+/// The file as the user named it: the job's path when it is not a glob.
+fn source_display(source: &Source, file: &Path) -> String {
+    if source.pattern == file.display().to_string() {
+        source.display.clone()
+    } else {
+        let dir = Path::new(&source.display).parent().unwrap_or(Path::new(""));
+        dir.join(file.file_name().unwrap_or_default())
+            .display()
+            .to_string()
+    }
+}
+
+fn delimiter(source: &Source) -> String {
+    match &source.delimiter {
+        Some(d) => format!(", delim = {}", sql_string(d)),
+        None if source.display.ends_with(".tsv") => ", delim = '\t'".into(),
+        None => String::new(),
+    }
+}
+
+fn load_error(source: &Source, file: &Path, e: duckdb::Error) -> WarehouseError {
+    WarehouseError::Load {
+        source_name: source.name.clone(),
+        message: format!(
+            "`{}`: {}",
+            source_display(source, file),
+            first_line(&e.to_string())
+        ),
+    }
+}
+
+fn first_line(s: &str) -> String {
+    s.lines().next().unwrap_or(s).to_string()
+}
+
+/// Turns DuckDB's `LINE n:` and caret into a located diagnostic in the feature file
+/// (the `CREATE VIEW` wrapper takes line 1, so the file's line n is DuckDB's line n + 1).
+pub fn sql_diagnostic(file: &SourceFile, view: &str, message: &str) -> Diagnostic {
+    let mut lines = message.lines();
+    let headline = lines.next().unwrap_or(message).to_string();
+    let mut span = file.start();
+    let all: Vec<&str> = message.lines().collect();
+    for (i, l) in all.iter().enumerate() {
+        if let Some(rest) = l.strip_prefix("LINE ") {
+            if let Some((n, _)) = rest.split_once(':') {
+                if let Ok(n) = n.trim().parse::<usize>() {
+                    let prefix = format!("LINE {n}: ");
+                    let col = all
+                        .get(i + 1)
+                        .and_then(|c| c.find('^'))
+                        .map_or(1, |c| c.saturating_sub(prefix.len()) + 1);
+                    if n > 1 {
+                        span = file.span(n - 1, col, 1);
+                    }
+                }
+            }
+        }
+    }
+    let hint = message
+        .lines()
+        .find(|l| l.starts_with("Candidate bindings") || l.starts_with("Did you mean"))
+        .map(str::to_string);
+    Diagnostic::error(span, format!("feature view `{view}` fails: {headline}")).with_hint_opt(hint)
+}
+
+pub fn ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+pub fn sql_string(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}

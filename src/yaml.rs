@@ -1,0 +1,143 @@
+//! Reading YAML files into raw structs, with every error located.
+//!
+//! serde-saphyr gives each [`Spanned`] value its line and column; [`TextMap`] turns a
+//! position inside an embedded expression or template back into a file position.
+
+use std::path::Path;
+
+use serde::de::DeserializeOwned;
+use serde_saphyr::{Options, Spanned};
+
+use crate::diagnostic::{Diagnostic, SourceFile, Span};
+
+/// Parse options shared by every keepwell YAML file: `no` stays a string, duplicate keys
+/// are errors, and hostile files hit a size budget instead of exhausting memory.
+fn options() -> Options {
+    let mut options = Options::default();
+    options.strict_booleans = true;
+    options.with_snippet = false;
+    options
+}
+
+/// Reads and parses `path`, or returns one located diagnostic.
+pub fn read<T: DeserializeOwned>(
+    path: &Path,
+    display: &str,
+) -> Result<(T, SourceFile), Box<Diagnostic>> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        Box::new(Diagnostic::error(
+            Span::file_only(display, path),
+            format!("cannot read `{display}`: {e}"),
+        ))
+    })?;
+    let file = SourceFile::new(display, path, text);
+    let value = parse(&file)?;
+    Ok((value, file))
+}
+
+pub fn parse<T: DeserializeOwned>(file: &SourceFile) -> Result<T, Box<Diagnostic>> {
+    serde_saphyr::from_str_with_options::<T>(&file.text, options()).map_err(|e| {
+        let span = match e.location() {
+            Some(loc) if loc.line() > 0 => file.span(loc.line() as usize, loc.column() as usize, 1),
+            _ => file.start(),
+        };
+        Box::new(Diagnostic::error(span, clean_message(&e.to_string())))
+    })
+}
+
+/// serde-saphyr appends its own position; ours is shown in the snippet, so drop it.
+fn clean_message(message: &str) -> String {
+    let first = message.lines().next().unwrap_or(message).trim();
+    let first = match first.rfind(" at line ") {
+        Some(i) => &first[..i],
+        None => first,
+    };
+    first
+        .trim_end_matches(|c: char| c == ':' || c == ',')
+        .to_string()
+}
+
+/// The span of a spanned value, underlining `len` characters.
+pub fn span_of<T>(file: &SourceFile, value: &Spanned<T>, len: usize) -> Span {
+    let loc = &value.referenced;
+    if loc.line() == 0 {
+        return file.start();
+    }
+    file.span(loc.line() as usize, loc.column() as usize, len)
+}
+
+/// Maps positions inside a string value (an expression or a template) to file positions.
+///
+/// YAML may quote the text or fold it into a block, so each of the text's lines is looked up
+/// in the file at or after the value's position; a line that cannot be found (escapes in a
+/// quoted string) falls back to the value's own position.
+#[derive(Debug, Clone)]
+pub struct TextMap {
+    file: SourceFile,
+    fallback: (usize, usize),
+    lines: Vec<Option<(usize, usize)>>,
+}
+
+impl TextMap {
+    pub fn new(file: &SourceFile, value: &Spanned<String>) -> Self {
+        let fallback = (
+            value.referenced.line() as usize,
+            value.referenced.column() as usize,
+        );
+        let mut lines = Vec::new();
+        let mut search_line = fallback.0.max(1);
+        let mut search_col = fallback.1.max(1);
+        for text_line in value.value.lines() {
+            let needle = text_line.trim_start();
+            let indent = text_line.len() - needle.len();
+            let mut found = None;
+            if !needle.is_empty() {
+                for line_no in search_line..search_line + 50 {
+                    let Some(line) = file.line_text(line_no) else {
+                        break;
+                    };
+                    let from = if line_no == search_line {
+                        search_col - 1
+                    } else {
+                        0
+                    };
+                    let byte_from = line.char_indices().nth(from).map_or(line.len(), |(b, _)| b);
+                    if let Some(pos) = line[byte_from..].find(needle) {
+                        let col = line[..byte_from + pos].chars().count() + 1;
+                        found = Some((line_no, col.saturating_sub(indent).max(1)));
+                        search_line = line_no + 1;
+                        search_col = 1;
+                        break;
+                    }
+                }
+            }
+            lines.push(found);
+        }
+        TextMap {
+            file: file.clone(),
+            fallback,
+            lines,
+        }
+    }
+
+    /// The file span of 1-based `line`, `col` inside the text.
+    pub fn span(&self, line: usize, col: usize, len: usize) -> Span {
+        match self.lines.get(line.saturating_sub(1)).copied().flatten() {
+            Some((l, c)) => self.file.span(l, c + col.saturating_sub(1), len),
+            None => self.file.span(self.fallback.0, self.fallback.1, len),
+        }
+    }
+
+    /// The span of the whole value's start.
+    pub fn start(&self, len: usize) -> Span {
+        self.span(1, 1, len)
+    }
+
+    /// The span of byte offset `offset` inside the text.
+    pub fn span_at_offset(&self, text: &str, offset: usize, len: usize) -> Span {
+        let before = &text[..offset.min(text.len())];
+        let line = before.matches('\n').count() + 1;
+        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+        self.span(line, before[line_start..].chars().count() + 1, len)
+    }
+}
