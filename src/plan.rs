@@ -34,7 +34,7 @@ impl Plan {
     ) -> Result<Plan, Diagnostics> {
         let job = Job::load(project, job_path)?;
         let mut diags = Diagnostics::default();
-        let schema = entity_schema(project, &job, &mut diags);
+        let schema = entity_schema(project, &job, as_of, &mut diags);
         let Some(schema) = schema else {
             return Err(diags);
         };
@@ -68,7 +68,7 @@ impl Plan {
 }
 
 /// The entity view's columns, learned by building the features over empty source tables.
-fn entity_schema(project: &Project, job: &Job, diags: &mut Diagnostics) -> Option<Schema> {
+fn entity_schema(project: &Project, job: &Job, as_of: NaiveDate, diags: &mut Diagnostics) -> Option<Schema> {
     let warehouse = match Warehouse::open(&project.warehouse, &std::env::temp_dir()) {
         Ok(w) => w,
         Err(e) => {
@@ -84,6 +84,10 @@ fn entity_schema(project: &Project, job: &Job, diags: &mut Diagnostics) -> Optio
         }
     }
     if !ok {
+        return None;
+    }
+    if let Err(e) = warehouse.set_as_of(as_of) {
+        diags.push(Diagnostic::error(job.file.start(), e.to_string()));
         return None;
     }
     if let Err(d) = warehouse.create_features(&job.features) {

@@ -195,6 +195,7 @@ fn execute(
         report.rejects.extend(loaded.rejects);
     }
     warehouse.lock().map_err(|e| e.to_string())?;
+    warehouse.set_as_of(options.as_of).map_err(|e| e.to_string())?;
     report.stages.push(("load", started.elapsed()));
 
     let started = Instant::now();

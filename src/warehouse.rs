@@ -436,6 +436,12 @@ impl Warehouse {
         Ok(())
     }
 
+    /// Feature SQL reads the run's day as `getvariable('as_of')`.
+    pub fn set_as_of(&self, as_of: chrono::NaiveDate) -> Result<(), WarehouseError> {
+        self.conn.execute_batch(&format!("SET VARIABLE as_of = DATE '{as_of}'"))?;
+        Ok(())
+    }
+
     /// Creates each feature as a view, in order.
     pub fn create_features(&self, features: &[Feature]) -> Result<(), Box<Diagnostic>> {
         for f in features {

@@ -1,0 +1,43 @@
+-- The entity view: one row per account with everything the rule sets read.
+SELECT
+    a.account_id,
+    a.name,
+    a.industry,
+    a.country,
+    a.language,
+    a.segment,
+    a.funding_stage,
+    a.runway_months,
+    a.arr,
+    a.seats,
+    a.contract_start,
+    a.renewal_date,
+    a.csm_email,
+    a.manager_email,
+    a.expected_churn,
+    CAST(a.renewal_date - getvariable('as_of') AS INTEGER) AS days_to_renewal,
+    CAST(getvariable('as_of') - a.contract_start AS INTEGER) AS tenure_days,
+    u.active_users_14d,
+    round(100.0 * u.active_users_14d / nullif(a.seats, 0), 1) AS seat_utilisation,
+    round(100.0 * (u.active_users_14d - u.active_users_prior) / nullif(u.active_users_prior, 0), 1) AS usage_trend_pct,
+    u.key_feature_events_30d,
+    coalesce(t.tickets_90d, 0) AS tickets_90d,
+    coalesce(t.tickets_30d, 0) AS tickets_30d,
+    coalesce(t.open_critical_tickets, 0) AS open_critical_tickets,
+    coalesce(t.escalations_90d, 0) AS escalations_90d,
+    coalesce(t.integration_tickets_90d, 0) AS integration_tickets_90d,
+    coalesce(t.complaints_90d, 0) AS complaints_90d,
+    coalesce(s.engaged_stakeholders, 0) AS engaged_stakeholders,
+    s.champion_left_on,
+    s.sponsor_since,
+    e.nps,
+    e.csat,
+    e.csm_sentiment,
+    i.go_live_on,
+    i.first_value_on
+FROM accounts a
+LEFT JOIN usage_30d u USING (account_id)
+LEFT JOIN support_90d t USING (account_id)
+LEFT JOIN stakeholders s USING (account_id)
+LEFT JOIN experience e USING (account_id)
+LEFT JOIN implementation i USING (account_id)

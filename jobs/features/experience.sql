@@ -1,0 +1,19 @@
+-- Experience (DOMAIN.md §3): the latest NPS and CSAT answers, and the CSM's latest
+-- sentiment, a manual measure.
+WITH surveys AS (
+    SELECT
+        account_id,
+        arg_max(score, answered_at) FILTER (WHERE kind = 'nps') AS nps,
+        arg_max(score, answered_at) FILTER (WHERE kind = 'csat') AS csat
+    FROM survey_responses
+    GROUP BY account_id
+),
+sentiment AS (
+    SELECT account_id, arg_max(sentiment, updated_at) AS csm_sentiment
+    FROM csm_sentiment
+    GROUP BY account_id
+)
+SELECT a.account_id, s.nps, s.csat, m.csm_sentiment
+FROM accounts a
+LEFT JOIN surveys s USING (account_id)
+LEFT JOIN sentiment m USING (account_id)
