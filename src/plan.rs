@@ -68,7 +68,12 @@ impl Plan {
 }
 
 /// The entity view's columns, learned by building the features over empty source tables.
-fn entity_schema(project: &Project, job: &Job, as_of: NaiveDate, diags: &mut Diagnostics) -> Option<Schema> {
+fn entity_schema(
+    project: &Project,
+    job: &Job,
+    as_of: NaiveDate,
+    diags: &mut Diagnostics,
+) -> Option<Schema> {
     let warehouse = match Warehouse::open(&project.warehouse, &std::env::temp_dir()) {
         Ok(w) => w,
         Err(e) => {
@@ -86,7 +91,7 @@ fn entity_schema(project: &Project, job: &Job, as_of: NaiveDate, diags: &mut Dia
     if !ok {
         return None;
     }
-    if let Err(e) = warehouse.set_as_of(as_of) {
+    if let Err(e) = warehouse.lock().and_then(|()| warehouse.set_as_of(as_of)) {
         diags.push(Diagnostic::error(job.file.start(), e.to_string()));
         return None;
     }

@@ -183,19 +183,17 @@ fn execute(
     let started = Instant::now();
     let warehouse = Warehouse::open(&project.warehouse, &run_dir).map_err(|e| e.to_string())?;
     for source in &plan.job.sources {
-        let loaded = warehouse.load(source);
-        let loaded = match loaded {
-            Ok(l) => l,
-            Err(e) => {
-                return Err(e.to_string());
-            }
-        };
+        let loaded = warehouse.load(source).map_err(|e| e.to_string())?;
         tracing::info!(source = %source.name, rows = loaded.rows, rejects = loaded.rejects.len(), "Source loaded.");
         report.row_counts.push((source.name.clone(), loaded.rows));
+        let checked = warehouse.check_loaded(source, &loaded);
         report.rejects.extend(loaded.rejects);
+        checked.map_err(|e| e.to_string())?;
     }
     warehouse.lock().map_err(|e| e.to_string())?;
-    warehouse.set_as_of(options.as_of).map_err(|e| e.to_string())?;
+    warehouse
+        .set_as_of(options.as_of)
+        .map_err(|e| e.to_string())?;
     report.stages.push(("load", started.elapsed()));
 
     let started = Instant::now();

@@ -174,7 +174,7 @@ impl Warehouse {
             let display = file.display().to_string();
             let header = self.header(source, file)?;
             for c in &source.columns {
-                if !header.iter().any(|h| *h == c.name) {
+                if !header.contains(&c.name) {
                     return Err(WarehouseError::MissingColumn {
                         source_name: source.name.clone(),
                         file: display,
@@ -197,6 +197,12 @@ impl Warehouse {
             [],
             |r| r.get::<_, i64>(0),
         )? as u64;
+        Ok(report)
+    }
+
+    /// After [`Warehouse::load`]: fails when a source has more rejects than it allows, or
+    /// duplicate primary keys.
+    pub fn check_loaded(&self, source: &Source, report: &LoadReport) -> Result<(), WarehouseError> {
         if report.rejects.len() as u64 > source.max_rejects {
             return Err(WarehouseError::TooManyRejects {
                 source_name: source.name.clone(),
@@ -205,8 +211,7 @@ impl Warehouse {
                 first: report.rejects[0].to_string(),
             });
         }
-        self.check_duplicates(source)?;
-        Ok(report)
+        self.check_duplicates(source)
     }
 
     fn header(&self, source: &Source, file: &Path) -> Result<Vec<String>, WarehouseError> {
@@ -438,7 +443,8 @@ impl Warehouse {
 
     /// Feature SQL reads the run's day as `getvariable('as_of')`.
     pub fn set_as_of(&self, as_of: chrono::NaiveDate) -> Result<(), WarehouseError> {
-        self.conn.execute_batch(&format!("SET VARIABLE as_of = DATE '{as_of}'"))?;
+        self.conn
+            .execute_batch(&format!("SET VARIABLE as_of = DATE '{as_of}'"))?;
         Ok(())
     }
 

@@ -52,9 +52,7 @@ fn clean_message(message: &str) -> String {
         Some(i) => &first[..i],
         None => first,
     };
-    first
-        .trim_end_matches(|c: char| c == ':' || c == ',')
-        .to_string()
+    first.trim_end_matches([':', ',']).to_string()
 }
 
 /// The span of a spanned value, underlining `len` characters.
@@ -105,11 +103,13 @@ impl TextMap {
                     if let Some(pos) = line[byte_from..].find(needle) {
                         let col = line[..byte_from + pos].chars().count() + 1;
                         found = Some((line_no, col.saturating_sub(indent).max(1)));
-                        search_line = line_no + 1;
-                        search_col = 1;
                         break;
                     }
                 }
+            }
+            if let Some((line_no, _)) = found {
+                search_line = line_no + 1;
+                search_col = 1;
             }
             lines.push(found);
         }

@@ -62,7 +62,7 @@ pub struct RawEntity {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "snake_case")]
 pub enum RawOutput {
-    Escalation(RawEscalation),
+    Escalation(Box<RawEscalation>),
     Summary(RawSummary),
 }
 

@@ -34,7 +34,7 @@ const DEFAULT_TEMPLATES: &[(&str, &str)] = &[
 
 #[derive(Debug)]
 pub enum Output {
-    Escalation(Escalation),
+    Escalation(Box<Escalation>),
     Summary(Summary),
 }
 
@@ -118,7 +118,7 @@ pub fn compile_outputs(
         match raw {
             RawOutput::Escalation(e) => {
                 if let Some(o) = escalation(job, e, schema, &names, engine, env, &mut diags) {
-                    outputs.push(Output::Escalation(o));
+                    outputs.push(Output::Escalation(Box::new(o)));
                 }
             }
             RawOutput::Summary(s) => {
