@@ -32,8 +32,7 @@ impl Plan {
         rules: &RuleSetSources,
         as_of: NaiveDate,
     ) -> Result<Plan, Diagnostics> {
-        let job = Job::load(project, job_path)?;
-        let mut diags = Diagnostics::default();
+        let (job, mut diags) = Job::load(project, job_path)?;
         let schema = entity_schema(project, &job, as_of, &mut diags);
         let Some(schema) = schema else {
             return Err(diags);
@@ -51,7 +50,8 @@ impl Plan {
             &mut templates,
         );
         diags.extend(d);
-        let (outputs, d) = compile_outputs(&job, &schema, &rule_sets, &engine, &mut templates);
+        let names: Vec<&str> = rules.names().collect();
+        let (outputs, d) = compile_outputs(&job, &schema, &names, &engine, &mut templates);
         diags.extend(d);
         if diags.has_errors() {
             return Err(diags);

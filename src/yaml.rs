@@ -41,7 +41,19 @@ pub fn parse<T: DeserializeOwned>(file: &SourceFile) -> Result<T, Box<Diagnostic
             Some(loc) if loc.line() > 0 => file.span(loc.line() as usize, loc.column() as usize, 1),
             _ => file.start(),
         };
-        Box::new(Diagnostic::error(span, clean_message(&e.to_string())))
+        let message = clean_message(&e.to_string());
+        // Underline the whole unknown key, not just its first character.
+        let span = match message
+            .strip_prefix("unknown field `")
+            .and_then(|rest| rest.split_once('`'))
+        {
+            Some((field, _)) => crate::diagnostic::Span {
+                len: field.chars().count(),
+                ..span
+            },
+            None => span,
+        };
+        Box::new(Diagnostic::error(span, message))
     })
 }
 
@@ -61,7 +73,16 @@ pub fn span_of<T>(file: &SourceFile, value: &Spanned<T>, len: usize) -> Span {
     if loc.line() == 0 {
         return file.start();
     }
-    file.span(loc.line() as usize, loc.column() as usize, len)
+    let (line, mut col) = (loc.line() as usize, loc.column() as usize);
+    // A quoted value's position is its opening quote; point at the text inside.
+    let quoted = file
+        .line_text(line)
+        .and_then(|l| l.chars().nth(col.saturating_sub(1)))
+        .is_some_and(|c| c == '"' || c == '\'');
+    if quoted {
+        col += 1;
+    }
+    file.span(line, col, len)
 }
 
 /// Maps positions inside a string value (an expression or a template) to file positions.

@@ -87,8 +87,12 @@ pub struct Schedule {
 }
 
 impl Job {
-    /// Reads and checks a job file; every problem is returned at once.
-    pub fn load(project: &Project, path: &std::path::Path) -> Result<Job, Diagnostics> {
+    /// Reads and checks a job file. A file that parses gives a job and every problem found
+    /// in it, so checks of the rule sets can go on; one that does not parse gives only errors.
+    pub fn load(
+        project: &Project,
+        path: &std::path::Path,
+    ) -> Result<(Job, Diagnostics), Diagnostics> {
         let display = project.display(path);
         let (raw, file) =
             yaml::read::<RawJob>(path, &display).map_err(|d| Diagnostics(vec![*d]))?;
@@ -112,10 +116,7 @@ impl Job {
         for output in &raw.outputs {
             check_addresses(&file, output, &mut diags);
         }
-        if diags.has_errors() {
-            return Err(diags);
-        }
-        Ok(Job {
+        let job = Job {
             name,
             description: raw.description,
             file,
@@ -125,7 +126,8 @@ impl Job {
             rule_sets: raw.rule_sets,
             outputs: raw.outputs,
             schedule,
-        })
+        };
+        Ok((job, diags))
     }
 }
 

@@ -106,12 +106,12 @@ fn money(v: Value) -> String {
 pub fn compile_outputs(
     job: &Job,
     schema: &Schema,
-    rule_sets: &[RuleSet],
+    rule_sets: &[&str],
     engine: &Engine,
     env: &mut Environment<'static>,
 ) -> (Vec<Output>, Diagnostics) {
     let mut diags = Diagnostics::default();
-    let mut names: Vec<&str> = rule_sets.iter().map(|s| s.name.as_str()).collect();
+    let mut names: Vec<&str> = rule_sets.to_vec();
     names.push(AS_OF);
     let mut outputs = Vec::new();
     for raw in &job.outputs {

@@ -22,6 +22,8 @@ pub const PREV: &str = "prev";
 #[derive(Debug, Default)]
 pub struct RuleSetSources {
     pub sets: Vec<(String, RawRuleSet, SourceFile)>,
+    /// Names of rule files that did not parse: already reported, so not "unknown" elsewhere.
+    pub broken: Vec<String>,
 }
 
 impl RuleSetSources {
@@ -62,14 +64,23 @@ impl RuleSetSources {
                     }
                     sources.sets.push((name, raw, file));
                 }
-                Err(d) => diags.push(*d),
+                Err(d) => {
+                    diags.push(*d);
+                    sources
+                        .broken
+                        .extend(path.file_stem().map(|s| s.to_string_lossy().to_string()));
+                }
             }
         }
         (sources, diags)
     }
 
+    /// Every rule set name, including those whose file did not parse.
     pub fn names(&self) -> impl Iterator<Item = &str> {
-        self.sets.iter().map(|(n, _, _)| n.as_str())
+        self.sets
+            .iter()
+            .map(|(n, _, _)| n.as_str())
+            .chain(self.broken.iter().map(String::as_str))
     }
 }
 
@@ -91,7 +102,7 @@ pub fn compile_rule_sets(
         .collect();
 
     for w in wanted {
-        if !by_name.contains_key(w.value.as_str()) {
+        if !by_name.contains_key(w.value.as_str()) && !sources.broken.contains(&w.value) {
             let span = wanted_file.map_or_else(Span::none, |f| yaml::span_of(f, w, w.value.len()));
             diags.push(
                 Diagnostic::error(span, format!("unknown rule set `{}`", w.value)).with_hint_opt(
@@ -102,10 +113,9 @@ pub fn compile_rule_sets(
         }
     }
     check_dependencies(sources, &by_name, &mut diags);
-    let order = match topological_order(sources, &by_name, &mut diags) {
-        Some(order) => order,
-        None => return (Vec::new(), diags),
-    };
+    // With a cycle, the sets are still compiled (in file order) so every other problem shows.
+    let order = topological_order(sources, &by_name, &mut diags)
+        .unwrap_or_else(|| (0..sources.sets.len()).collect());
     let needed = needed_sets(sources, &by_name, wanted);
     let mut compiled = Vec::new();
     for i in order.into_iter().filter(|i| needed.contains(i)) {
@@ -133,6 +143,9 @@ fn check_dependencies(
 ) {
     for (name, raw, file) in &sources.sets {
         for dep in &raw.depends_on {
+            if sources.broken.contains(&dep.value) {
+                continue;
+            }
             if !by_name.contains_key(dep.value.as_str()) {
                 diags.push(
                     Diagnostic::error(
@@ -575,7 +588,13 @@ pub fn compile_expr(
 fn type_problems(ast: &rhai::AST, map: &TextMap, schema: &Schema, what: &str) -> Vec<Diagnostic> {
     let mut found = Vec::new();
     ast.walk(&mut |path: &[ASTNode]| {
-        if let Some(ASTNode::Expr(RhaiExpr::FnCall(call, _))) = path.last() {
+        // A call at the top of an expression is a statement node, deeper ones expressions.
+        let call = match path.last() {
+            Some(ASTNode::Expr(RhaiExpr::FnCall(call, _))) => Some(&**call),
+            Some(ASTNode::Stmt(rhai::Stmt::FnCall(call, _))) => Some(&**call),
+            _ => None,
+        };
+        if let Some(call) = call {
             if ["<", "<=", ">", ">=", "==", "!="].contains(&call.name.as_str())
                 && call.args.len() == 2
             {
