@@ -299,10 +299,15 @@ fn a_dry_run_records_nothing_and_sends_nothing() {
 
 #[test]
 fn feature_sql_cannot_read_files() {
-    let p = Project::new(&[(
+    let p = Project::new(&[]);
+    let csv = p.path().join("data/accounts.csv");
+    p.write(
         "sql/account_features.sql",
-        "SELECT a.*, 1 AS utilisation FROM accounts a, read_csv('data/accounts.csv') f",
-    )]);
+        &format!(
+            "SELECT a.*, 1 AS utilisation FROM accounts a, read_csv('{}') f",
+            csv.display()
+        ),
+    );
     let out = p.keepwell(&["run", "nightly"]);
     assert_eq!(out.code, 2, "{}\n{}", out.stdout, out.stderr);
     assert!(
@@ -333,4 +338,62 @@ fn runs_lists_recent_runs() {
         "{}",
         lines[1]
     );
+}
+
+/// Writes the standard accounts as Parquet or JSON lines through DuckDB, with one bad value.
+fn typed_source(p: &Project, format: &str) {
+    let conn = duckdb::Connection::open_in_memory().expect("duckdb");
+    let csv = p.path().join("data/accounts.csv");
+    let out = p.path().join(format!("data/accounts.{format}"));
+    let copy_format = if format == "parquet" {
+        "PARQUET"
+    } else {
+        "JSON"
+    };
+    conn.execute_batch(&format!(
+        "COPY (SELECT account_id, name, industry, CASE WHEN account_id = 'A3' THEN 'lots' ELSE CAST(arr AS VARCHAR) END AS arr, \
+         seats, active_users, csm_email FROM read_csv('{}', all_varchar = true)) TO '{}' (FORMAT {copy_format})",
+        csv.display(),
+        out.display()
+    ))
+    .expect("copy");
+    std::fs::remove_file(csv).expect("rm csv");
+    let job = common::JOB
+        .replace(
+            "path: data/accounts.csv",
+            &format!("path: data/accounts.{format}"),
+        )
+        .replace(
+            "    primary_key: account_id\n",
+            "    primary_key: account_id\n    max_rejects: 1\n",
+        );
+    p.write("jobs/nightly.yaml", &job);
+}
+
+#[test]
+fn parquet_and_json_sources_load_typed_with_rejects() {
+    for format in ["parquet", "json"] {
+        let p = Project::new(&[]);
+        typed_source(&p, format);
+        let out = p.keepwell(&["run", "nightly", "--as-of", "2026-11-23"]);
+        assert_eq!(out.code, 0, "{format}: {}\n{}", out.stdout, out.stderr);
+        assert!(
+            out.stdout
+                .contains("  loaded   accounts 2 (rows), 1 rejected\n"),
+            "{format}: {}",
+            out.stdout
+        );
+        assert_eq!(
+            p.query("SELECT file, line, \"column\", reason FROM rejects"),
+            [format!(
+                "data/accounts.{format}|3|arr|could not convert \"lots\" to DECIMAL(18,2)"
+            )],
+            "{format}"
+        );
+        assert_eq!(
+            p.query("SELECT account_id, arr FROM accounts ORDER BY 1"),
+            ["A1|120000.0", "A2|50000.0"],
+            "{format}"
+        );
+    }
 }
