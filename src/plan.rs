@@ -74,7 +74,7 @@ fn entity_schema(
     as_of: NaiveDate,
     diags: &mut Diagnostics,
 ) -> Option<Schema> {
-    let warehouse = match Warehouse::open(&project.warehouse, &std::env::temp_dir()) {
+    let warehouse = match Warehouse::open(&project.warehouse, None) {
         Ok(w) => w,
         Err(e) => {
             diags.push(Diagnostic::error(job.file.start(), e.to_string()));

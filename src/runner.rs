@@ -181,7 +181,10 @@ fn execute(
         .map_err(|e| format!("cannot create `{}`: {e}", run_dir.display()))?;
 
     let started = Instant::now();
-    let warehouse = Warehouse::open(&project.warehouse, &run_dir).map_err(|e| e.to_string())?;
+    let spill = run_dir.join("spill");
+    std::fs::create_dir_all(&spill)
+        .map_err(|e| format!("cannot create `{}`: {e}", spill.display()))?;
+    let warehouse = Warehouse::open(&project.warehouse, Some(&spill)).map_err(|e| e.to_string())?;
     for source in &plan.job.sources {
         let loaded = warehouse.load(source).map_err(|e| e.to_string())?;
         tracing::info!(source = %source.name, rows = loaded.rows, rejects = loaded.rejects.len(), "Source loaded.");
@@ -199,7 +202,7 @@ fn execute(
     let started = Instant::now();
     warehouse
         .create_features(&plan.job.features)
-        .map_err(|d| d.to_string().trim_end().to_string())?;
+        .map_err(|d| format!("{} ({})", d.message, d.location()))?;
     let entity = warehouse
         .read_entity(&plan.job.entity, plan.schema.clone())
         .map_err(|e| e.to_string())?;

@@ -99,7 +99,12 @@ pub struct Warehouse {
 }
 
 impl Warehouse {
-    pub fn open(settings: &WarehouseSettings, temp_dir: &Path) -> Result<Self, WarehouseError> {
+    /// `spill_dir` is where DuckDB may spill to disk; it becomes readable to feature SQL, so
+    /// it must be a folder of keepwell's own (`None`: no spilling).
+    pub fn open(
+        settings: &WarehouseSettings,
+        spill_dir: Option<&Path>,
+    ) -> Result<Self, WarehouseError> {
         let conn = Connection::open_in_memory()?;
         if let Some(threads) = settings.threads {
             conn.execute_batch(&format!("SET threads = {threads}"))?;
@@ -107,10 +112,8 @@ impl Warehouse {
         if let Some(limit) = &settings.memory_limit {
             conn.execute_batch(&format!("SET memory_limit = {}", sql_string(limit)))?;
         }
-        conn.execute_batch(&format!(
-            "SET temp_directory = {}",
-            sql_string(&temp_dir.display().to_string())
-        ))?;
+        let spill = spill_dir.map_or(String::new(), |d| d.display().to_string());
+        conn.execute_batch(&format!("SET temp_directory = {}", sql_string(&spill)))?;
         Ok(Warehouse { conn })
     }
 
