@@ -317,10 +317,6 @@ impl Store {
         })?;
         Ok(rows.collect::<Result<Vec<_>, _>>()?)
     }
-
-    pub fn connection(&self) -> &Connection {
-        &self.conn
-    }
 }
 
 fn outcomes_batch(p: &Publication) -> Result<RecordBatch, StoreError> {

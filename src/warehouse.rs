@@ -522,10 +522,6 @@ impl Warehouse {
             message,
         })
     }
-
-    pub fn connection(&self) -> &Connection {
-        &self.conn
-    }
 }
 
 fn resolve(source: &Source) -> Result<Vec<PathBuf>, WarehouseError> {

@@ -15,7 +15,7 @@ use crate::diagnostic::{Diagnostic, Diagnostics, SourceFile};
 use crate::job::Job;
 use crate::job::raw::{RawColumn, RawEscalation, RawOutput, RawSummary};
 use crate::rules::compile::{AS_OF, compile_expr};
-use crate::rules::row::{Entity, Schema, display_value, to_template_value};
+use crate::rules::row::{Entity, Schema, display_value};
 use crate::rules::{Expr, Outcome, RuleSet};
 use crate::yaml;
 
@@ -518,15 +518,5 @@ fn safe_file_name(s: &str) -> String {
                 '_'
             }
         })
-        .collect()
-}
-
-/// A template value for one account's entity row; used by `explain --json` and reports.
-pub fn row_values(entity: &Entity, row: usize) -> BTreeMap<String, Value> {
-    entity
-        .schema
-        .columns
-        .iter()
-        .map(|(n, _)| (n.clone(), to_template_value(&entity.value(n, row))))
         .collect()
 }
