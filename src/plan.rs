@@ -2,6 +2,7 @@
 //! before any data is read. `check` stops here; `run` goes on to execute it.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use chrono::NaiveDate;
 use minijinja::Environment;
@@ -11,6 +12,7 @@ use crate::diagnostic::{Diagnostic, Diagnostics, did_you_mean};
 use crate::job::Job;
 use crate::outputs::{Output, compile_outputs, load_templates};
 use crate::project::Project;
+use crate::rules::lookup::Lookups;
 use crate::rules::row::Schema;
 use crate::rules::{RuleSet, RuleSetSources, compile_rule_sets};
 use crate::warehouse::Warehouse;
@@ -37,7 +39,9 @@ impl Plan {
         let Some(schema) = schema else {
             return Err(diags);
         };
-        let engine = crate::rules::engine::build(as_of);
+        let (lookups, d) = Lookups::load(&project.root, &project.rules_dir().join("lookups"));
+        diags.extend(d);
+        let engine = crate::rules::engine::build(as_of, Arc::new(lookups));
         let mut templates = Environment::new();
         templates.set_fuel(Some(1_000_000));
         diags.extend(load_templates(&project.root, &mut templates));

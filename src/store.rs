@@ -164,13 +164,21 @@ impl Store {
         Ok(id)
     }
 
-    /// The latest published results of `job` for a day before `as_of`.
+    /// The latest published results of `job` for a day before `as_of`, with the scores of
+    /// the last few published runs for trends.
     pub fn previous(&self, job: &str, as_of: NaiveDate) -> Result<Previous, StoreError> {
         let mut stmt = self.conn.prepare(
-            "SELECT o.rule_set, o.account_id, o.as_of, o.score, o.grade, o.grade_since FROM outcomes o \
-             WHERE o.run_id = (SELECT run_id FROM runs WHERE job = ? AND published AND as_of < ? ORDER BY as_of DESC, run_id DESC LIMIT 1)",
+            "WITH recent AS (SELECT run_id, as_of FROM runs WHERE job = ? AND published AND as_of < ? \
+                             ORDER BY as_of DESC, run_id DESC LIMIT 6), \
+                  latest AS (SELECT run_id FROM recent ORDER BY as_of DESC, run_id DESC LIMIT 1), \
+                  history AS (SELECT o.rule_set, o.account_id, \
+                                     string_agg(coalesce(CAST(o.score AS VARCHAR), ''), ',' ORDER BY r.as_of, r.run_id) AS scores \
+                              FROM outcomes o JOIN recent r USING (run_id) GROUP BY ALL) \
+             SELECT o.rule_set, o.account_id, o.as_of, o.score, o.grade, o.grade_since, h.scores \
+             FROM outcomes o JOIN latest USING (run_id) LEFT JOIN history h USING (rule_set, account_id)",
         )?;
         let rows = stmt.query_map(params![job, as_of], |r| {
+            let scores: Option<String> = r.get(6)?;
             Ok((
                 r.get::<_, String>(0)?,
                 r.get::<_, String>(1)?,
@@ -179,6 +187,11 @@ impl Store {
                     score: r.get(3)?,
                     grade: r.get(4)?,
                     grade_since: r.get(5)?,
+                    scores: scores
+                        .unwrap_or_default()
+                        .split(',')
+                        .map(|s| s.parse::<f64>().ok())
+                        .collect(),
                 },
             ))
         })?;

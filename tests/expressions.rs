@@ -10,7 +10,7 @@ fn as_of() -> NaiveDate {
 
 /// Evaluates `expr` with `x` and `d` bound, and renders the result as text (`()` is missing).
 fn eval(expr: &str, x: Dynamic, d: Dynamic) -> String {
-    let engine = keepwell::rules::engine::build(as_of());
+    let engine = keepwell::rules::engine::build(as_of(), Default::default());
     let mut scope = Scope::new();
     scope.push_dynamic("x", x);
     scope.push_dynamic("d", d);
@@ -124,7 +124,7 @@ fn expressions_behave_as_documented() {
 
 #[test]
 fn rule_code_cannot_print_load_modules_or_eval() {
-    let engine = keepwell::rules::engine::build(as_of());
+    let engine = keepwell::rules::engine::build(as_of(), Default::default());
     for (script, expected) in [
         ("print(\"hi\")", "reserved keyword 'print' is disabled"),
         ("eval(\"1\")", "reserved keyword 'eval' is disabled"),
@@ -140,7 +140,7 @@ fn rule_code_cannot_print_load_modules_or_eval() {
 
 #[test]
 fn an_endless_loop_is_stopped_by_the_operation_limit() {
-    let engine = keepwell::rules::engine::build(as_of());
+    let engine = keepwell::rules::engine::build(as_of(), Default::default());
     let err = engine
         .eval::<Dynamic>("let n = 0; loop { n += 1; }")
         .expect_err("runs forever")

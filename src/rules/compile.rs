@@ -10,7 +10,7 @@ use serde_saphyr::Spanned;
 
 use super::raw::{RawPoints, RawRule, RawRuleSet};
 use super::row::{ColumnType, Schema};
-use super::{Expr, Grade, Points, Rule, RuleSet, ScoreRange};
+use super::{Body, Class, Expr, Grade, Measure, Points, Rule, RuleSet, ScoreRange, Scoring};
 use crate::diagnostic::{Diagnostic, Diagnostics, SourceFile, Span, did_you_mean};
 use crate::yaml::{self, TextMap};
 
@@ -297,62 +297,282 @@ impl SetCompiler<'_> {
             max: raw.score.max.unwrap_or(f64::INFINITY),
         };
         let grades = self.grades(raw);
-        let mut rules = Vec::new();
-        let mut seen: HashMap<String, usize> = HashMap::new();
-        for r in &raw.rules {
-            if let Some(line) = seen.get(&r.id.value) {
-                self.diags.push(
-                    Diagnostic::error(
-                        yaml::span_of(self.file, &r.id, r.id.value.len()),
-                        format!(
-                            "duplicate rule id `{}` in rule set `{}`",
-                            r.id.value, self.name
-                        ),
-                    )
-                    .with_hint(format!("the first rule with this id is on line {line}")),
-                );
-                continue;
-            }
-            seen.insert(r.id.value.clone(), r.id.referenced.line() as usize);
-            if let Some(rule) = self.rule(r) {
-                rules.push(rule);
-            }
-        }
-        let mut inputs = Vec::new();
-        for rule in &rules {
-            let exprs = std::iter::once(&rule.when).chain(match &rule.points {
-                Points::Computed(e) => Some(e),
-                Points::Fixed(_) => None,
-            });
-            for e in exprs {
-                for r in &e.reads {
-                    if self.schema.get(r).is_some() && !inputs.contains(r) {
-                        inputs.push(r.clone());
-                    }
-                }
-            }
-            if let Some(name) = &rule.reason {
-                if let Ok(t) = self.templates.get_template(name) {
-                    let mut vars: Vec<String> = t.undeclared_variables(false).into_iter().collect();
-                    vars.sort();
-                    for v in vars {
-                        if self.schema.get(&v).is_some() && !inputs.contains(&v) {
-                            inputs.push(v);
-                        }
-                    }
-                }
-            }
-        }
-        (self.diags.errors() == errors_before).then(|| RuleSet {
+        let body = self.body(raw)?;
+        let mut set = RuleSet {
             name: self.name.to_string(),
             description: raw.description.clone(),
             file: self.file.clone(),
             depends_on: raw.depends_on.iter().map(|d| d.value.clone()).collect(),
             score,
             grades,
-            rules,
-            inputs,
+            body,
+            inputs: Vec::new(),
+        };
+        let mut inputs: Vec<String> = Vec::new();
+        for e in set.expressions() {
+            for r in &e.reads {
+                if self.schema.get(r).is_some() && !inputs.contains(r) {
+                    inputs.push(r.clone());
+                }
+            }
+        }
+        for name in set.reason_templates() {
+            if let Ok(t) = self.templates.get_template(name) {
+                let mut vars: Vec<String> = t.undeclared_variables(false).into_iter().collect();
+                vars.sort();
+                for v in vars {
+                    if self.schema.get(&v).is_some() && !inputs.contains(&v) {
+                        inputs.push(v);
+                    }
+                }
+            }
+        }
+        set.inputs = inputs;
+        (self.diags.errors() == errors_before).then_some(set)
+    }
+
+    /// Exactly one of `rules`, `measures`, `classes` and `script` says what the set computes.
+    fn body(&mut self, raw: &RawRuleSet) -> Option<Body> {
+        let kinds: Vec<&str> = [
+            (!raw.rules.is_empty(), "rules"),
+            (!raw.measures.is_empty(), "measures"),
+            (!raw.classes.is_empty(), "classes"),
+            (raw.script.is_some(), "script"),
+        ]
+        .into_iter()
+        .filter_map(|(present, k)| present.then_some(k))
+        .collect();
+        if kinds.len() > 1 {
+            self.diags.push(
+                Diagnostic::error(self.file.start(), format!("rule set `{}` has {}", self.name, kinds.join(" and ")))
+                    .with_hint("a rule set is one kind: points `rules`, scorecard `measures`, classification `classes`, or a `script`; split it in two"),
+            );
+            return None;
+        }
+        match kinds.first().copied() {
+            Some("measures") => self.measures(raw).map(Body::Scorecard),
+            Some("classes") => self.classes(raw),
+            Some("script") => self.script(raw.script.as_ref().expect("script is set")),
+            _ => Some(Body::Points(self.rules(raw))),
+        }
+    }
+
+    fn rules(&mut self, raw: &RawRuleSet) -> Vec<Rule> {
+        let mut rules = Vec::new();
+        let mut seen: HashMap<String, usize> = HashMap::new();
+        for r in &raw.rules {
+            if !self.unique_id(&mut seen, &r.id, "rule") {
+                continue;
+            }
+            if let Some(rule) = self.rule(r) {
+                rules.push(rule);
+            }
+        }
+        rules
+    }
+
+    /// Reports a repeated id; `true` when `id` is new.
+    fn unique_id(
+        &mut self,
+        seen: &mut HashMap<String, usize>,
+        id: &Spanned<String>,
+        what: &str,
+    ) -> bool {
+        if let Some(line) = seen.get(&id.value) {
+            self.diags.push(
+                Diagnostic::error(
+                    yaml::span_of(self.file, id, id.value.len()),
+                    format!(
+                        "duplicate {what} id `{}` in rule set `{}`",
+                        id.value, self.name
+                    ),
+                )
+                .with_hint(format!("the first {what} with this id is on line {line}")),
+            );
+            return false;
+        }
+        seen.insert(id.value.clone(), id.referenced.line() as usize);
+        true
+    }
+
+    fn measures(&mut self, raw: &RawRuleSet) -> Option<Vec<Measure>> {
+        let mut measures = Vec::new();
+        let mut seen = HashMap::new();
+        let mut ok = true;
+        for m in &raw.measures {
+            if !self.unique_id(&mut seen, &m.id, "measure") {
+                ok = false;
+                continue;
+            }
+            let what = format!("measure `{}`", m.id.value);
+            if m.weight.value <= 0.0 {
+                self.diags.push(
+                    Diagnostic::error(
+                        yaml::span_of(self.file, &m.weight, m.weight.value.to_string().len()),
+                        format!("the weight of {what} must be above 0"),
+                    )
+                    .with_hint("to switch a measure off, delete it or comment it out"),
+                );
+                ok = false;
+            }
+            let scoring = match (&m.score, &m.value, m.bands.is_empty(), &m.map) {
+                (Some(score), None, true, None) => {
+                    self.expression(score, &what).map(Scoring::Direct)
+                }
+                (None, Some(value), false, None) => {
+                    let bands = self.bands(&m.bands, &what);
+                    self.expression(value, &what)
+                        .zip(bands)
+                        .map(|(value, bands)| Scoring::Bands { value, bands })
+                }
+                (None, Some(value), true, Some(map)) => {
+                    self.expression(value, &what).map(|value| Scoring::Map {
+                        value,
+                        map: map.iter().map(|(k, v)| (k.clone(), *v)).collect(),
+                    })
+                }
+                _ => {
+                    self.diags.push(
+                        Diagnostic::error(yaml::span_of(self.file, &m.id, m.id.value.len()), format!("{what} needs `score`, or `value` with `bands` or `map`"))
+                            .with_hint("`score: pct(active_users, seats)`, or `value: nps` with `bands: [{ min: 9, score: 100 }, { score: 0 }]`"),
+                    );
+                    None
+                }
+            };
+            let reason = m
+                .reason
+                .as_ref()
+                .and_then(|t| self.template(t, &m.id.value));
+            match scoring {
+                Some(scoring) if m.reason.is_none() || reason.is_some() => measures.push(Measure {
+                    id: Arc::from(m.id.value.as_str()),
+                    description: m.description.clone(),
+                    weight: m.weight.value,
+                    scoring,
+                    manual: m.manual,
+                    reason,
+                    reason_below: m.reason_below.unwrap_or(50.0),
+                }),
+                _ => ok = false,
+            }
+        }
+        ok.then_some(measures)
+    }
+
+    fn bands(
+        &mut self,
+        raw: &[super::raw::RawBand],
+        what: &str,
+    ) -> Option<Vec<(Option<f64>, f64)>> {
+        let mut previous: Option<f64> = None;
+        let mut ok = true;
+        for (i, b) in raw.iter().enumerate() {
+            match &b.min {
+                Some(min) => {
+                    if previous.is_some_and(|p| min.value >= p) {
+                        self.diags.push(
+                            Diagnostic::error(
+                                yaml::span_of(self.file, min, min.value.to_string().len()),
+                                format!("the bands of {what} are out of order: {} is not below the band above it", min.value),
+                            )
+                            .with_hint("list bands from the highest `min` down"),
+                        );
+                        ok = false;
+                    }
+                    previous = Some(min.value);
+                }
+                None if i + 1 < raw.len() => {
+                    self.diags.push(
+                        Diagnostic::error(
+                            self.file.start(),
+                            format!("only the last band of {what} may leave out `min`"),
+                        )
+                        .with_hint("the bands after it could never be reached"),
+                    );
+                    ok = false;
+                }
+                None => {}
+            }
+        }
+        ok.then(|| {
+            raw.iter()
+                .map(|b| (b.min.as_ref().map(|m| m.value), b.score))
+                .collect()
         })
+    }
+
+    fn classes(&mut self, raw: &RawRuleSet) -> Option<Body> {
+        let mut classes = Vec::new();
+        let mut seen = HashMap::new();
+        let mut ok = true;
+        for c in &raw.classes {
+            if !self.unique_id(&mut seen, &c.class, "class") {
+                ok = false;
+                continue;
+            }
+            let what = format!("class `{}`", c.class.value);
+            let when = self.expression(&c.when, &what);
+            let reason = c
+                .reason
+                .as_ref()
+                .and_then(|t| self.template(t, &c.class.value));
+            match when {
+                Some(when) if c.reason.is_none() || reason.is_some() => classes.push(Class {
+                    id: Arc::from(c.class.value.as_str()),
+                    description: c.description.clone(),
+                    when,
+                    reason,
+                }),
+                _ => ok = false,
+            }
+        }
+        let default = raw.default.as_ref().map(|d| Arc::from(d.value.as_str()));
+        ok.then_some(Body::Classification { classes, default })
+    }
+
+    /// A script file next to the rule file, compiled with statements and loops allowed.
+    fn script(&mut self, path: &Spanned<String>) -> Option<Body> {
+        let full = self
+            .file
+            .path
+            .parent()
+            .unwrap_or(Path::new("."))
+            .join(&path.value);
+        let text = match std::fs::read_to_string(&full) {
+            Ok(t) => t,
+            Err(e) => {
+                self.diags.push(
+                    Diagnostic::error(
+                        yaml::span_of(self.file, path, path.value.len()),
+                        format!("cannot read script `{}`: {e}", path.value),
+                    )
+                    .with_hint("script paths are relative to the rule file"),
+                );
+                return None;
+            }
+        };
+        let display = Path::new(&self.file.display)
+            .parent()
+            .unwrap_or(Path::new(""))
+            .join(&path.value)
+            .display()
+            .to_string();
+        let file = SourceFile::new(display, &full, text.clone());
+        let spanned = Spanned {
+            value: text,
+            referenced: serde_saphyr::Location::UNKNOWN,
+            defined: serde_saphyr::Location::UNKNOWN,
+        };
+        let mut names: Vec<&str> = self.deps.iter().map(|d| d.value.as_str()).collect();
+        names.extend([PREV, AS_OF]);
+        let what = format!("the script of rule set `{}`", self.name);
+        match compile_script(self.engine, &file, &spanned, self.schema, &names, &what) {
+            Ok(script) => Some(Body::Script { script, file }),
+            Err(d) => {
+                self.diags.push(*d);
+                None
+            }
+        }
     }
 
     fn grades(&mut self, raw: &RawRuleSet) -> Vec<Grade> {
@@ -540,6 +760,30 @@ pub fn compile_expr(
     names: &[&str],
     what: &str,
 ) -> Result<(Expr, Vec<Diagnostic>), Box<Diagnostic>> {
+    compile_source(engine, file, src, schema, names, what, false)
+}
+
+/// Compiles a whole script (statements, loops, functions) rather than one expression.
+pub fn compile_script(
+    engine: &Engine,
+    file: &SourceFile,
+    src: &Spanned<String>,
+    schema: &Schema,
+    names: &[&str],
+    what: &str,
+) -> Result<Expr, Box<Diagnostic>> {
+    compile_source(engine, file, src, schema, names, what, true).map(|(e, _)| e)
+}
+
+fn compile_source(
+    engine: &Engine,
+    file: &SourceFile,
+    src: &Spanned<String>,
+    schema: &Schema,
+    names: &[&str],
+    what: &str,
+    script: bool,
+) -> Result<(Expr, Vec<Diagnostic>), Box<Diagnostic>> {
     let map = TextMap::new(file, src);
     let mut scope = Scope::new();
     for (name, _) in &schema.columns {
@@ -548,10 +792,16 @@ pub fn compile_expr(
     for name in names {
         scope.push_dynamic(name.to_string(), rhai::Dynamic::UNIT);
     }
-    match engine.compile_expression_with_scope(&scope, &src.value) {
+    let compiled = if script {
+        engine.compile_with_scope(&scope, &src.value)
+    } else {
+        engine.compile_expression_with_scope(&scope, &src.value)
+    };
+    match compiled {
         Ok(ast) => {
             let reads = reads_of(&ast);
-            let problems = type_problems(&ast, &map, schema, what);
+            let mut problems = type_problems(&ast, &map, schema, what);
+            problems.extend(lookup_problems(engine, &ast, &map, what));
             Ok((
                 Expr {
                     source: src.value.clone(),
@@ -649,6 +899,76 @@ fn type_problems(ast: &rhai::AST, map: &TextMap, schema: &Schema, what: &str) ->
             )
             .with_hint(hint),
         );
+    }
+    problems
+}
+
+/// `lookup("table", key, "column")` with literal names: the table and column must exist.
+fn lookup_problems(engine: &Engine, ast: &rhai::AST, map: &TextMap, what: &str) -> Vec<Diagnostic> {
+    let Some(lookups) = super::lookup::registry(engine) else {
+        return Vec::new();
+    };
+    let mut calls = Vec::new();
+    ast.walk(&mut |path: &[ASTNode]| {
+        let call = match path.last() {
+            Some(ASTNode::Expr(RhaiExpr::FnCall(call, pos))) => Some((&**call, *pos)),
+            Some(ASTNode::Stmt(rhai::Stmt::FnCall(call, pos))) => Some((&**call, *pos)),
+            _ => None,
+        };
+        if let Some((call, _)) = call {
+            if call.name == "lookup" && call.args.len() == 3 {
+                let text = |e: &RhaiExpr| match e {
+                    RhaiExpr::StringConstant(s, pos) => Some((s.to_string(), *pos)),
+                    _ => None,
+                };
+                calls.push((text(&call.args[0]), text(&call.args[2])));
+            }
+        }
+        true
+    });
+    let mut problems = Vec::new();
+    for (table, column) in calls {
+        let Some((table, pos)) = table else { continue };
+        let (line, col) = position(pos);
+        let Some(t) = lookups.table(&table) else {
+            problems.push(
+                Diagnostic::error(
+                    map.span(line, col, table.len() + 2),
+                    format!("unknown lookup table `{table}` in {what}"),
+                )
+                .with_hint_opt(
+                    did_you_mean(&table, lookups.names()).or_else(|| {
+                        Some("lookup tables are the CSV files in rules/lookups/".into())
+                    }),
+                ),
+            );
+            continue;
+        };
+        if let Some((column, pos)) = column {
+            if !t.columns.iter().skip(1).any(|c| *c == column) {
+                let (line, col) = position(pos);
+                problems.push(
+                    Diagnostic::error(
+                        map.span(line, col, column.len() + 2),
+                        format!("lookup table `{table}` has no column `{column}`"),
+                    )
+                    .with_hint_opt(
+                        did_you_mean(&column, t.columns.iter().skip(1).map(String::as_str))
+                            .or_else(|| {
+                                Some(format!(
+                                    "its columns are {}",
+                                    t.columns
+                                        .iter()
+                                        .skip(1)
+                                        .map(|c| format!("`{c}`"))
+                                        .collect::<Vec<_>>()
+                                        .join(", ")
+                                ))
+                            }),
+                    ),
+                );
+            }
+        }
     }
     problems
 }

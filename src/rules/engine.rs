@@ -21,12 +21,13 @@ pub const MAX_OPERATIONS: u64 = 200_000;
 pub type Date = NaiveDate;
 
 /// Builds the engine for one run: `as_of` is the day `days_since` and `today()` count from.
-pub fn build(as_of: NaiveDate) -> Engine {
+pub fn build(as_of: NaiveDate, lookups: std::sync::Arc<super::lookup::Lookups>) -> Engine {
     let mut engine = Engine::new();
     sandbox(&mut engine);
     register_missing_semantics(&mut engine);
     register_dates(&mut engine, as_of);
     register_helpers(&mut engine);
+    super::lookup::register(&mut engine, lookups);
     engine
 }
 
@@ -170,6 +171,16 @@ fn register_helpers(engine: &mut Engine) {
     engine.register_fn("lower", |_: ()| ());
     engine.register_fn("upper", |s: &str| s.to_uppercase());
     engine.register_fn("upper", |_: ()| ());
+    engine.register_fn("trend", |values: Array| {
+        trend(&values).map_or(Dynamic::UNIT, Dynamic::from_float)
+    });
+    engine.register_fn("trend", |_: ()| ());
+    engine.register_fn("pct_change", |a: Dynamic, b: Dynamic| {
+        match (number(&a), number(&b)) {
+            (Some(a), Some(b)) if a != 0.0 => Dynamic::from_float((b - a) / a.abs() * 100.0),
+            _ => Dynamic::UNIT,
+        }
+    });
     engine.register_fn("in_list", |x: Dynamic, list: Array| {
         !x.is_unit() && list.iter().any(|v| same(v, &x))
     });
@@ -189,4 +200,26 @@ fn same(a: &Dynamic, b: &Dynamic) -> bool {
         (Some(x), Some(y)) => x == y,
         _ => a.to_string() == b.to_string() && a.type_name() == b.type_name(),
     }
+}
+
+/// The least-squares slope of the values per step, oldest first; missing values are skipped,
+/// and fewer than two values give a missing trend.
+pub fn trend(values: &[Dynamic]) -> Option<f64> {
+    let points: Vec<(f64, f64)> = values
+        .iter()
+        .enumerate()
+        .filter_map(|(i, v)| number(v).map(|y| (i as f64, y)))
+        .collect();
+    if points.len() < 2 {
+        return None;
+    }
+    let n = points.len() as f64;
+    let mean_x = points.iter().map(|p| p.0).sum::<f64>() / n;
+    let mean_y = points.iter().map(|p| p.1).sum::<f64>() / n;
+    let cov: f64 = points
+        .iter()
+        .map(|(x, y)| (x - mean_x) * (y - mean_y))
+        .sum();
+    let var: f64 = points.iter().map(|(x, _)| (x - mean_x).powi(2)).sum();
+    Some(cov / var)
 }

@@ -9,13 +9,15 @@ use rayon::prelude::*;
 use rhai::{Dynamic, Engine, EvalAltResult, Map, Scope};
 
 use super::compile::{AS_OF, PREV};
+use super::engine::number;
 use super::row::{Entity, to_template_value};
-use super::{Expr, Points, RuleSet};
+use super::{Body, Class, Expr, Measure, Points, Rule, RuleSet, Scoring};
 
 /// An account's result for one rule set.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Outcome {
-    /// `None` when a rule failed for this account: a partial score would mislead.
+    /// `None` when a rule failed for this account (a partial score would mislead), for
+    /// classifications, and for scorecards whose every measure is N/A.
     pub score: Option<f64>,
     pub grade: Option<Arc<str>>,
     pub fired: Vec<Arc<str>>,
@@ -37,6 +39,8 @@ pub struct PrevOutcome {
     pub score: Option<f64>,
     pub grade: Option<String>,
     pub grade_since: Option<NaiveDate>,
+    /// Scores of the last few published runs, oldest first, this one included.
+    pub scores: Vec<Option<f64>>,
 }
 
 /// Previous results by rule set, then by account key.
@@ -51,25 +55,52 @@ impl Previous {
     }
 }
 
-/// What one rule did for one account, for `explain`.
+/// What one rule (or measure, or class) did for one account, for `explain`.
 #[derive(Debug, Clone)]
 pub struct RuleTrace {
     pub rule: Arc<str>,
     pub status: RuleStatus,
     /// The values the rule read, by name.
     pub inputs: Vec<(String, Dynamic)>,
+    /// Points added (points rules) or the measure's score (scorecards).
     pub points: f64,
     pub reason: Option<String>,
+    /// How a measure counted: its weight, or why it is N/A.
+    pub detail: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum RuleStatus {
     Fired,
     NotFired,
-    /// Did not fire because a value it reads is missing.
+    /// Did not fire (or, for a measure, did not count) because a value it reads is missing.
     NotApplicable,
     Disabled,
+    /// A measure that counted towards the score.
+    Scored,
     Error(String),
+}
+
+/// The values of one account, wherever they come from.
+pub trait RowValues: Sync {
+    fn key(&self) -> &str;
+    fn value(&self, column: &str) -> Dynamic;
+}
+
+/// One row of the entity table.
+pub struct EntityRow<'a> {
+    pub entity: &'a Entity,
+    pub row: usize,
+}
+
+impl RowValues for EntityRow<'_> {
+    fn key(&self) -> &str {
+        &self.entity.keys[self.row]
+    }
+
+    fn value(&self, column: &str) -> Dynamic {
+        self.entity.value(column, self.row)
+    }
 }
 
 /// Evaluates rule sets; holds what every account shares.
@@ -78,6 +109,9 @@ pub struct Evaluator<'a> {
     pub templates: &'a Environment<'static>,
     pub as_of: NaiveDate,
 }
+
+/// Results of the rule sets already evaluated, by name, for dependent sets to read.
+pub type Done<'a> = [(&'a str, &'a Outcome)];
 
 impl Evaluator<'_> {
     /// Every rule set (in dependency order) for every account. Index: `[set][row]`.
@@ -89,15 +123,22 @@ impl Evaluator<'_> {
     ) -> Vec<Vec<Outcome>> {
         let mut results: Vec<Vec<Outcome>> = Vec::with_capacity(sets.len());
         for set in sets {
-            let done: Vec<(&str, &[Outcome])> = sets
-                .iter()
-                .zip(&results)
-                .map(|(s, r)| (s.name.as_str(), r.as_slice()))
-                .collect();
             let outcomes: Vec<Outcome> = (0..entity.len())
                 .into_par_iter()
                 .map_init(Scope::new, |scope, row| {
-                    self.evaluate_row(set, entity, row, &done, previous, scope, None)
+                    let done: Vec<(&str, &Outcome)> = sets
+                        .iter()
+                        .zip(&results)
+                        .map(|(s, r)| (s.name.as_str(), &r[row]))
+                        .collect();
+                    self.evaluate(
+                        set,
+                        &EntityRow { entity, row },
+                        &done,
+                        previous,
+                        scope,
+                        None,
+                    )
                 })
                 .collect();
             results.push(outcomes);
@@ -106,80 +147,61 @@ impl Evaluator<'_> {
     }
 
     /// One rule set for one account; with `trace`, records what each rule did.
-    #[allow(clippy::too_many_arguments)]
-    pub fn evaluate_row(
+    pub fn evaluate(
         &self,
         set: &RuleSet,
-        entity: &Entity,
-        row: usize,
-        done: &[(&str, &[Outcome])],
+        row: &dyn RowValues,
+        done: &Done,
         previous: &Previous,
+        scope: &mut Scope<'static>,
+        trace: Option<&mut Vec<RuleTrace>>,
+    ) -> Outcome {
+        self.fill_scope(scope, set, row, done, previous);
+        let mut outcome = match &set.body {
+            Body::Points(rules) => self.points(set, rules, scope, trace),
+            Body::Scorecard(measures) => self.scorecard(measures, scope, trace),
+            Body::Classification { classes, default } => {
+                self.classify(classes, default, scope, trace)
+            }
+            Body::Script { script, .. } => self.script(set, script, scope, trace),
+        };
+        if !outcome.errors.is_empty() {
+            outcome.score = None;
+            outcome.grade = None;
+        } else if let Some(score) = outcome.score {
+            let score = score.clamp(set.score.min, set.score.max);
+            outcome.score = Some(score);
+            if outcome.grade.is_none() {
+                outcome.grade = set.grade_for(score);
+            }
+        }
+        outcome
+    }
+
+    fn points(
+        &self,
+        set: &RuleSet,
+        rules: &[Rule],
         scope: &mut Scope<'static>,
         mut trace: Option<&mut Vec<RuleTrace>>,
     ) -> Outcome {
-        self.fill_scope(scope, set, entity, row, done, previous);
         let mut outcome = Outcome::default();
         let mut total = set.score.base;
-        for rule in &set.rules {
-            if !rule.enabled {
-                if let Some(t) = trace.as_deref_mut() {
-                    t.push(RuleTrace {
-                        rule: rule.id.clone(),
-                        status: RuleStatus::Disabled,
-                        inputs: inputs_of(&rule.when, scope),
-                        points: 0.0,
-                        reason: None,
-                    });
-                }
-                continue;
-            }
-            let (status, points, reason) = match self.run_rule(rule, scope) {
-                Ok(Some(points)) => {
-                    let reason = rule
-                        .reason
-                        .as_ref()
-                        .map(|name| self.render_reason(name, scope, points));
-                    match reason {
-                        Some(Err(message)) => (RuleStatus::Error(message), 0.0, None),
-                        Some(Ok(text)) => (RuleStatus::Fired, points, Some(text)),
-                        None => (RuleStatus::Fired, points, None),
-                    }
-                }
-                Ok(None) => {
-                    let missing = rule
-                        .when
-                        .reads
-                        .iter()
-                        .any(|r| scope.get(r).is_some_and(Dynamic::is_unit));
-                    (
-                        if missing {
-                            RuleStatus::NotApplicable
-                        } else {
-                            RuleStatus::NotFired
-                        },
-                        0.0,
-                        None,
-                    )
-                }
-                Err(message) => (RuleStatus::Error(message), 0.0, None),
+        for rule in rules {
+            let (status, points, reason) = if rule.enabled {
+                self.run_rule(rule, scope)
+            } else {
+                (RuleStatus::Disabled, 0.0, None)
             };
             match &status {
                 RuleStatus::Fired => {
                     total += points;
-                    outcome.fired.push(rule.id.clone());
-                    outcome.reasons.extend(reason.clone());
-                    for tag in &rule.tags {
-                        if !outcome.tags.contains(tag) {
-                            outcome.tags.push(tag.clone());
-                        }
-                    }
+                    fire(&mut outcome, &rule.id, reason.clone(), &rule.tags);
                 }
-                RuleStatus::Error(message) => {
-                    outcome.errors.push(RuleError {
-                        rule: rule.id.clone(),
-                        message: message.clone(),
-                    });
-                }
+                RuleStatus::Error(message) => outcome.errors.push(RuleError {
+                    rule: rule.id.clone(),
+                    message: message.clone(),
+                }),
                 _ => {}
             }
             if let Some(t) = trace.as_deref_mut() {
@@ -197,53 +219,322 @@ impl Evaluator<'_> {
                     inputs,
                     points,
                     reason,
+                    detail: None,
                 });
             }
         }
-        if outcome.errors.is_empty() {
-            let score = total.clamp(set.score.min, set.score.max);
-            outcome.score = Some(score);
-            outcome.grade = set.grade_for(score);
-        }
+        outcome.score = Some(total);
         outcome
     }
 
-    /// `Ok(Some(points))` when the rule fires, `Ok(None)` when it does not.
     fn run_rule(
         &self,
-        rule: &super::Rule,
+        rule: &Rule,
         scope: &mut Scope<'static>,
-    ) -> Result<Option<f64>, String> {
-        let fired = self
-            .engine
-            .eval_ast_with_scope::<Dynamic>(scope, &rule.when.ast)
-            .map_err(|e| describe(&e))?;
-        let fired = if fired.is_unit() {
-            false
-        } else {
-            fired
-                .as_bool()
-                .map_err(|t| format!("`when` must give true or false, but gave {t}"))?
+    ) -> (RuleStatus, f64, Option<String>) {
+        let fired = match self.condition(&rule.when, scope) {
+            Ok(Some(fired)) => fired,
+            Ok(None) => return (RuleStatus::NotApplicable, 0.0, None),
+            Err(message) => return (RuleStatus::Error(message), 0.0, None),
         };
         if !fired {
-            return Ok(None);
+            return (RuleStatus::NotFired, 0.0, None);
         }
-        match &rule.points {
-            Points::Fixed(p) => Ok(Some(*p)),
+        let points = match &rule.points {
+            Points::Fixed(p) => *p,
             Points::Computed(e) => {
-                let v = self
-                    .engine
-                    .eval_ast_with_scope::<Dynamic>(scope, &e.ast)
-                    .map_err(|e| describe(&e))?;
-                if v.is_unit() {
-                    Ok(Some(0.0))
-                } else {
-                    super::engine::number(&v).map(Some).ok_or_else(|| {
-                        format!("`points` must give a number, but gave {}", v.type_name())
-                    })
+                match self.engine.eval_ast_with_scope::<Dynamic>(scope, &e.ast) {
+                    Err(e) => return (RuleStatus::Error(describe(&e)), 0.0, None),
+                    Ok(v) if v.is_unit() => 0.0,
+                    Ok(v) => match number(&v) {
+                        Some(p) => p,
+                        None => {
+                            return (
+                                RuleStatus::Error(format!(
+                                    "`points` must give a number, but gave {}",
+                                    v.type_name()
+                                )),
+                                0.0,
+                                None,
+                            );
+                        }
+                    },
                 }
             }
+        };
+        match rule
+            .reason
+            .as_ref()
+            .map(|name| self.render_reason(name, scope, points))
+        {
+            Some(Err(message)) => (RuleStatus::Error(message), 0.0, None),
+            Some(Ok(text)) => (RuleStatus::Fired, points, Some(text)),
+            None => (RuleStatus::Fired, points, None),
         }
+    }
+
+    /// `Some(true)` fires, `Some(false)` does not, `None` did not fire because of a missing
+    /// value it read.
+    fn condition(&self, when: &Expr, scope: &mut Scope<'static>) -> Result<Option<bool>, String> {
+        let v = self
+            .engine
+            .eval_ast_with_scope::<Dynamic>(scope, &when.ast)
+            .map_err(|e| describe(&e))?;
+        let fired = if v.is_unit() {
+            false
+        } else {
+            v.as_bool()
+                .map_err(|t| format!("the condition must give true or false, but gave {t}"))?
+        };
+        let missing = !fired
+            && when
+                .reads
+                .iter()
+                .any(|r| scope.get(r).is_some_and(Dynamic::is_unit));
+        Ok(if missing { None } else { Some(fired) })
+    }
+
+    /// Weighted mean of the measures that have a score; N/A measures give their weight to
+    /// the others.
+    fn scorecard(
+        &self,
+        measures: &[Measure],
+        scope: &mut Scope<'static>,
+        mut trace: Option<&mut Vec<RuleTrace>>,
+    ) -> Outcome {
+        let mut outcome = Outcome::default();
+        let (mut weighted, mut weights) = (0.0, 0.0);
+        for m in measures {
+            let (status, score, reason, detail) = match self.measure(m, scope) {
+                Ok(Some(score)) => {
+                    weighted += score * m.weight;
+                    weights += m.weight;
+                    let reason = if score < m.reason_below {
+                        m.reason
+                            .as_ref()
+                            .map(|n| self.render_reason(n, scope, score))
+                    } else {
+                        None
+                    };
+                    match reason {
+                        Some(Err(message)) => (RuleStatus::Error(message), score, None, None),
+                        Some(Ok(text)) => {
+                            fire(&mut outcome, &m.id, Some(text.clone()), &[]);
+                            (
+                                RuleStatus::Scored,
+                                score,
+                                Some(text),
+                                Some(format!("weight {}", m.weight)),
+                            )
+                        }
+                        None => {
+                            if score < m.reason_below {
+                                fire(&mut outcome, &m.id, None, &[]);
+                            }
+                            (
+                                RuleStatus::Scored,
+                                score,
+                                None,
+                                Some(format!("weight {}", m.weight)),
+                            )
+                        }
+                    }
+                }
+                Ok(None) => (
+                    RuleStatus::NotApplicable,
+                    0.0,
+                    None,
+                    Some("N/A: its weight is spread over the other measures".into()),
+                ),
+                Err(message) => (RuleStatus::Error(message), 0.0, None, None),
+            };
+            if let RuleStatus::Error(message) = &status {
+                outcome.errors.push(RuleError {
+                    rule: m.id.clone(),
+                    message: message.clone(),
+                });
+            }
+            if let Some(t) = trace.as_deref_mut() {
+                t.push(RuleTrace {
+                    rule: m.id.clone(),
+                    status,
+                    inputs: inputs_of(m.scoring.expr(), scope),
+                    points: score,
+                    reason,
+                    detail,
+                });
+            }
+        }
+        outcome.score = (weights > 0.0).then(|| weighted / weights);
+        outcome
+    }
+
+    /// A measure's score from 0 to 100, or `None` when its value is missing.
+    fn measure(&self, m: &Measure, scope: &mut Scope<'static>) -> Result<Option<f64>, String> {
+        let v = self
+            .engine
+            .eval_ast_with_scope::<Dynamic>(scope, &m.scoring.expr().ast)
+            .map_err(|e| describe(&e))?;
+        if v.is_unit() {
+            return Ok(None);
+        }
+        let score = match &m.scoring {
+            Scoring::Direct(_) => number(&v)
+                .ok_or_else(|| format!("`score` must give a number, but gave {}", v.type_name()))?,
+            Scoring::Bands { bands, .. } => {
+                let x = number(&v).ok_or_else(|| {
+                    format!(
+                        "`value` must give a number for bands, but gave {}",
+                        v.type_name()
+                    )
+                })?;
+                match bands.iter().find(|(min, _)| min.is_none_or(|m| x >= m)) {
+                    Some((_, s)) => *s,
+                    None => return Ok(None),
+                }
+            }
+            Scoring::Map { map, .. } => {
+                let key = super::row::display_value(&v);
+                match map.iter().find(|(k, _)| *k == key) {
+                    Some((_, s)) => *s,
+                    None => {
+                        return Err(format!(
+                            "`{key}` is not listed in the map of measure `{}`",
+                            m.id
+                        ));
+                    }
+                }
+            }
+        };
+        Ok(Some(score.clamp(0.0, 100.0)))
+    }
+
+    fn classify(
+        &self,
+        classes: &[Class],
+        default: &Option<Arc<str>>,
+        scope: &mut Scope<'static>,
+        mut trace: Option<&mut Vec<RuleTrace>>,
+    ) -> Outcome {
+        let mut outcome = Outcome::default();
+        for c in classes {
+            let (status, reason) = match self.condition(&c.when, scope) {
+                Ok(Some(true)) => {
+                    match c.reason.as_ref().map(|n| self.render_reason(n, scope, 0.0)) {
+                        Some(Err(message)) => (RuleStatus::Error(message), None),
+                        Some(Ok(text)) => (RuleStatus::Fired, Some(text)),
+                        None => (RuleStatus::Fired, None),
+                    }
+                }
+                Ok(Some(false)) => (RuleStatus::NotFired, None),
+                Ok(None) => (RuleStatus::NotApplicable, None),
+                Err(message) => (RuleStatus::Error(message), None),
+            };
+            let matched = status == RuleStatus::Fired;
+            if let RuleStatus::Error(message) = &status {
+                outcome.errors.push(RuleError {
+                    rule: c.id.clone(),
+                    message: message.clone(),
+                });
+            }
+            if let Some(t) = trace.as_deref_mut() {
+                t.push(RuleTrace {
+                    rule: c.id.clone(),
+                    status,
+                    inputs: inputs_of(&c.when, scope),
+                    points: 0.0,
+                    reason: reason.clone(),
+                    detail: None,
+                });
+            }
+            if matched {
+                fire(&mut outcome, &c.id, reason, &[]);
+                outcome.grade = Some(c.id.clone());
+                return outcome;
+            }
+            if !outcome.errors.is_empty() {
+                return outcome;
+            }
+        }
+        outcome.grade = default.clone();
+        outcome
+    }
+
+    /// A script returns a map: `score` (graded by the set's grades) and/or `grade`, and
+    /// optionally `fired`, `reasons` and `tags`.
+    fn script(
+        &self,
+        set: &RuleSet,
+        script: &Expr,
+        scope: &mut Scope<'static>,
+        trace: Option<&mut Vec<RuleTrace>>,
+    ) -> Outcome {
+        let mut outcome = Outcome::default();
+        let id: Arc<str> = Arc::from("script");
+        let result = self
+            .engine
+            .eval_ast_with_scope::<Dynamic>(scope, &script.ast)
+            .map_err(|e| describe(&e))
+            .and_then(|v| {
+                v.try_cast::<Map>().ok_or_else(|| {
+                    "the script must end with a map such as #{ score: 40, reasons: [\"...\"] }"
+                        .to_string()
+                })
+            });
+        let status = match result {
+            Ok(map) => {
+                let strings = |key: &str| -> Vec<String> {
+                    map.get(key)
+                        .and_then(|v| v.clone().into_array().ok())
+                        .unwrap_or_default()
+                        .iter()
+                        .map(super::row::display_value)
+                        .collect()
+                };
+                outcome.score = map.get("score").and_then(number);
+                outcome.grade = map
+                    .get("grade")
+                    .filter(|g| !g.is_unit())
+                    .map(|g| Arc::from(super::row::display_value(g).as_str()));
+                outcome.fired = strings("fired")
+                    .into_iter()
+                    .map(|s| Arc::from(s.as_str()))
+                    .collect();
+                outcome.reasons = strings("reasons");
+                outcome.tags = strings("tags")
+                    .into_iter()
+                    .map(|s| Arc::from(s.as_str()))
+                    .collect();
+                if outcome.score.is_none() && outcome.grade.is_none() {
+                    outcome.errors.push(RuleError {
+                        rule: id.clone(),
+                        message: "the script returned neither `score` nor `grade`".into(),
+                    });
+                }
+                if set.grades.is_empty() && outcome.grade.is_none() && outcome.errors.is_empty() {
+                    outcome.grade = None;
+                }
+                RuleStatus::Fired
+            }
+            Err(message) => {
+                outcome.errors.push(RuleError {
+                    rule: id.clone(),
+                    message: message.clone(),
+                });
+                RuleStatus::Error(message)
+            }
+        };
+        if let Some(t) = trace {
+            t.push(RuleTrace {
+                rule: id,
+                status,
+                inputs: inputs_of(script, scope),
+                points: outcome.score.unwrap_or(0.0),
+                reason: None,
+                detail: None,
+            });
+        }
+        outcome
     }
 
     fn render_reason(
@@ -270,31 +561,28 @@ impl Evaluator<'_> {
         &self,
         scope: &mut Scope<'static>,
         set: &RuleSet,
-        entity: &Entity,
-        row: usize,
-        done: &[(&str, &[Outcome])],
+        row: &dyn RowValues,
+        done: &Done,
         previous: &Previous,
     ) {
         scope.clear();
-        let key = &entity.keys[row];
+        let key = row.key();
         scope.push_dynamic(AS_OF, Dynamic::from(self.as_of));
         scope.push_dynamic(PREV, self.prev_map(previous.get(&set.name, key)));
         for dep in &set.depends_on {
-            let outcome = done
-                .iter()
-                .find(|(n, _)| n == dep)
-                .and_then(|(_, o)| o.get(row));
+            let outcome = done.iter().find(|(n, _)| n == dep).map(|(_, o)| *o);
             scope.push_dynamic(
                 dep.clone(),
                 self.outcome_map(outcome, previous.get(dep, key)),
             );
         }
         for column in &set.inputs {
-            scope.push_dynamic(column.clone(), entity.value(column, row));
+            scope.push_dynamic(column.clone(), row.value(column));
         }
     }
 
-    /// `prev.score`, `prev.grade`, `prev.days_in_grade`, `prev.as_of`: missing on a first run.
+    /// `prev.score`, `prev.grade`, `prev.days_in_grade`, `prev.as_of`, `prev.scores`:
+    /// missing on a first run.
     fn prev_map(&self, prev: Option<&PrevOutcome>) -> Dynamic {
         let mut map = Map::new();
         if let Some(p) = prev {
@@ -313,15 +601,27 @@ impl Evaluator<'_> {
                 }),
             );
             map.insert("as_of".into(), Dynamic::from(p.as_of));
+            map.insert(
+                "scores".into(),
+                Dynamic::from_array(
+                    p.scores
+                        .iter()
+                        .map(|s| s.map_or(Dynamic::UNIT, Dynamic::from_float))
+                        .collect(),
+                ),
+            );
         }
         Dynamic::from_map(map)
     }
 
     /// What a dependent rule set sees of this one: `risk.score`, `risk.grade`, `risk.tags`,
-    /// `risk.fired`, `risk.prev_grade`, `risk.days_in_grade`.
-    fn outcome_map(&self, outcome: Option<&Outcome>, prev: Option<&PrevOutcome>) -> Dynamic {
+    /// `risk.fired`, `risk.reasons`, `risk.prev_grade`, `risk.days_in_grade`.
+    pub fn outcome_map(&self, outcome: Option<&Outcome>, prev: Option<&PrevOutcome>) -> Dynamic {
         let mut map = Map::new();
         if let Some(o) = outcome {
+            let strings = |v: &[Arc<str>]| {
+                Dynamic::from_array(v.iter().map(|s| Dynamic::from(s.to_string())).collect())
+            };
             map.insert(
                 "score".into(),
                 o.score.map_or(Dynamic::UNIT, Dynamic::from_float),
@@ -332,28 +632,16 @@ impl Evaluator<'_> {
                     .as_deref()
                     .map_or(Dynamic::UNIT, |g| Dynamic::from(g.to_string())),
             );
+            map.insert("tags".into(), strings(&o.tags));
+            map.insert("fired".into(), strings(&o.fired));
             map.insert(
-                "tags".into(),
-                Dynamic::from_array(
-                    o.tags
-                        .iter()
-                        .map(|t| Dynamic::from(t.to_string()))
-                        .collect(),
-                ),
+                "reasons".into(),
+                Dynamic::from_array(o.reasons.iter().map(|r| Dynamic::from(r.clone())).collect()),
             );
-            map.insert(
-                "fired".into(),
-                Dynamic::from_array(
-                    o.fired
-                        .iter()
-                        .map(|t| Dynamic::from(t.to_string()))
-                        .collect(),
-                ),
-            );
-            let prev_grade = prev.and_then(|p| p.grade.clone());
             map.insert(
                 "prev_grade".into(),
-                prev_grade.clone().map_or(Dynamic::UNIT, Dynamic::from),
+                prev.and_then(|p| p.grade.clone())
+                    .map_or(Dynamic::UNIT, Dynamic::from),
             );
             let since = grade_since(o.grade.as_deref(), prev, self.as_of);
             map.insert(
@@ -364,6 +652,16 @@ impl Evaluator<'_> {
             );
         }
         Dynamic::from_map(map)
+    }
+}
+
+fn fire(outcome: &mut Outcome, id: &Arc<str>, reason: Option<String>, tags: &[Arc<str>]) {
+    outcome.fired.push(id.clone());
+    outcome.reasons.extend(reason);
+    for tag in tags {
+        if !outcome.tags.contains(tag) {
+            outcome.tags.push(tag.clone());
+        }
     }
 }
 

@@ -4,8 +4,10 @@
 pub mod compile;
 pub mod engine;
 pub mod eval;
+pub mod lookup;
 pub mod raw;
 pub mod row;
+pub mod testing;
 
 use std::sync::Arc;
 
@@ -26,9 +28,71 @@ pub struct RuleSet {
     pub depends_on: Vec<String>,
     pub score: ScoreRange,
     pub grades: Vec<Grade>,
-    pub rules: Vec<Rule>,
+    pub body: Body,
     /// Entity columns read by any expression or template of this rule set, in first-use order.
     pub inputs: Vec<String>,
+}
+
+/// What a rule set computes, by kind.
+#[derive(Debug)]
+pub enum Body {
+    /// Points rules: the score is the base plus the points of every rule that fires.
+    Points(Vec<Rule>),
+    /// Weighted measures scored 0-100; a measure with missing inputs is N/A and its weight
+    /// is spread over the others.
+    Scorecard(Vec<Measure>),
+    /// The first class whose condition holds, else the default.
+    Classification {
+        classes: Vec<Class>,
+        default: Option<Arc<str>>,
+    },
+    /// A rhai script that returns `#{ score, grade, fired, reasons, tags }`.
+    Script { script: Expr, file: SourceFile },
+}
+
+#[derive(Debug)]
+pub struct Measure {
+    pub id: Arc<str>,
+    pub description: Option<String>,
+    pub weight: f64,
+    pub scoring: Scoring,
+    pub manual: bool,
+    pub reason: Option<String>,
+    pub reason_below: f64,
+}
+
+#[derive(Debug)]
+pub enum Scoring {
+    /// The expression gives the score directly.
+    Direct(Expr),
+    /// The value scores as the first band whose `min` it reaches.
+    Bands {
+        value: Expr,
+        bands: Vec<(Option<f64>, f64)>,
+    },
+    /// The value (text) scores as listed.
+    Map {
+        value: Expr,
+        map: Vec<(String, f64)>,
+    },
+}
+
+impl Scoring {
+    pub fn expr(&self) -> &Expr {
+        match self {
+            Scoring::Direct(e)
+            | Scoring::Bands { value: e, .. }
+            | Scoring::Map { value: e, .. } => e,
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Class {
+    pub id: Arc<str>,
+    pub description: Option<String>,
+    pub when: Expr,
+    pub reason: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -74,6 +138,50 @@ pub struct Expr {
 }
 
 impl RuleSet {
+    /// Every compiled expression of the rule set.
+    pub fn expressions(&self) -> Vec<&Expr> {
+        match &self.body {
+            Body::Points(rules) => rules
+                .iter()
+                .flat_map(|r| {
+                    let points = match &r.points {
+                        Points::Computed(e) => Some(e),
+                        Points::Fixed(_) => None,
+                    };
+                    std::iter::once(&r.when).chain(points)
+                })
+                .collect(),
+            Body::Scorecard(measures) => measures.iter().map(|m| m.scoring.expr()).collect(),
+            Body::Classification { classes, .. } => classes.iter().map(|c| &c.when).collect(),
+            Body::Script { script, .. } => vec![script],
+        }
+    }
+
+    /// Names of the reason templates of the rule set.
+    pub fn reason_templates(&self) -> Vec<&str> {
+        match &self.body {
+            Body::Points(rules) => rules.iter().filter_map(|r| r.reason.as_deref()).collect(),
+            Body::Scorecard(measures) => measures
+                .iter()
+                .filter_map(|m| m.reason.as_deref())
+                .collect(),
+            Body::Classification { classes, .. } => {
+                classes.iter().filter_map(|c| c.reason.as_deref()).collect()
+            }
+            Body::Script { .. } => Vec::new(),
+        }
+    }
+
+    /// `points`, `scorecard`, `classification` or `script`.
+    pub fn kind(&self) -> &'static str {
+        match self.body {
+            Body::Points(_) => "points",
+            Body::Scorecard(_) => "scorecard",
+            Body::Classification { .. } => "classification",
+            Body::Script { .. } => "script",
+        }
+    }
+
     /// The grade for a score: the first grade whose threshold the score reaches.
     pub fn grade_for(&self, score: f64) -> Option<Arc<str>> {
         self.grades

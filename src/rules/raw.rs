@@ -15,8 +15,100 @@ pub struct RawRuleSet {
     pub score: RawScore,
     #[serde(default)]
     pub grades: Vec<RawGrade>,
+    /// Points rules: each adds its points when its condition holds.
     #[serde(default)]
     pub rules: Vec<RawRule>,
+    /// Scorecard measures: each scored 0-100 and weighted.
+    #[serde(default)]
+    pub measures: Vec<RawMeasure>,
+    /// Classification: the first class whose condition holds, else `default`.
+    #[serde(default)]
+    pub classes: Vec<RawClass>,
+    pub default: Option<Spanned<String>>,
+    /// A rhai script (path relative to the rule file) for logic YAML cannot express.
+    pub script: Option<Spanned<String>>,
+    /// Unit tests: given rows, expected results.
+    #[serde(default)]
+    pub tests: Vec<RawTest>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMeasure {
+    pub id: Spanned<String>,
+    pub description: Option<String>,
+    pub weight: Spanned<f64>,
+    /// An expression giving the measure's score, 0 to 100.
+    pub score: Option<Spanned<String>>,
+    /// An expression whose value is scored by `bands` or `map`.
+    pub value: Option<Spanned<String>>,
+    #[serde(default)]
+    pub bands: Vec<RawBand>,
+    pub map: Option<indexmap::IndexMap<String, f64>>,
+    /// Entered by a person (such as CSM sentiment) rather than measured.
+    #[serde(default)]
+    pub manual: bool,
+    /// Written when the measure scores below `reason_below` (default 50).
+    pub reason: Option<Spanned<String>>,
+    pub reason_below: Option<f64>,
+}
+
+/// A band scores values at or above `min`; the last band may leave `min` out.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBand {
+    pub min: Option<Spanned<f64>>,
+    pub score: f64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawClass {
+    pub class: Spanned<String>,
+    pub description: Option<String>,
+    pub when: Spanned<String>,
+    pub reason: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTest {
+    pub name: Spanned<String>,
+    /// The entity row; columns left out are missing.
+    #[serde(default)]
+    pub row: indexmap::IndexMap<String, serde_json::Value>,
+    /// This rule set's previous result.
+    pub prev: Option<RawGiven>,
+    /// Results of rule sets this one depends on, instead of evaluating them on `row`.
+    #[serde(default)]
+    pub given: indexmap::IndexMap<String, RawGiven>,
+    /// The day the test runs as of (default: today): what `today()` and `days_since` count from.
+    pub as_of: Option<chrono::NaiveDate>,
+    pub expect: RawExpect,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawGiven {
+    pub score: Option<f64>,
+    pub grade: Option<String>,
+    pub days_in_grade: Option<i64>,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    #[serde(default)]
+    pub fired: Vec<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawExpect {
+    pub score: Option<f64>,
+    pub grade: Option<String>,
+    /// For classifications: the class (the same as `grade`).
+    pub class: Option<String>,
+    pub fired: Option<Vec<String>>,
+    pub tags: Option<Vec<String>>,
+    pub reasons: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -1,0 +1,136 @@
+//! Lookup tables: CSV files in `rules/lookups/` that rules read with
+//! `lookup("table", key, "column")`, such as the risk weight of each region. The first column
+//! is the key. Teams edit these as data, not code.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use rhai::{Dynamic, Engine};
+
+use crate::diagnostic::{Diagnostic, Diagnostics, Span};
+
+#[derive(Debug, Clone, Default)]
+pub struct Lookups {
+    tables: HashMap<String, Table>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Table {
+    /// The key column first.
+    pub columns: Vec<String>,
+    rows: HashMap<String, Vec<Dynamic>>,
+}
+
+impl Lookups {
+    /// Reads every `*.csv` in `dir`; a missing folder means no lookup tables.
+    pub fn load(root: &Path, dir: &Path) -> (Lookups, Diagnostics) {
+        let mut lookups = Lookups::default();
+        let mut diags = Diagnostics::default();
+        let mut paths: Vec<_> = std::fs::read_dir(dir)
+            .map(|e| {
+                e.filter_map(|e| e.ok().map(|e| e.path()))
+                    .filter(|p| p.extension().is_some_and(|x| x == "csv"))
+                    .collect()
+            })
+            .unwrap_or_default();
+        paths.sort();
+        for path in paths {
+            let display = crate::project::display_path(root, &path);
+            let name = path
+                .file_stem()
+                .map(|s| s.to_string_lossy().to_string())
+                .unwrap_or_default();
+            match read_table(&path) {
+                Ok(table) => {
+                    lookups.tables.insert(name, table);
+                }
+                Err(message) => diags.push(Diagnostic::error(
+                    Span::file_only(&display, &path),
+                    format!("lookup table `{display}`: {message}"),
+                )),
+            }
+        }
+        (lookups, diags)
+    }
+
+    pub fn table(&self, name: &str) -> Option<&Table> {
+        self.tables.get(name)
+    }
+
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.tables.keys().map(String::as_str)
+    }
+
+    /// The value in `column` for `key`; missing when the table, key or column is not there.
+    pub fn get(&self, table: &str, key: &Dynamic, column: &str) -> Dynamic {
+        let Some(t) = self.tables.get(table) else {
+            return Dynamic::UNIT;
+        };
+        let Some(i) = t.columns.iter().skip(1).position(|c| c == column) else {
+            return Dynamic::UNIT;
+        };
+        if key.is_unit() {
+            return Dynamic::UNIT;
+        }
+        let key = super::row::display_value(key);
+        t.rows
+            .get(&key)
+            .and_then(|r| r.get(i))
+            .cloned()
+            .unwrap_or(Dynamic::UNIT)
+    }
+}
+
+fn read_table(path: &Path) -> Result<Table, String> {
+    let mut reader = csv::Reader::from_path(path).map_err(|e| e.to_string())?;
+    let columns: Vec<String> = reader
+        .headers()
+        .map_err(|e| e.to_string())?
+        .iter()
+        .map(|h| h.trim().to_string())
+        .collect();
+    if columns.len() < 2 {
+        return Err("needs a key column and at least one value column".into());
+    }
+    let mut rows = HashMap::new();
+    for (i, record) in reader.records().enumerate() {
+        let record = record.map_err(|e| e.to_string())?;
+        let key = record.get(0).unwrap_or("").trim().to_string();
+        if rows.contains_key(&key) {
+            return Err(format!("line {}: the key `{key}` appears twice", i + 2));
+        }
+        rows.insert(key, record.iter().skip(1).map(parse_value).collect());
+    }
+    Ok(Table { columns, rows })
+}
+
+/// Numbers become numbers, `true`/`false` booleans, empty cells missing, the rest text.
+fn parse_value(s: &str) -> Dynamic {
+    let s = s.trim();
+    if s.is_empty() {
+        Dynamic::UNIT
+    } else if let Ok(i) = s.parse::<i64>() {
+        Dynamic::from_int(i)
+    } else if let Ok(f) = s.parse::<f64>() {
+        Dynamic::from_float(f)
+    } else if let Ok(b) = s.parse::<bool>() {
+        Dynamic::from_bool(b)
+    } else {
+        Dynamic::from(s.to_string())
+    }
+}
+
+/// Registers `lookup(...)` and keeps the tables in the engine for compile-time checks.
+pub fn register(engine: &mut Engine, lookups: Arc<Lookups>) {
+    let shared = lookups.clone();
+    engine.register_fn("lookup", move |table: &str, key: Dynamic, column: &str| {
+        shared.get(table, &key, column)
+    });
+    engine.set_default_tag(Dynamic::from(lookups));
+}
+
+/// The tables an engine was built with.
+pub fn registry(engine: &Engine) -> Option<Arc<Lookups>> {
+    engine.default_tag().clone().try_cast::<Arc<Lookups>>()
+}
