@@ -20,6 +20,9 @@ use crate::rules::eval::{Evaluator, Previous};
 use crate::store::{Publication, Store};
 use crate::warehouse::{Reject, Warehouse};
 
+/// The entity rows of a run, kept beside it for `explain` and `diff`.
+pub const ENTITY_SNAPSHOT: &str = "entity.parquet";
+
 #[derive(Debug, Clone, Copy)]
 pub struct RunOptions {
     pub as_of: NaiveDate,
@@ -207,6 +210,12 @@ fn execute(
         .read_entity(&plan.job.entity, plan.schema.clone())
         .map_err(|e| e.to_string())?;
     report.accounts = entity.len();
+    if report.run_id.is_some() {
+        let columns = warehouse.entity_columns().map_err(|e| e.to_string())?;
+        store
+            .snapshot_entity(&run_dir.join(ENTITY_SNAPSHOT), &columns, &entity.batch)
+            .map_err(|e| e.to_string())?;
+    }
     report.stages.push(("features", started.elapsed()));
 
     let started = Instant::now();

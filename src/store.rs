@@ -272,6 +272,60 @@ impl Store {
         self.record_rejects(p.run_id, rejects)
     }
 
+    /// Writes a run's entity rows to a Parquet file beside the run, so `explain` and `diff`
+    /// can evaluate rules on exactly what the run saw.
+    pub fn snapshot_entity(
+        &self,
+        path: &Path,
+        columns: &[(String, String)],
+        batch: &RecordBatch,
+    ) -> Result<(), StoreError> {
+        let cols: Vec<String> = columns
+            .iter()
+            .map(|(n, t)| format!("{} {t}", crate::warehouse::ident(n)))
+            .collect();
+        self.conn.execute_batch(&format!(
+            "CREATE OR REPLACE TEMP TABLE kw_snapshot ({})",
+            cols.join(", ")
+        ))?;
+        let mut appender = self.conn.appender("kw_snapshot")?;
+        appender.append_record_batch(batch.clone())?;
+        appender.flush()?;
+        drop(appender);
+        self.conn.execute_batch(&format!(
+            "COPY kw_snapshot TO {} (FORMAT PARQUET); DROP TABLE kw_snapshot",
+            crate::warehouse::sql_string(&path.display().to_string())
+        ))?;
+        Ok(())
+    }
+
+    /// A run by id, or the latest published run of `job` (of any job when `None`).
+    pub fn find_run(
+        &self,
+        run: Option<i64>,
+        job: Option<&str>,
+    ) -> Result<Option<RunRecord>, StoreError> {
+        let runs = self.runs(job, 10_000)?;
+        Ok(match run {
+            Some(id) => runs.into_iter().find(|r| r.run_id == id),
+            None => runs.into_iter().find(|r| r.published),
+        })
+    }
+
+    /// The stored outcome of one account for one rule set in one run.
+    pub fn outcome(
+        &self,
+        run_id: i64,
+        account: &str,
+        rule_set: &str,
+    ) -> Result<Option<(Option<f64>, Option<String>)>, StoreError> {
+        let mut stmt = self.conn.prepare("SELECT score, grade FROM outcomes WHERE run_id = ? AND account_id = ? AND rule_set = ?")?;
+        let mut rows = stmt.query_map(params![run_id, account, rule_set], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })?;
+        Ok(rows.next().transpose()?)
+    }
+
     pub fn record_rejects(&self, run_id: i64, rejects: &[Reject]) -> Result<(), StoreError> {
         let mut appender = self.conn.appender("rejects")?;
         for r in rejects {

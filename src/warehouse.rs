@@ -477,6 +477,30 @@ impl Warehouse {
         Ok(Schema { columns })
     }
 
+    /// The entity table's columns with their DuckDB types, after [`Warehouse::read_entity`].
+    pub fn entity_columns(&self) -> Result<Vec<(String, String)>, duckdb::Error> {
+        let mut stmt = self.conn.prepare("DESCRIBE kw_entity")?;
+        let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+        rows.collect()
+    }
+
+    /// Reads the entity of a past run from its snapshot, as `explain` and `diff` need.
+    pub fn read_snapshot(
+        path: &Path,
+        spec: &EntitySpec,
+        schema: Schema,
+    ) -> Result<Entity, WarehouseError> {
+        let warehouse = Warehouse {
+            conn: Connection::open_in_memory()?,
+        };
+        warehouse.conn.execute_batch(&format!(
+            "CREATE VIEW {} AS SELECT * FROM read_parquet({})",
+            ident(&spec.view),
+            sql_string(&path.display().to_string())
+        ))?;
+        warehouse.read_entity(spec, schema)
+    }
+
     /// Reads the entity view once, checking it has one row per account.
     pub fn read_entity(&self, spec: &EntitySpec, schema: Schema) -> Result<Entity, WarehouseError> {
         let view = ident(&spec.view);

@@ -2,8 +2,10 @@
 
 mod check;
 mod demo_data;
+mod explain;
 mod run;
 mod runs;
+mod test;
 
 use std::path::PathBuf;
 
@@ -59,6 +61,10 @@ enum Command {
     Check(check::Args),
     /// List recent runs with status and timings.
     Runs(runs::Args),
+    /// Show why an account got its results: every rule, the values it read, what it added.
+    Explain(explain::Args),
+    /// Run the tests written in the rule files.
+    Test(test::Args),
     /// Write a deterministic, realistic set of extracts to play with or benchmark on.
     DemoData(demo_data::Args),
 }
@@ -87,6 +93,8 @@ pub fn main() -> i32 {
                 Command::Run(args) => run::execute(&project, args),
                 Command::Check(args) => check::execute(&project, args),
                 Command::Runs(args) => runs::execute(&project, args),
+                Command::Test(args) => test::execute(&project, args),
+                Command::Explain(args) => explain::execute(&project, args),
                 Command::DemoData(_) => unreachable!("handled above"),
             },
         },

@@ -1,0 +1,87 @@
+//! `keepwell test`: the `tests:` blocks of the rule files.
+
+use std::collections::HashSet;
+
+use crate::cli::ExitStatus;
+use crate::plan::Plan;
+use crate::project::Project;
+use crate::rules::RuleSetSources;
+use crate::rules::testing::{TestContext, run_tests};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Only the tests of these rule sets.
+    rule_sets: Vec<String>,
+}
+
+pub fn execute(project: &Project, args: &Args) -> ExitStatus {
+    let (rules, diags) = RuleSetSources::load(&project.root, &project.rules_dir());
+    if diags.has_errors() {
+        eprintln!("{diags}");
+        return ExitStatus::Config;
+    }
+    let today = chrono::Local::now().date_naive();
+    let (mut passed, mut failed) = (0usize, 0usize);
+    let mut tested: HashSet<String> = HashSet::new();
+    for path in project.job_paths() {
+        let plan = match Plan::compile(project, &path, &rules, today) {
+            Ok(plan) => plan,
+            Err(d) => {
+                eprintln!("{d}");
+                eprintln!(
+                    "the rule sets of `{}` were not tested: fix the errors above (see `keepwell check`)",
+                    project.display(&path)
+                );
+                return ExitStatus::Config;
+            }
+        };
+        let ctx = TestContext {
+            sets: &plan.rule_sets,
+            schema: &plan.schema,
+            engine: &plan.engine,
+            templates: &plan.templates,
+            today,
+        };
+        for set in &plan.rule_sets {
+            if !args.rule_sets.is_empty() && !args.rule_sets.contains(&set.name) {
+                continue;
+            }
+            if !tested.insert(set.name.clone()) {
+                continue;
+            }
+            let Some((_, raw, _)) = rules.sets.iter().find(|(n, _, _)| *n == set.name) else {
+                continue;
+            };
+            if raw.tests.is_empty() {
+                println!("{}: no tests", set.file.display);
+                continue;
+            }
+            println!("{}", set.file.display);
+            for result in run_tests(&ctx, set, &raw.tests) {
+                if result.failures.is_empty() {
+                    passed += 1;
+                    println!("  ok    {}", result.name);
+                } else {
+                    failed += 1;
+                    println!("  FAIL  {} ({})", result.name, result.location);
+                    for f in &result.failures {
+                        println!("        {f}");
+                    }
+                }
+            }
+        }
+    }
+    for name in rules.names() {
+        if !tested.contains(name)
+            && (args.rule_sets.is_empty() || args.rule_sets.iter().any(|r| r == name))
+        {
+            println!("{name}: not used by any job, so not tested (tests need a job's entity view)");
+        }
+    }
+    println!("{passed} passed, {failed} failed");
+    if failed > 0 {
+        ExitStatus::Failure
+    } else {
+        ExitStatus::Success
+    }
+}
