@@ -48,14 +48,8 @@ impl Mail {
     /// mixed[ alternative[ text, html ], attachments... ]. Header values are encoded by
     /// lettre; line breaks are removed from the subject so no value can add a header.
     pub fn to_message(&self, from: &Mailbox) -> Result<Message, DeliveryError> {
-        let subject: String = self
-            .subject
-            .chars()
-            .map(|c| if c == '\r' || c == '\n' { ' ' } else { c })
-            .collect();
-        let mut builder = Message::builder()
-            .from(from.clone())
-            .subject(subject.trim());
+        let subject: String = self.subject.chars().map(|c| if c == '\r' || c == '\n' { ' ' } else { c }).collect();
+        let mut builder = Message::builder().from(from.clone()).subject(subject.trim());
         for to in &self.to {
             builder = builder.to(to.clone());
         }
@@ -63,30 +57,16 @@ impl Mail {
             builder = builder.cc(cc.clone());
         }
         let body = MultiPart::alternative()
-            .singlepart(
-                SinglePart::builder()
-                    .header(ContentType::TEXT_PLAIN)
-                    .body(self.text.clone()),
-            )
-            .singlepart(
-                SinglePart::builder()
-                    .header(ContentType::TEXT_HTML)
-                    .body(self.html.clone()),
-            );
-        let build_err = |message: String| DeliveryError::Build {
-            subject: self.subject.clone(),
-            message,
-        };
+            .singlepart(SinglePart::builder().header(ContentType::TEXT_PLAIN).body(self.text.clone()))
+            .singlepart(SinglePart::builder().header(ContentType::TEXT_HTML).body(self.html.clone()));
+        let build_err = |message: String| DeliveryError::Build { subject: self.subject.clone(), message };
         let message = if self.attachments.is_empty() {
             builder.multipart(body)
         } else {
             let mut mixed = MultiPart::mixed().multipart(body);
             for a in &self.attachments {
-                let ct =
-                    ContentType::parse(&a.content_type).map_err(|e| build_err(e.to_string()))?;
-                mixed = mixed.singlepart(
-                    LettreAttachment::new(a.file_name.clone()).body(a.body.clone(), ct),
-                );
+                let ct = ContentType::parse(&a.content_type).map_err(|e| build_err(e.to_string()))?;
+                mixed = mixed.singlepart(LettreAttachment::new(a.file_name.clone()).body(a.body.clone(), ct));
             }
             builder.multipart(mixed)
         };
@@ -100,20 +80,13 @@ pub enum Transport {
 }
 
 impl Transport {
-    pub fn from_settings(
-        settings: &MailSettings,
-        outbox: &Path,
-    ) -> Result<Transport, DeliveryError> {
+    pub fn from_settings(settings: &MailSettings, outbox: &Path) -> Result<Transport, DeliveryError> {
         let Some(smtp) = &settings.smtp else {
             return Ok(Transport::Outbox(outbox.to_path_buf()));
         };
-        let tls = || {
-            TlsParameters::new(smtp.host.clone())
-                .map_err(|e| DeliveryError::Settings(e.to_string()))
-        };
-        let mut builder = SmtpTransport::builder_dangerous(&smtp.host)
-            .port(smtp.port)
-            .timeout(Some(Duration::from_secs(30)));
+        let tls = || TlsParameters::new(smtp.host.clone()).map_err(|e| DeliveryError::Settings(e.to_string()));
+        let mut builder =
+            SmtpTransport::builder_dangerous(&smtp.host).port(smtp.port).timeout(Some(Duration::from_secs(30)));
         builder = match smtp.tls {
             TlsMode::StartTls => builder.tls(Tls::Required(tls()?)),
             TlsMode::Implicit => builder.tls(Tls::Wrapper(tls()?)),
@@ -135,28 +108,16 @@ impl Transport {
     pub fn send(&self, message: &Message, name: &str) -> Result<String, DeliveryError> {
         match self {
             Transport::Outbox(dir) => {
-                std::fs::create_dir_all(dir).map_err(|e| DeliveryError::Write {
-                    path: dir.clone(),
-                    message: e.to_string(),
-                })?;
+                std::fs::create_dir_all(dir)
+                    .map_err(|e| DeliveryError::Write { path: dir.clone(), message: e.to_string() })?;
                 let path = dir.join(format!("{name}.eml"));
-                std::fs::write(&path, message.formatted()).map_err(|e| DeliveryError::Write {
-                    path: path.clone(),
-                    message: e.to_string(),
-                })?;
+                std::fs::write(&path, message.formatted())
+                    .map_err(|e| DeliveryError::Write { path: path.clone(), message: e.to_string() })?;
                 Ok(path.display().to_string())
             }
             Transport::Smtp(smtp) => {
-                let to: Vec<String> = message
-                    .envelope()
-                    .to()
-                    .iter()
-                    .map(|a| a.to_string())
-                    .collect();
-                smtp.send(message).map_err(|e| DeliveryError::Smtp {
-                    to: to.join(", "),
-                    message: e.to_string(),
-                })?;
+                let to: Vec<String> = message.envelope().to().iter().map(|a| a.to_string()).collect();
+                smtp.send(message).map_err(|e| DeliveryError::Smtp { to: to.join(", "), message: e.to_string() })?;
                 Ok(to.join(", "))
             }
         }

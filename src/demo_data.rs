@@ -66,29 +66,23 @@ const FUNDING: &[(&str, u32)] = &[
     ("multinational", 10),
 ];
 
-const MODULES: &[&str] = &[
-    "analytics",
-    "automation",
-    "integrations_hub",
-    "sso",
-    "advanced_reporting",
-];
+const MODULES: &[&str] = &["analytics", "automation", "integrations_hub", "sso", "advanced_reporting"];
 
 const FIRST_NAMES: &[&str] = &[
-    "Ana", "Ben", "Chloe", "Dev", "Elena", "Farid", "Grace", "Hugo", "Ines", "Jonas", "Kira",
-    "Liam", "Maya", "Noah", "Olga", "Priya",
+    "Ana", "Ben", "Chloe", "Dev", "Elena", "Farid", "Grace", "Hugo", "Ines", "Jonas", "Kira", "Liam", "Maya", "Noah",
+    "Olga", "Priya",
 ];
 const LAST_NAMES: &[&str] = &[
-    "Alvarez", "Becker", "Chen", "Dubois", "Eriksen", "Fischer", "Garcia", "Hughes", "Ito",
-    "Jensen", "Kowalski", "Lopez", "Moreau", "Novak", "Okafor", "Patel",
+    "Alvarez", "Becker", "Chen", "Dubois", "Eriksen", "Fischer", "Garcia", "Hughes", "Ito", "Jensen", "Kowalski",
+    "Lopez", "Moreau", "Novak", "Okafor", "Patel",
 ];
 const NAME_A: &[&str] = &[
-    "Blue", "North", "Bright", "Silver", "Green", "Iron", "Swift", "Clear", "Summit", "Harbor",
-    "Maple", "Quantum", "Red", "Solid", "True", "Urban",
+    "Blue", "North", "Bright", "Silver", "Green", "Iron", "Swift", "Clear", "Summit", "Harbor", "Maple", "Quantum",
+    "Red", "Solid", "True", "Urban",
 ];
 const NAME_B: &[&str] = &[
-    "Peak", "Field", "Wave", "Stone", "Bridge", "Leaf", "Path", "Forge", "Line", "Point", "River",
-    "Works", "Gate", "Grove", "Labs", "Systems",
+    "Peak", "Field", "Wave", "Stone", "Bridge", "Leaf", "Path", "Forge", "Line", "Point", "River", "Works", "Gate",
+    "Grove", "Labs", "Systems",
 ];
 
 #[derive(Debug, Clone)]
@@ -151,8 +145,7 @@ const FILES: [&str; 8] = [
 
 pub fn generate(options: &DemoOptions, out: &Path) -> std::io::Result<Written> {
     std::fs::create_dir_all(out)?;
-    let open =
-        |name: &str| File::create(out.join(name)).map(|f| BufWriter::with_capacity(1 << 20, f));
+    let open = |name: &str| File::create(out.join(name)).map(|f| BufWriter::with_capacity(1 << 20, f));
     let mut w = Writers {
         accounts: open(FILES[0])?,
         modules: open(FILES[1])?,
@@ -170,14 +163,8 @@ pub fn generate(options: &DemoOptions, out: &Path) -> std::io::Result<Written> {
     )?;
     writeln!(w.modules, "account_id,module,status")?;
     writeln!(w.usage, "account_id,day,active_users,key_feature_events")?;
-    writeln!(
-        w.tickets,
-        "ticket_id,account_id,opened_at,closed_at,priority,category,escalated"
-    )?;
-    writeln!(
-        w.contacts,
-        "contact_id,account_id,name,role,engaged,start_date,end_date"
-    )?;
+    writeln!(w.tickets, "ticket_id,account_id,opened_at,closed_at,priority,category,escalated")?;
+    writeln!(w.contacts, "contact_id,account_id,name,role,engaged,start_date,end_date")?;
     writeln!(w.surveys, "account_id,answered_at,kind,score")?;
     writeln!(w.milestones, "account_id,milestone,reached_at")?;
     writeln!(w.sentiment, "account_id,sentiment,updated_at,note")?;
@@ -188,17 +175,7 @@ pub fn generate(options: &DemoOptions, out: &Path) -> std::io::Result<Written> {
     let mut ticket_id = 0u64;
     let mut contact_id = 0u64;
     for i in 0..options.accounts {
-        account(
-            &mut rng,
-            &mut w,
-            options,
-            i,
-            csms,
-            managers,
-            &arr_dist,
-            &mut ticket_id,
-            &mut contact_id,
-        )?;
+        account(&mut rng, &mut w, options, i, csms, managers, &arr_dist, &mut ticket_id, &mut contact_id)?;
     }
     for f in [
         &mut w.accounts,
@@ -212,13 +189,7 @@ pub fn generate(options: &DemoOptions, out: &Path) -> std::io::Result<Written> {
     ] {
         f.flush()?;
     }
-    Ok(Written {
-        files: FILES
-            .iter()
-            .zip(w.counts)
-            .map(|(f, n)| (f.to_string(), n))
-            .collect(),
-    })
+    Ok(Written { files: FILES.iter().zip(w.counts).map(|(f, n)| (f.to_string(), n)).collect() })
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -297,38 +268,18 @@ fn account(
     // Surveys: NPS and CSAT, worse for troubled accounts.
     let troubled = story.declining || story.ticket_spike || story.stalled;
     if rng.random_bool(0.7) {
-        let nps = if troubled {
-            rng.random_range(0..8)
-        } else {
-            rng.random_range(5..11)
-        };
-        writeln!(
-            w.surveys,
-            "{id},{},nps,{nps}",
-            as_of - Duration::days(rng.random_range(5..150))
-        )?;
+        let nps = if troubled { rng.random_range(0..8) } else { rng.random_range(5..11) };
+        writeln!(w.surveys, "{id},{},nps,{nps}", as_of - Duration::days(rng.random_range(5..150)))?;
         w.counts[5] += 1;
     }
     if rng.random_bool(0.6) {
-        let csat = if troubled {
-            rng.random_range(1..4)
-        } else {
-            rng.random_range(3..6)
-        };
-        writeln!(
-            w.surveys,
-            "{id},{},csat,{csat}",
-            as_of - Duration::days(rng.random_range(5..90))
-        )?;
+        let csat = if troubled { rng.random_range(1..4) } else { rng.random_range(3..6) };
+        writeln!(w.surveys, "{id},{},csat,{csat}", as_of - Duration::days(rng.random_range(5..90)))?;
         w.counts[5] += 1;
     }
 
     // Milestones: kickoff, go-live, first value; stalled implementations never go live.
-    writeln!(
-        w.milestones,
-        "{id},kickoff,{}",
-        contract_start + Duration::days(rng.random_range(3..15))
-    )?;
+    writeln!(w.milestones, "{id},kickoff,{}", contract_start + Duration::days(rng.random_range(3..15)))?;
     w.counts[6] += 1;
     if !story.stalled {
         let go_live = contract_start + Duration::days(rng.random_range(25..110));
@@ -346,11 +297,7 @@ fn account(
     // The CSM's own judgement, often but not always in line with the data.
     if rng.random_bool(0.8) {
         let sentiment = if troubled && rng.random_bool(0.7) {
-            if rng.random_bool(0.5) {
-                "red"
-            } else {
-                "yellow"
-            }
+            if rng.random_bool(0.5) { "red" } else { "yellow" }
         } else if rng.random_bool(0.8) {
             "green"
         } else {
@@ -361,11 +308,7 @@ fn account(
             "yellow" => "Adoption below plan",
             _ => "Steady; good relationship",
         };
-        writeln!(
-            w.sentiment,
-            "{id},{sentiment},{},{note}",
-            as_of - Duration::days(rng.random_range(1..60))
-        )?;
+        writeln!(w.sentiment, "{id},{sentiment},{},{note}", as_of - Duration::days(rng.random_range(1..60)))?;
         w.counts[7] += 1;
     }
     Ok(())
@@ -379,25 +322,14 @@ fn usage(
     story: Story,
     as_of: NaiveDate,
 ) -> std::io::Result<()> {
-    let utilisation = if story.over_entitlement {
-        rng.random_range(1.05..1.4)
-    } else {
-        rng.random_range(0.25..0.95)
-    };
+    let utilisation = if story.over_entitlement { rng.random_range(1.05..1.4) } else { rng.random_range(0.25..0.95) };
     let base = (seats as f64 * utilisation).max(1.0);
     let feature_rate = rng.random_range(0.5..4.0);
     for d in 0..USAGE_DAYS {
         let day = as_of - Duration::days(USAGE_DAYS - d);
         // Declining accounts lose up to 70% of their users over the window.
-        let trend = if story.declining {
-            1.0 - 0.7 * d as f64 / USAGE_DAYS as f64
-        } else {
-            1.0
-        };
-        let weekend = matches!(
-            chrono::Datelike::weekday(&day),
-            chrono::Weekday::Sat | chrono::Weekday::Sun
-        );
+        let trend = if story.declining { 1.0 - 0.7 * d as f64 / USAGE_DAYS as f64 } else { 1.0 };
+        let weekend = matches!(chrono::Datelike::weekday(&day), chrono::Weekday::Sat | chrono::Weekday::Sun);
         let noise = rng.random_range(0.85..1.15) * if weekend { 0.3 } else { 1.0 };
         let active = (base * trend * noise).round() as u32;
         let events = (active as f64 * feature_rate * rng.random_range(0.7..1.3)).round() as u32;
@@ -424,27 +356,9 @@ fn tickets(
     for _ in 0..n {
         *ticket_id += 1;
         let recent = story.ticket_spike && rng.random_bool(0.7);
-        let opened = as_of
-            - Duration::days(if recent {
-                rng.random_range(1..21)
-            } else {
-                rng.random_range(1..180)
-            });
-        let priority = *pick(
-            rng,
-            &[
-                ("low", 30u32),
-                ("normal", 45),
-                ("high", 18),
-                ("critical", 7),
-            ],
-            |x| x.1,
-        );
-        let priority = if story.ticket_spike && rng.random_bool(0.3) {
-            "critical"
-        } else {
-            priority.0
-        };
+        let opened = as_of - Duration::days(if recent { rng.random_range(1..21) } else { rng.random_range(1..180) });
+        let priority = *pick(rng, &[("low", 30u32), ("normal", 45), ("high", 18), ("critical", 7)], |x| x.1);
+        let priority = if story.ticket_spike && rng.random_bool(0.3) { "critical" } else { priority.0 };
         let category = pick(
             rng,
             &[
@@ -460,19 +374,12 @@ fn tickets(
         .0;
         let closed = if rng.random_bool(0.8) {
             let c = opened + Duration::days(rng.random_range(0..20));
-            if c <= as_of {
-                c.to_string()
-            } else {
-                String::new()
-            }
+            if c <= as_of { c.to_string() } else { String::new() }
         } else {
             String::new()
         };
         let escalated = priority == "critical" && rng.random_bool(0.5);
-        writeln!(
-            w.tickets,
-            "T{ticket_id:08},{id},{opened},{closed},{priority},{category},{escalated}"
-        )?;
+        writeln!(w.tickets, "T{ticket_id:08},{id},{opened},{closed},{priority},{category},{escalated}")?;
         w.counts[3] += 1;
     }
     Ok(())
@@ -511,11 +418,7 @@ fn contacts(
             String::new()
         };
         let engaged = ended.is_empty() && rng.random_bool(if story.declining { 0.4 } else { 0.75 });
-        writeln!(
-            w.contacts,
-            "C{:08},{id},{name},{role},{engaged},{started},{ended}",
-            *contact_id
-        )?;
+        writeln!(w.contacts, "C{:08},{id},{name},{role},{engaged},{started},{ended}", *contact_id)?;
         w.counts[4] += 1;
     }
     Ok(())

@@ -17,16 +17,8 @@ pub struct SourceFile {
 }
 
 impl SourceFile {
-    pub fn new(
-        display: impl Into<String>,
-        path: impl Into<PathBuf>,
-        text: impl Into<Arc<str>>,
-    ) -> Self {
-        Self {
-            display: display.into(),
-            path: path.into(),
-            text: text.into(),
-        }
+    pub fn new(display: impl Into<String>, path: impl Into<PathBuf>, text: impl Into<Arc<str>>) -> Self {
+        Self { display: display.into(), path: path.into(), text: text.into() }
     }
 
     /// The 1-based line `line` without its line ending.
@@ -57,21 +49,11 @@ impl SourceFile {
 
     /// A span covering the whole file's first line, for problems that have no better place.
     pub fn start(&self) -> Span {
-        Span {
-            file: Some(self.clone()),
-            line: 1,
-            col: 1,
-            len: 0,
-        }
+        Span { file: Some(self.clone()), line: 1, col: 1, len: 0 }
     }
 
     pub fn span(&self, line: usize, col: usize, len: usize) -> Span {
-        Span {
-            file: Some(self.clone()),
-            line,
-            col,
-            len,
-        }
+        Span { file: Some(self.clone()), line, col, len }
     }
 }
 
@@ -87,12 +69,7 @@ pub struct Span {
 impl Span {
     /// A problem about a file as a whole (missing, unreadable).
     pub fn file_only(display: &str, path: &Path) -> Self {
-        Span {
-            file: Some(SourceFile::new(display, path, "")),
-            line: 0,
-            col: 0,
-            len: 0,
-        }
+        Span { file: Some(SourceFile::new(display, path, "")), line: 0, col: 0, len: 0 }
     }
 
     pub fn none() -> Self {
@@ -116,21 +93,11 @@ pub struct Diagnostic {
 
 impl Diagnostic {
     pub fn error(span: Span, message: impl Into<String>) -> Self {
-        Diagnostic {
-            severity: Severity::Error,
-            message: message.into(),
-            span,
-            hint: None,
-        }
+        Diagnostic { severity: Severity::Error, message: message.into(), span, hint: None }
     }
 
     pub fn warning(span: Span, message: impl Into<String>) -> Self {
-        Diagnostic {
-            severity: Severity::Warning,
-            message: message.into(),
-            span,
-            hint: None,
-        }
+        Diagnostic { severity: Severity::Warning, message: message.into(), span, hint: None }
     }
 
     pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
@@ -172,16 +139,8 @@ impl fmt::Display for Diagnostic {
             Severity::Warning => "warning",
         };
         writeln!(f, "{label}: {}", self.message)?;
-        let source_line = self
-            .span
-            .file
-            .as_ref()
-            .and_then(|file| file.line_text(self.span.line));
-        let gutter = if source_line.is_some() {
-            self.span.line.to_string().len()
-        } else {
-            1
-        };
+        let source_line = self.span.file.as_ref().and_then(|file| file.line_text(self.span.line));
+        let gutter = if source_line.is_some() { self.span.line.to_string().len() } else { 1 };
         let pad = " ".repeat(gutter);
         if self.span.file.is_some() {
             writeln!(f, "{pad}--> {}", self.location())?;
@@ -219,17 +178,11 @@ impl Diagnostics {
     }
 
     pub fn errors(&self) -> usize {
-        self.0
-            .iter()
-            .filter(|d| d.severity == Severity::Error)
-            .count()
+        self.0.iter().filter(|d| d.severity == Severity::Error).count()
     }
 
     pub fn warnings(&self) -> usize {
-        self.0
-            .iter()
-            .filter(|d| d.severity == Severity::Warning)
-            .count()
+        self.0.iter().filter(|d| d.severity == Severity::Warning).count()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -239,13 +192,7 @@ impl Diagnostics {
     /// Sorted by file and position, so output is stable whatever order the checks ran in.
     pub fn sorted(mut self) -> Self {
         self.0.sort_by(|a, b| {
-            let key = |d: &Diagnostic| {
-                (
-                    d.span.file.as_ref().map(|f| f.display.clone()),
-                    d.span.line,
-                    d.span.col,
-                )
-            };
+            let key = |d: &Diagnostic| (d.span.file.as_ref().map(|f| f.display.clone()), d.span.line, d.span.col);
             key(a).cmp(&key(b))
         });
         self
@@ -265,10 +212,7 @@ impl fmt::Display for Diagnostics {
 }
 
 /// The closest candidate to `name`, for "did you mean" hints.
-pub fn did_you_mean<'a>(
-    name: &str,
-    candidates: impl IntoIterator<Item = &'a str>,
-) -> Option<String> {
+pub fn did_you_mean<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<String> {
     candidates
         .into_iter()
         .map(|c| (strsim::damerau_levenshtein(name, c), c))

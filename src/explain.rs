@@ -13,7 +13,7 @@ use crate::rules::eval::{EntityRow, Evaluator, Outcome, RuleStatus, RuleTrace};
 use crate::rules::row::{display_value, to_json};
 use crate::rules::{Body, RuleSet, RuleSetSources};
 use crate::runner::ENTITY_SNAPSHOT;
-use crate::store::Store;
+use crate::store::{Store, StoredOutcome};
 use crate::warehouse::Warehouse;
 
 #[derive(Debug, Serialize)]
@@ -38,12 +38,6 @@ pub struct SetExplanation {
     /// How the score was reached, in words.
     pub summary: String,
     pub errors: Vec<String>,
-}
-
-#[derive(Debug, Serialize)]
-pub struct StoredOutcome {
-    pub score: Option<f64>,
-    pub grade: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -76,50 +70,30 @@ pub fn explain(
     run: Option<i64>,
 ) -> Result<Explanation, ExplainError> {
     let store = Store::open(&project.store).map_err(|e| ExplainError::Failed(e.to_string()))?;
-    let record = store
-        .find_run(run, job)
-        .map_err(|e| ExplainError::Failed(e.to_string()))?
-        .ok_or_else(|| {
-            ExplainError::NotFound(match (run, job) {
-                (Some(r), _) => {
-                    format!("there is no run {r} in {}", project.display(&project.store))
-                }
-                (None, Some(j)) => {
-                    format!("job `{j}` has no published run yet: run `keepwell run {j}` first")
-                }
-                (None, None) => "there is no published run yet: run a job first".into(),
-            })
-        })?;
+    let record = store.find_run(run, job).map_err(|e| ExplainError::Failed(e.to_string()))?.ok_or_else(|| {
+        ExplainError::NotFound(match (run, job) {
+            (Some(r), _) => {
+                format!("there is no run {r} in {}", project.display(&project.store))
+            }
+            (None, Some(j)) => {
+                format!("job `{j}` has no published run yet: run `keepwell run {j}` first")
+            }
+            (None, None) => "there is no published run yet: run a job first".into(),
+        })
+    })?;
     let (rules, diags) = RuleSetSources::load(&project.root, &project.rules_dir());
     if diags.has_errors() {
         return Err(ExplainError::Config(diags));
     }
-    let plan = Plan::compile(
-        project,
-        &project.job_path(&record.job),
-        &rules,
-        record.as_of,
-    )
-    .map_err(ExplainError::Config)?;
-    let snapshot = project
-        .runs
-        .join(record.run_id.to_string())
-        .join(ENTITY_SNAPSHOT);
+    let plan =
+        Plan::compile(project, &project.job_path(&record.job), &rules, record.as_of).map_err(ExplainError::Config)?;
+    let snapshot = project.runs.join(record.run_id.to_string()).join(ENTITY_SNAPSHOT);
     let entity = load_snapshot(&snapshot, &plan)?;
     let row = entity.row_of(account).ok_or_else(|| {
-        ExplainError::NotFound(format!(
-            "account `{account}` is not in run {} of `{}`",
-            record.run_id, record.job
-        ))
+        ExplainError::NotFound(format!("account `{account}` is not in run {} of `{}`", record.run_id, record.job))
     })?;
-    let previous = store
-        .previous(&record.job, record.as_of)
-        .map_err(|e| ExplainError::Failed(e.to_string()))?;
-    let evaluator = Evaluator {
-        engine: &plan.engine,
-        templates: &plan.templates,
-        as_of: record.as_of,
-    };
+    let previous = store.previous(&record.job, record.as_of).map_err(|e| ExplainError::Failed(e.to_string()))?;
+    let evaluator = Evaluator { engine: &plan.engine, templates: &plan.templates, as_of: record.as_of };
     let mut done: Vec<(String, Outcome)> = Vec::new();
     let mut sets = Vec::new();
     let mut scope = Scope::new();
@@ -128,43 +102,28 @@ pub fn explain(
         let view: Vec<(&str, &Outcome)> = done.iter().map(|(n, o)| (n.as_str(), o)).collect();
         let outcome = evaluator.evaluate(
             set,
-            &EntityRow {
-                entity: &entity,
-                row,
-            },
+            &EntityRow { entity: &entity, row },
             &view,
             &previous,
             &mut scope,
             Some(&mut trace),
         );
-        let stored = store
-            .outcome(record.run_id, account, &set.name)
-            .map_err(|e| ExplainError::Failed(e.to_string()))?;
-        let stored = stored.filter(|(score, grade)| {
-            *score != outcome.score || grade.as_deref() != outcome.grade.as_deref()
-        });
+        let stored =
+            store.outcome(record.run_id, account, &set.name).map_err(|e| ExplainError::Failed(e.to_string()))?;
+        let stored = stored.filter(|s| s.score != outcome.score || s.grade.as_deref() != outcome.grade.as_deref());
         sets.push(SetExplanation {
             rule_set: set.name.clone(),
             kind: set.kind(),
             score: outcome.score,
             grade: outcome.grade.as_deref().map(str::to_string),
-            stored: stored.map(|(score, grade)| StoredOutcome { score, grade }),
+            stored,
             steps: trace.into_iter().map(step).collect(),
             summary: summary(set, &outcome),
-            errors: outcome
-                .errors
-                .iter()
-                .map(|e| format!("{}: {}", e.rule, e.message))
-                .collect(),
+            errors: outcome.errors.iter().map(|e| format!("{}: {}", e.rule, e.message)).collect(),
         });
         done.push((set.name.clone(), outcome));
     }
-    let name = plan
-        .job
-        .entity
-        .name
-        .as_deref()
-        .map(|c| display_value(&entity.value(c, row)));
+    let name = plan.job.entity.name.as_deref().map(|c| display_value(&entity.value(c, row)));
     Ok(Explanation {
         account: account.to_string(),
         name,
@@ -202,11 +161,7 @@ fn step(t: RuleTrace) -> Step {
     Step {
         id: t.rule.to_string(),
         status: status.to_string(),
-        inputs: t
-            .inputs
-            .iter()
-            .map(|(k, v)| (k.clone(), to_json(v)))
-            .collect(),
+        inputs: t.inputs.iter().map(|(k, v)| (k.clone(), to_json(v))).collect(),
         value,
         reason: t.reason,
         detail: t.detail,
@@ -224,36 +179,26 @@ fn summary(set: &RuleSet, o: &Outcome) -> String {
     match &set.body {
         Body::Points(_) => {
             let score = o.score.unwrap_or_default();
-            let threshold = set
-                .grades
-                .iter()
-                .find(|g| Some(&*g.name) == o.grade.as_deref())
-                .and_then(|g| g.min);
+            let threshold = set.grades.iter().find(|g| Some(&*g.name) == o.grade.as_deref()).and_then(|g| g.min);
             format!(
                 "base {} plus the points of the rules that fired, kept within {}..{}: {} -> {grade}{}",
                 fmt(set.score.base),
                 fmt(set.score.min),
                 fmt(set.score.max),
                 fmt(score),
-                threshold
-                    .map(|m| format!(" (at least {})", fmt(m)))
-                    .unwrap_or_default()
+                threshold.map(|m| format!(" (at least {})", fmt(m))).unwrap_or_default()
             )
         }
         Body::Scorecard(_) => match o.score {
-            Some(s) => format!(
-                "weighted mean of the measures that have data: {} -> {grade}",
-                fmt((s * 10.0).round() / 10.0)
-            ),
+            Some(s) => {
+                format!("weighted mean of the measures that have data: {} -> {grade}", fmt((s * 10.0).round() / 10.0))
+            }
             None => "every measure is N/A: no score".into(),
         },
         Body::Classification { .. } => match o.fired.first() {
             Some(c) => format!("the first class that matches: {c}"),
             None => format!("no class matched: the default, {grade}"),
         },
-        Body::Script { .. } => format!(
-            "the script's result: {} -> {grade}",
-            o.score.map_or("no score".into(), fmt)
-        ),
+        Body::Script(_) => format!("the script's result: {} -> {grade}", o.score.map_or("no score".into(), fmt)),
     }
 }

@@ -45,14 +45,8 @@ impl Plan {
         let mut templates = Environment::new();
         templates.set_fuel(Some(1_000_000));
         diags.extend(load_templates(&project.root, &mut templates));
-        let (rule_sets, d) = compile_rule_sets(
-            rules,
-            &job.rule_sets,
-            Some(&job.file),
-            &schema,
-            &engine,
-            &mut templates,
-        );
+        let (rule_sets, d) =
+            compile_rule_sets(rules, &job.rule_sets, Some(&job.file), &schema, &engine, &mut templates);
         diags.extend(d);
         let names: Vec<&str> = rules.names().collect();
         let (outputs, d) = compile_outputs(&job, &schema, &names, &engine, &mut templates);
@@ -60,24 +54,12 @@ impl Plan {
         if diags.has_errors() {
             return Err(diags);
         }
-        Ok(Plan {
-            job,
-            schema,
-            rule_sets,
-            outputs,
-            engine,
-            templates,
-        })
+        Ok(Plan { job, schema, rule_sets, outputs, engine, templates })
     }
 }
 
 /// The entity view's columns, learned by building the features over empty source tables.
-fn entity_schema(
-    project: &Project,
-    job: &Job,
-    as_of: NaiveDate,
-    diags: &mut Diagnostics,
-) -> Option<Schema> {
+fn entity_schema(project: &Project, job: &Job, as_of: NaiveDate, diags: &mut Diagnostics) -> Option<Schema> {
     let warehouse = match Warehouse::open(&project.warehouse, None) {
         Ok(w) => w,
         Err(e) => {
@@ -118,10 +100,7 @@ fn entity_schema(
             diags.push(
                 Diagnostic::error(
                     span.clone(),
-                    format!(
-                        "the entity view `{}` has no column `{column}`",
-                        job.entity.view
-                    ),
+                    format!("the entity view `{}` has no column `{column}`", job.entity.view),
                 )
                 .with_hint_opt(did_you_mean(column, schema.names())),
             );

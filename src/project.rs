@@ -105,15 +105,12 @@ impl Project {
     pub fn open(root: &Path) -> Result<Project, Diagnostics> {
         let path = root.join(SETTINGS_FILE);
         let raw: RawSettings = if path.is_file() {
-            yaml::read(&path, SETTINGS_FILE)
-                .map(|(s, _)| s)
-                .map_err(|d| Diagnostics(vec![*d]))?
+            yaml::read(&path, SETTINGS_FILE).map(|(s, _)| s).map_err(|d| Diagnostics(vec![*d]))?
         } else {
             RawSettings::default()
         };
         let file = SourceFile::new(SETTINGS_FILE, &path, "");
-        let at =
-            |p: Option<String>, default: &str| root.join(p.unwrap_or_else(|| default.to_string()));
+        let at = |p: Option<String>, default: &str| root.join(p.unwrap_or_else(|| default.to_string()));
         let smtp = match raw.mail.smtp {
             None => None,
             Some(s) => {
@@ -122,11 +119,11 @@ impl Project {
                     Some("implicit") | Some("tls") => TlsMode::Implicit,
                     Some("none") => TlsMode::None,
                     Some(other) => {
-                        return Err(Diagnostics(vec![Diagnostic::error(
-                            file.start(),
-                            format!("unknown mail.smtp.tls mode `{other}`"),
-                        )
-                        .with_hint("use `starttls` (port 587), `implicit` (port 465) or `none` (a local relay)")]));
+                        return Err(Diagnostics(vec![
+                            Diagnostic::error(file.start(), format!("unknown mail.smtp.tls mode `{other}`")).with_hint(
+                                "use `starttls` (port 587), `implicit` (port 465) or `none` (a local relay)",
+                            ),
+                        ]));
                     }
                 };
                 let default_port = match tls {
@@ -139,9 +136,7 @@ impl Project {
                     port: s.port.unwrap_or(default_port),
                     tls,
                     user: s.user,
-                    password_env: s
-                        .password_env
-                        .unwrap_or_else(|| "KEEPWELL_SMTP_PASSWORD".into()),
+                    password_env: s.password_env.unwrap_or_else(|| "KEEPWELL_SMTP_PASSWORD".into()),
                 })
             }
         };
@@ -154,17 +149,8 @@ impl Project {
             store,
             outbox: at(raw.outbox, ".keepwell/outbox"),
             runs: at(raw.runs, ".keepwell/runs"),
-            mail: MailSettings {
-                from: raw
-                    .mail
-                    .from
-                    .unwrap_or_else(|| "keepwell <keepwell@localhost>".into()),
-                smtp,
-            },
-            warehouse: WarehouseSettings {
-                threads: raw.warehouse.threads,
-                memory_limit: raw.warehouse.memory_limit,
-            },
+            mail: MailSettings { from: raw.mail.from.unwrap_or_else(|| "keepwell <keepwell@localhost>".into()), smtp },
+            warehouse: WarehouseSettings { threads: raw.warehouse.threads, memory_limit: raw.warehouse.memory_limit },
         })
     }
 
@@ -180,11 +166,7 @@ impl Project {
     pub fn job_path(&self, job: &str) -> PathBuf {
         let as_path = Path::new(job);
         if job.ends_with(".yaml") || job.ends_with(".yml") || job.contains('/') {
-            if as_path.is_absolute() {
-                as_path.to_path_buf()
-            } else {
-                self.root.join(as_path)
-            }
+            if as_path.is_absolute() { as_path.to_path_buf() } else { self.root.join(as_path) }
         } else {
             self.jobs_dir().join(format!("{job}.yaml"))
         }
@@ -196,9 +178,7 @@ impl Project {
             .map(|entries| {
                 entries
                     .filter_map(|e| e.ok().map(|e| e.path()))
-                    .filter(|p| {
-                        p.is_file() && p.extension().is_some_and(|x| x == "yaml" || x == "yml")
-                    })
+                    .filter(|p| p.is_file() && p.extension().is_some_and(|x| x == "yaml" || x == "yml"))
                     .collect()
             })
             .unwrap_or_default();
@@ -213,8 +193,5 @@ impl Project {
 
 /// A path as shown to users: relative to the project root when it is inside it.
 pub fn display_path(root: &Path, path: &Path) -> String {
-    path.strip_prefix(root)
-        .unwrap_or(path)
-        .display()
-        .to_string()
+    path.strip_prefix(root).unwrap_or(path).display().to_string()
 }

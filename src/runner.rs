@@ -76,11 +76,7 @@ pub struct RunReport {
 }
 
 /// Runs a job. `Err` means the job or rule files are wrong and nothing ran.
-pub fn run(
-    project: &Project,
-    job_path: &Path,
-    options: RunOptions,
-) -> Result<RunReport, Diagnostics> {
+pub fn run(project: &Project, job_path: &Path, options: RunOptions) -> Result<RunReport, Diagnostics> {
     let (rules, diags) = RuleSetSources::load(&project.root, &project.rules_dir());
     if diags.has_errors() {
         return Err(diags);
@@ -125,22 +121,14 @@ pub fn run(
             report.error = Some(message);
             RunStatus::Failed
         }
-        Ok(()) if !report.account_errors.is_empty() || !report.warnings.is_empty() => {
-            RunStatus::Degraded
-        }
+        Ok(()) if !report.account_errors.is_empty() || !report.warnings.is_empty() => RunStatus::Degraded,
         Ok(()) => RunStatus::Succeeded,
     };
     if let Some(run_id) = report.run_id {
-        let stages: serde_json::Map<String, serde_json::Value> = report
-            .stages
-            .iter()
-            .map(|(s, d)| (s.to_string(), json!(d.as_secs_f64())))
-            .collect();
-        let counts: serde_json::Map<String, serde_json::Value> = report
-            .row_counts
-            .iter()
-            .map(|(s, n)| (s.clone(), json!(n)))
-            .collect();
+        let stages: serde_json::Map<String, serde_json::Value> =
+            report.stages.iter().map(|(s, d)| (s.to_string(), json!(d.as_secs_f64()))).collect();
+        let counts: serde_json::Map<String, serde_json::Value> =
+            report.row_counts.iter().map(|(s, n)| (s.clone(), json!(n))).collect();
         let finished = store.finish_run(
             run_id,
             report.status.as_str(),
@@ -180,13 +168,11 @@ fn execute(
         Some(id) => project.runs.join(id.to_string()),
         None => project.runs.join("dry-run"),
     };
-    std::fs::create_dir_all(&run_dir)
-        .map_err(|e| format!("cannot create `{}`: {e}", run_dir.display()))?;
+    std::fs::create_dir_all(&run_dir).map_err(|e| format!("cannot create `{}`: {e}", run_dir.display()))?;
 
     let started = Instant::now();
     let spill = run_dir.join("spill");
-    std::fs::create_dir_all(&spill)
-        .map_err(|e| format!("cannot create `{}`: {e}", spill.display()))?;
+    std::fs::create_dir_all(&spill).map_err(|e| format!("cannot create `{}`: {e}", spill.display()))?;
     let warehouse = Warehouse::open(&project.warehouse, Some(&spill)).map_err(|e| e.to_string())?;
     for source in &plan.job.sources {
         let loaded = warehouse.load(source).map_err(|e| e.to_string())?;
@@ -197,24 +183,16 @@ fn execute(
         checked.map_err(|e| e.to_string())?;
     }
     warehouse.lock().map_err(|e| e.to_string())?;
-    warehouse
-        .set_as_of(options.as_of)
-        .map_err(|e| e.to_string())?;
+    warehouse.set_as_of(options.as_of).map_err(|e| e.to_string())?;
     report.stages.push(("load", started.elapsed()));
 
     let started = Instant::now();
-    warehouse
-        .create_features(&plan.job.features)
-        .map_err(|d| format!("{} ({})", d.message, d.location()))?;
-    let entity = warehouse
-        .read_entity(&plan.job.entity, plan.schema.clone())
-        .map_err(|e| e.to_string())?;
+    warehouse.create_features(&plan.job.features).map_err(|d| format!("{} ({})", d.message, d.location()))?;
+    let entity = warehouse.read_entity(&plan.job.entity, plan.schema.clone()).map_err(|e| e.to_string())?;
     report.accounts = entity.len();
     if report.run_id.is_some() {
         let columns = warehouse.entity_columns().map_err(|e| e.to_string())?;
-        store
-            .snapshot_entity(&run_dir.join(ENTITY_SNAPSHOT), &columns, &entity.batch)
-            .map_err(|e| e.to_string())?;
+        store.snapshot_entity(&run_dir.join(ENTITY_SNAPSHOT), &columns, &entity.batch).map_err(|e| e.to_string())?;
     }
     report.stages.push(("features", started.elapsed()));
 
@@ -222,15 +200,9 @@ fn execute(
     let previous = if options.dry_run {
         Previous::default()
     } else {
-        store
-            .previous(&plan.job.name, options.as_of)
-            .map_err(|e| e.to_string())?
+        store.previous(&plan.job.name, options.as_of).map_err(|e| e.to_string())?
     };
-    let evaluator = Evaluator {
-        engine: &plan.engine,
-        templates: &plan.templates,
-        as_of: options.as_of,
-    };
+    let evaluator = Evaluator { engine: &plan.engine, templates: &plan.templates, as_of: options.as_of };
     let outcomes = evaluator.evaluate_all(&plan.rule_sets, &entity, &previous);
     for (set, results) in plan.rule_sets.iter().zip(&outcomes) {
         for (row, o) in results.iter().enumerate() {
@@ -260,9 +232,7 @@ fn execute(
             owner_column: plan.job.entity.owner.as_deref(),
             arr_column: plan.job.entity.arr.as_deref(),
         };
-        store
-            .publish(&publication, &report.rejects)
-            .map_err(|e| e.to_string())?;
+        store.publish(&publication, &report.rejects).map_err(|e| e.to_string())?;
         report.stages.push(("publish", started.elapsed()));
     }
 
@@ -289,26 +259,14 @@ fn execute(
         return Ok(());
     }
     let started = Instant::now();
-    let outbox = project
-        .outbox
-        .join(&plan.job.name)
-        .join(options.as_of.to_string());
+    let outbox = project.outbox.join(&plan.job.name).join(options.as_of.to_string());
     let transport = Transport::from_settings(&project.mail, &outbox).map_err(|e| e.to_string())?;
-    let from = project
-        .mail
-        .from
-        .parse()
-        .map_err(|e| format!("mail.from `{}` is not an address: {e}", project.mail.from))?;
+    let from =
+        project.mail.from.parse().map_err(|e| format!("mail.from `{}` is not an address: {e}", project.mail.from))?;
     for mail in &rendered.mails {
-        let recipient = mail
-            .to
-            .first()
-            .map(|m| m.email.to_string())
-            .unwrap_or_default();
+        let recipient = mail.to.first().map(|m| m.email.to_string()).unwrap_or_default();
         let name = format!("{}--{}", mail.output, recipient.replace(['/', '\\'], "_"));
-        let sent = mail
-            .to_message(&from)
-            .and_then(|m| transport.send(&m, &name));
+        let sent = mail.to_message(&from).and_then(|m| transport.send(&m, &name));
         match sent {
             Ok(where_to) => report.mails.push(where_to),
             Err(e) => report.warnings.push(e.to_string()),

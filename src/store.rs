@@ -8,9 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDate, Utc};
-use duckdb::arrow::array::{
-    ArrayRef, Date32Builder, Float64Builder, Int64Builder, ListBuilder, StringBuilder,
-};
+use duckdb::arrow::array::{ArrayRef, Date32Builder, Float64Builder, Int64Builder, ListBuilder, StringBuilder};
 use duckdb::arrow::datatypes::{DataType, Field, Schema as ArrowSchema};
 use duckdb::arrow::record_batch::RecordBatch;
 use duckdb::{Connection, params};
@@ -105,6 +103,13 @@ pub struct RunRecord {
     pub stages: Option<String>,
 }
 
+/// A score and grade as a run stored them.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct StoredOutcome {
+    pub score: Option<f64>,
+    pub grade: Option<String>,
+}
+
 /// What a run publishes.
 pub struct Publication<'a> {
     pub run_id: i64,
@@ -126,36 +131,23 @@ pub struct Store {
 impl Store {
     pub fn open(path: &Path) -> Result<Store, StoreError> {
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| StoreError::Open {
-                path: path.to_path_buf(),
-                message: e.to_string(),
-            })?;
+            std::fs::create_dir_all(dir)
+                .map_err(|e| StoreError::Open { path: path.to_path_buf(), message: e.to_string() })?;
         }
         let conn = Connection::open(path).map_err(|e| {
             let message = e.to_string();
             let message = if message.contains("lock") {
-                format!(
-                    "it is in use by another process ({})",
-                    message.lines().next().unwrap_or("")
-                )
+                format!("it is in use by another process ({})", message.lines().next().unwrap_or(""))
             } else {
                 message
             };
-            StoreError::Open {
-                path: path.to_path_buf(),
-                message,
-            }
+            StoreError::Open { path: path.to_path_buf(), message }
         })?;
         conn.execute_batch(SCHEMA)?;
         Ok(Store { conn })
     }
 
-    pub fn begin_run(
-        &self,
-        job: &str,
-        as_of: NaiveDate,
-        started_at: DateTime<Utc>,
-    ) -> Result<i64, StoreError> {
+    pub fn begin_run(&self, job: &str, as_of: NaiveDate, started_at: DateTime<Utc>) -> Result<i64, StoreError> {
         let id: i64 = self.conn.query_row(
             "INSERT INTO runs (run_id, job, as_of, started_at, status) VALUES (nextval('run_ids'), ?, ?, ?, 'running') RETURNING run_id",
             params![job, as_of, started_at],
@@ -187,22 +179,14 @@ impl Store {
                     score: r.get(3)?,
                     grade: r.get(4)?,
                     grade_since: r.get(5)?,
-                    scores: scores
-                        .unwrap_or_default()
-                        .split(',')
-                        .map(|s| s.parse::<f64>().ok())
-                        .collect(),
+                    scores: scores.unwrap_or_default().split(',').map(|s| s.parse::<f64>().ok()).collect(),
                 },
             ))
         })?;
         let mut previous = Previous::default();
         for row in rows {
             let (set, account, prev) = row?;
-            previous
-                .by_set
-                .entry(set)
-                .or_default()
-                .insert(Arc::from(account.as_str()), prev);
+            previous.by_set.entry(set).or_default().insert(Arc::from(account.as_str()), prev);
         }
         Ok(previous)
     }
@@ -214,10 +198,7 @@ impl Store {
         let result = self.write_publication(p, rejects);
         match result {
             Ok(()) => {
-                self.conn.execute(
-                    "UPDATE runs SET published = true WHERE run_id = ?",
-                    params![p.run_id],
-                )?;
+                self.conn.execute("UPDATE runs SET published = true WHERE run_id = ?", params![p.run_id])?;
                 self.conn.execute_batch("COMMIT")?;
                 Ok(())
             }
@@ -236,13 +217,8 @@ impl Store {
         drop(appender);
         let mut accounts = self.conn.appender("accounts")?;
         for row in 0..p.entity.len() {
-            let text = |c: Option<&str>| {
-                c.map(|c| display_value(&p.entity.value(c, row)))
-                    .filter(|s| !s.is_empty())
-            };
-            let arr = p
-                .arr_column
-                .and_then(|c| crate::rules::engine::number(&p.entity.value(c, row)));
+            let text = |c: Option<&str>| c.map(|c| display_value(&p.entity.value(c, row))).filter(|s| !s.is_empty());
+            let arr = p.arr_column.and_then(|c| crate::rules::engine::number(&p.entity.value(c, row)));
             accounts.append_row(params![
                 p.run_id,
                 &*p.entity.keys[row],
@@ -257,13 +233,7 @@ impl Store {
         for (set, outcomes) in p.rule_sets.iter().zip(p.outcomes) {
             for (row, o) in outcomes.iter().enumerate() {
                 for e in &o.errors {
-                    errors.append_row(params![
-                        p.run_id,
-                        set.name,
-                        &*e.rule,
-                        &*p.entity.keys[row],
-                        e.message
-                    ])?;
+                    errors.append_row(params![p.run_id, set.name, &*e.rule, &*p.entity.keys[row], e.message])?;
                 }
             }
         }
@@ -280,14 +250,8 @@ impl Store {
         columns: &[(String, String)],
         batch: &RecordBatch,
     ) -> Result<(), StoreError> {
-        let cols: Vec<String> = columns
-            .iter()
-            .map(|(n, t)| format!("{} {t}", crate::warehouse::ident(n)))
-            .collect();
-        self.conn.execute_batch(&format!(
-            "CREATE OR REPLACE TEMP TABLE kw_snapshot ({})",
-            cols.join(", ")
-        ))?;
+        let cols: Vec<String> = columns.iter().map(|(n, t)| format!("{} {t}", crate::warehouse::ident(n))).collect();
+        self.conn.execute_batch(&format!("CREATE OR REPLACE TEMP TABLE kw_snapshot ({})", cols.join(", ")))?;
         let mut appender = self.conn.appender("kw_snapshot")?;
         appender.append_record_batch(batch.clone())?;
         appender.flush()?;
@@ -300,11 +264,7 @@ impl Store {
     }
 
     /// A run by id, or the latest published run of `job` (of any job when `None`).
-    pub fn find_run(
-        &self,
-        run: Option<i64>,
-        job: Option<&str>,
-    ) -> Result<Option<RunRecord>, StoreError> {
+    pub fn find_run(&self, run: Option<i64>, job: Option<&str>) -> Result<Option<RunRecord>, StoreError> {
         let runs = self.runs(job, 10_000)?;
         Ok(match run {
             Some(id) => runs.into_iter().find(|r| r.run_id == id),
@@ -313,15 +273,12 @@ impl Store {
     }
 
     /// The stored outcome of one account for one rule set in one run.
-    pub fn outcome(
-        &self,
-        run_id: i64,
-        account: &str,
-        rule_set: &str,
-    ) -> Result<Option<(Option<f64>, Option<String>)>, StoreError> {
-        let mut stmt = self.conn.prepare("SELECT score, grade FROM outcomes WHERE run_id = ? AND account_id = ? AND rule_set = ?")?;
+    pub fn outcome(&self, run_id: i64, account: &str, rule_set: &str) -> Result<Option<StoredOutcome>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT score, grade FROM outcomes WHERE run_id = ? AND account_id = ? AND rule_set = ?")?;
         let mut rows = stmt.query_map(params![run_id, account, rule_set], |r| {
-            Ok((r.get(0)?, r.get(1)?))
+            Ok(StoredOutcome { score: r.get(0)?, grade: r.get(1)? })
         })?;
         Ok(rows.next().transpose()?)
     }
@@ -358,7 +315,15 @@ impl Store {
         self.conn.execute(
             "UPDATE runs SET finished_at = now(), status = ?, error = ?, accounts = ?, stages = ?, row_counts = ?, \
              warnings = CAST(CAST(? AS JSON) AS VARCHAR[]) WHERE run_id = ?",
-            params![status, error, accounts.map(|a| a as i64), stages.to_string(), row_counts.to_string(), warnings, run_id],
+            params![
+                status,
+                error,
+                accounts.map(|a| a as i64),
+                stages.to_string(),
+                row_counts.to_string(),
+                warnings,
+                run_id
+            ],
         )?;
         Ok(())
     }
@@ -412,9 +377,7 @@ fn outcomes_batch(p: &Publication) -> Result<RecordBatch, StoreError> {
             set_name.append_value(&set.name);
             score.append_option(o.score);
             grade.append_option(o.grade.as_deref());
-            since.append_option(
-                grade_since(o.grade.as_deref(), p.previous.get(&set.name, key), p.as_of).map(days),
-            );
+            since.append_option(grade_since(o.grade.as_deref(), p.previous.get(&set.name, key), p.as_of).map(days));
             for v in &o.fired {
                 fired.values().append_value(&**v);
             }
@@ -428,9 +391,7 @@ fn outcomes_batch(p: &Publication) -> Result<RecordBatch, StoreError> {
             }
             tags.append(true);
             for e in &o.errors {
-                errors
-                    .values()
-                    .append_value(format!("{}: {}", e.rule, e.message));
+                errors.values().append_value(format!("{}: {}", e.rule, e.message));
             }
             errors.append(true);
         }

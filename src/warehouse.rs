@@ -50,46 +50,19 @@ pub struct LoadReport {
 #[derive(Debug, thiserror::Error)]
 pub enum WarehouseError {
     #[error("source `{source_name}`: no file matches `{pattern}`")]
-    NoFiles {
-        source_name: String,
-        pattern: String,
-    },
+    NoFiles { source_name: String, pattern: String },
     #[error("source `{source_name}`: `{file}` has no column `{column}`{hint}")]
-    MissingColumn {
-        source_name: String,
-        file: String,
-        column: String,
-        hint: String,
-    },
-    #[error(
-        "source `{source_name}`: {count} rows rejected, more than max_rejects ({max}); first: {first}"
-    )]
-    TooManyRejects {
-        source_name: String,
-        count: usize,
-        max: u64,
-        first: String,
-    },
+    MissingColumn { source_name: String, file: String, column: String, hint: String },
+    #[error("source `{source_name}`: {count} rows rejected, more than max_rejects ({max}); first: {first}")]
+    TooManyRejects { source_name: String, count: usize, max: u64, first: String },
     #[error("source `{source_name}`: duplicate primary key ({key}) in {count} groups: {examples}")]
-    DuplicateKeys {
-        source_name: String,
-        key: String,
-        count: u64,
-        examples: String,
-    },
+    DuplicateKeys { source_name: String, key: String, count: u64, examples: String },
     #[error("the entity view `{view}` has {count} accounts with more than one row: {examples}")]
-    DuplicateAccounts {
-        view: String,
-        count: u64,
-        examples: String,
-    },
+    DuplicateAccounts { view: String, count: u64, examples: String },
     #[error("{0}")]
     Feature(Box<Diagnostic>),
     #[error("source `{source_name}`: {message}")]
-    Load {
-        source_name: String,
-        message: String,
-    },
+    Load { source_name: String, message: String },
     #[error("the warehouse failed: {0}")]
     DuckDb(#[from] duckdb::Error),
 }
@@ -101,10 +74,7 @@ pub struct Warehouse {
 impl Warehouse {
     /// `spill_dir` is where DuckDB may spill to disk; it becomes readable to feature SQL, so
     /// it must be a folder of keepwell's own (`None`: no spilling).
-    pub fn open(
-        settings: &WarehouseSettings,
-        spill_dir: Option<&Path>,
-    ) -> Result<Self, WarehouseError> {
+    pub fn open(settings: &WarehouseSettings, spill_dir: Option<&Path>) -> Result<Self, WarehouseError> {
         let conn = Connection::open_in_memory()?;
         if let Some(threads) = settings.threads {
             conn.execute_batch(&format!("SET threads = {threads}"))?;
@@ -121,10 +91,7 @@ impl Warehouse {
     /// the feature views and learn the entity's columns without reading any data.
     pub fn declare(&self, source: &Source) -> Result<(), Box<Diagnostic>> {
         for c in &source.columns {
-            if let Err(e) = self
-                .conn
-                .execute_batch(&format!("SELECT CAST(NULL AS {})", c.sql_type))
-            {
+            if let Err(e) = self.conn.execute_batch(&format!("SELECT CAST(NULL AS {})", c.sql_type)) {
                 return Err(Box::new(
                     Diagnostic::error(
                         c.span.clone(),
@@ -137,42 +104,21 @@ impl Warehouse {
                 ));
             }
         }
-        let cols: Vec<String> = source
-            .columns
-            .iter()
-            .map(|c| format!("{} {}", ident(&c.name), c.sql_type))
-            .collect();
-        self.conn
-            .execute_batch(&format!(
-                "CREATE TABLE {} ({})",
-                ident(&source.name),
-                cols.join(", ")
+        let cols: Vec<String> = source.columns.iter().map(|c| format!("{} {}", ident(&c.name), c.sql_type)).collect();
+        self.conn.execute_batch(&format!("CREATE TABLE {} ({})", ident(&source.name), cols.join(", "))).map_err(|e| {
+            Box::new(Diagnostic::error(
+                source.span.clone(),
+                format!("source `{}`: {}", source.name, first_line(&e.to_string())),
             ))
-            .map_err(|e| {
-                Box::new(Diagnostic::error(
-                    source.span.clone(),
-                    format!("source `{}`: {}", source.name, first_line(&e.to_string())),
-                ))
-            })
+        })
     }
 
     /// Loads one source into a typed table; bad rows become [`Reject`]s, never silent drops.
     pub fn load(&self, source: &Source) -> Result<LoadReport, WarehouseError> {
         let files = resolve(source)?;
-        let mut report = LoadReport {
-            files: files.clone(),
-            ..LoadReport::default()
-        };
-        let cols: Vec<String> = source
-            .columns
-            .iter()
-            .map(|c| format!("{} {}", ident(&c.name), c.sql_type))
-            .collect();
-        self.conn.execute_batch(&format!(
-            "CREATE TABLE {} ({})",
-            ident(&source.name),
-            cols.join(", ")
-        ))?;
+        let mut report = LoadReport { files: files.clone(), ..LoadReport::default() };
+        let cols: Vec<String> = source.columns.iter().map(|c| format!("{} {}", ident(&c.name), c.sql_type)).collect();
+        self.conn.execute_batch(&format!("CREATE TABLE {} ({})", ident(&source.name), cols.join(", ")))?;
         for file in &files {
             let display = file.display().to_string();
             let header = self.header(source, file)?;
@@ -195,11 +141,9 @@ impl Warehouse {
             report.rejects.extend(rejects);
         }
         report.rejects.extend(self.reject_missing_keys(source)?);
-        report.rows = self.conn.query_row(
-            &format!("SELECT count(*) FROM {}", ident(&source.name)),
-            [],
-            |r| r.get::<_, i64>(0),
-        )? as u64;
+        report.rows =
+            self.conn.query_row(&format!("SELECT count(*) FROM {}", ident(&source.name)), [], |r| r.get::<_, i64>(0))?
+                as u64;
         Ok(report)
     }
 
@@ -225,39 +169,21 @@ impl Warehouse {
                 delimiter(source)
             ),
             Format::Parquet => format!("read_parquet({})", sql_string(&file.display().to_string())),
-            Format::Json => format!(
-                "read_json({}, format = 'auto')",
-                sql_string(&file.display().to_string())
-            ),
+            Format::Json => format!("read_json({}, format = 'auto')", sql_string(&file.display().to_string())),
         };
-        let mut stmt = self
-            .conn
-            .prepare(&format!("DESCRIBE SELECT * FROM {reader}"))
-            .map_err(|e| load_error(source, file, e))?;
-        let names = stmt
-            .query_map([], |r| r.get::<_, String>(0))
-            .map_err(|e| load_error(source, file, e))?;
-        names
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| load_error(source, file, e))
+        let mut stmt =
+            self.conn.prepare(&format!("DESCRIBE SELECT * FROM {reader}")).map_err(|e| load_error(source, file, e))?;
+        let names = stmt.query_map([], |r| r.get::<_, String>(0)).map_err(|e| load_error(source, file, e))?;
+        names.collect::<Result<Vec<_>, _>>().map_err(|e| load_error(source, file, e))
     }
 
     /// DuckDB's CSV reader types the declared columns and keeps each bad row in its reject
     /// tables with file, line and column; undeclared columns are read as text and dropped.
-    fn load_csv(
-        &self,
-        source: &Source,
-        file: &Path,
-        header: &[String],
-    ) -> Result<Vec<Reject>, WarehouseError> {
+    fn load_csv(&self, source: &Source, file: &Path, header: &[String]) -> Result<Vec<Reject>, WarehouseError> {
         let types: Vec<String> = header
             .iter()
             .map(|h| {
-                let t = source
-                    .columns
-                    .iter()
-                    .find(|c| c.name == *h)
-                    .map_or("VARCHAR", |c| c.sql_type.as_str());
+                let t = source.columns.iter().find(|c| c.name == *h).map_or("VARCHAR", |c| c.sql_type.as_str());
                 format!("{}: {}", sql_string(h), sql_string(t))
             })
             .collect();
@@ -271,9 +197,7 @@ impl Warehouse {
             types = types.join(", "),
             delim = delimiter(source),
         );
-        self.conn
-            .execute_batch(&sql)
-            .map_err(|e| load_error(source, file, e))?;
+        self.conn.execute_batch(&sql).map_err(|e| load_error(source, file, e))?;
         let mut stmt = self.conn.prepare(
             "SELECT e.line, e.column_name, e.error_message, e.csv_line FROM kw_reject_errors e \
              WHERE e.scan_id = (SELECT max(scan_id) FROM kw_reject_scans) ORDER BY e.line, e.column_idx",
@@ -296,17 +220,13 @@ impl Warehouse {
     fn load_typed(&self, source: &Source, file: &Path) -> Result<Vec<Reject>, WarehouseError> {
         let path = sql_string(&file.display().to_string());
         let reader = match source.format {
-            Format::Parquet => format!(
-                "(SELECT *, file_row_number + 1 AS kw_row FROM read_parquet({path}, file_row_number = true))"
-            ),
-            _ => format!(
-                "(SELECT *, row_number() OVER () AS kw_row FROM read_json({path}, format = 'auto'))"
-            ),
+            Format::Parquet => {
+                format!("(SELECT *, file_row_number + 1 AS kw_row FROM read_parquet({path}, file_row_number = true))")
+            }
+            _ => format!("(SELECT *, row_number() OVER () AS kw_row FROM read_json({path}, format = 'auto'))"),
         };
         self.conn
-            .execute_batch(&format!(
-                "CREATE OR REPLACE TEMP TABLE kw_raw AS SELECT * FROM {reader}"
-            ))
+            .execute_batch(&format!("CREATE OR REPLACE TEMP TABLE kw_raw AS SELECT * FROM {reader}"))
             .map_err(|e| load_error(source, file, e))?;
         let mut rejects = Vec::new();
         for c in &source.columns {
@@ -315,13 +235,8 @@ impl Warehouse {
                 "SELECT kw_row, CAST({col} AS VARCHAR) FROM kw_raw WHERE {col} IS NOT NULL AND TRY_CAST({col} AS {t}) IS NULL ORDER BY kw_row",
                 t = c.sql_type
             );
-            let mut stmt = self
-                .conn
-                .prepare(&sql)
-                .map_err(|e| load_error(source, file, e))?;
-            let rows = stmt.query_map([], |r| {
-                Ok((r.get::<_, i64>(0)?, r.get::<_, Option<String>>(1)?))
-            })?;
+            let mut stmt = self.conn.prepare(&sql).map_err(|e| load_error(source, file, e))?;
+            let rows = stmt.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Option<String>>(1)?)))?;
             for row in rows {
                 let (line, value) = row?;
                 rejects.push(Reject {
@@ -329,30 +244,15 @@ impl Warehouse {
                     file: source_display(source, file),
                     line: Some(line as u64),
                     column: Some(c.name.clone()),
-                    reason: format!(
-                        "could not convert {:?} to {}",
-                        value.clone().unwrap_or_default(),
-                        c.sql_type
-                    ),
+                    reason: format!("could not convert {:?} to {}", value.clone().unwrap_or_default(), c.sql_type),
                     raw: value,
                 });
             }
         }
-        let casts: Vec<String> = source
-            .columns
-            .iter()
-            .map(|c| format!("TRY_CAST({} AS {})", ident(&c.name), c.sql_type))
-            .collect();
-        let bad: Vec<String> = rejects
-            .iter()
-            .filter_map(|r| r.line)
-            .map(|l| l.to_string())
-            .collect();
-        let filter = if bad.is_empty() {
-            String::new()
-        } else {
-            format!(" WHERE kw_row NOT IN ({})", bad.join(","))
-        };
+        let casts: Vec<String> =
+            source.columns.iter().map(|c| format!("TRY_CAST({} AS {})", ident(&c.name), c.sql_type)).collect();
+        let bad: Vec<String> = rejects.iter().filter_map(|r| r.line).map(|l| l.to_string()).collect();
+        let filter = if bad.is_empty() { String::new() } else { format!(" WHERE kw_row NOT IN ({})", bad.join(",")) };
         self.conn.execute_batch(&format!(
             "INSERT INTO {} SELECT {} FROM kw_raw{filter}; DROP TABLE kw_raw",
             ident(&source.name),
@@ -366,16 +266,10 @@ impl Warehouse {
         if source.primary_key.is_empty() {
             return Ok(Vec::new());
         }
-        let cond: Vec<String> = source
-            .primary_key
-            .iter()
-            .map(|k| format!("{} IS NULL", ident(k)))
-            .collect();
+        let cond: Vec<String> = source.primary_key.iter().map(|k| format!("{} IS NULL", ident(k))).collect();
         let table = ident(&source.name);
         let cond = cond.join(" OR ");
-        let mut stmt = self.conn.prepare(&format!(
-            "SELECT CAST(COLUMNS(*) AS VARCHAR) FROM {table} WHERE {cond}"
-        ))?;
+        let mut stmt = self.conn.prepare(&format!("SELECT CAST(COLUMNS(*) AS VARCHAR) FROM {table} WHERE {cond}"))?;
         let n = source.columns.len();
         let rows = stmt.query_map([], |r| {
             let values: Vec<String> = (0..n)
@@ -396,8 +290,7 @@ impl Warehouse {
             })
             .collect::<Result<Vec<_>, duckdb::Error>>()?;
         if !rejects.is_empty() {
-            self.conn
-                .execute_batch(&format!("DELETE FROM {table} WHERE {cond}"))?;
+            self.conn.execute_batch(&format!("DELETE FROM {table} WHERE {cond}"))?;
         }
         Ok(rejects)
     }
@@ -414,14 +307,10 @@ impl Warehouse {
             t = ident(&source.name)
         );
         let mut stmt = self.conn.prepare(&sql)?;
-        let rows: Vec<(String, i64, i64)> = stmt
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
-            .collect::<Result<_, _>>()?;
+        let rows: Vec<(String, i64, i64)> =
+            stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?.collect::<Result<_, _>>()?;
         if let Some((_, _, groups)) = rows.first() {
-            let examples: Vec<String> = rows
-                .iter()
-                .map(|(k, n, _)| format!("`{k}` ({n} rows)"))
-                .collect();
+            let examples: Vec<String> = rows.iter().map(|(k, n, _)| format!("`{k}` ({n} rows)")).collect();
             return Err(WarehouseError::DuplicateKeys {
                 source_name: source.name.clone(),
                 key: source.primary_key.join(", "),
@@ -446,8 +335,7 @@ impl Warehouse {
 
     /// Feature SQL reads the run's day as `getvariable('as_of')`.
     pub fn set_as_of(&self, as_of: chrono::NaiveDate) -> Result<(), WarehouseError> {
-        self.conn
-            .execute_batch(&format!("SET VARIABLE as_of = DATE '{as_of}'"))?;
+        self.conn.execute_batch(&format!("SET VARIABLE as_of = DATE '{as_of}'"))?;
         Ok(())
     }
 
@@ -455,10 +343,7 @@ impl Warehouse {
     pub fn create_features(&self, features: &[Feature]) -> Result<(), Box<Diagnostic>> {
         for f in features {
             let sql = f.sql.trim().trim_end_matches(';');
-            if let Err(e) =
-                self.conn
-                    .execute_batch(&format!("CREATE VIEW {} AS\n{}", ident(&f.name), sql))
-            {
+            if let Err(e) = self.conn.execute_batch(&format!("CREATE VIEW {} AS\n{}", ident(&f.name), sql)) {
                 return Err(Box::new(sql_diagnostic(&f.file, &f.name, &e.to_string())));
             }
         }
@@ -467,9 +352,7 @@ impl Warehouse {
 
     /// The entity view's columns and types.
     pub fn describe(&self, view: &str) -> Result<Schema, duckdb::Error> {
-        let mut stmt = self
-            .conn
-            .prepare(&format!("DESCRIBE SELECT * FROM {}", ident(view)))?;
+        let mut stmt = self.conn.prepare(&format!("DESCRIBE SELECT * FROM {}", ident(view)))?;
         let columns = stmt
             .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?
             .map(|c| c.map(|(n, t)| (n, ColumnType::from_duckdb(&t))))
@@ -485,14 +368,8 @@ impl Warehouse {
     }
 
     /// Reads the entity of a past run from its snapshot, as `explain` and `diff` need.
-    pub fn read_snapshot(
-        path: &Path,
-        spec: &EntitySpec,
-        schema: Schema,
-    ) -> Result<Entity, WarehouseError> {
-        let warehouse = Warehouse {
-            conn: Connection::open_in_memory()?,
-        };
+    pub fn read_snapshot(path: &Path, spec: &EntitySpec, schema: Schema) -> Result<Entity, WarehouseError> {
+        let warehouse = Warehouse { conn: Connection::open_in_memory()? };
         warehouse.conn.execute_batch(&format!(
             "CREATE VIEW {} AS SELECT * FROM read_parquet({})",
             ident(&spec.view),
@@ -505,25 +382,17 @@ impl Warehouse {
     pub fn read_entity(&self, spec: &EntitySpec, schema: Schema) -> Result<Entity, WarehouseError> {
         let view = ident(&spec.view);
         let key = ident(&spec.key);
-        self.conn.execute_batch(&format!(
-            "CREATE TABLE kw_entity AS SELECT * FROM {view} ORDER BY {key}"
-        ))?;
+        self.conn.execute_batch(&format!("CREATE TABLE kw_entity AS SELECT * FROM {view} ORDER BY {key}"))?;
         let sql = format!(
             "SELECT CAST({key} AS VARCHAR), count(*) AS n, count(*) OVER () FROM kw_entity GROUP BY ALL HAVING count(*) > 1 ORDER BY n DESC, 1 LIMIT 5"
         );
         let mut stmt = self.conn.prepare(&sql)?;
-        let rows: Vec<(Option<String>, i64, i64)> = stmt
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
-            .collect::<Result<_, _>>()?;
+        let rows: Vec<(Option<String>, i64, i64)> =
+            stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?.collect::<Result<_, _>>()?;
         if let Some((_, _, groups)) = rows.first() {
             let examples: Vec<String> = rows
                 .iter()
-                .map(|(k, n, _)| {
-                    format!(
-                        "`{}` ({n} rows)",
-                        k.clone().unwrap_or_else(|| "NULL".into())
-                    )
-                })
+                .map(|(k, n, _)| format!("`{}` ({n} rows)", k.clone().unwrap_or_else(|| "NULL".into())))
                 .collect();
             return Err(WarehouseError::DuplicateAccounts {
                 view: spec.view.clone(),
@@ -537,32 +406,20 @@ impl Warehouse {
             Some(b) => b.schema(),
             None => stmt.schema(),
         };
-        let batch = concat_batches(&schema_ref, &batches).map_err(|e| WarehouseError::Load {
-            source_name: spec.view.clone(),
-            message: e.to_string(),
-        })?;
-        Entity::new(&spec.key, schema, batch).map_err(|message| WarehouseError::Load {
-            source_name: spec.view.clone(),
-            message,
-        })
+        let batch = concat_batches(&schema_ref, &batches)
+            .map_err(|e| WarehouseError::Load { source_name: spec.view.clone(), message: e.to_string() })?;
+        Entity::new(&spec.key, schema, batch)
+            .map_err(|message| WarehouseError::Load { source_name: spec.view.clone(), message })
     }
 }
 
 fn resolve(source: &Source) -> Result<Vec<PathBuf>, WarehouseError> {
     let mut files: Vec<PathBuf> = glob::glob(&source.pattern)
-        .map(|paths| {
-            paths
-                .filter_map(Result::ok)
-                .filter(|p| p.is_file())
-                .collect()
-        })
+        .map(|paths| paths.filter_map(Result::ok).filter(|p| p.is_file()).collect())
         .unwrap_or_default();
     files.sort();
     if files.is_empty() {
-        return Err(WarehouseError::NoFiles {
-            source_name: source.name.clone(),
-            pattern: source.display.clone(),
-        });
+        return Err(WarehouseError::NoFiles { source_name: source.name.clone(), pattern: source.display.clone() });
     }
     Ok(files)
 }
@@ -573,9 +430,7 @@ fn source_display(source: &Source, file: &Path) -> String {
         source.display.clone()
     } else {
         let dir = Path::new(&source.display).parent().unwrap_or(Path::new(""));
-        dir.join(file.file_name().unwrap_or_default())
-            .display()
-            .to_string()
+        dir.join(file.file_name().unwrap_or_default()).display().to_string()
     }
 }
 
@@ -590,11 +445,7 @@ fn delimiter(source: &Source) -> String {
 fn load_error(source: &Source, file: &Path, e: duckdb::Error) -> WarehouseError {
     WarehouseError::Load {
         source_name: source.name.clone(),
-        message: format!(
-            "`{}`: {}",
-            source_display(source, file),
-            first_line(&e.to_string())
-        ),
+        message: format!("`{}`: {}", source_display(source, file), first_line(&e.to_string())),
     }
 }
 
@@ -614,10 +465,8 @@ pub fn sql_diagnostic(file: &SourceFile, view: &str, message: &str) -> Diagnosti
             if let Some((n, _)) = rest.split_once(':') {
                 if let Ok(n) = n.trim().parse::<usize>() {
                     let prefix = format!("LINE {n}: ");
-                    let col = all
-                        .get(i + 1)
-                        .and_then(|c| c.find('^'))
-                        .map_or(1, |c| c.saturating_sub(prefix.len()) + 1);
+                    let col =
+                        all.get(i + 1).and_then(|c| c.find('^')).map_or(1, |c| c.saturating_sub(prefix.len()) + 1);
                     if n > 1 {
                         span = file.span(n - 1, col, 1);
                     }

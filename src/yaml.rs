@@ -20,15 +20,9 @@ fn options() -> Options {
 }
 
 /// Reads and parses `path`, or returns one located diagnostic.
-pub fn read<T: DeserializeOwned>(
-    path: &Path,
-    display: &str,
-) -> Result<(T, SourceFile), Box<Diagnostic>> {
+pub fn read<T: DeserializeOwned>(path: &Path, display: &str) -> Result<(T, SourceFile), Box<Diagnostic>> {
     let text = std::fs::read_to_string(path).map_err(|e| {
-        Box::new(Diagnostic::error(
-            Span::file_only(display, path),
-            format!("cannot read `{display}`: {e}"),
-        ))
+        Box::new(Diagnostic::error(Span::file_only(display, path), format!("cannot read `{display}`: {e}")))
     })?;
     let file = SourceFile::new(display, path, text);
     let value = parse(&file)?;
@@ -43,14 +37,8 @@ pub fn parse<T: DeserializeOwned>(file: &SourceFile) -> Result<T, Box<Diagnostic
         };
         let message = clean_message(&e.to_string());
         // Underline the whole unknown key, not just its first character.
-        let span = match message
-            .strip_prefix("unknown field `")
-            .and_then(|rest| rest.split_once('`'))
-        {
-            Some((field, _)) => crate::diagnostic::Span {
-                len: field.chars().count(),
-                ..span
-            },
+        let span = match message.strip_prefix("unknown field `").and_then(|rest| rest.split_once('`')) {
+            Some((field, _)) => crate::diagnostic::Span { len: field.chars().count(), ..span },
             None => span,
         };
         Box::new(Diagnostic::error(span, message))
@@ -75,10 +63,8 @@ pub fn span_of<T>(file: &SourceFile, value: &Spanned<T>, len: usize) -> Span {
     }
     let (line, mut col) = (loc.line() as usize, loc.column() as usize);
     // A quoted value's position is its opening quote; point at the text inside.
-    let quoted = file
-        .line_text(line)
-        .and_then(|l| l.chars().nth(col.saturating_sub(1)))
-        .is_some_and(|c| c == '"' || c == '\'');
+    let quoted =
+        file.line_text(line).and_then(|l| l.chars().nth(col.saturating_sub(1))).is_some_and(|c| c == '"' || c == '\'');
     if quoted {
         col += 1;
     }
@@ -99,10 +85,7 @@ pub struct TextMap {
 
 impl TextMap {
     pub fn new(file: &SourceFile, value: &Spanned<String>) -> Self {
-        let fallback = (
-            value.referenced.line() as usize,
-            value.referenced.column() as usize,
-        );
+        let fallback = (value.referenced.line() as usize, value.referenced.column() as usize);
         let mut lines = Vec::new();
         let mut search_line = fallback.0.max(1);
         let mut search_col = fallback.1.max(1);
@@ -115,11 +98,7 @@ impl TextMap {
                     let Some(line) = file.line_text(line_no) else {
                         break;
                     };
-                    let from = if line_no == search_line {
-                        search_col - 1
-                    } else {
-                        0
-                    };
+                    let from = if line_no == search_line { search_col - 1 } else { 0 };
                     let byte_from = line.char_indices().nth(from).map_or(line.len(), |(b, _)| b);
                     if let Some(pos) = line[byte_from..].find(needle) {
                         let col = line[..byte_from + pos].chars().count() + 1;
@@ -134,11 +113,7 @@ impl TextMap {
             }
             lines.push(found);
         }
-        TextMap {
-            file: file.clone(),
-            fallback,
-            lines,
-        }
+        TextMap { file: file.clone(), fallback, lines }
     }
 
     /// The file span of 1-based `line`, `col` inside the text.

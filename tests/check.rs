@@ -9,60 +9,25 @@ use common::Project;
 
 /// (case, file to edit, text to find, replacement)
 const CASES: &[(&str, &str, &str, &str)] = &[
-    (
-        "unknown_column",
-        "rules/risk.yaml",
-        "when: industry in",
-        "when: industy in",
-    ),
+    ("unknown_column", "rules/risk.yaml", "when: industry in", "when: industy in"),
     (
         "text_compared_with_number",
         "rules/risk.yaml",
         "when: industry in [\"travel\", \"retail\"]",
         "when: industry > 5",
     ),
-    (
-        "number_compared_with_text",
-        "rules/health.yaml",
-        "when: utilisation < 40",
-        "when: utilisation < \"40\"",
-    ),
-    (
-        "duplicate_rule_id",
-        "rules/health.yaml",
-        "id: risky_and_small",
-        "id: low_utilisation",
-    ),
-    (
-        "unknown_depends_on",
-        "rules/health.yaml",
-        "depends_on: [risk]",
-        "depends_on: [rsk]",
-    ),
-    (
-        "cycle",
-        "rules/risk.yaml",
-        "score:",
-        "depends_on: [health]\nscore:",
-    ),
+    ("number_compared_with_text", "rules/health.yaml", "when: utilisation < 40", "when: utilisation < \"40\""),
+    ("duplicate_rule_id", "rules/health.yaml", "id: risky_and_small", "id: low_utilisation"),
+    ("unknown_depends_on", "rules/health.yaml", "depends_on: [risk]", "depends_on: [rsk]"),
+    ("cycle", "rules/risk.yaml", "score:", "depends_on: [health]\nscore:"),
     (
         "grades_out_of_order",
         "rules/risk.yaml",
         "{ grade: high, min: 50 }",
         "{ grade: high, min: 50 }\n  - { grade: medium, min: 60 }",
     ),
-    (
-        "last_grade_has_min",
-        "rules/risk.yaml",
-        "{ grade: low }",
-        "{ grade: low, min: 10 }",
-    ),
-    (
-        "grade_without_min_not_last",
-        "rules/risk.yaml",
-        "{ grade: high, min: 50 }",
-        "{ grade: high }",
-    ),
+    ("last_grade_has_min", "rules/risk.yaml", "{ grade: low }", "{ grade: low, min: 10 }"),
+    ("grade_without_min_not_last", "rules/risk.yaml", "{ grade: high, min: 50 }", "{ grade: high }"),
     (
         "bad_cron",
         "jobs/nightly.yaml",
@@ -75,60 +40,15 @@ const CASES: &[(&str, &str, &str, &str)] = &[
         "rule_sets:",
         "schedule:\n  cron: \"30 5 * * 1-5\"\n  timezone: Europe/Londn\nrule_sets:",
     ),
-    (
-        "reason_does_not_parse",
-        "rules/risk.yaml",
-        "\"{{ industry }} is hit hard\"",
-        "\"{{ industry is hit hard\"",
-    ),
-    (
-        "reason_unknown_column",
-        "rules/risk.yaml",
-        "\"{{ industry }} is hit hard\"",
-        "\"{{ industri }} is hit hard\"",
-    ),
-    (
-        "bad_address",
-        "jobs/nightly.yaml",
-        "lead@example.com",
-        "lead at example",
-    ),
-    (
-        "unknown_field",
-        "rules/risk.yaml",
-        "    points: 60",
-        "    pionts: 60",
-    ),
-    (
-        "feature_sql_error",
-        "sql/account_features.sql",
-        "active_users / seats",
-        "active_user / seats",
-    ),
-    (
-        "entity_column_missing",
-        "jobs/nightly.yaml",
-        "arr: arr",
-        "arr: annual_revenue",
-    ),
-    (
-        "unknown_rule_set",
-        "jobs/nightly.yaml",
-        "rule_sets: [risk, health]",
-        "rule_sets: [risk, helth]",
-    ),
-    (
-        "bad_column_type",
-        "jobs/nightly.yaml",
-        "seats: INTEGER",
-        "seats: INTEGR",
-    ),
-    (
-        "unknown_output_column",
-        "jobs/nightly.yaml",
-        "- Account: name",
-        "- Account: nme",
-    ),
+    ("reason_does_not_parse", "rules/risk.yaml", "\"{{ industry }} is hit hard\"", "\"{{ industry is hit hard\""),
+    ("reason_unknown_column", "rules/risk.yaml", "\"{{ industry }} is hit hard\"", "\"{{ industri }} is hit hard\""),
+    ("bad_address", "jobs/nightly.yaml", "lead@example.com", "lead at example"),
+    ("unknown_field", "rules/risk.yaml", "    points: 60", "    pionts: 60"),
+    ("feature_sql_error", "sql/account_features.sql", "active_users / seats", "active_user / seats"),
+    ("entity_column_missing", "jobs/nightly.yaml", "arr: arr", "arr: annual_revenue"),
+    ("unknown_rule_set", "jobs/nightly.yaml", "rule_sets: [risk, health]", "rule_sets: [risk, helth]"),
+    ("bad_column_type", "jobs/nightly.yaml", "seats: INTEGER", "seats: INTEGR"),
+    ("unknown_output_column", "jobs/nightly.yaml", "- Account: name", "- Account: nme"),
 ];
 
 #[test]
@@ -137,11 +57,7 @@ fn a_correct_project_checks_clean() {
     let out = p.keepwell(&["check"]);
     assert_eq!(
         (out.code, out.stdout.as_str(), out.stderr.as_str()),
-        (
-            0,
-            "checked 1 job and 2 rule sets: 0 errors, 0 warnings\n",
-            ""
-        )
+        (0, "checked 1 job and 2 rule sets: 0 errors, 0 warnings\n", "")
     );
 }
 
@@ -153,10 +69,7 @@ fn every_diagnostic_reads_exactly_as_expected() {
     for (case, file, find, replace) in CASES {
         let p = Project::new(&[]);
         let original = std::fs::read_to_string(p.path().join(file)).expect("read");
-        assert!(
-            original.contains(find),
-            "case {case}: `{find}` is not in {file}"
-        );
+        assert!(original.contains(find), "case {case}: `{find}` is not in {file}");
         p.write(file, &original.replacen(find, replace, 1));
         let out = p.keepwell(&["check"]);
         let actual = format!("exit {}\n{}", out.code, out.stderr);
@@ -168,9 +81,7 @@ fn every_diagnostic_reads_exactly_as_expected() {
         }
         let expected = std::fs::read_to_string(&snapshot).unwrap_or_default();
         if actual != expected {
-            failures.push(format!(
-                "case {case}:\n--- expected\n{expected}--- actual\n{actual}"
-            ));
+            failures.push(format!("case {case}:\n--- expected\n{expected}--- actual\n{actual}"));
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
@@ -178,22 +89,16 @@ fn every_diagnostic_reads_exactly_as_expected() {
 
 #[test]
 fn a_cycle_stops_run_too_with_exit_code_2() {
-    let p = Project::new(&[(
-        "rules/risk.yaml",
-        &common::RISK.replace("score:", "depends_on: [health]\nscore:"),
-    )]);
+    let p = Project::new(&[("rules/risk.yaml", &common::RISK.replace("score:", "depends_on: [health]\nscore:"))]);
     let out = p.keepwell(&["run", "nightly"]);
     assert_eq!(out.code, 2);
     assert!(
-        out.stderr.contains(
-            "error: rule sets depend on each other in a cycle: health -> risk -> health\n"
-        ),
+        out.stderr.contains("error: rule sets depend on each other in a cycle: health -> risk -> health\n"),
         "{}",
         out.stderr
     );
     assert!(
-        out.stderr
-            .ends_with("the job was not run: 1 error in its files (see `keepwell check`)\n"),
+        out.stderr.ends_with("the job was not run: 1 error in its files (see `keepwell check`)\n"),
         "{}",
         out.stderr
     );

@@ -65,58 +65,22 @@ fn expressions_behave_as_documented() {
         ("days_since(d)", missing(), date("2026-11-01"), "22"),
         ("days_until(d)", missing(), date("2026-12-01"), "8"),
         ("days_since(d) > 10", missing(), missing(), "false"),
-        (
-            "days_between(d, date(\"2026-11-30\"))",
-            missing(),
-            date("2026-11-01"),
-            "29",
-        ),
-        (
-            "d < date(\"2026-12-01\")",
-            missing(),
-            date("2026-11-01"),
-            "true",
-        ),
-        (
-            "same_quarter(d, today())",
-            missing(),
-            date("2026-10-01"),
-            "true",
-        ),
-        (
-            "same_quarter(d, today())",
-            missing(),
-            date("2026-09-30"),
-            "false",
-        ),
+        ("days_between(d, date(\"2026-11-30\"))", missing(), date("2026-11-01"), "29"),
+        ("d < date(\"2026-12-01\")", missing(), date("2026-11-01"), "true"),
+        ("same_quarter(d, today())", missing(), date("2026-10-01"), "true"),
+        ("same_quarter(d, today())", missing(), date("2026-09-30"), "false"),
         ("quarter(d)", missing(), date("2026-05-05"), "2"),
-        (
-            "add_days(d, 3)",
-            missing(),
-            date("2026-02-27"),
-            "2026-03-02",
-        ),
+        ("add_days(d, 3)", missing(), date("2026-02-27"), "2026-03-02"),
         // Text helpers and lists.
-        (
-            "lower(x) == \"travel\"",
-            Dynamic::from("Travel"),
-            missing(),
-            "true",
-        ),
-        (
-            "in_list(x, [1, 2, 3])",
-            Dynamic::from_float(2.0),
-            missing(),
-            "true",
-        ),
+        ("lower(x) == \"travel\"", Dynamic::from("Travel"), missing(), "true"),
+        ("in_list(x, [1, 2, 3])", Dynamic::from_float(2.0), missing(), "true"),
     ];
     let failures: Vec<String> = cases
         .into_iter()
         .filter_map(|(expr, x, d, expected)| {
             let actual = eval(expr, x.clone(), d.clone());
-            (actual != expected).then(|| {
-                format!("`{expr}` with x = {x:?}, d = {d:?}: expected {expected}, got {actual}")
-            })
+            (actual != expected)
+                .then(|| format!("`{expr}` with x = {x:?}, d = {d:?}: expected {expected}, got {actual}"))
         })
         .collect();
     assert!(failures.is_empty(), "\n{}", failures.join("\n"));
@@ -130,10 +94,7 @@ fn rule_code_cannot_print_load_modules_or_eval() {
         ("eval(\"1\")", "reserved keyword 'eval' is disabled"),
         ("import \"os\" as os; 1", "Too many modules imported"),
     ] {
-        let err = engine
-            .eval::<Dynamic>(script)
-            .expect_err(script)
-            .to_string();
+        let err = engine.eval::<Dynamic>(script).expect_err(script).to_string();
         assert!(err.contains(expected), "`{script}`: {err}");
     }
 }
@@ -141,9 +102,6 @@ fn rule_code_cannot_print_load_modules_or_eval() {
 #[test]
 fn an_endless_loop_is_stopped_by_the_operation_limit() {
     let engine = keepwell::rules::engine::build(as_of(), Default::default());
-    let err = engine
-        .eval::<Dynamic>("let n = 0; loop { n += 1; }")
-        .expect_err("runs forever")
-        .to_string();
+    let err = engine.eval::<Dynamic>("let n = 0; loop { n += 1; }").expect_err("runs forever").to_string();
     assert!(err.starts_with("Too many operations"), "{err}");
 }

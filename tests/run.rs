@@ -16,21 +16,10 @@ fn outcomes(p: &Project, run: i64) -> Vec<String> {
 fn a_good_run_publishes_outcomes_lists_and_mail() {
     let p = Project::new(&[]);
     let out = p.keepwell(&["run", "nightly", "--as-of", "2026-11-23"]);
+    assert_eq!(out.code, 0, "stdout:\n{}\nstderr:\n{}", out.stdout, out.stderr);
+    assert!(out.stdout.starts_with("job nightly, run 1, as of 2026-11-23: succeeded in "), "{}", out.stdout);
     assert_eq!(
-        out.code, 0,
-        "stdout:\n{}\nstderr:\n{}",
-        out.stdout, out.stderr
-    );
-    assert!(
-        out.stdout
-            .starts_with("job nightly, run 1, as of 2026-11-23: succeeded in "),
-        "{}",
-        out.stdout
-    );
-    assert_eq!(
-        p.query(
-            "SELECT run_id, job, CAST(as_of AS VARCHAR), status, published, accounts FROM runs"
-        ),
+        p.query("SELECT run_id, job, CAST(as_of AS VARCHAR), status, published, accounts FROM runs"),
         ["1|nightly|2026-11-23|succeeded|true|3"]
     );
     assert_eq!(
@@ -52,11 +41,7 @@ fn a_good_run_publishes_outcomes_lists_and_mail() {
         csv,
         "Account,ARR,Why\nAcme,120000,\"travel is hit hard, 20.0% of seats in use\"\nInitech,8000,\"retail is hit hard, 20.0% of seats in use\"\n"
     );
-    let mails: Vec<String> = p
-        .files_under(".keepwell/outbox")
-        .iter()
-        .map(|f| f.display().to_string())
-        .collect();
+    let mails: Vec<String> = p.files_under(".keepwell/outbox").iter().map(|f| f.display().to_string()).collect();
     assert_eq!(
         mails,
         [
@@ -66,56 +51,29 @@ fn a_good_run_publishes_outcomes_lists_and_mail() {
     );
     let eml = std::fs::read_to_string(p.path().join(&mails[0])).expect("eml");
     assert!(eml.contains("To: ann@example.com\r\n"), "{eml}");
-    assert!(
-        eml.contains("Subject: At risk: 2 accounts need you (2026-11-23)\r\n"),
-        "{eml}"
-    );
+    assert!(eml.contains("Subject: At risk: 2 accounts need you (2026-11-23)\r\n"), "{eml}");
     assert!(eml.contains("Content-Type: text/csv"), "{eml}");
-    assert!(
-        eml.contains("Content-Disposition: attachment; filename=\"ann@example.com.csv\""),
-        "{eml}"
-    );
+    assert!(eml.contains("Content-Disposition: attachment; filename=\"ann@example.com.csv\""), "{eml}");
 }
 
 #[test]
 fn running_twice_gives_two_runs_with_identical_outcomes() {
     let p = Project::new(&[]);
-    assert_eq!(
-        p.keepwell(&["run", "nightly", "--as-of", "2026-11-23"])
-            .code,
-        0
-    );
-    assert_eq!(
-        p.keepwell(&["run", "nightly", "--as-of", "2026-11-23"])
-            .code,
-        0
-    );
-    assert_eq!(
-        p.query("SELECT run_id, status FROM runs ORDER BY run_id"),
-        ["1|succeeded", "2|succeeded"]
-    );
+    assert_eq!(p.keepwell(&["run", "nightly", "--as-of", "2026-11-23"]).code, 0);
+    assert_eq!(p.keepwell(&["run", "nightly", "--as-of", "2026-11-23"]).code, 0);
+    assert_eq!(p.query("SELECT run_id, status FROM runs ORDER BY run_id"), ["1|succeeded", "2|succeeded"]);
     assert_eq!(outcomes(&p, 1), outcomes(&p, 2));
 }
 
 #[test]
 fn a_bad_value_fails_the_run_with_its_location_and_keeps_the_last_results() {
     let p = Project::new(&[]);
-    assert_eq!(
-        p.keepwell(&["run", "nightly", "--as-of", "2026-11-23"])
-            .code,
-        0
-    );
-    p.write(
-        "data/accounts.csv",
-        &common::ACCOUNTS_CSV.replace("8000.00", "eight thousand"),
-    );
+    assert_eq!(p.keepwell(&["run", "nightly", "--as-of", "2026-11-23"]).code, 0);
+    p.write("data/accounts.csv", &common::ACCOUNTS_CSV.replace("8000.00", "eight thousand"));
     let out = p.keepwell(&["run", "nightly", "--as-of", "2026-11-24"]);
     assert_eq!(out.code, 1, "{}", out.stdout);
     assert_eq!(
-        out.stdout
-            .lines()
-            .filter(|l| !l.starts_with("job "))
-            .collect::<Vec<_>>(),
+        out.stdout.lines().filter(|l| !l.starts_with("job ")).collect::<Vec<_>>(),
         [
             "  error    source `accounts`: 1 rows rejected, more than max_rejects (0); first: data/accounts.csv:4: column `arr`: Error when converting column \"arr\". Could not convert string \"eight thousand\" to 'DECIMAL'",
             "  loaded   accounts 2 (rows), 1 rejected",
@@ -127,14 +85,8 @@ fn a_bad_value_fails_the_run_with_its_location_and_keeps_the_last_results() {
         p.query("SELECT run_id, status, published FROM runs ORDER BY run_id"),
         ["1|succeeded|true", "2|failed|false"]
     );
-    assert_eq!(
-        p.query("SELECT DISTINCT run_id FROM latest_outcomes"),
-        ["1"]
-    );
-    assert_eq!(
-        p.query("SELECT count(*) FROM outcomes WHERE run_id = 2"),
-        ["0"]
-    );
+    assert_eq!(p.query("SELECT DISTINCT run_id FROM latest_outcomes"), ["1"]);
+    assert_eq!(p.query("SELECT count(*) FROM outcomes WHERE run_id = 2"), ["0"]);
     assert_eq!(
         p.query("SELECT run_id, source, file, line, \"column\" FROM rejects"),
         ["2|accounts|data/accounts.csv|4|arr"]
@@ -143,23 +95,12 @@ fn a_bad_value_fails_the_run_with_its_location_and_keeps_the_last_results() {
 
 #[test]
 fn rejects_within_max_rejects_are_kept_and_counted() {
-    let job = common::JOB.replace(
-        "    primary_key: account_id\n",
-        "    primary_key: account_id\n    max_rejects: 1\n",
-    );
+    let job = common::JOB.replace("    primary_key: account_id\n", "    primary_key: account_id\n    max_rejects: 1\n");
     let p = Project::new(&[("jobs/nightly.yaml", &job)]);
-    p.write(
-        "data/accounts.csv",
-        &common::ACCOUNTS_CSV.replace("8000.00", "n/a"),
-    );
+    p.write("data/accounts.csv", &common::ACCOUNTS_CSV.replace("8000.00", "n/a"));
     let out = p.keepwell(&["run", "nightly", "--as-of", "2026-11-23"]);
     assert_eq!(out.code, 0, "{}", out.stdout);
-    assert!(
-        out.stdout
-            .contains("  loaded   accounts 2 (rows), 1 rejected\n"),
-        "{}",
-        out.stdout
-    );
+    assert!(out.stdout.contains("  loaded   accounts 2 (rows), 1 rejected\n"), "{}", out.stdout);
     assert_eq!(
         p.query("SELECT run_id, line, \"column\", raw FROM rejects"),
         ["1|4|arr|A3,Initech,retail,n/a,10,2,ann@example.com"]
@@ -171,24 +112,14 @@ fn a_missing_file_and_a_missing_column_are_named() {
     let p = Project::new(&[("data/accounts.csv", "account_id,name\nA1,Acme\n")]);
     let out = p.keepwell(&["run", "nightly"]);
     assert_eq!(out.code, 1);
-    assert!(
-        out.stdout.contains("  error    source `accounts`: `"),
-        "{}",
-        out.stdout
-    );
-    assert!(
-        out.stdout
-            .contains("accounts.csv` has no column `industry`\n"),
-        "{}",
-        out.stdout
-    );
+    assert!(out.stdout.contains("  error    source `accounts`: `"), "{}", out.stdout);
+    assert!(out.stdout.contains("accounts.csv` has no column `industry`\n"), "{}", out.stdout);
 
     std::fs::remove_file(p.path().join("data/accounts.csv")).expect("rm");
     let out = p.keepwell(&["run", "nightly"]);
     assert_eq!(out.code, 1);
     assert!(
-        out.stdout
-            .contains("  error    source `accounts`: no file matches `data/accounts.csv`\n"),
+        out.stdout.contains("  error    source `accounts`: no file matches `data/accounts.csv`\n"),
         "{}",
         out.stdout
     );
@@ -198,15 +129,13 @@ fn a_missing_file_and_a_missing_column_are_named() {
 fn duplicate_primary_keys_fail_the_run_and_name_the_keys() {
     let p = Project::new(&[(
         "data/accounts.csv",
-        &format!(
-            "{}A2,Globex again,media,1.00,1,1,bob@example.com\n",
-            common::ACCOUNTS_CSV
-        ),
+        &format!("{}A2,Globex again,media,1.00,1,1,bob@example.com\n", common::ACCOUNTS_CSV),
     )]);
     let out = p.keepwell(&["run", "nightly"]);
     assert_eq!(out.code, 1);
     assert!(
-        out.stdout.contains("  error    source `accounts`: duplicate primary key (account_id) in 1 groups: `A2` (2 rows)\n"),
+        out.stdout
+            .contains("  error    source `accounts`: duplicate primary key (account_id) in 1 groups: `A2` (2 rows)\n"),
         "{}",
         out.stdout
     );
@@ -214,42 +143,29 @@ fn duplicate_primary_keys_fail_the_run_and_name_the_keys() {
 
 #[test]
 fn an_error_on_one_account_degrades_the_run_and_scores_the_others() {
-    let risk = common::RISK.to_string()
-        + "  - id: parses_seats\n    when: parse_int(name) > 0\n    points: 1\n";
+    let risk = common::RISK.to_string() + "  - id: parses_seats\n    when: parse_int(name) > 0\n    points: 1\n";
     let p = Project::new(&[
         ("rules/risk.yaml", &risk),
-        (
-            "data/accounts.csv",
-            &common::ACCOUNTS_CSV.replace("Globex", "42"),
-        ),
+        ("data/accounts.csv", &common::ACCOUNTS_CSV.replace("Globex", "42")),
     ]);
     let out = p.keepwell(&["run", "nightly", "--as-of", "2026-11-23"]);
     assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
+    assert!(out.stdout.starts_with("job nightly, run 1, as of 2026-11-23: degraded in "), "{}", out.stdout);
     assert!(
-        out.stdout
-            .starts_with("job nightly, run 1, as of 2026-11-23: degraded in "),
+        out.stdout.contains("  errors   2 rule errors on single accounts (the others were scored):\n"),
         "{}",
         out.stdout
     );
     assert!(
-        out.stdout
-            .contains("  errors   2 rule errors on single accounts (the others were scored):\n"),
+        out.stdout.contains("rule `parses_seats` of `risk` for account `A1`: Error parsing integer number 'Acme'"),
         "{}",
         out.stdout
     );
-    assert!(
-        out.stdout.contains(
-            "rule `parses_seats` of `risk` for account `A1`: Error parsing integer number 'Acme'"
+    assert_eq!(p.query("SELECT run_id, status, published FROM runs"), ["1|degraded|true"]);
+    assert_eq!(
+        p.query(
+            "SELECT account_id, score, grade, CAST(errors AS VARCHAR) FROM outcomes WHERE rule_set = 'risk' ORDER BY 1"
         ),
-        "{}",
-        out.stdout
-    );
-    assert_eq!(
-        p.query("SELECT run_id, status, published FROM runs"),
-        ["1|degraded|true"]
-    );
-    assert_eq!(
-        p.query("SELECT account_id, score, grade, CAST(errors AS VARCHAR) FROM outcomes WHERE rule_set = 'risk' ORDER BY 1"),
         [
             "A1|NULL|NULL|['parses_seats: Error parsing integer number \\'Acme\\': invalid digit found in string']",
             "A2|1.0|low|[]",
@@ -267,16 +183,8 @@ fn rules_read_the_previous_run() {
     let health = common::HEALTH.to_string()
         + "  - id: still_red\n    when: prev.grade == \"red\" && prev.days_in_grade >= 0\n    points: -5\n    reason: \"red since the last run\"\n";
     let p = Project::new(&[("rules/health.yaml", &health)]);
-    assert_eq!(
-        p.keepwell(&["run", "nightly", "--as-of", "2026-11-20"])
-            .code,
-        0
-    );
-    assert_eq!(
-        p.keepwell(&["run", "nightly", "--as-of", "2026-11-23"])
-            .code,
-        0
-    );
+    assert_eq!(p.keepwell(&["run", "nightly", "--as-of", "2026-11-20"]).code, 0);
+    assert_eq!(p.keepwell(&["run", "nightly", "--as-of", "2026-11-23"]).code, 0);
     assert_eq!(
         p.query("SELECT account_id, score, CAST(grade_since AS VARCHAR) FROM outcomes WHERE run_id = 2 AND rule_set = 'health' ORDER BY 1"),
         ["A1|55.0|2026-11-20", "A2|100.0|2026-11-20", "A3|45.0|2026-11-20"]
@@ -288,11 +196,7 @@ fn a_dry_run_records_nothing_and_sends_nothing() {
     let p = Project::new(&[]);
     let out = p.keepwell(&["run", "nightly", "--dry-run"]);
     assert_eq!(out.code, 0, "{}", out.stdout);
-    assert!(
-        out.stdout.starts_with("job nightly, dry run, as of "),
-        "{}",
-        out.stdout
-    );
+    assert!(out.stdout.starts_with("job nightly, dry run, as of "), "{}", out.stdout);
     assert_eq!(p.query("SELECT count(*) FROM runs"), ["0"]);
     assert!(p.files_under(".keepwell/outbox").is_empty());
 }
@@ -303,29 +207,17 @@ fn feature_sql_cannot_read_files() {
     let csv = p.path().join("data/accounts.csv");
     p.write(
         "sql/account_features.sql",
-        &format!(
-            "SELECT a.*, 1 AS utilisation FROM accounts a, read_csv('{}') f",
-            csv.display()
-        ),
+        &format!("SELECT a.*, 1 AS utilisation FROM accounts a, read_csv('{}') f", csv.display()),
     );
     let out = p.keepwell(&["run", "nightly"]);
     assert_eq!(out.code, 2, "{}\n{}", out.stdout, out.stderr);
-    assert!(
-        out.stderr
-            .contains("error: feature view `account_features` fails: Permission Error"),
-        "{}",
-        out.stderr
-    );
+    assert!(out.stderr.contains("error: feature view `account_features` fails: Permission Error"), "{}", out.stderr);
 }
 
 #[test]
 fn runs_lists_recent_runs() {
     let p = Project::new(&[]);
-    assert_eq!(
-        p.keepwell(&["run", "nightly", "--as-of", "2026-11-23"])
-            .code,
-        0
-    );
+    assert_eq!(p.keepwell(&["run", "nightly", "--as-of", "2026-11-23"]).code, 0);
     let out = p.keepwell(&["runs"]);
     assert_eq!(out.code, 0);
     let lines: Vec<&str> = out.stdout.lines().collect();
@@ -333,11 +225,7 @@ fn runs_lists_recent_runs() {
         lines[0],
         "  run  job              as of       status     accounts   seconds  started (UTC)         error"
     );
-    assert!(
-        lines[1].starts_with("    1  nightly          2026-11-23  succeeded         3  "),
-        "{}",
-        lines[1]
-    );
+    assert!(lines[1].starts_with("    1  nightly          2026-11-23  succeeded         3  "), "{}", lines[1]);
 }
 
 /// Writes the standard accounts as Parquet or JSON lines through DuckDB, with one bad value.
@@ -345,11 +233,7 @@ fn typed_source(p: &Project, format: &str) {
     let conn = duckdb::Connection::open_in_memory().expect("duckdb");
     let csv = p.path().join("data/accounts.csv");
     let out = p.path().join(format!("data/accounts.{format}"));
-    let copy_format = if format == "parquet" {
-        "PARQUET"
-    } else {
-        "JSON"
-    };
+    let copy_format = if format == "parquet" { "PARQUET" } else { "JSON" };
     conn.execute_batch(&format!(
         "COPY (SELECT account_id, name, industry, CASE WHEN account_id = 'A3' THEN 'lots' ELSE CAST(arr AS VARCHAR) END AS arr, \
          seats, active_users, csm_email FROM read_csv('{}', all_varchar = true)) TO '{}' (FORMAT {copy_format})",
@@ -359,14 +243,8 @@ fn typed_source(p: &Project, format: &str) {
     .expect("copy");
     std::fs::remove_file(csv).expect("rm csv");
     let job = common::JOB
-        .replace(
-            "path: data/accounts.csv",
-            &format!("path: data/accounts.{format}"),
-        )
-        .replace(
-            "    primary_key: account_id\n",
-            "    primary_key: account_id\n    max_rejects: 1\n",
-        );
+        .replace("path: data/accounts.csv", &format!("path: data/accounts.{format}"))
+        .replace("    primary_key: account_id\n", "    primary_key: account_id\n    max_rejects: 1\n");
     p.write("jobs/nightly.yaml", &job);
 }
 
@@ -377,17 +255,10 @@ fn parquet_and_json_sources_load_typed_with_rejects() {
         typed_source(&p, format);
         let out = p.keepwell(&["run", "nightly", "--as-of", "2026-11-23"]);
         assert_eq!(out.code, 0, "{format}: {}\n{}", out.stdout, out.stderr);
-        assert!(
-            out.stdout
-                .contains("  loaded   accounts 2 (rows), 1 rejected\n"),
-            "{format}: {}",
-            out.stdout
-        );
+        assert!(out.stdout.contains("  loaded   accounts 2 (rows), 1 rejected\n"), "{format}: {}", out.stdout);
         assert_eq!(
             p.query("SELECT file, line, \"column\", reason FROM rejects"),
-            [format!(
-                "data/accounts.{format}|3|arr|could not convert \"lots\" to DECIMAL(18,2)"
-            )],
+            [format!("data/accounts.{format}|3|arr|could not convert \"lots\" to DECIMAL(18,2)")],
             "{format}"
         );
         assert_eq!(

@@ -51,13 +51,7 @@ pub fn execute(project: &Project, args: &Args) -> ExitStatus {
 /// Several jobs share rule sets; report each problem once.
 fn dedup(diags: Diagnostics) -> Diagnostics {
     let mut seen = std::collections::HashSet::new();
-    Diagnostics(
-        diags
-            .0
-            .into_iter()
-            .filter(|d| seen.insert(d.to_string()))
-            .collect(),
-    )
+    Diagnostics(diags.0.into_iter().filter(|d| seen.insert(d.to_string())).collect())
 }
 
 pub fn plural(n: usize) -> &'static str {

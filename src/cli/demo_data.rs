@@ -26,21 +26,13 @@ pub struct Args {
 
 pub fn execute(args: &Args) -> ExitStatus {
     let started = Instant::now();
-    let options = DemoOptions {
-        accounts: args.accounts,
-        seed: args.seed,
-        as_of: args.as_of,
-    };
+    let options = DemoOptions { accounts: args.accounts, seed: args.seed, as_of: args.as_of };
     match generate(&options, &args.out) {
         Ok(written) => {
             for (file, rows) in &written.files {
                 println!("{:>12} rows  {}", rows, args.out.join(file).display());
             }
-            println!(
-                "{} accounts in {:.1}s",
-                args.accounts,
-                started.elapsed().as_secs_f64()
-            );
+            println!("{} accounts in {:.1}s", args.accounts, started.elapsed().as_secs_f64());
             ExitStatus::Success
         }
         Err(e) => {

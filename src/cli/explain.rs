@@ -45,29 +45,12 @@ pub fn execute(project: &Project, args: &Args) -> ExitStatus {
 fn render(e: &Explanation) -> String {
     let fmt = crate::rules::row::format_float;
     let mut out = String::new();
-    let name = e
-        .name
-        .as_deref()
-        .map(|n| format!(" ({n})"))
-        .unwrap_or_default();
-    let _ = writeln!(
-        out,
-        "account {}{name}: job {}, run {}, as of {}",
-        e.account, e.job, e.run_id, e.as_of
-    );
+    let name = e.name.as_deref().map(|n| format!(" ({n})")).unwrap_or_default();
+    let _ = writeln!(out, "account {}{name}: job {}, run {}, as of {}", e.account, e.job, e.run_id, e.as_of);
     for s in &e.rule_sets {
-        let score = s
-            .score
-            .map(|v| fmt((v * 10.0).round() / 10.0))
-            .unwrap_or_else(|| "-".into());
-        let _ = writeln!(
-            out,
-            "\n{} ({}): {} -> {}",
-            s.rule_set,
-            s.kind,
-            score,
-            s.grade.as_deref().unwrap_or("no grade")
-        );
+        let score = s.score.map(|v| fmt((v * 10.0).round() / 10.0)).unwrap_or_else(|| "-".into());
+        let _ =
+            writeln!(out, "\n{} ({}): {} -> {}", s.rule_set, s.kind, score, s.grade.as_deref().unwrap_or("no grade"));
         let width = s.steps.iter().map(|st| st.id.len()).max().unwrap_or(0);
         for st in &s.steps {
             let value = match (st.status.as_str(), st.value) {
@@ -84,14 +67,7 @@ fn render(e: &Explanation) -> String {
                     other => format!("{k} = {other}"),
                 })
                 .collect();
-            let _ = writeln!(
-                out,
-                "  {:<9} {:<width$}  {:>8}  {}",
-                st.status,
-                st.id,
-                value,
-                inputs.join(", ")
-            );
+            let _ = writeln!(out, "  {:<9} {:<width$}  {:>8}  {}", st.status, st.id, value, inputs.join(", "));
             for extra in [&st.reason, &st.detail, &st.error].into_iter().flatten() {
                 let _ = writeln!(out, "  {:<9} {:<width$}            {extra}", "", "");
             }

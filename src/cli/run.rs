@@ -22,12 +22,8 @@ pub struct Args {
 }
 
 pub fn execute(project: &Project, args: &Args) -> ExitStatus {
-    let options = RunOptions {
-        as_of: args
-            .as_of
-            .unwrap_or_else(|| chrono::Local::now().date_naive()),
-        dry_run: args.dry_run,
-    };
+    let options =
+        RunOptions { as_of: args.as_of.unwrap_or_else(|| chrono::Local::now().date_naive()), dry_run: args.dry_run };
     let path = project.job_path(&args.job);
     match runner::run(project, &path, options) {
         Err(diags) => {
@@ -53,47 +49,21 @@ pub fn execute(project: &Project, args: &Args) -> ExitStatus {
 fn describe(project: &Project, r: &RunReport, dry_run: bool) -> String {
     let mut out = String::new();
     let total: f64 = r.stages.iter().map(|(_, d)| d.as_secs_f64()).sum();
-    let run = r
-        .run_id
-        .map_or_else(|| "dry run".to_string(), |id| format!("run {id}"));
-    let _ = writeln!(
-        out,
-        "job {}, {run}, as of {}: {} in {total:.2}s",
-        r.job,
-        r.as_of,
-        r.status.as_str()
-    );
+    let run = r.run_id.map_or_else(|| "dry run".to_string(), |id| format!("run {id}"));
+    let _ = writeln!(out, "job {}, {run}, as of {}: {} in {total:.2}s", r.job, r.as_of, r.status.as_str());
     if let Some(e) = &r.error {
         let _ = writeln!(out, "  error    {e}");
     }
     if !r.row_counts.is_empty() {
-        let loaded: Vec<String> = r
-            .row_counts
-            .iter()
-            .map(|(s, n)| format!("{s} {n}"))
-            .collect();
-        let _ = writeln!(
-            out,
-            "  loaded   {} (rows), {} rejected",
-            loaded.join(", "),
-            r.rejects.len()
-        );
+        let loaded: Vec<String> = r.row_counts.iter().map(|(s, n)| format!("{s} {n}")).collect();
+        let _ = writeln!(out, "  loaded   {} (rows), {} rejected", loaded.join(", "), r.rejects.len());
     }
     for reject in r.rejects.iter().take(5) {
         let _ = writeln!(out, "           rejected {reject}");
     }
     if r.accounts > 0 {
-        let stages: Vec<String> = r
-            .stages
-            .iter()
-            .map(|(s, d)| format!("{s} {:.2}s", d.as_secs_f64()))
-            .collect();
-        let _ = writeln!(
-            out,
-            "  scored   {} accounts ({})",
-            r.accounts,
-            stages.join(", ")
-        );
+        let stages: Vec<String> = r.stages.iter().map(|(s, d)| format!("{s} {:.2}s", d.as_secs_f64())).collect();
+        let _ = writeln!(out, "  scored   {} accounts ({})", r.accounts, stages.join(", "));
     }
     if !r.account_errors.is_empty() {
         let _ = writeln!(
@@ -114,43 +84,23 @@ fn describe(project: &Project, r: &RunReport, dry_run: bool) -> String {
         let _ = writeln!(out, "  warning  {w}");
     }
     if r.status != RunStatus::Failed && !dry_run {
-        let _ = writeln!(
-            out,
-            "  results  {} (runs.run_id = {})",
-            project.display(&r.store),
-            r.run_id.unwrap_or_default()
-        );
+        let _ =
+            writeln!(out, "  results  {} (runs.run_id = {})", project.display(&r.store), r.run_id.unwrap_or_default());
     }
     if let Some(first) = r.files.first() {
         let dir = first.parent().and_then(|p| p.parent()).unwrap_or(first);
-        let _ = writeln!(
-            out,
-            "  lists    {} CSV file{} in {}",
-            r.files.len(),
-            plural(r.files.len()),
-            project.display(dir)
-        );
+        let _ =
+            writeln!(out, "  lists    {} CSV file{} in {}", r.files.len(), plural(r.files.len()), project.display(dir));
     }
     if !r.mails.is_empty() {
         let where_to = match &project.mail.smtp {
             Some(smtp) => format!("sent through {}:{}", smtp.host, smtp.port),
-            None => format!(
-                "written to {}",
-                project.display(&project.outbox.join(&r.job).join(r.as_of.to_string()))
-            ),
+            None => format!("written to {}", project.display(&project.outbox.join(&r.job).join(r.as_of.to_string()))),
         };
-        let _ = writeln!(
-            out,
-            "  mail     {} message{} {where_to}",
-            r.mails.len(),
-            plural(r.mails.len())
-        );
+        let _ = writeln!(out, "  mail     {} message{} {where_to}", r.mails.len(), plural(r.mails.len()));
     }
     if r.status == RunStatus::Failed {
-        let _ = writeln!(
-            out,
-            "  nothing was published; the previous results are unchanged"
-        );
+        let _ = writeln!(out, "  nothing was published; the previous results are unchanged");
     }
     out
 }

@@ -49,12 +49,7 @@ pub fn execute(project: &Project, args: &Args) -> ExitStatus {
     for r in &runs {
         let seconds = r
             .finished_at
-            .map(|f| {
-                format!(
-                    "{:.2}",
-                    (f - r.started_at).num_milliseconds() as f64 / 1000.0
-                )
-            })
+            .map(|f| format!("{:.2}", (f - r.started_at).num_milliseconds() as f64 / 1000.0))
             .unwrap_or_default();
         println!(
             "{:>5}  {:<16} {:<10}  {:<9}  {:>8}  {:>8}  {:<20}  {}",

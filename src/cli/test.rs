@@ -72,16 +72,10 @@ pub fn execute(project: &Project, args: &Args) -> ExitStatus {
         }
     }
     for name in rules.names() {
-        if !tested.contains(name)
-            && (args.rule_sets.is_empty() || args.rule_sets.iter().any(|r| r == name))
-        {
+        if !tested.contains(name) && (args.rule_sets.is_empty() || args.rule_sets.iter().any(|r| r == name)) {
             println!("{name}: not used by any job, so not tested (tests need a job's entity view)");
         }
     }
     println!("{passed} passed, {failed} failed");
-    if failed > 0 {
-        ExitStatus::Failure
-    } else {
-        ExitStatus::Success
-    }
+    if failed > 0 { ExitStatus::Failure } else { ExitStatus::Success }
 }

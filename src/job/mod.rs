@@ -89,30 +89,17 @@ pub struct Schedule {
 impl Job {
     /// Reads and checks a job file. A file that parses gives a job and every problem found
     /// in it, so checks of the rule sets can go on; one that does not parse gives only errors.
-    pub fn load(
-        project: &Project,
-        path: &std::path::Path,
-    ) -> Result<(Job, Diagnostics), Diagnostics> {
+    pub fn load(project: &Project, path: &std::path::Path) -> Result<(Job, Diagnostics), Diagnostics> {
         let display = project.display(path);
-        let (raw, file) =
-            yaml::read::<RawJob>(path, &display).map_err(|d| Diagnostics(vec![*d]))?;
+        let (raw, file) = yaml::read::<RawJob>(path, &display).map_err(|d| Diagnostics(vec![*d]))?;
         let mut diags = Diagnostics::default();
-        let stem = path
-            .file_stem()
-            .map(|s| s.to_string_lossy().to_string())
-            .unwrap_or_default();
+        let stem = path.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_default();
         let name = raw.name.as_ref().map_or(stem, |n| n.value.clone());
-        let sources: Vec<Source> = raw
-            .sources
-            .iter()
-            .filter_map(|(n, s)| source(project, &file, n, s, &mut diags))
-            .collect();
+        let sources: Vec<Source> =
+            raw.sources.iter().filter_map(|(n, s)| source(project, &file, n, s, &mut diags)).collect();
         let features = features(project, &file, &raw.features, &sources, &mut diags);
         let entity = entity(&file, &raw, &sources, &features, &mut diags);
-        let schedule = raw
-            .schedule
-            .as_ref()
-            .and_then(|s| schedule(&file, s, &mut diags));
+        let schedule = raw.schedule.as_ref().and_then(|s| schedule(&file, s, &mut diags));
         for output in &raw.outputs {
             check_addresses(&file, output, &mut diags);
         }
@@ -141,11 +128,8 @@ fn source(
     let span = yaml::span_of(file, &raw.path, raw.path.value.len());
     if !is_identifier(name) {
         diags.push(
-            Diagnostic::error(
-                span.clone(),
-                format!("source name `{name}` cannot be a table name"),
-            )
-            .with_hint("use letters, digits and `_`, starting with a letter"),
+            Diagnostic::error(span.clone(), format!("source name `{name}` cannot be a table name"))
+                .with_hint("use letters, digits and `_`, starting with a letter"),
         );
     }
     let format = match raw.format.as_ref().map(|f| f.value.as_str()) {
@@ -183,11 +167,7 @@ fn source(
             span: yaml::span_of(file, t, t.value.len()),
         })
         .collect();
-    let primary_key = raw
-        .primary_key
-        .as_ref()
-        .map(|k| k.value.to_vec())
-        .unwrap_or_default();
+    let primary_key = raw.primary_key.as_ref().map(|k| k.value.to_vec()).unwrap_or_default();
     for key in &primary_key {
         if !columns.iter().any(|c| c.name == *key) {
             let k = raw.primary_key.as_ref().expect("primary key is set");
@@ -200,28 +180,18 @@ fn source(
             );
         }
     }
-    let max_age = raw
-        .max_age
-        .as_ref()
-        .and_then(|a| match parse_duration(&a.value) {
-            Some(d) => Some(d),
-            None => {
-                diags.push(
-                    Diagnostic::error(
-                        yaml::span_of(file, a, a.value.len()),
-                        format!("`{}` is not a duration", a.value),
-                    )
+    let max_age = raw.max_age.as_ref().and_then(|a| match parse_duration(&a.value) {
+        Some(d) => Some(d),
+        None => {
+            diags.push(
+                Diagnostic::error(yaml::span_of(file, a, a.value.len()), format!("`{}` is not a duration", a.value))
                     .with_hint("write a number and a unit: `90m`, `26h` or `2d`"),
-                );
-                None
-            }
-        });
+            );
+            None
+        }
+    });
     let path = PathBuf::from(&raw.path.value);
-    let absolute = if path.is_absolute() {
-        path
-    } else {
-        project.root.join(path)
-    };
+    let absolute = if path.is_absolute() { path } else { project.root.join(path) };
     Some(Source {
         name: name.to_string(),
         pattern: absolute.display().to_string(),
@@ -247,10 +217,7 @@ fn features(
     for f in raw {
         let span = yaml::span_of(file, f, f.value.len());
         let path = project.root.join(&f.value);
-        let name = path
-            .file_stem()
-            .map(|s| s.to_string_lossy().to_string())
-            .unwrap_or_default();
+        let name = path.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_default();
         let sql = match std::fs::read_to_string(&path) {
             Ok(sql) => sql,
             Err(e) => {
@@ -263,29 +230,19 @@ fn features(
         };
         if features.iter().any(|x| x.name == name) || sources.iter().any(|s| s.name == name) {
             diags.push(
-                Diagnostic::error(
-                    span,
-                    format!("feature view `{name}` has the name of another source or feature"),
-                )
-                .with_hint("each source and each feature file needs its own name"),
+                Diagnostic::error(span, format!("feature view `{name}` has the name of another source or feature"))
+                    .with_hint("each source and each feature file needs its own name"),
             );
             continue;
         }
         if !is_identifier(&name) {
             diags.push(
-                Diagnostic::error(
-                    span,
-                    format!("feature file name `{name}` cannot be a view name"),
-                )
-                .with_hint("use letters, digits and `_`, starting with a letter"),
+                Diagnostic::error(span, format!("feature file name `{name}` cannot be a view name"))
+                    .with_hint("use letters, digits and `_`, starting with a letter"),
             );
             continue;
         }
-        features.push(Feature {
-            name,
-            file: SourceFile::new(f.value.clone(), &path, sql.clone()),
-            sql,
-        });
+        features.push(Feature { name, file: SourceFile::new(f.value.clone(), &path, sql.clone()), sql });
     }
     features
 }
@@ -301,25 +258,15 @@ fn entity(
     let view = &e.view.value;
     let span = yaml::span_of(file, &e.view, view.len());
     if !features.iter().any(|f| f.name == *view) && !sources.iter().any(|s| s.name == *view) {
-        let names = features
-            .iter()
-            .map(|f| f.name.as_str())
-            .chain(sources.iter().map(|s| s.name.as_str()));
+        let names = features.iter().map(|f| f.name.as_str()).chain(sources.iter().map(|s| s.name.as_str()));
         diags.push(
-            Diagnostic::error(
-                span.clone(),
-                format!("entity view `{view}` is not a feature or a source of this job"),
-            )
-            .with_hint_opt(
-                did_you_mean(view, names)
-                    .or_else(|| Some("name one of the feature files, without `.sql`".into())),
-            ),
+            Diagnostic::error(span.clone(), format!("entity view `{view}` is not a feature or a source of this job"))
+                .with_hint_opt(
+                    did_you_mean(view, names).or_else(|| Some("name one of the feature files, without `.sql`".into())),
+                ),
         );
     }
-    let mut column_spans = vec![(
-        e.key.value.clone(),
-        yaml::span_of(file, &e.key, e.key.value.len()),
-    )];
+    let mut column_spans = vec![(e.key.value.clone(), yaml::span_of(file, &e.key, e.key.value.len()))];
     for c in [&e.name, &e.arr, &e.owner].into_iter().flatten() {
         column_spans.push((c.value.clone(), yaml::span_of(file, c, c.value.len())));
     }
@@ -334,17 +281,16 @@ fn entity(
     }
 }
 
-fn schedule(
-    file: &SourceFile,
-    raw: &raw::RawSchedule,
-    diags: &mut Diagnostics,
-) -> Option<Schedule> {
+fn schedule(file: &SourceFile, raw: &raw::RawSchedule, diags: &mut Diagnostics) -> Option<Schedule> {
     let cron = match raw.cron.value.parse::<croner::Cron>() {
         Ok(c) => Some(c),
         Err(e) => {
             diags.push(
-                Diagnostic::error(yaml::span_of(file, &raw.cron, raw.cron.value.len()), format!("bad cron expression `{}`: {e}", raw.cron.value))
-                    .with_hint("five fields: minute hour day-of-month month day-of-week, for example `30 5 * * 1-5`"),
+                Diagnostic::error(
+                    yaml::span_of(file, &raw.cron, raw.cron.value.len()),
+                    format!("bad cron expression `{}`: {e}", raw.cron.value),
+                )
+                .with_hint("five fields: minute hour day-of-month month day-of-week, for example `30 5 * * 1-5`"),
             );
             None
         }
@@ -369,11 +315,7 @@ fn schedule(
             }
         },
     };
-    Some(Schedule {
-        cron: cron?,
-        cron_text: raw.cron.value.clone(),
-        timezone: timezone?,
-    })
+    Some(Schedule { cron: cron?, cron_text: raw.cron.value.clone(), timezone: timezone? })
 }
 
 fn check_addresses(file: &SourceFile, output: &RawOutput, diags: &mut Diagnostics) {
@@ -412,8 +354,6 @@ pub fn parse_duration(text: &str) -> Option<Duration> {
 
 pub fn is_identifier(name: &str) -> bool {
     let mut chars = name.chars();
-    chars
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }

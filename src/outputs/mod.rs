@@ -23,10 +23,7 @@ use crate::yaml;
 const DEFAULT_TEMPLATES: &[(&str, &str)] = &[
     ("escalation.html", include_str!("templates/escalation.html")),
     ("escalation.txt", include_str!("templates/escalation.txt")),
-    (
-        "escalation.subject",
-        include_str!("templates/escalation.subject"),
-    ),
+    ("escalation.subject", include_str!("templates/escalation.subject")),
     ("summary.html", include_str!("templates/summary.html")),
     ("summary.txt", include_str!("templates/summary.txt")),
     ("summary.subject", include_str!("templates/summary.subject")),
@@ -64,10 +61,7 @@ pub fn load_templates(root: &Path, env: &mut Environment<'static>) -> Diagnostic
     for (name, default) in DEFAULT_TEMPLATES {
         let path = root.join("templates").join(name);
         let (source, file) = match std::fs::read_to_string(&path) {
-            Ok(text) => (
-                text.clone(),
-                Some(SourceFile::new(format!("templates/{name}"), &path, text)),
-            ),
+            Ok(text) => (text.clone(), Some(SourceFile::new(format!("templates/{name}"), &path, text))),
             Err(_) => (default.to_string(), None),
         };
         if let Err(e) = env.add_template_owned(name.to_string(), source) {
@@ -77,10 +71,7 @@ pub fn load_templates(root: &Path, env: &mut Environment<'static>) -> Diagnostic
             };
             diags.push(Diagnostic::error(
                 span,
-                format!(
-                    "template `{name}` does not parse: {}",
-                    e.detail().unwrap_or("syntax error")
-                ),
+                format!("template `{name}` does not parse: {}", e.detail().unwrap_or("syntax error")),
             ));
         }
     }
@@ -121,9 +112,7 @@ pub fn compile_outputs(
                     outputs.push(Output::Escalation(Box::new(o)));
                 }
             }
-            RawOutput::Summary(s) => {
-                outputs.push(Output::Summary(summary(job, s, env, &mut diags)))
-            }
+            RawOutput::Summary(s) => outputs.push(Output::Summary(summary(job, s, env, &mut diags))),
         }
     }
     (outputs, diags)
@@ -166,11 +155,7 @@ fn escalation(
             RawColumn::Labeled(m) => m.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
         };
         for (label, source) in pairs {
-            let spanned = serde_saphyr::Spanned {
-                value: source,
-                referenced: c.referenced,
-                defined: c.defined,
-            };
+            let spanned = serde_saphyr::Spanned { value: source, referenced: c.referenced, defined: c.defined };
             columns.push(expr(&spanned, "a column").map(|e| (label, e)));
         }
     }
@@ -195,19 +180,11 @@ fn escalation(
     })
 }
 
-fn summary(
-    job: &Job,
-    raw: &RawSummary,
-    env: &mut Environment<'static>,
-    diags: &mut Diagnostics,
-) -> Summary {
+fn summary(job: &Job, raw: &RawSummary, env: &mut Environment<'static>, diags: &mut Diagnostics) -> Summary {
     let name = &raw.name.value;
     Summary {
         name: name.clone(),
-        title: raw
-            .title
-            .clone()
-            .unwrap_or_else(|| format!("{} summary", job.name)),
+        title: raw.title.clone().unwrap_or_else(|| format!("{} summary", job.name)),
         to: raw.to.iter().filter_map(|a| a.value.parse().ok()).collect(),
         subject: template_override(
             env,
@@ -238,11 +215,7 @@ fn template_override(
             diags.push(
                 Diagnostic::error(
                     yaml::span_of(file, text, 1),
-                    format!(
-                        "subject `{}` does not parse: {}",
-                        text.value,
-                        e.detail().unwrap_or("syntax error")
-                    ),
+                    format!("subject `{}` does not parse: {}", text.value, e.detail().unwrap_or("syntax error")),
                 )
                 .with_hint("subjects are templates: `{{ count }} accounts need you`"),
             );
@@ -289,28 +262,25 @@ pub fn render(view: &RunView, outputs: &[Output], out_dir: &Path) -> Result<Rend
     for output in outputs {
         if let Output::Escalation(e) = output {
             let owners = evaluate_escalation(view, e, &mut rendered.warnings);
-            rendered.escalations.push((
-                e.name.clone(),
-                owners.len(),
-                owners.iter().map(|o| o.rows.len()).sum(),
-            ));
+            rendered.escalations.push((e.name.clone(), owners.len(), owners.iter().map(|o| o.rows.len()).sum()));
             lists.push((e, owners));
         }
     }
     for (e, owners) in &lists {
         let dir = out_dir.join(&e.name);
-        std::fs::create_dir_all(&dir)
-            .map_err(|err| format!("cannot create `{}`: {err}", dir.display()))?;
+        std::fs::create_dir_all(&dir).map_err(|err| format!("cannot create `{}`: {err}", dir.display()))?;
         let labels: Vec<String> = e.columns.iter().map(|(l, _)| l.clone()).collect();
         for list in owners {
             let csv = to_csv(&labels, &list.rows)?;
             let file_name = format!("{}.csv", safe_file_name(&list.owner));
             let path = dir.join(&file_name);
-            std::fs::write(&path, &csv)
-                .map_err(|err| format!("cannot write `{}`: {err}", path.display()))?;
+            std::fs::write(&path, &csv).map_err(|err| format!("cannot write `{}`: {err}", path.display()))?;
             rendered.files.push(path);
             let Ok(to) = list.owner.parse::<Mailbox>() else {
-                rendered.warnings.push(format!("escalation `{}`: owner `{}` is not an email address; their list was written to a file only", e.name, list.owner));
+                rendered.warnings.push(format!(
+                    "escalation `{}`: owner `{}` is not an email address; their list was written to a file only",
+                    e.name, list.owner
+                ));
                 continue;
             };
             let ctx = context! {
@@ -324,11 +294,7 @@ pub fn render(view: &RunView, outputs: &[Output], out_dir: &Path) -> Result<Rend
                 subject: render_one(view.templates, &e.subject, &ctx)?,
                 text: render_one(view.templates, "escalation.txt", &ctx)?,
                 html: render_one(view.templates, "escalation.html", &ctx)?,
-                attachments: vec![Attachment {
-                    file_name,
-                    content_type: "text/csv".into(),
-                    body: csv,
-                }],
+                attachments: vec![Attachment { file_name, content_type: "text/csv".into(), body: csv }],
             };
             rendered.mails.push(mail);
         }
@@ -353,76 +319,49 @@ pub fn render(view: &RunView, outputs: &[Output], out_dir: &Path) -> Result<Rend
 
 fn render_one(env: &Environment<'static>, name: &str, ctx: &Value) -> Result<String, String> {
     let t = env.get_template(name).map_err(|e| e.to_string())?;
-    t.render(ctx)
-        .map_err(|e| format!("template `{name}` failed: {e}"))
+    t.render(ctx).map_err(|e| format!("template `{name}` failed: {e}"))
 }
 
 /// The accounts an escalation lists, grouped by owner, each owner's largest first.
-fn evaluate_escalation(
-    view: &RunView,
-    e: &Escalation,
-    warnings: &mut Vec<String>,
-) -> Vec<OwnerList> {
+fn evaluate_escalation(view: &RunView, e: &Escalation, warnings: &mut Vec<String>) -> Vec<OwnerList> {
     let mut by_owner: BTreeMap<String, Vec<(f64, Vec<String>)>> = BTreeMap::new();
     let mut scope = Scope::new();
     let mut failures = 0usize;
     let mut first_failure = None;
     for row in 0..view.entity.len() {
         fill_scope(&mut scope, view, row);
-        let run = |expr: &Expr, scope: &mut Scope| {
-            view.engine.eval_ast_with_scope::<Dynamic>(scope, &expr.ast)
-        };
+        let run = |expr: &Expr, scope: &mut Scope| view.engine.eval_ast_with_scope::<Dynamic>(scope, &expr.ast);
         let listed = match run(&e.when, &mut scope) {
             Ok(v) => v.as_bool().unwrap_or(false),
             Err(err) => {
                 failures += 1;
-                first_failure
-                    .get_or_insert_with(|| format!("account `{}`: {err}", view.entity.keys[row]));
+                first_failure.get_or_insert_with(|| format!("account `{}`: {err}", view.entity.keys[row]));
                 false
             }
         };
         if !listed {
             continue;
         }
-        let owner = run(&e.owner, &mut scope)
-            .map(|v| display_value(&v))
-            .unwrap_or_default();
-        let owner = if owner.is_empty() {
-            "unassigned".to_string()
-        } else {
-            owner
-        };
+        let owner = run(&e.owner, &mut scope).map(|v| display_value(&v)).unwrap_or_default();
+        let owner = if owner.is_empty() { "unassigned".to_string() } else { owner };
         let order = e
             .order_by
             .as_ref()
             .and_then(|o| run(o, &mut scope).ok())
             .and_then(|v| crate::rules::engine::number(&v))
             .unwrap_or(0.0);
-        let cells = e
-            .columns
-            .iter()
-            .map(|(_, c)| {
-                run(c, &mut scope)
-                    .map(|v| display_value(&v))
-                    .unwrap_or_default()
-            })
-            .collect();
+        let cells =
+            e.columns.iter().map(|(_, c)| run(c, &mut scope).map(|v| display_value(&v)).unwrap_or_default()).collect();
         by_owner.entry(owner).or_default().push((order, cells));
     }
     if let Some(first) = first_failure {
-        warnings.push(format!(
-            "escalation `{}`: `when` failed for {failures} accounts; first: {first}",
-            e.name
-        ));
+        warnings.push(format!("escalation `{}`: `when` failed for {failures} accounts; first: {first}", e.name));
     }
     by_owner
         .into_iter()
         .map(|(owner, mut rows)| {
             rows.sort_by(|a, b| b.0.total_cmp(&a.0));
-            OwnerList {
-                owner,
-                rows: rows.into_iter().map(|(_, r)| r).collect(),
-            }
+            OwnerList { owner, rows: rows.into_iter().map(|(_, r)| r).collect() }
         })
         .collect()
 }
@@ -440,35 +379,21 @@ fn fill_scope(scope: &mut Scope<'static>, view: &RunView, row: usize) {
 }
 
 fn outcome_map(o: &Outcome) -> Dynamic {
-    let strings = |v: &[std::sync::Arc<str>]| {
-        Dynamic::from_array(v.iter().map(|s| Dynamic::from(s.to_string())).collect())
-    };
+    let strings =
+        |v: &[std::sync::Arc<str>]| Dynamic::from_array(v.iter().map(|s| Dynamic::from(s.to_string())).collect());
     let mut map = Map::new();
-    map.insert(
-        "score".into(),
-        o.score.map_or(Dynamic::UNIT, Dynamic::from_float),
-    );
-    map.insert(
-        "grade".into(),
-        o.grade
-            .as_deref()
-            .map_or(Dynamic::UNIT, |g| Dynamic::from(g.to_string())),
-    );
+    map.insert("score".into(), o.score.map_or(Dynamic::UNIT, Dynamic::from_float));
+    map.insert("grade".into(), o.grade.as_deref().map_or(Dynamic::UNIT, |g| Dynamic::from(g.to_string())));
     map.insert("fired".into(), strings(&o.fired));
     map.insert("tags".into(), strings(&o.tags));
-    map.insert(
-        "reasons".into(),
-        Dynamic::from_array(o.reasons.iter().map(|r| Dynamic::from(r.clone())).collect()),
-    );
+    map.insert("reasons".into(), Dynamic::from_array(o.reasons.iter().map(|r| Dynamic::from(r.clone())).collect()));
     Dynamic::from_map(map)
 }
 
 fn summary_context(view: &RunView, s: &Summary, lists: &[(&Escalation, Vec<OwnerList>)]) -> Value {
     let arr_col = view.job.entity.arr.as_deref();
     let total_arr: f64 = (0..view.entity.len())
-        .filter_map(|r| {
-            arr_col.and_then(|c| crate::rules::engine::number(&view.entity.value(c, r)))
-        })
+        .filter_map(|r| arr_col.and_then(|c| crate::rules::engine::number(&view.entity.value(c, r))))
         .sum();
     let sets: Vec<Value> = view
         .rule_sets
@@ -510,13 +435,5 @@ fn to_csv(labels: &[String], rows: &[Vec<String>]) -> Result<String, String> {
 }
 
 fn safe_file_name(s: &str) -> String {
-    s.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || "@._-".contains(c) {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
+    s.chars().map(|c| if c.is_ascii_alphanumeric() || "@._-".contains(c) { c } else { '_' }).collect()
 }

@@ -43,22 +43,14 @@ impl RuleSetSources {
             let display = crate::project::display_path(root, &path);
             match yaml::read::<RawRuleSet>(&path, &display) {
                 Ok((raw, file)) => {
-                    let stem = path
-                        .file_stem()
-                        .map(|s| s.to_string_lossy().to_string())
-                        .unwrap_or_default();
+                    let stem = path.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_default();
                     let name = raw.name.as_ref().map_or(stem, |n| n.value.clone());
                     if let Some((_, _, other)) = sources.sets.iter().find(|(n, _, _)| *n == name) {
-                        let span = raw
-                            .name
-                            .as_ref()
-                            .map_or_else(|| file.start(), |n| yaml::span_of(&file, n, name.len()));
+                        let span =
+                            raw.name.as_ref().map_or_else(|| file.start(), |n| yaml::span_of(&file, n, name.len()));
                         diags.push(
                             Diagnostic::error(span, format!("rule set `{name}` is defined twice"))
-                                .with_hint(format!(
-                                    "`{}` defines it too; rename one of them",
-                                    other.display
-                                )),
+                                .with_hint(format!("`{}` defines it too; rename one of them", other.display)),
                         );
                         continue;
                     }
@@ -66,9 +58,7 @@ impl RuleSetSources {
                 }
                 Err(d) => {
                     diags.push(*d);
-                    sources
-                        .broken
-                        .extend(path.file_stem().map(|s| s.to_string_lossy().to_string()));
+                    sources.broken.extend(path.file_stem().map(|s| s.to_string_lossy().to_string()));
                 }
             }
         }
@@ -77,10 +67,7 @@ impl RuleSetSources {
 
     /// Every rule set name, including those whose file did not parse.
     pub fn names(&self) -> impl Iterator<Item = &str> {
-        self.sets
-            .iter()
-            .map(|(n, _, _)| n.as_str())
-            .chain(self.broken.iter().map(String::as_str))
+        self.sets.iter().map(|(n, _, _)| n.as_str()).chain(self.broken.iter().map(String::as_str))
     }
 }
 
@@ -94,41 +81,25 @@ pub fn compile_rule_sets(
     templates: &mut Environment<'static>,
 ) -> (Vec<RuleSet>, Diagnostics) {
     let mut diags = Diagnostics::default();
-    let by_name: HashMap<&str, usize> = sources
-        .sets
-        .iter()
-        .enumerate()
-        .map(|(i, (n, _, _))| (n.as_str(), i))
-        .collect();
+    let by_name: HashMap<&str, usize> = sources.sets.iter().enumerate().map(|(i, (n, _, _))| (n.as_str(), i)).collect();
 
     for w in wanted {
         if !by_name.contains_key(w.value.as_str()) && !sources.broken.contains(&w.value) {
             let span = wanted_file.map_or_else(Span::none, |f| yaml::span_of(f, w, w.value.len()));
-            diags.push(
-                Diagnostic::error(span, format!("unknown rule set `{}`", w.value)).with_hint_opt(
-                    did_you_mean(&w.value, sources.names())
-                        .or_else(|| Some("rule sets are the files in rules/".into())),
-                ),
-            );
+            diags.push(Diagnostic::error(span, format!("unknown rule set `{}`", w.value)).with_hint_opt(
+                did_you_mean(&w.value, sources.names()).or_else(|| Some("rule sets are the files in rules/".into())),
+            ));
         }
     }
     check_dependencies(sources, &by_name, &mut diags);
     // With a cycle, the sets are still compiled (in file order) so every other problem shows.
-    let order = topological_order(sources, &by_name, &mut diags)
-        .unwrap_or_else(|| (0..sources.sets.len()).collect());
+    let order = topological_order(sources, &by_name, &mut diags).unwrap_or_else(|| (0..sources.sets.len()).collect());
     let needed = needed_sets(sources, &by_name, wanted);
     let mut compiled = Vec::new();
     for i in order.into_iter().filter(|i| needed.contains(i)) {
         let (name, raw, file) = &sources.sets[i];
-        let mut compiler = SetCompiler {
-            name,
-            file,
-            schema,
-            engine,
-            templates,
-            diags: &mut diags,
-            deps: &raw.depends_on,
-        };
+        let mut compiler =
+            SetCompiler { name, file, schema, engine, templates, diags: &mut diags, deps: &raw.depends_on };
         if let Some(set) = compiler.compile(raw) {
             compiled.push(set);
         }
@@ -136,11 +107,7 @@ pub fn compile_rule_sets(
     (compiled, diags)
 }
 
-fn check_dependencies(
-    sources: &RuleSetSources,
-    by_name: &HashMap<&str, usize>,
-    diags: &mut Diagnostics,
-) {
+fn check_dependencies(sources: &RuleSetSources, by_name: &HashMap<&str, usize>, diags: &mut Diagnostics) {
     for (name, raw, file) in &sources.sets {
         for dep in &raw.depends_on {
             if sources.broken.contains(&dep.value) {
@@ -150,10 +117,7 @@ fn check_dependencies(
                 diags.push(
                     Diagnostic::error(
                         yaml::span_of(file, dep, dep.value.len()),
-                        format!(
-                            "rule set `{name}` depends on unknown rule set `{}`",
-                            dep.value
-                        ),
+                        format!("rule set `{name}` depends on unknown rule set `{}`", dep.value),
                     )
                     .with_hint_opt(did_you_mean(&dep.value, by_name.keys().copied())),
                 );
@@ -177,17 +141,9 @@ fn topological_order(
     let deps: Vec<Vec<usize>> = sources
         .sets
         .iter()
-        .map(|(_, raw, _)| {
-            raw.depends_on
-                .iter()
-                .filter_map(|d| by_name.get(d.value.as_str()).copied())
-                .collect()
-        })
+        .map(|(_, raw, _)| raw.depends_on.iter().filter_map(|d| by_name.get(d.value.as_str()).copied()).collect())
         .collect();
-    let mut remaining: Vec<usize> = deps
-        .iter()
-        .map(|d| d.iter().filter(|&&x| x != usize::MAX).count())
-        .collect();
+    let mut remaining: Vec<usize> = deps.iter().map(|d| d.iter().filter(|&&x| x != usize::MAX).count()).collect();
     let mut order = Vec::with_capacity(n);
     let mut done = vec![false; n];
     loop {
@@ -206,9 +162,7 @@ fn topological_order(
     if order.len() == n {
         return Some(order);
     }
-    let in_cycle: Vec<usize> = (0..n)
-        .filter(|&i| !done[i] && deps[i].iter().any(|&d| d != i))
-        .collect();
+    let in_cycle: Vec<usize> = (0..n).filter(|&i| !done[i] && deps[i].iter().any(|&d| d != i)).collect();
     let Some(&first) = in_cycle.first() else {
         return None; // only self-dependencies, already reported
     };
@@ -222,16 +176,10 @@ fn topological_order(
         .find(|d| d.value == next)
         .map_or_else(|| file.start(), |d| yaml::span_of(file, d, d.value.len()));
     diags.push(
-        Diagnostic::error(
-            span,
-            format!(
-                "rule sets depend on each other in a cycle: {}",
-                names.join(" -> ")
-            ),
-        )
-        .with_hint(format!(
-            "remove one of these dependencies, for example `{next}` from the depends_on of `{name}`"
-        )),
+        Diagnostic::error(span, format!("rule sets depend on each other in a cycle: {}", names.join(" -> ")))
+            .with_hint(format!(
+                "remove one of these dependencies, for example `{next}` from the depends_on of `{name}`"
+            )),
     );
     None
 }
@@ -254,25 +202,12 @@ fn cycle_path(start: usize, deps: &[Vec<usize>], done: &[bool]) -> Vec<usize> {
     }
 }
 
-fn needed_sets(
-    sources: &RuleSetSources,
-    by_name: &HashMap<&str, usize>,
-    wanted: &[Spanned<String>],
-) -> HashSet<usize> {
+fn needed_sets(sources: &RuleSetSources, by_name: &HashMap<&str, usize>, wanted: &[Spanned<String>]) -> HashSet<usize> {
     let mut needed = HashSet::new();
-    let mut stack: Vec<usize> = wanted
-        .iter()
-        .filter_map(|w| by_name.get(w.value.as_str()).copied())
-        .collect();
+    let mut stack: Vec<usize> = wanted.iter().filter_map(|w| by_name.get(w.value.as_str()).copied()).collect();
     while let Some(i) = stack.pop() {
         if needed.insert(i) {
-            stack.extend(
-                sources.sets[i]
-                    .1
-                    .depends_on
-                    .iter()
-                    .filter_map(|d| by_name.get(d.value.as_str()).copied()),
-            );
+            stack.extend(sources.sets[i].1.depends_on.iter().filter_map(|d| by_name.get(d.value.as_str()).copied()));
         }
     }
     needed
@@ -372,20 +307,12 @@ impl SetCompiler<'_> {
     }
 
     /// Reports a repeated id; `true` when `id` is new.
-    fn unique_id(
-        &mut self,
-        seen: &mut HashMap<String, usize>,
-        id: &Spanned<String>,
-        what: &str,
-    ) -> bool {
+    fn unique_id(&mut self, seen: &mut HashMap<String, usize>, id: &Spanned<String>, what: &str) -> bool {
         if let Some(line) = seen.get(&id.value) {
             self.diags.push(
                 Diagnostic::error(
                     yaml::span_of(self.file, id, id.value.len()),
-                    format!(
-                        "duplicate {what} id `{}` in rule set `{}`",
-                        id.value, self.name
-                    ),
+                    format!("duplicate {what} id `{}` in rule set `{}`", id.value, self.name),
                 )
                 .with_hint(format!("the first {what} with this id is on line {line}")),
             );
@@ -416,21 +343,14 @@ impl SetCompiler<'_> {
                 ok = false;
             }
             let scoring = match (&m.score, &m.value, m.bands.is_empty(), &m.map) {
-                (Some(score), None, true, None) => {
-                    self.expression(score, &what).map(Scoring::Direct)
-                }
+                (Some(score), None, true, None) => self.expression(score, &what).map(Scoring::Direct),
                 (None, Some(value), false, None) => {
                     let bands = self.bands(&m.bands, &what);
-                    self.expression(value, &what)
-                        .zip(bands)
-                        .map(|(value, bands)| Scoring::Bands { value, bands })
+                    self.expression(value, &what).zip(bands).map(|(value, bands)| Scoring::Bands { value, bands })
                 }
-                (None, Some(value), true, Some(map)) => {
-                    self.expression(value, &what).map(|value| Scoring::Map {
-                        value,
-                        map: map.iter().map(|(k, v)| (k.clone(), *v)).collect(),
-                    })
-                }
+                (None, Some(value), true, Some(map)) => self
+                    .expression(value, &what)
+                    .map(|value| Scoring::Map { value, map: map.iter().map(|(k, v)| (k.clone(), *v)).collect() }),
                 _ => {
                     self.diags.push(
                         Diagnostic::error(yaml::span_of(self.file, &m.id, m.id.value.len()), format!("{what} needs `score`, or `value` with `bands` or `map`"))
@@ -439,10 +359,7 @@ impl SetCompiler<'_> {
                     None
                 }
             };
-            let reason = m
-                .reason
-                .as_ref()
-                .and_then(|t| self.template(t, &m.id.value));
+            let reason = m.reason.as_ref().and_then(|t| self.template(t, &m.id.value));
             match scoring {
                 Some(scoring) if m.reason.is_none() || reason.is_some() => measures.push(Measure {
                     id: Arc::from(m.id.value.as_str()),
@@ -459,11 +376,7 @@ impl SetCompiler<'_> {
         ok.then_some(measures)
     }
 
-    fn bands(
-        &mut self,
-        raw: &[super::raw::RawBand],
-        what: &str,
-    ) -> Option<Vec<(Option<f64>, f64)>> {
+    fn bands(&mut self, raw: &[super::raw::RawBand], what: &str) -> Option<Vec<(Option<f64>, f64)>> {
         let mut previous: Option<f64> = None;
         let mut ok = true;
         for (i, b) in raw.iter().enumerate() {
@@ -473,7 +386,10 @@ impl SetCompiler<'_> {
                         self.diags.push(
                             Diagnostic::error(
                                 yaml::span_of(self.file, min, min.value.to_string().len()),
-                                format!("the bands of {what} are out of order: {} is not below the band above it", min.value),
+                                format!(
+                                    "the bands of {what} are out of order: {} is not below the band above it",
+                                    min.value
+                                ),
                             )
                             .with_hint("list bands from the highest `min` down"),
                         );
@@ -494,11 +410,7 @@ impl SetCompiler<'_> {
                 None => {}
             }
         }
-        ok.then(|| {
-            raw.iter()
-                .map(|b| (b.min.as_ref().map(|m| m.value), b.score))
-                .collect()
-        })
+        ok.then(|| raw.iter().map(|b| (b.min.as_ref().map(|m| m.value), b.score)).collect())
     }
 
     fn classes(&mut self, raw: &RawRuleSet) -> Option<Body> {
@@ -512,10 +424,7 @@ impl SetCompiler<'_> {
             }
             let what = format!("class `{}`", c.class.value);
             let when = self.expression(&c.when, &what);
-            let reason = c
-                .reason
-                .as_ref()
-                .and_then(|t| self.template(t, &c.class.value));
+            let reason = c.reason.as_ref().and_then(|t| self.template(t, &c.class.value));
             match when {
                 Some(when) if c.reason.is_none() || reason.is_some() => classes.push(Class {
                     id: Arc::from(c.class.value.as_str()),
@@ -532,12 +441,7 @@ impl SetCompiler<'_> {
 
     /// A script file next to the rule file, compiled with statements and loops allowed.
     fn script(&mut self, path: &Spanned<String>) -> Option<Body> {
-        let full = self
-            .file
-            .path
-            .parent()
-            .unwrap_or(Path::new("."))
-            .join(&path.value);
+        let full = self.file.path.parent().unwrap_or(Path::new(".")).join(&path.value);
         let text = match std::fs::read_to_string(&full) {
             Ok(t) => t,
             Err(e) => {
@@ -551,12 +455,8 @@ impl SetCompiler<'_> {
                 return None;
             }
         };
-        let display = Path::new(&self.file.display)
-            .parent()
-            .unwrap_or(Path::new(""))
-            .join(&path.value)
-            .display()
-            .to_string();
+        let display =
+            Path::new(&self.file.display).parent().unwrap_or(Path::new("")).join(&path.value).display().to_string();
         let file = SourceFile::new(display, &full, text.clone());
         let spanned = Spanned {
             value: text,
@@ -567,7 +467,7 @@ impl SetCompiler<'_> {
         names.extend([PREV, AS_OF]);
         let what = format!("the script of rule set `{}`", self.name);
         match compile_script(self.engine, &file, &spanned, self.schema, &names, &what) {
-            Ok(script) => Some(Body::Script { script, file }),
+            Ok(script) => Some(Body::Script(Box::new(super::Script { script, file }))),
             Err(d) => {
                 self.diags.push(*d);
                 None
@@ -592,7 +492,9 @@ impl SetCompiler<'_> {
                                         g.grade.value, min.value, p
                                     ),
                                 )
-                                .with_hint("list grades from the highest threshold down, each `min` lower than the one before"),
+                                .with_hint(
+                                    "list grades from the highest threshold down, each `min` lower than the one before",
+                                ),
                             );
                         }
                     }
@@ -613,7 +515,9 @@ impl SetCompiler<'_> {
                             yaml::span_of(self.file, &g.grade, g.grade.value.len()),
                             format!("grade `{}` has no `min` but is not the last grade", g.grade.value),
                         )
-                        .with_hint("only the last grade may leave out `min`; the grades after it could never be reached"),
+                        .with_hint(
+                            "only the last grade may leave out `min`; the grades after it could never be reached",
+                        ),
                     );
                 }
                 None => {}
@@ -624,10 +528,7 @@ impl SetCompiler<'_> {
                     format!("grade `{}` is listed twice", g.grade.value),
                 ));
             }
-            grades.push(Grade {
-                name: Arc::from(g.grade.value.as_str()),
-                min: g.min.as_ref().map(|m| m.value),
-            });
+            grades.push(Grade { name: Arc::from(g.grade.value.as_str()), min: g.min.as_ref().map(|m| m.value) });
         }
         grades
     }
@@ -640,19 +541,12 @@ impl SetCompiler<'_> {
             Some(p) => match &p.value {
                 RawPoints::Number(n) => Some(Points::Fixed(*n)),
                 RawPoints::Expression(src) => {
-                    let spanned = Spanned {
-                        value: src.clone(),
-                        referenced: p.referenced,
-                        defined: p.defined,
-                    };
+                    let spanned = Spanned { value: src.clone(), referenced: p.referenced, defined: p.defined };
                     self.expression(&spanned, &what).map(Points::Computed)
                 }
             },
         };
-        let reason = r
-            .reason
-            .as_ref()
-            .and_then(|t| self.template(t, &r.id.value));
+        let reason = r.reason.as_ref().and_then(|t| self.template(t, &r.id.value));
         let reason_ok = r.reason.is_none() || reason.is_some();
         match (when, points) {
             (Some(when), Some(points)) if reason_ok => Some(Rule {
@@ -690,10 +584,7 @@ impl SetCompiler<'_> {
     fn template(&mut self, src: &Spanned<String>, rule_id: &str) -> Option<String> {
         let name = format!("{}/{}/reason", self.name, rule_id);
         let map = TextMap::new(self.file, src);
-        if let Err(e) = self
-            .templates
-            .add_template_owned(name.clone(), src.value.clone())
-        {
+        if let Err(e) = self.templates.add_template_owned(name.clone(), src.value.clone()) {
             let span = match e.range() {
                 Some(r) => map.span_at_offset(&src.value, r.start, (r.end - r.start).max(1)),
                 None => map.span(e.line().unwrap_or(1), 1, 1),
@@ -802,32 +693,22 @@ fn compile_source(
             let reads = reads_of(&ast);
             let mut problems = type_problems(&ast, &map, schema, what);
             problems.extend(lookup_problems(engine, &ast, &map, what));
-            Ok((
-                Expr {
-                    source: src.value.clone(),
-                    ast,
-                    reads,
-                    map,
-                },
-                problems,
-            ))
+            Ok((Expr { source: src.value.clone(), ast, reads, map }, problems))
         }
         Err(e) => {
             let (line, col) = position(e.position());
             Err(Box::new(match e.err_type() {
                 ParseErrorType::VariableUndefined(name) => {
-                    let candidates: Vec<&str> =
-                        schema.names().chain(names.iter().copied()).collect();
-                    Diagnostic::error(map.span(line, col, name.len()), format!("unknown column `{name}` in {what}")).with_hint_opt(
-                        did_you_mean(name, candidates).or_else(|| {
-                            Some("the entity view has no such column; to read another rule set, list it in `depends_on`".into())
-                        }),
-                    )
+                    let candidates: Vec<&str> = schema.names().chain(names.iter().copied()).collect();
+                    Diagnostic::error(map.span(line, col, name.len()), format!("unknown column `{name}` in {what}"))
+                        .with_hint_opt(did_you_mean(name, candidates).or_else(|| {
+                            Some(
+                                "the entity view has no such column; to read another rule set, list it in `depends_on`"
+                                    .into(),
+                            )
+                        }))
                 }
-                other => Diagnostic::error(
-                    map.span(line, col, 1),
-                    format!("{what} does not parse: {other}"),
-                ),
+                other => Diagnostic::error(map.span(line, col, 1), format!("{what} does not parse: {other}")),
             }))
         }
     }
@@ -845,18 +726,11 @@ fn type_problems(ast: &rhai::AST, map: &TextMap, schema: &Schema, what: &str) ->
             _ => None,
         };
         if let Some(call) = call {
-            if ["<", "<=", ">", ">=", "==", "!="].contains(&call.name.as_str())
-                && call.args.len() == 2
-            {
-                for (a, b) in [
-                    (&call.args[0], &call.args[1]),
-                    (&call.args[1], &call.args[0]),
-                ] {
+            if ["<", "<=", ">", ">=", "==", "!="].contains(&call.name.as_str()) && call.args.len() == 2 {
+                for (a, b) in [(&call.args[0], &call.args[1]), (&call.args[1], &call.args[0])] {
                     if let RhaiExpr::Variable(v, _, vpos) = a {
                         let literal = match b {
-                            RhaiExpr::IntegerConstant(..) | RhaiExpr::FloatConstant(..) => {
-                                Some(true)
-                            }
+                            RhaiExpr::IntegerConstant(..) | RhaiExpr::FloatConstant(..) => Some(true),
                             RhaiExpr::StringConstant(..) => Some(false),
                             _ => None,
                         };
@@ -877,14 +751,11 @@ fn type_problems(ast: &rhai::AST, map: &TextMap, schema: &Schema, what: &str) ->
         let (kind, hint) = match (t, literal_is_number) {
             (ColumnType::Text, true) => (
                 "a text column, with a number",
-                format!(
-                    "quote the value (`{column} {op} \"...\"`) or cast the column to a number in the feature SQL"
-                ),
+                format!("quote the value (`{column} {op} \"...\"`) or cast the column to a number in the feature SQL"),
             ),
-            (ColumnType::Integer | ColumnType::Float, false) => (
-                "a number column, with text",
-                "remove the quotes around the number".to_string(),
-            ),
+            (ColumnType::Integer | ColumnType::Float, false) => {
+                ("a number column, with text", "remove the quotes around the number".to_string())
+            }
             (ColumnType::Date, false) => (
                 "a date column, with text",
                 "compare with `date(\"2025-01-31\")`, or use `days_since(...)`".to_string(),
@@ -893,11 +764,8 @@ fn type_problems(ast: &rhai::AST, map: &TextMap, schema: &Schema, what: &str) ->
         };
         let (line, col) = position(vpos);
         problems.push(
-            Diagnostic::error(
-                map.span(line, col, column.len()),
-                format!("{what} compares `{column}`, {kind}"),
-            )
-            .with_hint(hint),
+            Diagnostic::error(map.span(line, col, column.len()), format!("{what} compares `{column}`, {kind}"))
+                .with_hint(hint),
         );
     }
     problems
@@ -937,9 +805,8 @@ fn lookup_problems(engine: &Engine, ast: &rhai::AST, map: &TextMap, what: &str) 
                     format!("unknown lookup table `{table}` in {what}"),
                 )
                 .with_hint_opt(
-                    did_you_mean(&table, lookups.names()).or_else(|| {
-                        Some("lookup tables are the CSV files in rules/lookups/".into())
-                    }),
+                    did_you_mean(&table, lookups.names())
+                        .or_else(|| Some("lookup tables are the CSV files in rules/lookups/".into())),
                 ),
             );
             continue;
@@ -953,18 +820,12 @@ fn lookup_problems(engine: &Engine, ast: &rhai::AST, map: &TextMap, what: &str) 
                         format!("lookup table `{table}` has no column `{column}`"),
                     )
                     .with_hint_opt(
-                        did_you_mean(&column, t.columns.iter().skip(1).map(String::as_str))
-                            .or_else(|| {
-                                Some(format!(
-                                    "its columns are {}",
-                                    t.columns
-                                        .iter()
-                                        .skip(1)
-                                        .map(|c| format!("`{c}`"))
-                                        .collect::<Vec<_>>()
-                                        .join(", ")
-                                ))
-                            }),
+                        did_you_mean(&column, t.columns.iter().skip(1).map(String::as_str)).or_else(|| {
+                            Some(format!(
+                                "its columns are {}",
+                                t.columns.iter().skip(1).map(|c| format!("`{c}`")).collect::<Vec<_>>().join(", ")
+                            ))
+                        }),
                     ),
                 );
             }

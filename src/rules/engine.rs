@@ -82,28 +82,15 @@ fn register_missing_semantics(engine: &mut Engine) {
     engine.register_fn("/", |a: FLOAT, b: INT| divide(a, b as FLOAT));
     engine.register_fn("/", |a: INT, b: FLOAT| divide(a as FLOAT, b));
     engine.register_fn("/", |a: FLOAT, b: FLOAT| divide(a, b));
-    engine.register_fn("div", |a: INT, b: INT| {
-        if b == 0 {
-            Dynamic::UNIT
-        } else {
-            Dynamic::from_int(a.div_euclid(b))
-        }
-    });
+    engine.register_fn("div", |a: INT, b: INT| if b == 0 { Dynamic::UNIT } else { Dynamic::from_int(a.div_euclid(b)) });
     engine.register_fn("is_missing", |x: Dynamic| x.is_unit());
     engine.register_fn("present", |x: Dynamic| !x.is_unit());
-    engine.register_fn(
-        "coalesce",
-        |x: Dynamic, fallback: Dynamic| if x.is_unit() { fallback } else { x },
-    );
+    engine.register_fn("coalesce", |x: Dynamic, fallback: Dynamic| if x.is_unit() { fallback } else { x });
 }
 
 /// Division by zero gives a missing value rather than an error or infinity.
 fn divide(a: FLOAT, b: FLOAT) -> Dynamic {
-    if b == 0.0 {
-        Dynamic::UNIT
-    } else {
-        Dynamic::from_float(a / b)
-    }
+    if b == 0.0 { Dynamic::UNIT } else { Dynamic::from_float(a / b) }
 }
 
 fn register_dates(engine: &mut Engine, as_of: NaiveDate) {
@@ -118,9 +105,7 @@ fn register_dates(engine: &mut Engine, as_of: NaiveDate) {
     engine.register_fn("!=", |a: Date, b: Date| a != b);
     engine.register_fn("-", |a: Date, b: Date| (a - b).num_days());
     engine.register_fn("date", |s: &str| {
-        NaiveDate::parse_from_str(s, "%Y-%m-%d")
-            .map(Dynamic::from)
-            .unwrap_or(Dynamic::UNIT)
+        NaiveDate::parse_from_str(s, "%Y-%m-%d").map(Dynamic::from).unwrap_or(Dynamic::UNIT)
     });
     engine.register_fn("date", |_: ()| ());
     engine.register_fn("today", move || as_of);
@@ -136,9 +121,7 @@ fn register_dates(engine: &mut Engine, as_of: NaiveDate) {
     engine.register_get("year", |d: &mut Date| chrono::Datelike::year(d) as INT);
     engine.register_get("month", |d: &mut Date| chrono::Datelike::month(d) as INT);
     engine.register_get("day", |d: &mut Date| chrono::Datelike::day(d) as INT);
-    engine.register_fn("quarter", |d: Date| {
-        ((chrono::Datelike::month(&d) - 1) / 3 + 1) as INT
-    });
+    engine.register_fn("quarter", |d: Date| ((chrono::Datelike::month(&d) - 1) / 3 + 1) as INT);
     engine.register_fn("quarter", |_: ()| ());
     engine.register_fn("same_quarter", |a: Date, b: Date| {
         chrono::Datelike::year(&a) == chrono::Datelike::year(&b)
@@ -149,17 +132,13 @@ fn register_dates(engine: &mut Engine, as_of: NaiveDate) {
 }
 
 fn register_helpers(engine: &mut Engine) {
-    engine.register_fn("pct", |a: Dynamic, b: Dynamic| {
-        match (number(&a), number(&b)) {
-            (Some(a), Some(b)) if b != 0.0 => Dynamic::from_float(a / b * 100.0),
-            _ => Dynamic::UNIT,
-        }
+    engine.register_fn("pct", |a: Dynamic, b: Dynamic| match (number(&a), number(&b)) {
+        (Some(a), Some(b)) if b != 0.0 => Dynamic::from_float(a / b * 100.0),
+        _ => Dynamic::UNIT,
     });
-    engine.register_fn("clamp", |x: Dynamic, lo: Dynamic, hi: Dynamic| {
-        match (number(&x), number(&lo), number(&hi)) {
-            (Some(x), Some(lo), Some(hi)) => Dynamic::from_float(x.max(lo).min(hi)),
-            _ => Dynamic::UNIT,
-        }
+    engine.register_fn("clamp", |x: Dynamic, lo: Dynamic, hi: Dynamic| match (number(&x), number(&lo), number(&hi)) {
+        (Some(x), Some(lo), Some(hi)) => Dynamic::from_float(x.max(lo).min(hi)),
+        _ => Dynamic::UNIT,
     });
     engine.register_fn("round", |x: FLOAT, digits: INT| {
         let f = 10f64.powi(digits as i32);
@@ -171,28 +150,18 @@ fn register_helpers(engine: &mut Engine) {
     engine.register_fn("lower", |_: ()| ());
     engine.register_fn("upper", |s: &str| s.to_uppercase());
     engine.register_fn("upper", |_: ()| ());
-    engine.register_fn("trend", |values: Array| {
-        trend(&values).map_or(Dynamic::UNIT, Dynamic::from_float)
-    });
+    engine.register_fn("trend", |values: Array| trend(&values).map_or(Dynamic::UNIT, Dynamic::from_float));
     engine.register_fn("trend", |_: ()| ());
-    engine.register_fn("pct_change", |a: Dynamic, b: Dynamic| {
-        match (number(&a), number(&b)) {
-            (Some(a), Some(b)) if a != 0.0 => Dynamic::from_float((b - a) / a.abs() * 100.0),
-            _ => Dynamic::UNIT,
-        }
+    engine.register_fn("pct_change", |a: Dynamic, b: Dynamic| match (number(&a), number(&b)) {
+        (Some(a), Some(b)) if a != 0.0 => Dynamic::from_float((b - a) / a.abs() * 100.0),
+        _ => Dynamic::UNIT,
     });
-    engine.register_fn("in_list", |x: Dynamic, list: Array| {
-        !x.is_unit() && list.iter().any(|v| same(v, &x))
-    });
+    engine.register_fn("in_list", |x: Dynamic, list: Array| !x.is_unit() && list.iter().any(|v| same(v, &x)));
 }
 
 /// A number as f64, for helpers that accept ints and floats alike.
 pub fn number(v: &Dynamic) -> Option<f64> {
-    if let Ok(i) = v.as_int() {
-        Some(i as f64)
-    } else {
-        v.as_float().ok()
-    }
+    if let Ok(i) = v.as_int() { Some(i as f64) } else { v.as_float().ok() }
 }
 
 fn same(a: &Dynamic, b: &Dynamic) -> bool {
@@ -205,21 +174,15 @@ fn same(a: &Dynamic, b: &Dynamic) -> bool {
 /// The least-squares slope of the values per step, oldest first; missing values are skipped,
 /// and fewer than two values give a missing trend.
 pub fn trend(values: &[Dynamic]) -> Option<f64> {
-    let points: Vec<(f64, f64)> = values
-        .iter()
-        .enumerate()
-        .filter_map(|(i, v)| number(v).map(|y| (i as f64, y)))
-        .collect();
+    let points: Vec<(f64, f64)> =
+        values.iter().enumerate().filter_map(|(i, v)| number(v).map(|y| (i as f64, y))).collect();
     if points.len() < 2 {
         return None;
     }
     let n = points.len() as f64;
     let mean_x = points.iter().map(|p| p.0).sum::<f64>() / n;
     let mean_y = points.iter().map(|p| p.1).sum::<f64>() / n;
-    let cov: f64 = points
-        .iter()
-        .map(|(x, y)| (x - mean_x) * (y - mean_y))
-        .sum();
+    let cov: f64 = points.iter().map(|(x, y)| (x - mean_x) * (y - mean_y)).sum();
     let var: f64 = points.iter().map(|(x, _)| (x - mean_x).powi(2)).sum();
     Some(cov / var)
 }

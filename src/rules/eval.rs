@@ -115,30 +115,15 @@ pub type Done<'a> = [(&'a str, &'a Outcome)];
 
 impl Evaluator<'_> {
     /// Every rule set (in dependency order) for every account. Index: `[set][row]`.
-    pub fn evaluate_all(
-        &self,
-        sets: &[RuleSet],
-        entity: &Entity,
-        previous: &Previous,
-    ) -> Vec<Vec<Outcome>> {
+    pub fn evaluate_all(&self, sets: &[RuleSet], entity: &Entity, previous: &Previous) -> Vec<Vec<Outcome>> {
         let mut results: Vec<Vec<Outcome>> = Vec::with_capacity(sets.len());
         for set in sets {
             let outcomes: Vec<Outcome> = (0..entity.len())
                 .into_par_iter()
                 .map_init(Scope::new, |scope, row| {
-                    let done: Vec<(&str, &Outcome)> = sets
-                        .iter()
-                        .zip(&results)
-                        .map(|(s, r)| (s.name.as_str(), &r[row]))
-                        .collect();
-                    self.evaluate(
-                        set,
-                        &EntityRow { entity, row },
-                        &done,
-                        previous,
-                        scope,
-                        None,
-                    )
+                    let done: Vec<(&str, &Outcome)> =
+                        sets.iter().zip(&results).map(|(s, r)| (s.name.as_str(), &r[row])).collect();
+                    self.evaluate(set, &EntityRow { entity, row }, &done, previous, scope, None)
                 })
                 .collect();
             results.push(outcomes);
@@ -160,10 +145,8 @@ impl Evaluator<'_> {
         let mut outcome = match &set.body {
             Body::Points(rules) => self.points(set, rules, scope, trace),
             Body::Scorecard(measures) => self.scorecard(measures, scope, trace),
-            Body::Classification { classes, default } => {
-                self.classify(classes, default, scope, trace)
-            }
-            Body::Script { script, .. } => self.script(set, script, scope, trace),
+            Body::Classification { classes, default } => self.classify(classes, default, scope, trace),
+            Body::Script(s) => self.script(set, &s.script, scope, trace),
         };
         if !outcome.errors.is_empty() {
             outcome.score = None;
@@ -188,20 +171,16 @@ impl Evaluator<'_> {
         let mut outcome = Outcome::default();
         let mut total = set.score.base;
         for rule in rules {
-            let (status, points, reason) = if rule.enabled {
-                self.run_rule(rule, scope)
-            } else {
-                (RuleStatus::Disabled, 0.0, None)
-            };
+            let (status, points, reason) =
+                if rule.enabled { self.run_rule(rule, scope) } else { (RuleStatus::Disabled, 0.0, None) };
             match &status {
                 RuleStatus::Fired => {
                     total += points;
                     fire(&mut outcome, &rule.id, reason.clone(), &rule.tags);
                 }
-                RuleStatus::Error(message) => outcome.errors.push(RuleError {
-                    rule: rule.id.clone(),
-                    message: message.clone(),
-                }),
+                RuleStatus::Error(message) => {
+                    outcome.errors.push(RuleError { rule: rule.id.clone(), message: message.clone() })
+                }
                 _ => {}
             }
             if let Some(t) = trace.as_deref_mut() {
@@ -213,25 +192,14 @@ impl Evaluator<'_> {
                         }
                     }
                 }
-                t.push(RuleTrace {
-                    rule: rule.id.clone(),
-                    status,
-                    inputs,
-                    points,
-                    reason,
-                    detail: None,
-                });
+                t.push(RuleTrace { rule: rule.id.clone(), status, inputs, points, reason, detail: None });
             }
         }
         outcome.score = Some(total);
         outcome
     }
 
-    fn run_rule(
-        &self,
-        rule: &Rule,
-        scope: &mut Scope<'static>,
-    ) -> (RuleStatus, f64, Option<String>) {
+    fn run_rule(&self, rule: &Rule, scope: &mut Scope<'static>) -> (RuleStatus, f64, Option<String>) {
         let fired = match self.condition(&rule.when, scope) {
             Ok(Some(fired)) => fired,
             Ok(None) => return (RuleStatus::NotApplicable, 0.0, None),
@@ -242,31 +210,22 @@ impl Evaluator<'_> {
         }
         let points = match &rule.points {
             Points::Fixed(p) => *p,
-            Points::Computed(e) => {
-                match self.engine.eval_ast_with_scope::<Dynamic>(scope, &e.ast) {
-                    Err(e) => return (RuleStatus::Error(describe(&e)), 0.0, None),
-                    Ok(v) if v.is_unit() => 0.0,
-                    Ok(v) => match number(&v) {
-                        Some(p) => p,
-                        None => {
-                            return (
-                                RuleStatus::Error(format!(
-                                    "`points` must give a number, but gave {}",
-                                    v.type_name()
-                                )),
-                                0.0,
-                                None,
-                            );
-                        }
-                    },
-                }
-            }
+            Points::Computed(e) => match self.engine.eval_ast_with_scope::<Dynamic>(scope, &e.ast) {
+                Err(e) => return (RuleStatus::Error(describe(&e)), 0.0, None),
+                Ok(v) if v.is_unit() => 0.0,
+                Ok(v) => match number(&v) {
+                    Some(p) => p,
+                    None => {
+                        return (
+                            RuleStatus::Error(format!("`points` must give a number, but gave {}", v.type_name())),
+                            0.0,
+                            None,
+                        );
+                    }
+                },
+            },
         };
-        match rule
-            .reason
-            .as_ref()
-            .map(|name| self.render_reason(name, scope, points))
-        {
+        match rule.reason.as_ref().map(|name| self.render_reason(name, scope, points)) {
             Some(Err(message)) => (RuleStatus::Error(message), 0.0, None),
             Some(Ok(text)) => (RuleStatus::Fired, points, Some(text)),
             None => (RuleStatus::Fired, points, None),
@@ -276,21 +235,13 @@ impl Evaluator<'_> {
     /// `Some(true)` fires, `Some(false)` does not, `None` did not fire because of a missing
     /// value it read.
     fn condition(&self, when: &Expr, scope: &mut Scope<'static>) -> Result<Option<bool>, String> {
-        let v = self
-            .engine
-            .eval_ast_with_scope::<Dynamic>(scope, &when.ast)
-            .map_err(|e| describe(&e))?;
+        let v = self.engine.eval_ast_with_scope::<Dynamic>(scope, &when.ast).map_err(|e| describe(&e))?;
         let fired = if v.is_unit() {
             false
         } else {
-            v.as_bool()
-                .map_err(|t| format!("the condition must give true or false, but gave {t}"))?
+            v.as_bool().map_err(|t| format!("the condition must give true or false, but gave {t}"))?
         };
-        let missing = !fired
-            && when
-                .reads
-                .iter()
-                .any(|r| scope.get(r).is_some_and(Dynamic::is_unit));
+        let missing = !fired && when.reads.iter().any(|r| scope.get(r).is_some_and(Dynamic::is_unit));
         Ok(if missing { None } else { Some(fired) })
     }
 
@@ -310,9 +261,7 @@ impl Evaluator<'_> {
                     weighted += score * m.weight;
                     weights += m.weight;
                     let reason = if score < m.reason_below {
-                        m.reason
-                            .as_ref()
-                            .map(|n| self.render_reason(n, scope, score))
+                        m.reason.as_ref().map(|n| self.render_reason(n, scope, score))
                     } else {
                         None
                     };
@@ -320,23 +269,13 @@ impl Evaluator<'_> {
                         Some(Err(message)) => (RuleStatus::Error(message), score, None, None),
                         Some(Ok(text)) => {
                             fire(&mut outcome, &m.id, Some(text.clone()), &[]);
-                            (
-                                RuleStatus::Scored,
-                                score,
-                                Some(text),
-                                Some(format!("weight {}", m.weight)),
-                            )
+                            (RuleStatus::Scored, score, Some(text), Some(format!("weight {}", m.weight)))
                         }
                         None => {
                             if score < m.reason_below {
                                 fire(&mut outcome, &m.id, None, &[]);
                             }
-                            (
-                                RuleStatus::Scored,
-                                score,
-                                None,
-                                Some(format!("weight {}", m.weight)),
-                            )
+                            (RuleStatus::Scored, score, None, Some(format!("weight {}", m.weight)))
                         }
                     }
                 }
@@ -349,10 +288,7 @@ impl Evaluator<'_> {
                 Err(message) => (RuleStatus::Error(message), 0.0, None, None),
             };
             if let RuleStatus::Error(message) = &status {
-                outcome.errors.push(RuleError {
-                    rule: m.id.clone(),
-                    message: message.clone(),
-                });
+                outcome.errors.push(RuleError { rule: m.id.clone(), message: message.clone() });
             }
             if let Some(t) = trace.as_deref_mut() {
                 t.push(RuleTrace {
@@ -371,23 +307,17 @@ impl Evaluator<'_> {
 
     /// A measure's score from 0 to 100, or `None` when its value is missing.
     fn measure(&self, m: &Measure, scope: &mut Scope<'static>) -> Result<Option<f64>, String> {
-        let v = self
-            .engine
-            .eval_ast_with_scope::<Dynamic>(scope, &m.scoring.expr().ast)
-            .map_err(|e| describe(&e))?;
+        let v = self.engine.eval_ast_with_scope::<Dynamic>(scope, &m.scoring.expr().ast).map_err(|e| describe(&e))?;
         if v.is_unit() {
             return Ok(None);
         }
         let score = match &m.scoring {
-            Scoring::Direct(_) => number(&v)
-                .ok_or_else(|| format!("`score` must give a number, but gave {}", v.type_name()))?,
+            Scoring::Direct(_) => {
+                number(&v).ok_or_else(|| format!("`score` must give a number, but gave {}", v.type_name()))?
+            }
             Scoring::Bands { bands, .. } => {
-                let x = number(&v).ok_or_else(|| {
-                    format!(
-                        "`value` must give a number for bands, but gave {}",
-                        v.type_name()
-                    )
-                })?;
+                let x = number(&v)
+                    .ok_or_else(|| format!("`value` must give a number for bands, but gave {}", v.type_name()))?;
                 match bands.iter().find(|(min, _)| min.is_none_or(|m| x >= m)) {
                     Some((_, s)) => *s,
                     None => return Ok(None),
@@ -398,10 +328,7 @@ impl Evaluator<'_> {
                 match map.iter().find(|(k, _)| *k == key) {
                     Some((_, s)) => *s,
                     None => {
-                        return Err(format!(
-                            "`{key}` is not listed in the map of measure `{}`",
-                            m.id
-                        ));
+                        return Err(format!("`{key}` is not listed in the map of measure `{}`", m.id));
                     }
                 }
             }
@@ -419,23 +346,18 @@ impl Evaluator<'_> {
         let mut outcome = Outcome::default();
         for c in classes {
             let (status, reason) = match self.condition(&c.when, scope) {
-                Ok(Some(true)) => {
-                    match c.reason.as_ref().map(|n| self.render_reason(n, scope, 0.0)) {
-                        Some(Err(message)) => (RuleStatus::Error(message), None),
-                        Some(Ok(text)) => (RuleStatus::Fired, Some(text)),
-                        None => (RuleStatus::Fired, None),
-                    }
-                }
+                Ok(Some(true)) => match c.reason.as_ref().map(|n| self.render_reason(n, scope, 0.0)) {
+                    Some(Err(message)) => (RuleStatus::Error(message), None),
+                    Some(Ok(text)) => (RuleStatus::Fired, Some(text)),
+                    None => (RuleStatus::Fired, None),
+                },
                 Ok(Some(false)) => (RuleStatus::NotFired, None),
                 Ok(None) => (RuleStatus::NotApplicable, None),
                 Err(message) => (RuleStatus::Error(message), None),
             };
             let matched = status == RuleStatus::Fired;
             if let RuleStatus::Error(message) = &status {
-                outcome.errors.push(RuleError {
-                    rule: c.id.clone(),
-                    message: message.clone(),
-                });
+                outcome.errors.push(RuleError { rule: c.id.clone(), message: message.clone() });
             }
             if let Some(t) = trace.as_deref_mut() {
                 t.push(RuleTrace {
@@ -471,14 +393,10 @@ impl Evaluator<'_> {
     ) -> Outcome {
         let mut outcome = Outcome::default();
         let id: Arc<str> = Arc::from("script");
-        let result = self
-            .engine
-            .eval_ast_with_scope::<Dynamic>(scope, &script.ast)
-            .map_err(|e| describe(&e))
-            .and_then(|v| {
+        let result =
+            self.engine.eval_ast_with_scope::<Dynamic>(scope, &script.ast).map_err(|e| describe(&e)).and_then(|v| {
                 v.try_cast::<Map>().ok_or_else(|| {
-                    "the script must end with a map such as #{ score: 40, reasons: [\"...\"] }"
-                        .to_string()
+                    "the script must end with a map such as #{ score: 40, reasons: [\"...\"] }".to_string()
                 })
             });
         let status = match result {
@@ -492,19 +410,11 @@ impl Evaluator<'_> {
                         .collect()
                 };
                 outcome.score = map.get("score").and_then(number);
-                outcome.grade = map
-                    .get("grade")
-                    .filter(|g| !g.is_unit())
-                    .map(|g| Arc::from(super::row::display_value(g).as_str()));
-                outcome.fired = strings("fired")
-                    .into_iter()
-                    .map(|s| Arc::from(s.as_str()))
-                    .collect();
+                outcome.grade =
+                    map.get("grade").filter(|g| !g.is_unit()).map(|g| Arc::from(super::row::display_value(g).as_str()));
+                outcome.fired = strings("fired").into_iter().map(|s| Arc::from(s.as_str())).collect();
                 outcome.reasons = strings("reasons");
-                outcome.tags = strings("tags")
-                    .into_iter()
-                    .map(|s| Arc::from(s.as_str()))
-                    .collect();
+                outcome.tags = strings("tags").into_iter().map(|s| Arc::from(s.as_str())).collect();
                 if outcome.score.is_none() && outcome.grade.is_none() {
                     outcome.errors.push(RuleError {
                         rule: id.clone(),
@@ -517,10 +427,7 @@ impl Evaluator<'_> {
                 RuleStatus::Fired
             }
             Err(message) => {
-                outcome.errors.push(RuleError {
-                    rule: id.clone(),
-                    message: message.clone(),
-                });
+                outcome.errors.push(RuleError { rule: id.clone(), message: message.clone() });
                 RuleStatus::Error(message)
             }
         };
@@ -537,24 +444,12 @@ impl Evaluator<'_> {
         outcome
     }
 
-    fn render_reason(
-        &self,
-        name: &str,
-        scope: &Scope<'static>,
-        points: f64,
-    ) -> Result<String, String> {
-        let template = self
-            .templates
-            .get_template(name)
-            .map_err(|e| e.to_string())?;
-        let mut ctx: std::collections::BTreeMap<String, minijinja::Value> = scope
-            .iter_raw()
-            .map(|(k, _, v)| (k.to_string(), to_template_value(v)))
-            .collect();
+    fn render_reason(&self, name: &str, scope: &Scope<'static>, points: f64) -> Result<String, String> {
+        let template = self.templates.get_template(name).map_err(|e| e.to_string())?;
+        let mut ctx: std::collections::BTreeMap<String, minijinja::Value> =
+            scope.iter_raw().map(|(k, _, v)| (k.to_string(), to_template_value(v))).collect();
         ctx.insert("points".into(), minijinja::Value::from(points));
-        template
-            .render(ctx)
-            .map_err(|e| format!("the reason could not be written: {e}"))
+        template.render(ctx).map_err(|e| format!("the reason could not be written: {e}"))
     }
 
     fn fill_scope(
@@ -571,10 +466,7 @@ impl Evaluator<'_> {
         scope.push_dynamic(PREV, self.prev_map(previous.get(&set.name, key)));
         for dep in &set.depends_on {
             let outcome = done.iter().find(|(n, _)| n == dep).map(|(_, o)| *o);
-            scope.push_dynamic(
-                dep.clone(),
-                self.outcome_map(outcome, previous.get(dep, key)),
-            );
+            scope.push_dynamic(dep.clone(), self.outcome_map(outcome, previous.get(dep, key)));
         }
         for column in &set.inputs {
             scope.push_dynamic(column.clone(), row.value(column));
@@ -586,29 +478,16 @@ impl Evaluator<'_> {
     fn prev_map(&self, prev: Option<&PrevOutcome>) -> Dynamic {
         let mut map = Map::new();
         if let Some(p) = prev {
-            map.insert(
-                "score".into(),
-                p.score.map_or(Dynamic::UNIT, Dynamic::from_float),
-            );
-            map.insert(
-                "grade".into(),
-                p.grade.clone().map_or(Dynamic::UNIT, Dynamic::from),
-            );
+            map.insert("score".into(), p.score.map_or(Dynamic::UNIT, Dynamic::from_float));
+            map.insert("grade".into(), p.grade.clone().map_or(Dynamic::UNIT, Dynamic::from));
             map.insert(
                 "days_in_grade".into(),
-                p.grade_since.map_or(Dynamic::UNIT, |s| {
-                    Dynamic::from_int((p.as_of - s).num_days())
-                }),
+                p.grade_since.map_or(Dynamic::UNIT, |s| Dynamic::from_int((p.as_of - s).num_days())),
             );
             map.insert("as_of".into(), Dynamic::from(p.as_of));
             map.insert(
                 "scores".into(),
-                Dynamic::from_array(
-                    p.scores
-                        .iter()
-                        .map(|s| s.map_or(Dynamic::UNIT, Dynamic::from_float))
-                        .collect(),
-                ),
+                Dynamic::from_array(p.scores.iter().map(|s| s.map_or(Dynamic::UNIT, Dynamic::from_float)).collect()),
             );
         }
         Dynamic::from_map(map)
@@ -619,36 +498,21 @@ impl Evaluator<'_> {
     pub fn outcome_map(&self, outcome: Option<&Outcome>, prev: Option<&PrevOutcome>) -> Dynamic {
         let mut map = Map::new();
         if let Some(o) = outcome {
-            let strings = |v: &[Arc<str>]| {
-                Dynamic::from_array(v.iter().map(|s| Dynamic::from(s.to_string())).collect())
-            };
-            map.insert(
-                "score".into(),
-                o.score.map_or(Dynamic::UNIT, Dynamic::from_float),
-            );
-            map.insert(
-                "grade".into(),
-                o.grade
-                    .as_deref()
-                    .map_or(Dynamic::UNIT, |g| Dynamic::from(g.to_string())),
-            );
+            let strings =
+                |v: &[Arc<str>]| Dynamic::from_array(v.iter().map(|s| Dynamic::from(s.to_string())).collect());
+            map.insert("score".into(), o.score.map_or(Dynamic::UNIT, Dynamic::from_float));
+            map.insert("grade".into(), o.grade.as_deref().map_or(Dynamic::UNIT, |g| Dynamic::from(g.to_string())));
             map.insert("tags".into(), strings(&o.tags));
             map.insert("fired".into(), strings(&o.fired));
             map.insert(
                 "reasons".into(),
                 Dynamic::from_array(o.reasons.iter().map(|r| Dynamic::from(r.clone())).collect()),
             );
-            map.insert(
-                "prev_grade".into(),
-                prev.and_then(|p| p.grade.clone())
-                    .map_or(Dynamic::UNIT, Dynamic::from),
-            );
+            map.insert("prev_grade".into(), prev.and_then(|p| p.grade.clone()).map_or(Dynamic::UNIT, Dynamic::from));
             let since = grade_since(o.grade.as_deref(), prev, self.as_of);
             map.insert(
                 "days_in_grade".into(),
-                since.map_or(Dynamic::UNIT, |s| {
-                    Dynamic::from_int((self.as_of - s).num_days())
-                }),
+                since.map_or(Dynamic::UNIT, |s| Dynamic::from_int((self.as_of - s).num_days())),
             );
         }
         Dynamic::from_map(map)
@@ -666,11 +530,7 @@ fn fire(outcome: &mut Outcome, id: &Arc<str>, reason: Option<String>, tags: &[Ar
 }
 
 /// The day an account entered its current grade: carried over while the grade holds.
-pub fn grade_since(
-    grade: Option<&str>,
-    prev: Option<&PrevOutcome>,
-    as_of: NaiveDate,
-) -> Option<NaiveDate> {
+pub fn grade_since(grade: Option<&str>, prev: Option<&PrevOutcome>, as_of: NaiveDate) -> Option<NaiveDate> {
     grade?;
     match prev {
         Some(p) if p.grade.as_deref() == grade => p.grade_since.or(Some(p.as_of)),
@@ -679,10 +539,7 @@ pub fn grade_since(
 }
 
 fn inputs_of(expr: &Expr, scope: &Scope<'static>) -> Vec<(String, Dynamic)> {
-    expr.reads
-        .iter()
-        .filter_map(|r| scope.get(r).map(|v| (r.clone(), v.clone())))
-        .collect()
+    expr.reads.iter().filter_map(|r| scope.get(r).map(|v| (r.clone(), v.clone()))).collect()
 }
 
 /// A rhai error as one readable sentence.

@@ -37,10 +37,7 @@ impl Lookups {
         paths.sort();
         for path in paths {
             let display = crate::project::display_path(root, &path);
-            let name = path
-                .file_stem()
-                .map(|s| s.to_string_lossy().to_string())
-                .unwrap_or_default();
+            let name = path.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_default();
             match read_table(&path) {
                 Ok(table) => {
                     lookups.tables.insert(name, table);
@@ -74,22 +71,14 @@ impl Lookups {
             return Dynamic::UNIT;
         }
         let key = super::row::display_value(key);
-        t.rows
-            .get(&key)
-            .and_then(|r| r.get(i))
-            .cloned()
-            .unwrap_or(Dynamic::UNIT)
+        t.rows.get(&key).and_then(|r| r.get(i)).cloned().unwrap_or(Dynamic::UNIT)
     }
 }
 
 fn read_table(path: &Path) -> Result<Table, String> {
     let mut reader = csv::Reader::from_path(path).map_err(|e| e.to_string())?;
-    let columns: Vec<String> = reader
-        .headers()
-        .map_err(|e| e.to_string())?
-        .iter()
-        .map(|h| h.trim().to_string())
-        .collect();
+    let columns: Vec<String> =
+        reader.headers().map_err(|e| e.to_string())?.iter().map(|h| h.trim().to_string()).collect();
     if columns.len() < 2 {
         return Err("needs a key column and at least one value column".into());
     }
@@ -124,9 +113,7 @@ fn parse_value(s: &str) -> Dynamic {
 /// Registers `lookup(...)` and keeps the tables in the engine for compile-time checks.
 pub fn register(engine: &mut Engine, lookups: Arc<Lookups>) {
     let shared = lookups.clone();
-    engine.register_fn("lookup", move |table: &str, key: Dynamic, column: &str| {
-        shared.get(table, &key, column)
-    });
+    engine.register_fn("lookup", move |table: &str, key: Dynamic, column: &str| shared.get(table, &key, column));
     engine.set_default_tag(Dynamic::from(lookups));
 }
 

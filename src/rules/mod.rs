@@ -42,12 +42,15 @@ pub enum Body {
     /// is spread over the others.
     Scorecard(Vec<Measure>),
     /// The first class whose condition holds, else the default.
-    Classification {
-        classes: Vec<Class>,
-        default: Option<Arc<str>>,
-    },
+    Classification { classes: Vec<Class>, default: Option<Arc<str>> },
     /// A rhai script that returns `#{ score, grade, fired, reasons, tags }`.
-    Script { script: Expr, file: SourceFile },
+    Script(Box<Script>),
+}
+
+#[derive(Debug)]
+pub struct Script {
+    pub script: Expr,
+    pub file: SourceFile,
 }
 
 #[derive(Debug)]
@@ -66,23 +69,15 @@ pub enum Scoring {
     /// The expression gives the score directly.
     Direct(Expr),
     /// The value scores as the first band whose `min` it reaches.
-    Bands {
-        value: Expr,
-        bands: Vec<(Option<f64>, f64)>,
-    },
+    Bands { value: Expr, bands: Vec<(Option<f64>, f64)> },
     /// The value (text) scores as listed.
-    Map {
-        value: Expr,
-        map: Vec<(String, f64)>,
-    },
+    Map { value: Expr, map: Vec<(String, f64)> },
 }
 
 impl Scoring {
     pub fn expr(&self) -> &Expr {
         match self {
-            Scoring::Direct(e)
-            | Scoring::Bands { value: e, .. }
-            | Scoring::Map { value: e, .. } => e,
+            Scoring::Direct(e) | Scoring::Bands { value: e, .. } | Scoring::Map { value: e, .. } => e,
         }
     }
 }
@@ -153,7 +148,7 @@ impl RuleSet {
                 .collect(),
             Body::Scorecard(measures) => measures.iter().map(|m| m.scoring.expr()).collect(),
             Body::Classification { classes, .. } => classes.iter().map(|c| &c.when).collect(),
-            Body::Script { script, .. } => vec![script],
+            Body::Script(s) => vec![&s.script],
         }
     }
 
@@ -161,14 +156,9 @@ impl RuleSet {
     pub fn reason_templates(&self) -> Vec<&str> {
         match &self.body {
             Body::Points(rules) => rules.iter().filter_map(|r| r.reason.as_deref()).collect(),
-            Body::Scorecard(measures) => measures
-                .iter()
-                .filter_map(|m| m.reason.as_deref())
-                .collect(),
-            Body::Classification { classes, .. } => {
-                classes.iter().filter_map(|c| c.reason.as_deref()).collect()
-            }
-            Body::Script { .. } => Vec::new(),
+            Body::Scorecard(measures) => measures.iter().filter_map(|m| m.reason.as_deref()).collect(),
+            Body::Classification { classes, .. } => classes.iter().filter_map(|c| c.reason.as_deref()).collect(),
+            Body::Script(_) => Vec::new(),
         }
     }
 
@@ -178,15 +168,12 @@ impl RuleSet {
             Body::Points(_) => "points",
             Body::Scorecard(_) => "scorecard",
             Body::Classification { .. } => "classification",
-            Body::Script { .. } => "script",
+            Body::Script(_) => "script",
         }
     }
 
     /// The grade for a score: the first grade whose threshold the score reaches.
     pub fn grade_for(&self, score: f64) -> Option<Arc<str>> {
-        self.grades
-            .iter()
-            .find(|g| g.min.is_none_or(|min| score >= min))
-            .map(|g| g.name.clone())
+        self.grades.iter().find(|g| g.min.is_none_or(|min| score >= min)).map(|g| g.name.clone())
     }
 }

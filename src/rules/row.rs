@@ -6,9 +6,8 @@ use std::sync::Arc;
 
 use chrono::NaiveDate;
 use duckdb::arrow::array::{
-    Array, ArrayRef, AsArray, BooleanArray, Date32Array, Float32Array, Float64Array, Int8Array,
-    Int16Array, Int32Array, Int64Array, LargeStringArray, StringArray, StringViewArray, UInt8Array,
-    UInt16Array, UInt32Array, UInt64Array,
+    Array, ArrayRef, AsArray, BooleanArray, Date32Array, Float32Array, Float64Array, Int8Array, Int16Array, Int32Array,
+    Int64Array, LargeStringArray, StringArray, StringViewArray, UInt8Array, UInt16Array, UInt32Array, UInt64Array,
 };
 use duckdb::arrow::datatypes::{DataType, TimeUnit};
 use duckdb::arrow::record_batch::RecordBatch;
@@ -34,17 +33,14 @@ impl ColumnType {
             return ColumnType::List;
         }
         match t.split('(').next().unwrap_or("") {
-            "TINYINT" | "SMALLINT" | "INTEGER" | "BIGINT" | "HUGEINT" | "UTINYINT"
-            | "USMALLINT" | "UINTEGER" | "UBIGINT" => ColumnType::Integer,
+            "TINYINT" | "SMALLINT" | "INTEGER" | "BIGINT" | "HUGEINT" | "UTINYINT" | "USMALLINT" | "UINTEGER"
+            | "UBIGINT" => ColumnType::Integer,
             "FLOAT" | "DOUBLE" | "DECIMAL" => ColumnType::Float,
             "VARCHAR" => ColumnType::Text,
             "BOOLEAN" => ColumnType::Bool,
-            "DATE"
-            | "TIMESTAMP"
-            | "TIMESTAMP WITH TIME ZONE"
-            | "TIMESTAMP_S"
-            | "TIMESTAMP_MS"
-            | "TIMESTAMP_NS" => ColumnType::Date,
+            "DATE" | "TIMESTAMP" | "TIMESTAMP WITH TIME ZONE" | "TIMESTAMP_S" | "TIMESTAMP_MS" | "TIMESTAMP_NS" => {
+                ColumnType::Date
+            }
             _ => ColumnType::Other(t),
         }
     }
@@ -82,27 +78,13 @@ pub struct Entity {
 
 impl Entity {
     pub fn new(key_column: &str, schema: Schema, batch: RecordBatch) -> Result<Self, String> {
-        let index: HashMap<String, usize> = batch
-            .schema()
-            .fields()
-            .iter()
-            .enumerate()
-            .map(|(i, f)| (f.name().clone(), i))
-            .collect();
-        let key_idx = *index
-            .get(key_column)
-            .ok_or_else(|| format!("the entity has no column `{key_column}`"))?;
+        let index: HashMap<String, usize> =
+            batch.schema().fields().iter().enumerate().map(|(i, f)| (f.name().clone(), i)).collect();
+        let key_idx = *index.get(key_column).ok_or_else(|| format!("the entity has no column `{key_column}`"))?;
         let key_array = batch.column(key_idx);
-        let keys = (0..batch.num_rows())
-            .map(|r| Arc::<str>::from(display_value(&cell(key_array, r)).as_str()))
-            .collect();
-        Ok(Entity {
-            key_column: key_column.to_string(),
-            schema,
-            batch,
-            keys,
-            index,
-        })
+        let keys =
+            (0..batch.num_rows()).map(|r| Arc::<str>::from(display_value(&cell(key_array, r)).as_str())).collect();
+        Ok(Entity { key_column: key_column.to_string(), schema, batch, keys, index })
     }
 
     pub fn len(&self) -> usize {
@@ -134,12 +116,7 @@ pub fn cell(array: &ArrayRef, row: usize) -> Dynamic {
     }
     macro_rules! int {
         ($t:ty) => {
-            Dynamic::from_int(
-                array
-                    .as_any()
-                    .downcast_ref::<$t>()
-                    .map_or(0, |a| a.value(row) as i64),
-            )
+            Dynamic::from_int(array.as_any().downcast_ref::<$t>().map_or(0, |a| a.value(row) as i64))
         };
     }
     match array.data_type() {
@@ -151,53 +128,24 @@ pub fn cell(array: &ArrayRef, row: usize) -> Dynamic {
         DataType::UInt16 => int!(UInt16Array),
         DataType::UInt32 => int!(UInt32Array),
         DataType::UInt64 => int!(UInt64Array),
-        DataType::Float32 => Dynamic::from_float(
-            array
-                .as_any()
-                .downcast_ref::<Float32Array>()
-                .map_or(0.0, |a| a.value(row) as f64),
-        ),
-        DataType::Float64 => Dynamic::from_float(
-            array
-                .as_any()
-                .downcast_ref::<Float64Array>()
-                .map_or(0.0, |a| a.value(row)),
-        ),
+        DataType::Float32 => {
+            Dynamic::from_float(array.as_any().downcast_ref::<Float32Array>().map_or(0.0, |a| a.value(row) as f64))
+        }
+        DataType::Float64 => {
+            Dynamic::from_float(array.as_any().downcast_ref::<Float64Array>().map_or(0.0, |a| a.value(row)))
+        }
         DataType::Decimal128(_, scale) => {
-            let v = array
-                .as_primitive::<duckdb::arrow::datatypes::Decimal128Type>()
-                .value(row);
+            let v = array.as_primitive::<duckdb::arrow::datatypes::Decimal128Type>().value(row);
             Dynamic::from_float(v as f64 / 10f64.powi(*scale as i32))
         }
-        DataType::Utf8 => text(
-            array
-                .as_any()
-                .downcast_ref::<StringArray>()
-                .map(|a| a.value(row)),
-        ),
-        DataType::LargeUtf8 => text(
-            array
-                .as_any()
-                .downcast_ref::<LargeStringArray>()
-                .map(|a| a.value(row)),
-        ),
-        DataType::Utf8View => text(
-            array
-                .as_any()
-                .downcast_ref::<StringViewArray>()
-                .map(|a| a.value(row)),
-        ),
-        DataType::Boolean => Dynamic::from_bool(
-            array
-                .as_any()
-                .downcast_ref::<BooleanArray>()
-                .is_some_and(|a| a.value(row)),
-        ),
+        DataType::Utf8 => text(array.as_any().downcast_ref::<StringArray>().map(|a| a.value(row))),
+        DataType::LargeUtf8 => text(array.as_any().downcast_ref::<LargeStringArray>().map(|a| a.value(row))),
+        DataType::Utf8View => text(array.as_any().downcast_ref::<StringViewArray>().map(|a| a.value(row))),
+        DataType::Boolean => {
+            Dynamic::from_bool(array.as_any().downcast_ref::<BooleanArray>().is_some_and(|a| a.value(row)))
+        }
         DataType::Date32 => {
-            let days = array
-                .as_any()
-                .downcast_ref::<Date32Array>()
-                .map_or(0, |a| a.value(row));
+            let days = array.as_any().downcast_ref::<Date32Array>().map_or(0, |a| a.value(row));
             date_from_days(days as i64)
         }
         DataType::Timestamp(unit, _) => {
@@ -219,14 +167,11 @@ pub fn cell(array: &ArrayRef, row: usize) -> Dynamic {
 }
 
 fn fallback(array: &ArrayRef, row: usize) -> Dynamic {
-    duckdb::arrow::util::display::array_value_to_string(array, row)
-        .map_or(Dynamic::UNIT, Dynamic::from)
+    duckdb::arrow::util::display::array_value_to_string(array, row).map_or(Dynamic::UNIT, Dynamic::from)
 }
 
 fn text(s: Option<&str>) -> Dynamic {
-    s.map_or(Dynamic::UNIT, |s| {
-        Dynamic::from(rhai::ImmutableString::from(s))
-    })
+    s.map_or(Dynamic::UNIT, |s| Dynamic::from(rhai::ImmutableString::from(s)))
 }
 
 fn date_from_days(days: i64) -> Dynamic {
@@ -245,13 +190,7 @@ pub fn display_value(v: &Dynamic) -> String {
     } else if let Ok(f) = v.as_float() {
         format_float(f)
     } else if v.is_array() {
-        let items: Vec<String> = v
-            .clone()
-            .into_array()
-            .unwrap_or_default()
-            .iter()
-            .map(display_value)
-            .collect();
+        let items: Vec<String> = v.clone().into_array().unwrap_or_default().iter().map(display_value).collect();
         items.join(", ")
     } else {
         v.to_string()
@@ -278,20 +217,12 @@ pub fn to_template_value(v: &Dynamic) -> minijinja::Value {
     } else if let Ok(b) = v.as_bool() {
         minijinja::Value::from(b)
     } else if v.is_array() {
-        let items: Vec<minijinja::Value> = v
-            .clone()
-            .into_array()
-            .unwrap_or_default()
-            .iter()
-            .map(to_template_value)
-            .collect();
+        let items: Vec<minijinja::Value> =
+            v.clone().into_array().unwrap_or_default().iter().map(to_template_value).collect();
         minijinja::Value::from(items)
     } else if v.is_map() {
         let map = v.clone().cast::<rhai::Map>();
-        minijinja::Value::from_iter(
-            map.iter()
-                .map(|(k, v)| (k.to_string(), to_template_value(v))),
-        )
+        minijinja::Value::from_iter(map.iter().map(|(k, v)| (k.to_string(), to_template_value(v))))
     } else {
         minijinja::Value::from(display_value(v))
     }
@@ -308,21 +239,10 @@ pub fn to_json(v: &Dynamic) -> serde_json::Value {
     } else if let Ok(b) = v.as_bool() {
         serde_json::Value::from(b)
     } else if v.is_array() {
-        serde_json::Value::Array(
-            v.clone()
-                .into_array()
-                .unwrap_or_default()
-                .iter()
-                .map(to_json)
-                .collect(),
-        )
+        serde_json::Value::Array(v.clone().into_array().unwrap_or_default().iter().map(to_json).collect())
     } else if v.is_map() {
         let map = v.clone().cast::<rhai::Map>();
-        serde_json::Value::Object(
-            map.iter()
-                .map(|(k, v)| (k.to_string(), to_json(v)))
-                .collect(),
-        )
+        serde_json::Value::Object(map.iter().map(|(k, v)| (k.to_string(), to_json(v))).collect())
     } else {
         serde_json::Value::from(display_value(v))
     }

@@ -55,11 +55,7 @@ pub fn run_tests(ctx: &TestContext, set: &RuleSet, tests: &[RawTest]) -> Vec<Tes
 
 fn run_test(ctx: &TestContext, set: &RuleSet, test: &RawTest) -> TestResult {
     let location = format!("{}:{}", set.file.display, test.name.referenced.line());
-    let mut result = TestResult {
-        name: test.name.value.clone(),
-        location,
-        failures: Vec::new(),
-    };
+    let mut result = TestResult { name: test.name.value.clone(), location, failures: Vec::new() };
     let row = match test_row(ctx.schema, test) {
         Ok(row) => row,
         Err(failures) => {
@@ -76,11 +72,7 @@ fn run_test(ctx: &TestContext, set: &RuleSet, test: &RawTest) -> TestResult {
         dated = super::engine::build(as_of, lookups);
         &dated
     };
-    let evaluator = Evaluator {
-        engine,
-        templates: ctx.templates,
-        as_of,
-    };
+    let evaluator = Evaluator { engine, templates: ctx.templates, as_of };
     let mut previous = Previous::default();
     if let Some(prev) = &test.prev {
         let prev_as_of = as_of - Duration::days(1);
@@ -91,18 +83,11 @@ fn run_test(ctx: &TestContext, set: &RuleSet, test: &RawTest) -> TestResult {
             grade_since: prev.days_in_grade.map(|d| prev_as_of - Duration::days(d)),
             scores: vec![prev.score],
         };
-        previous
-            .by_set
-            .entry(set.name.clone())
-            .or_default()
-            .insert(Arc::from("test"), outcome);
+        previous.by_set.entry(set.name.clone()).or_default().insert(Arc::from("test"), outcome);
     }
     for name in test.given.keys() {
         if !set.depends_on.contains(name) {
-            result.failures.push(format!(
-                "`given` names `{name}`, which rule set `{}` does not depend on",
-                set.name
-            ));
+            result.failures.push(format!("`given` names `{name}`, which rule set `{}` does not depend on", set.name));
         }
     }
     let mut done: Vec<(String, Outcome)> = Vec::new();
@@ -111,13 +96,8 @@ fn run_test(ctx: &TestContext, set: &RuleSet, test: &RawTest) -> TestResult {
         let outcome = match test.given.get(&s.name) {
             Some(given) => given_outcome(given),
             None => {
-                let view: Vec<(&str, &Outcome)> =
-                    done.iter().map(|(n, o)| (n.as_str(), o)).collect();
-                let prev = if s.name == set.name {
-                    &previous
-                } else {
-                    &Previous::default()
-                };
+                let view: Vec<(&str, &Outcome)> = done.iter().map(|(n, o)| (n.as_str(), o)).collect();
+                let prev = if s.name == set.name { &previous } else { &Previous::default() };
                 evaluator.evaluate(s, &row, &view, prev, &mut scope, None)
             }
         };
@@ -142,10 +122,7 @@ fn chain<'a>(sets: &'a [RuleSet], target: &'a RuleSet) -> Vec<&'a RuleSet> {
         }
         i += 1;
     }
-    sets.iter()
-        .filter(|s| needed.contains(&s.name) && s.name != target.name)
-        .chain(std::iter::once(target))
-        .collect()
+    sets.iter().filter(|s| needed.contains(&s.name) && s.name != target.name).chain(std::iter::once(target)).collect()
 }
 
 fn given_outcome(given: &RawGiven) -> Outcome {
@@ -167,9 +144,7 @@ fn test_row(schema: &Schema, test: &RawTest) -> Result<TestRow, Vec<String>> {
         match schema.get(column) {
             None => failures.push(format!(
                 "the row names `{column}`, which is not a column of the entity view{}",
-                crate::diagnostic::did_you_mean(column, schema.names())
-                    .map(|h| format!(" ({h})"))
-                    .unwrap_or_default()
+                crate::diagnostic::did_you_mean(column, schema.names()).map(|h| format!(" ({h})")).unwrap_or_default()
             )),
             Some(t) => match typed(value, t) {
                 Ok(v) => {
@@ -179,11 +154,7 @@ fn test_row(schema: &Schema, test: &RawTest) -> Result<TestRow, Vec<String>> {
             },
         }
     }
-    if failures.is_empty() {
-        Ok(TestRow { values })
-    } else {
-        Err(failures)
-    }
+    if failures.is_empty() { Ok(TestRow { values }) } else { Err(failures) }
 }
 
 fn typed(value: &serde_json::Value, t: &ColumnType) -> Result<Dynamic, String> {
@@ -191,8 +162,7 @@ fn typed(value: &serde_json::Value, t: &ColumnType) -> Result<Dynamic, String> {
     Ok(match (value, t) {
         (J::Null, _) => Dynamic::UNIT,
         (J::String(s), ColumnType::Date) => Dynamic::from(
-            NaiveDate::parse_from_str(s, "%Y-%m-%d")
-                .map_err(|_| format!("`{s}` is not a date (YYYY-MM-DD)"))?,
+            NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|_| format!("`{s}` is not a date (YYYY-MM-DD)"))?,
         ),
         (J::Number(n), ColumnType::Integer) => match n.as_i64() {
             Some(i) => Dynamic::from_int(i),
@@ -201,39 +171,26 @@ fn typed(value: &serde_json::Value, t: &ColumnType) -> Result<Dynamic, String> {
         (J::Number(n), _) => Dynamic::from_float(n.as_f64().unwrap_or_default()),
         (J::String(s), _) => Dynamic::from(s.clone()),
         (J::Bool(b), _) => Dynamic::from_bool(*b),
-        (J::Array(items), _) => Dynamic::from_array(
-            items
-                .iter()
-                .map(|i| typed(i, &ColumnType::Text))
-                .collect::<Result<_, _>>()?,
-        ),
+        (J::Array(items), _) => {
+            Dynamic::from_array(items.iter().map(|i| typed(i, &ColumnType::Text)).collect::<Result<_, _>>()?)
+        }
         (J::Object(_), _) => return Err("a value cannot be a map".into()),
     })
 }
 
 fn compare(expect: &RawExpect, actual: &Outcome) -> Vec<String> {
-    let mut failures: Vec<String> = actual
-        .errors
-        .iter()
-        .map(|e| format!("rule `{}` failed: {}", e.rule, e.message))
-        .collect();
+    let mut failures: Vec<String> =
+        actual.errors.iter().map(|e| format!("rule `{}` failed: {}", e.rule, e.message)).collect();
     let show = |v: Option<f64>| v.map_or("none".to_string(), format_float);
     if let Some(score) = expect.score {
         if actual.score.is_none_or(|a| (a - score).abs() > 1e-9) {
-            failures.push(format!(
-                "score: expected {}, got {}",
-                format_float(score),
-                show(actual.score)
-            ));
+            failures.push(format!("score: expected {}, got {}", format_float(score), show(actual.score)));
         }
     }
     for (label, expected) in [("grade", &expect.grade), ("class", &expect.class)] {
         if let Some(g) = expected {
             if actual.grade.as_deref() != Some(g.as_str()) {
-                failures.push(format!(
-                    "{label}: expected {g}, got {}",
-                    actual.grade.as_deref().unwrap_or("none")
-                ));
+                failures.push(format!("{label}: expected {g}, got {}", actual.grade.as_deref().unwrap_or("none")));
             }
         }
     }
@@ -245,30 +202,18 @@ fn compare(expect: &RawExpect, actual: &Outcome) -> Vec<String> {
     if let Some(fired) = &expect.fired {
         let actual_fired = sorted(actual.fired.iter().map(|f| f.to_string()).collect());
         if sorted(fired.clone()) != actual_fired {
-            failures.push(format!(
-                "fired: expected {}, got {}",
-                list(fired),
-                list(&actual_fired)
-            ));
+            failures.push(format!("fired: expected {}, got {}", list(fired), list(&actual_fired)));
         }
     }
     if let Some(tags) = &expect.tags {
         let actual_tags = sorted(actual.tags.iter().map(|f| f.to_string()).collect());
         if sorted(tags.clone()) != actual_tags {
-            failures.push(format!(
-                "tags: expected {}, got {}",
-                list(tags),
-                list(&actual_tags)
-            ));
+            failures.push(format!("tags: expected {}, got {}", list(tags), list(&actual_tags)));
         }
     }
     if let Some(reasons) = &expect.reasons {
         if *reasons != actual.reasons {
-            failures.push(format!(
-                "reasons: expected {}, got {}",
-                list(reasons),
-                list(&actual.reasons)
-            ));
+            failures.push(format!("reasons: expected {}, got {}", list(reasons), list(&actual.reasons)));
         }
     }
     failures

@@ -140,8 +140,7 @@ impl Project {
     }
 
     pub fn store(&self) -> duckdb::Connection {
-        duckdb::Connection::open(self.dir.path().join(".keepwell/keepwell.duckdb"))
-            .expect("open store")
+        duckdb::Connection::open(self.dir.path().join(".keepwell/keepwell.duckdb")).expect("open store")
     }
 
     /// Rows of a query against the store, each as `|`-joined text.
@@ -154,11 +153,7 @@ impl Project {
         while let Some(row) = rows.next().expect("row") {
             let n = row.as_ref().column_count();
             let cells: Vec<String> = (0..n)
-                .map(|i| {
-                    row.get::<_, Option<String>>(i)
-                        .expect("cell")
-                        .unwrap_or_else(|| "NULL".into())
-                })
+                .map(|i| row.get::<_, Option<String>>(i).expect("cell").unwrap_or_else(|| "NULL".into()))
                 .collect();
             out.push(cells.join("|"));
         }
@@ -174,11 +169,7 @@ impl Project {
                 if p.is_dir() {
                     stack.push(p);
                 } else {
-                    files.push(
-                        p.strip_prefix(self.dir.path())
-                            .expect("inside")
-                            .to_path_buf(),
-                    );
+                    files.push(p.strip_prefix(self.dir.path()).expect("inside").to_path_buf());
                 }
             }
         }
