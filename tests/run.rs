@@ -33,7 +33,8 @@ fn a_good_run_publishes_outcomes_lists_and_mail() {
             "A3|risk|60.0|high|[hard_hit_industry]|[retail is hit hard]",
         ]
     );
-    let files = p.files_under(".keepwell/runs/1");
+    assert!(p.path().join(".keepwell/runs/1/entity.parquet").is_file());
+    let files = p.files_under(".keepwell/runs/1/at_risk");
     let names: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
     assert_eq!(names, [".keepwell/runs/1/at_risk/ann@example.com.csv"]);
     let csv = std::fs::read_to_string(p.path().join(&files[0])).expect("csv");
