@@ -6,6 +6,7 @@ pub mod cli;
 pub mod delivery;
 pub mod demo_data;
 pub mod diagnostic;
+pub mod diff;
 pub mod explain;
 pub mod job;
 pub mod outputs;

@@ -2,6 +2,7 @@
 
 mod check;
 mod demo_data;
+mod diff;
 mod explain;
 mod run;
 mod runs;
@@ -61,6 +62,8 @@ enum Command {
     Check(check::Args),
     /// List recent runs with status and timings.
     Runs(runs::Args),
+    /// Compare the rules with a git revision or folder: which accounts move, and why.
+    Diff(diff::Args),
     /// Show why an account got its results: every rule, the values it read, what it added.
     Explain(explain::Args),
     /// Run the tests written in the rule files.
@@ -91,6 +94,7 @@ pub fn main() -> i32 {
                 Command::Runs(args) => runs::execute(&project, args),
                 Command::Test(args) => test::execute(&project, args),
                 Command::Explain(args) => explain::execute(&project, args),
+                Command::Diff(args) => diff::execute(&project, args),
                 Command::DemoData(_) => unreachable!("handled above"),
             },
         },

@@ -1,0 +1,285 @@
+//! What a rule change does before it goes live: the base rules (a git revision or a folder)
+//! and the working-tree rules, evaluated on the same rows, compared account by account.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde::Serialize;
+
+use crate::plan::Plan;
+use crate::project::Project;
+use crate::rules::RuleSetSources;
+use crate::rules::eval::{Evaluator, Outcome, Previous};
+use crate::rules::row::{Entity, display_value};
+use crate::runner::ENTITY_SNAPSHOT;
+use crate::store::Store;
+use crate::warehouse::Warehouse;
+
+#[derive(Debug, Serialize)]
+pub struct Diff {
+    pub base: String,
+    pub job: String,
+    /// Where the rows came from: a run's snapshot or freshly loaded sources.
+    pub data: String,
+    pub as_of: chrono::NaiveDate,
+    pub accounts: usize,
+    pub rule_sets: Vec<SetDiff>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct SetDiff {
+    pub rule_set: String,
+    /// `changed`, `added` (only in the working tree) or `removed` (only in the base).
+    pub status: &'static str,
+    pub grades: Vec<String>,
+    /// `matrix[i][j]`: accounts that move from `grades[i]` to `grades[j]`.
+    pub matrix: Vec<Vec<usize>>,
+    pub moved: usize,
+    pub moved_arr: f64,
+    pub score_changed: usize,
+    pub accounts: Vec<AccountChange>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct AccountChange {
+    pub account: String,
+    pub name: Option<String>,
+    pub arr: Option<f64>,
+    pub before_grade: Option<String>,
+    pub after_grade: Option<String>,
+    pub before_score: Option<f64>,
+    pub after_score: Option<f64>,
+    /// Rules that fire now and did not before (`+id`), and the reverse (`-id`).
+    pub rules: Vec<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DiffError {
+    #[error("{0}")]
+    Config(crate::diagnostic::Diagnostics),
+    #[error("{0}")]
+    Failed(String),
+}
+
+pub struct DiffOptions<'a> {
+    pub base: &'a str,
+    pub job: &'a str,
+    /// Load the sources now instead of using the last run's rows.
+    pub fresh: bool,
+}
+
+pub fn diff(project: &Project, options: &DiffOptions) -> Result<Diff, DiffError> {
+    let base_rules = base_rules_dir(project, options.base)?;
+    let (base_sources, d) = RuleSetSources::load(&project.root, &base_rules);
+    if d.has_errors() {
+        return Err(DiffError::Config(d));
+    }
+    let (work_sources, d) = RuleSetSources::load(&project.root, &project.rules_dir());
+    if d.has_errors() {
+        return Err(DiffError::Config(d));
+    }
+    let job_path = project.job_path(options.job);
+    let store = Store::open(&project.store).map_err(|e| DiffError::Failed(e.to_string()))?;
+    let run = if options.fresh {
+        None
+    } else {
+        store.find_run(None, Some(options.job)).map_err(|e| DiffError::Failed(e.to_string()))?
+    };
+    let as_of = run.as_ref().map_or_else(|| chrono::Local::now().date_naive(), |r| r.as_of);
+    let work = Plan::compile(project, &job_path, &work_sources, as_of).map_err(DiffError::Config)?;
+    let base = Plan::compile(project, &job_path, &base_sources, as_of).map_err(DiffError::Config)?;
+    let (entity, data) = match &run {
+        Some(r) => {
+            let path = project.runs.join(r.run_id.to_string()).join(ENTITY_SNAPSHOT);
+            let entity = Warehouse::read_snapshot(&path, &work.job.entity, work.schema.clone())
+                .map_err(|e| DiffError::Failed(e.to_string()))?;
+            (entity, format!("the rows of run {}", r.run_id))
+        }
+        None => (fresh_entity(project, &work, as_of)?, "freshly loaded sources".to_string()),
+    };
+    let previous = match &run {
+        Some(_) => store.previous(&work.job.name, as_of).map_err(|e| DiffError::Failed(e.to_string()))?,
+        None => Previous::default(),
+    };
+    let evaluate = |plan: &Plan| {
+        let evaluator = Evaluator { engine: &plan.engine, templates: &plan.templates, as_of };
+        evaluator.evaluate_all(&plan.rule_sets, &entity, &previous)
+    };
+    let (base_out, work_out) = (evaluate(&base), evaluate(&work));
+    let mut names: Vec<&str> = work.rule_sets.iter().map(|s| s.name.as_str()).collect();
+    for s in &base.rule_sets {
+        if !names.contains(&s.name.as_str()) {
+            names.push(&s.name);
+        }
+    }
+    let find = |plan: &Plan, out: &[Vec<Outcome>], name: &str| {
+        plan.rule_sets
+            .iter()
+            .position(|s| s.name == name)
+            .map(|i| (plan.rule_sets[i].grades.iter().map(|g| g.name.to_string()).collect::<Vec<_>>(), out[i].clone()))
+    };
+    let rule_sets = names
+        .into_iter()
+        .map(|name| set_diff(name, find(&base, &base_out, name), find(&work, &work_out, name), &entity, &work))
+        .collect();
+    Ok(Diff {
+        base: options.base.to_string(),
+        job: work.job.name.clone(),
+        data,
+        as_of,
+        accounts: entity.len(),
+        rule_sets,
+    })
+}
+
+type Side = Option<(Vec<String>, Vec<Outcome>)>;
+
+fn set_diff(name: &str, base: Side, work: Side, entity: &Entity, plan: &Plan) -> SetDiff {
+    let status = match (&base, &work) {
+        (None, _) => "added",
+        (_, None) => "removed",
+        _ => "changed",
+    };
+    let mut grades: Vec<String> = Vec::new();
+    for side in [&base, &work].into_iter().flatten() {
+        for g in &side.0 {
+            if !grades.contains(g) {
+                grades.push(g.clone());
+            }
+        }
+    }
+    grades.push("none".into());
+    let empty = vec![Outcome::default(); entity.len()];
+    let before = base.as_ref().map_or(&empty, |b| &b.1);
+    let after = work.as_ref().map_or(&empty, |w| &w.1);
+    let index = |g: Option<&str>| grades.iter().position(|x| Some(x.as_str()) == g).unwrap_or(grades.len() - 1);
+    let mut matrix = vec![vec![0usize; grades.len()]; grades.len()];
+    let (mut moved, mut moved_arr, mut score_changed) = (0, 0.0, 0);
+    let mut accounts = Vec::new();
+    for row in 0..entity.len() {
+        let (b, a) = (&before[row], &after[row]);
+        matrix[index(b.grade.as_deref())][index(a.grade.as_deref())] += 1;
+        let grade_moved = b.grade != a.grade;
+        let score_moved =
+            b.score.zip(a.score).is_some_and(|(x, y)| (x - y).abs() > 1e-9) || b.score.is_some() != a.score.is_some();
+        if !grade_moved && !score_moved && b.fired == a.fired {
+            continue;
+        }
+        let arr = plan.job.entity.arr.as_deref().and_then(|c| crate::rules::engine::number(&entity.value(c, row)));
+        if grade_moved {
+            moved += 1;
+            moved_arr += arr.unwrap_or(0.0);
+        }
+        if score_moved {
+            score_changed += 1;
+        }
+        let mut rules: Vec<String> = a.fired.iter().filter(|f| !b.fired.contains(f)).map(|f| format!("+{f}")).collect();
+        rules.extend(b.fired.iter().filter(|f| !a.fired.contains(f)).map(|f| format!("-{f}")));
+        accounts.push(AccountChange {
+            account: entity.keys[row].to_string(),
+            name: plan.job.entity.name.as_deref().map(|c| display_value(&entity.value(c, row))),
+            arr,
+            before_grade: b.grade.as_deref().map(str::to_string),
+            after_grade: a.grade.as_deref().map(str::to_string),
+            before_score: b.score,
+            after_score: a.score,
+            rules,
+        });
+    }
+    // Grade moves first, then by ARR, largest first.
+    accounts.sort_by(|x, y| {
+        let moved = |c: &AccountChange| c.before_grade != c.after_grade;
+        moved(y)
+            .cmp(&moved(x))
+            .then(y.arr.unwrap_or(0.0).total_cmp(&x.arr.unwrap_or(0.0)))
+            .then(x.account.cmp(&y.account))
+    });
+    SetDiff { rule_set: name.to_string(), status, grades, matrix, moved, moved_arr, score_changed, accounts }
+}
+
+/// The base rules: `rules/` of a folder (or the folder itself), or of a git revision.
+fn base_rules_dir(project: &Project, base: &str) -> Result<PathBuf, DiffError> {
+    let as_dir = Path::new(base);
+    let as_dir = if as_dir.is_absolute() {
+        as_dir.to_path_buf()
+    } else {
+        std::env::current_dir().unwrap_or_default().join(as_dir)
+    };
+    if as_dir.is_dir() {
+        return Ok(if as_dir.join("rules").is_dir() { as_dir.join("rules") } else { as_dir });
+    }
+    let git = |args: &[&str]| Command::new("git").arg("-C").arg(&project.root).args(args).output();
+    let verify = git(&["rev-parse", "--verify", "--quiet", &format!("{base}^{{commit}}")])
+        .map_err(|e| DiffError::Failed(format!("cannot run git: {e}")))?;
+    if !verify.status.success() {
+        return Err(DiffError::Failed(format!(
+            "`{base}` is neither a folder nor a git revision of {}",
+            project.root.display()
+        )));
+    }
+    let prefix = git(&["rev-parse", "--show-prefix"]).map_err(|e| DiffError::Failed(e.to_string()))?;
+    let prefix = String::from_utf8_lossy(&prefix.stdout).trim().to_string();
+    let commit = String::from_utf8_lossy(&verify.stdout).trim().to_string();
+    let out = project.root.join(".keepwell/diff").join(&commit);
+    let _ = std::fs::remove_dir_all(&out);
+    std::fs::create_dir_all(&out).map_err(|e| DiffError::Failed(e.to_string()))?;
+    let tree = format!("{commit}:{prefix}rules");
+    let archive = Command::new("git")
+        .arg("-C")
+        .arg(&project.root)
+        .args(["archive", "--format=tar", &tree])
+        .output()
+        .map_err(|e| DiffError::Failed(format!("cannot run git: {e}")))?;
+    if !archive.status.success() {
+        return Err(DiffError::Failed(format!(
+            "revision `{base}` has no rules/ folder: {}",
+            String::from_utf8_lossy(&archive.stderr).trim()
+        )));
+    }
+    let mut tar = Command::new("tar")
+        .arg("-x")
+        .arg("-C")
+        .arg(&out)
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| DiffError::Failed(format!("cannot run tar: {e}")))?;
+    if let Some(stdin) = tar.stdin.as_mut() {
+        std::io::Write::write_all(stdin, &archive.stdout).map_err(|e| DiffError::Failed(e.to_string()))?;
+    }
+    let status = tar.wait().map_err(|e| DiffError::Failed(e.to_string()))?;
+    if !status.success() {
+        return Err(DiffError::Failed("could not unpack the base rules".into()));
+    }
+    Ok(out)
+}
+
+/// Loads the job's sources now, for a diff before the job has ever run.
+fn fresh_entity(project: &Project, plan: &Plan, as_of: chrono::NaiveDate) -> Result<Entity, DiffError> {
+    let fail = |e: String| DiffError::Failed(e);
+    let spill = project.runs.join("diff-spill");
+    std::fs::create_dir_all(&spill).map_err(|e| fail(e.to_string()))?;
+    let warehouse = Warehouse::open(&project.warehouse, Some(&spill)).map_err(|e| fail(e.to_string()))?;
+    for source in &plan.job.sources {
+        let loaded = warehouse.load(source).map_err(|e| fail(e.to_string()))?;
+        warehouse.check_loaded(source, &loaded).map_err(|e| fail(e.to_string()))?;
+    }
+    warehouse.lock().map_err(|e| fail(e.to_string()))?;
+    warehouse.set_as_of(as_of).map_err(|e| fail(e.to_string()))?;
+    warehouse.create_features(&plan.job.features).map_err(|d| fail(format!("{} ({})", d.message, d.location())))?;
+    warehouse.read_entity(&plan.job.entity, plan.schema.clone()).map_err(|e| fail(e.to_string()))
+}
+
+/// Grade transitions as text rows: `from \ to` headers, then counts.
+pub fn matrix_rows(s: &SetDiff) -> Vec<Vec<String>> {
+    let used: Vec<usize> = (0..s.grades.len())
+        .filter(|&i| s.matrix[i].iter().sum::<usize>() > 0 || s.matrix.iter().any(|r| r[i] > 0))
+        .collect();
+    let mut rows =
+        vec![std::iter::once("before \\ after".to_string()).chain(used.iter().map(|&j| s.grades[j].clone())).collect()];
+    for &i in &used {
+        rows.push(
+            std::iter::once(s.grades[i].clone()).chain(used.iter().map(|&j| s.matrix[i][j].to_string())).collect(),
+        );
+    }
+    rows
+}
