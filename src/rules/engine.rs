@@ -146,6 +146,10 @@ fn register_helpers(engine: &mut Engine) {
     });
     engine.register_fn("round", |_: (), _: INT| ());
     engine.register_fn("abs", |_: ()| ());
+    engine.register_fn("min", |_: (), _: Dynamic| ());
+    engine.register_fn("min", |_: Dynamic, _: ()| ());
+    engine.register_fn("max", |_: (), _: Dynamic| ());
+    engine.register_fn("max", |_: Dynamic, _: ()| ());
     engine.register_fn("lower", |s: &str| s.to_lowercase());
     engine.register_fn("lower", |_: ()| ());
     engine.register_fn("upper", |s: &str| s.to_uppercase());

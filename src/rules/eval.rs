@@ -448,7 +448,7 @@ impl Evaluator<'_> {
         let template = self.templates.get_template(name).map_err(|e| e.to_string())?;
         let mut ctx: std::collections::BTreeMap<String, minijinja::Value> =
             scope.iter_raw().map(|(k, _, v)| (k.to_string(), to_template_value(v))).collect();
-        ctx.insert("points".into(), minijinja::Value::from(points));
+        ctx.insert("points".into(), to_template_value(&Dynamic::from_float(points)));
         template.render(ctx).map_err(|e| format!("the reason could not be written: {e}"))
     }
 

@@ -93,6 +93,9 @@ pub struct RawGiven {
     pub score: Option<f64>,
     pub grade: Option<String>,
     pub days_in_grade: Option<i64>,
+    /// For `prev`: the scores of the last runs, oldest first.
+    #[serde(default)]
+    pub scores: Vec<f64>,
     #[serde(default)]
     pub tags: Vec<String>,
     #[serde(default)]

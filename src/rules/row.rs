@@ -213,7 +213,8 @@ pub fn to_template_value(v: &Dynamic) -> minijinja::Value {
     } else if let Ok(i) = v.as_int() {
         minijinja::Value::from(i)
     } else if let Ok(f) = v.as_float() {
-        minijinja::Value::from(f)
+        // Whole numbers read as such in reasons and mail: 120000, not 120000.0.
+        if f.fract() == 0.0 && f.abs() < 1e15 { minijinja::Value::from(f as i64) } else { minijinja::Value::from(f) }
     } else if let Ok(b) = v.as_bool() {
         minijinja::Value::from(b)
     } else if v.is_array() {

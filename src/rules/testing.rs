@@ -81,7 +81,11 @@ fn run_test(ctx: &TestContext, set: &RuleSet, test: &RawTest) -> TestResult {
             score: prev.score,
             grade: prev.grade.clone(),
             grade_since: prev.days_in_grade.map(|d| prev_as_of - Duration::days(d)),
-            scores: vec![prev.score],
+            scores: if prev.scores.is_empty() {
+                vec![prev.score]
+            } else {
+                prev.scores.iter().map(|s| Some(*s)).collect()
+            },
         };
         previous.by_set.entry(set.name.clone()).or_default().insert(Arc::from("test"), outcome);
     }
@@ -189,7 +193,7 @@ fn compare(expect: &RawExpect, actual: &Outcome) -> Vec<String> {
     }
     for (label, expected) in [("grade", &expect.grade), ("class", &expect.class)] {
         if let Some(g) = expected {
-            if actual.grade.as_deref() != Some(g.as_str()) {
+            if actual.grade.as_deref().unwrap_or("none") != g {
                 failures.push(format!("{label}: expected {g}, got {}", actual.grade.as_deref().unwrap_or("none")));
             }
         }
