@@ -25,11 +25,11 @@ fn a_good_run_publishes_outcomes_lists_and_mail() {
     assert_eq!(
         outcomes(&p, 1),
         [
-            "A1|health|60.0|red|[low_utilisation]|[20.0% of seats in use]",
+            "A1|health|60.0|red|[low_utilisation]|[20% of seats in use]",
             "A1|risk|60.0|high|[hard_hit_industry]|[travel is hit hard]",
             "A2|health|100.0|green|[]|[]",
             "A2|risk|0.0|low|[]|[]",
-            "A3|health|50.0|red|[low_utilisation, risky_and_small]|[20.0% of seats in use]",
+            "A3|health|50.0|red|[low_utilisation, risky_and_small]|[20% of seats in use]",
             "A3|risk|60.0|high|[hard_hit_industry]|[retail is hit hard]",
         ]
     );
@@ -40,7 +40,7 @@ fn a_good_run_publishes_outcomes_lists_and_mail() {
     let csv = std::fs::read_to_string(p.path().join(&files[0])).expect("csv");
     assert_eq!(
         csv,
-        "Account,ARR,Why\nAcme,120000,\"travel is hit hard, 20.0% of seats in use\"\nInitech,8000,\"retail is hit hard, 20.0% of seats in use\"\n"
+        "Account,ARR,Why\nAcme,120000,\"travel is hit hard, 20% of seats in use\"\nInitech,8000,\"retail is hit hard, 20% of seats in use\"\n"
     );
     let mails: Vec<String> = p.files_under(".keepwell/outbox").iter().map(|f| f.display().to_string()).collect();
     assert_eq!(
