@@ -7,7 +7,7 @@ mod common;
 
 use common::Project;
 
-/// (case, file to edit, text to find, replacement)
+/// (case, file to edit, text to find (`*`: the whole file), replacement)
 const CASES: &[(&str, &str, &str, &str)] = &[
     ("unknown_column", "rules/risk.yaml", "when: industry in", "when: industy in"),
     (
@@ -49,6 +49,39 @@ const CASES: &[(&str, &str, &str, &str)] = &[
     ("unknown_rule_set", "jobs/nightly.yaml", "rule_sets: [risk, health]", "rule_sets: [risk, helth]"),
     ("bad_column_type", "jobs/nightly.yaml", "seats: INTEGER", "seats: INTEGR"),
     ("unknown_output_column", "jobs/nightly.yaml", "- Account: name", "- Account: nme"),
+    (
+        "unknown_lookup_table",
+        "rules/risk.yaml",
+        "when: industry in [\"travel\", \"retail\"]",
+        "when: lookup(\"sectors\", industry, \"points\") > 0",
+    ),
+    (
+        "unknown_lookup_column",
+        "rules/risk.yaml",
+        "when: industry in [\"travel\", \"retail\"]",
+        "when: lookup(\"regions\", industry, \"point\") > 0",
+    ),
+    ("two_kinds_in_one_set", "rules/risk.yaml", "rules:", "measures:\n  - { id: m, weight: 1, score: \"50\" }\nrules:"),
+    (
+        "measure_without_scoring",
+        "rules/health.yaml",
+        "*",
+        "grades: [{ grade: ok }]\nmeasures:\n  - id: usage\n    weight: 10\n    value: utilisation\n",
+    ),
+    (
+        "bands_out_of_order",
+        "rules/health.yaml",
+        "*",
+        "grades: [{ grade: ok }]\nmeasures:\n  - id: usage\n    weight: 10\n    value: utilisation\n    bands:\n      - { min: 50, score: 100 }\n      - { min: 80, score: 50 }\n      - { score: 0 }\n",
+    ),
+    ("script_unknown_column", "rules/health.yaml", "*", "grades: [{ grade: ok }]\nscript: health.rhai\n"),
+];
+
+/// Files some cases need besides the edit.
+const EXTRA_FILES: &[(&str, &str, &str)] = &[
+    ("unknown_lookup_column", "rules/lookups/regions.csv", "industry,points\ntravel,10\n"),
+    ("unknown_lookup_table", "rules/lookups/regions.csv", "industry,points\ntravel,10\n"),
+    ("script_unknown_column", "rules/health.rhai", "let x = 1;\nif industy == \"travel\" { x = 2; }\n#{ score: x }\n"),
 ];
 
 #[test]
@@ -69,8 +102,15 @@ fn every_diagnostic_reads_exactly_as_expected() {
     for (case, file, find, replace) in CASES {
         let p = Project::new(&[]);
         let original = std::fs::read_to_string(p.path().join(file)).expect("read");
-        assert!(original.contains(find), "case {case}: `{find}` is not in {file}");
-        p.write(file, &original.replacen(find, replace, 1));
+        if *find == "*" {
+            p.write(file, replace);
+        } else {
+            assert!(original.contains(find), "case {case}: `{find}` is not in {file}");
+            p.write(file, &original.replacen(find, replace, 1));
+        }
+        for (_, path, text) in EXTRA_FILES.iter().filter(|(c, _, _)| c == case) {
+            p.write(path, text);
+        }
         let out = p.keepwell(&["check"]);
         let actual = format!("exit {}\n{}", out.code, out.stderr);
         let snapshot = dir.join(format!("{case}.txt"));

@@ -63,6 +63,7 @@ fn render(e: &Explanation) -> String {
                 .iter()
                 .map(|(k, v)| match v {
                     serde_json::Value::Null => format!("{k} = missing"),
+                    serde_json::Value::Number(n) => format!("{k} = {}", fmt(n.as_f64().unwrap_or_default())),
                     serde_json::Value::Object(_) => format!("{k} = {}", v),
                     other => format!("{k} = {other}"),
                 })

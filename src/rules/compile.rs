@@ -278,8 +278,16 @@ impl SetCompiler<'_> {
         .filter_map(|(present, k)| present.then_some(k))
         .collect();
         if kinds.len() > 1 {
+            // Point at the second kind's key, which is the one to move elsewhere.
+            let key = format!("{}:", kinds[1]);
+            let span = self
+                .file
+                .text
+                .lines()
+                .position(|l| l.starts_with(&key))
+                .map_or_else(|| self.file.start(), |i| self.file.span(i + 1, 1, kinds[1].len()));
             self.diags.push(
-                Diagnostic::error(self.file.start(), format!("rule set `{}` has {}", self.name, kinds.join(" and ")))
+                Diagnostic::error(span, format!("rule set `{}` has {}", self.name, kinds.join(" and ")))
                     .with_hint("a rule set is one kind: points `rules`, scorecard `measures`, classification `classes`, or a `script`; split it in two"),
             );
             return None;
@@ -626,6 +634,36 @@ fn position(pos: Position) -> (usize, usize) {
     (pos.line().unwrap_or(1), pos.position().unwrap_or(1))
 }
 
+/// What an expression reads as people name it: `risk.grade` for a field of a rule set's
+/// result, plain names otherwise; in order of first use.
+pub fn shows_of(ast: &rhai::AST) -> Vec<String> {
+    let mut shows: Vec<String> = Vec::new();
+    let mut push = |name: String| {
+        if !shows.contains(&name) {
+            shows.push(name);
+        }
+    };
+    ast.walk(&mut |path: &[ASTNode]| {
+        match path.last() {
+            Some(ASTNode::Expr(RhaiExpr::Dot(x, ..))) => {
+                if let (RhaiExpr::Variable(v, ..), RhaiExpr::Property(p, _)) = (&x.lhs, &x.rhs) {
+                    push(format!("{}.{}", v.1, p.2));
+                }
+            }
+            Some(ASTNode::Expr(RhaiExpr::Variable(v, ..))) => {
+                let under_dot = matches!(path.iter().rev().nth(1), Some(ASTNode::Expr(RhaiExpr::Dot(x, ..)))
+                    if matches!((&x.lhs, &x.rhs), (RhaiExpr::Variable(l, ..), RhaiExpr::Property(..)) if l.1 == v.1));
+                if !under_dot {
+                    push(v.1.to_string());
+                }
+            }
+            _ => {}
+        }
+        true
+    });
+    shows
+}
+
 /// Every variable an expression reads, in order of first use.
 pub fn reads_of(ast: &rhai::AST) -> Vec<String> {
     let mut reads: Vec<String> = Vec::new();
@@ -691,9 +729,10 @@ fn compile_source(
     match compiled {
         Ok(ast) => {
             let reads = reads_of(&ast);
+            let shows = shows_of(&ast);
             let mut problems = type_problems(&ast, &map, schema, what);
             problems.extend(lookup_problems(engine, &ast, &map, what));
-            Ok((Expr { source: src.value.clone(), ast, reads, map }, problems))
+            Ok((Expr { source: src.value.clone(), ast, reads, shows, map }, problems))
         }
         Err(e) => {
             let (line, col) = position(e.position());

@@ -241,7 +241,7 @@ impl Evaluator<'_> {
         } else {
             v.as_bool().map_err(|t| format!("the condition must give true or false, but gave {t}"))?
         };
-        let missing = !fired && when.reads.iter().any(|r| scope.get(r).is_some_and(Dynamic::is_unit));
+        let missing = !fired && when.shown_values(scope).iter().any(|(_, v)| v.is_unit());
         Ok(if missing { None } else { Some(fired) })
     }
 
@@ -539,7 +539,7 @@ pub fn grade_since(grade: Option<&str>, prev: Option<&PrevOutcome>, as_of: Naive
 }
 
 fn inputs_of(expr: &Expr, scope: &Scope<'static>) -> Vec<(String, Dynamic)> {
-    expr.reads.iter().filter_map(|r| scope.get(r).map(|v| (r.clone(), v.clone()))).collect()
+    expr.shown_values(scope)
 }
 
 /// A rhai error as one readable sentence.

@@ -129,7 +129,33 @@ pub struct Expr {
     pub ast: AST,
     /// Variables the expression reads (entity columns, rule sets, `prev`, `as_of`).
     pub reads: Vec<String>,
+    /// What it reads as a person sees it: `arr`, `risk.grade`, `prev.score`.
+    pub shows: Vec<String>,
     pub map: TextMap,
+}
+
+impl Expr {
+    /// The values of what the expression reads, in `scope`; a field of a missing map is
+    /// missing.
+    pub fn shown_values(&self, scope: &rhai::Scope) -> Vec<(String, rhai::Dynamic)> {
+        self.shows
+            .iter()
+            .filter_map(|path| {
+                let (var, field) = match path.split_once('.') {
+                    Some((v, f)) => (v, Some(f)),
+                    None => (path.as_str(), None),
+                };
+                let value = scope.get(var)?.clone();
+                let value = match field {
+                    None => value,
+                    Some(f) => {
+                        value.try_cast::<rhai::Map>().and_then(|m| m.get(f).cloned()).unwrap_or(rhai::Dynamic::UNIT)
+                    }
+                };
+                Some((path.clone(), value))
+            })
+            .collect()
+    }
 }
 
 impl RuleSet {
