@@ -6,6 +6,7 @@ mod diff;
 mod explain;
 mod run;
 mod runs;
+pub mod schema;
 mod test;
 
 use std::path::PathBuf;
@@ -68,6 +69,8 @@ enum Command {
     Explain(explain::Args),
     /// Run the tests written in the rule files.
     Test(test::Args),
+    /// Write JSON Schemas of job and rule files for editors.
+    Schema(schema::Args),
     /// Write a deterministic, realistic set of extracts to play with or benchmark on.
     DemoData(demo_data::Args),
 }
@@ -83,6 +86,7 @@ pub fn main() -> i32 {
     init_logging(&cli);
     let status = match &cli.command {
         Command::DemoData(args) => demo_data::execute(args),
+        Command::Schema(args) => schema::execute(args),
         command => match project(&cli) {
             Err(diags) => {
                 eprint!("{diags}");
@@ -95,7 +99,7 @@ pub fn main() -> i32 {
                 Command::Test(args) => test::execute(&project, args),
                 Command::Explain(args) => explain::execute(&project, args),
                 Command::Diff(args) => diff::execute(&project, args),
-                Command::DemoData(_) => unreachable!("handled above"),
+                Command::DemoData(_) | Command::Schema(_) => unreachable!("handled above"),
             },
         },
     };

@@ -4,34 +4,44 @@ use indexmap::IndexMap;
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
-#[derive(Debug, Deserialize)]
+/// A keepwell job (`jobs/*.yaml`).
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(title = "keepwell job")]
 pub struct RawJob {
+    #[schemars(with = "Option<String>")]
     pub name: Option<Spanned<String>>,
     pub description: Option<String>,
     pub sources: IndexMap<String, RawSource>,
     #[serde(default)]
+    #[schemars(with = "Vec<String>")]
     pub features: Vec<Spanned<String>>,
     pub entity: RawEntity,
+    #[schemars(with = "Vec<String>")]
     pub rule_sets: Vec<Spanned<String>>,
     #[serde(default)]
     pub outputs: Vec<RawOutput>,
     pub schedule: Option<RawSchedule>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawSource {
+    #[schemars(with = "String")]
     pub path: Spanned<String>,
+    #[schemars(with = "Option<String>")]
     pub format: Option<Spanned<String>>,
+    #[schemars(with = "IndexMap<String, String>")]
     pub columns: IndexMap<String, Spanned<String>>,
+    #[schemars(with = "Option<KeyColumns>")]
     pub primary_key: Option<Spanned<KeyColumns>>,
     pub max_rejects: Option<u64>,
+    #[schemars(with = "Option<String>")]
     pub max_age: Option<Spanned<String>>,
     pub delimiter: Option<String>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(untagged)]
 pub enum KeyColumns {
     One(String),
@@ -47,62 +57,79 @@ impl KeyColumns {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawEntity {
     /// The feature view with one row per account.
+    #[schemars(with = "String")]
     pub view: Spanned<String>,
+    #[schemars(with = "String")]
     pub key: Spanned<String>,
     /// Columns reports use: the account's name, its ARR and its owner's email address.
+    #[schemars(with = "Option<String>")]
     pub name: Option<Spanned<String>>,
+    #[schemars(with = "Option<String>")]
     pub arr: Option<Spanned<String>>,
+    #[schemars(with = "Option<String>")]
     pub owner: Option<Spanned<String>>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "snake_case")]
 pub enum RawOutput {
     Escalation(Box<RawEscalation>),
     Summary(RawSummary),
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawEscalation {
+    #[schemars(with = "String")]
     pub name: Spanned<String>,
     pub title: Option<String>,
     /// Which accounts to list: an expression over the account and its rule-set results.
+    #[schemars(with = "String")]
     pub when: Spanned<String>,
     /// Who receives each account: an expression giving an email address.
+    #[schemars(with = "String")]
     pub owner: Spanned<String>,
+    #[schemars(with = "Vec<RawColumn>")]
     pub columns: Vec<Spanned<RawColumn>>,
     /// Largest first: an expression to sort each owner's list by.
+    #[schemars(with = "Option<String>")]
     pub order_by: Option<Spanned<String>>,
+    #[schemars(with = "Option<String>")]
     pub subject: Option<Spanned<String>>,
     #[serde(default)]
+    #[schemars(with = "Vec<String>")]
     pub cc: Vec<Spanned<String>>,
 }
 
 /// A listed column: an expression, or `{ label: expression }`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(untagged)]
 pub enum RawColumn {
     Expression(String),
     Labeled(IndexMap<String, String>),
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawSummary {
+    #[schemars(with = "String")]
     pub name: Spanned<String>,
     pub title: Option<String>,
+    #[schemars(with = "Vec<String>")]
     pub to: Vec<Spanned<String>>,
+    #[schemars(with = "Option<String>")]
     pub subject: Option<Spanned<String>>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawSchedule {
+    #[schemars(with = "String")]
     pub cron: Spanned<String>,
+    #[schemars(with = "Option<String>")]
     pub timezone: Option<Spanned<String>>,
 }

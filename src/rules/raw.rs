@@ -3,13 +3,17 @@
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
-#[derive(Debug, Deserialize)]
+/// A keepwell rule set (`rules/*.yaml`).
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(title = "keepwell rule set")]
 pub struct RawRuleSet {
     /// Defaults to the file name without its extension.
+    #[schemars(with = "Option<String>")]
     pub name: Option<Spanned<String>>,
     pub description: Option<String>,
     #[serde(default)]
+    #[schemars(with = "Vec<String>")]
     pub depends_on: Vec<Spanned<String>>,
     #[serde(default)]
     pub score: RawScore,
@@ -24,23 +28,29 @@ pub struct RawRuleSet {
     /// Classification: the first class whose condition holds, else `default`.
     #[serde(default)]
     pub classes: Vec<RawClass>,
+    #[schemars(with = "Option<String>")]
     pub default: Option<Spanned<String>>,
     /// A rhai script (path relative to the rule file) for logic YAML cannot express.
+    #[schemars(with = "Option<String>")]
     pub script: Option<Spanned<String>>,
     /// Unit tests: given rows, expected results.
     #[serde(default)]
     pub tests: Vec<RawTest>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawMeasure {
+    #[schemars(with = "String")]
     pub id: Spanned<String>,
     pub description: Option<String>,
+    #[schemars(with = "f64")]
     pub weight: Spanned<f64>,
     /// An expression giving the measure's score, 0 to 100.
+    #[schemars(with = "Option<String>")]
     pub score: Option<Spanned<String>>,
     /// An expression whose value is scored by `bands` or `map`.
+    #[schemars(with = "Option<String>")]
     pub value: Option<Spanned<String>>,
     #[serde(default)]
     pub bands: Vec<RawBand>,
@@ -49,30 +59,36 @@ pub struct RawMeasure {
     #[serde(default)]
     pub manual: bool,
     /// Written when the measure scores below `reason_below` (default 50).
+    #[schemars(with = "Option<String>")]
     pub reason: Option<Spanned<String>>,
     pub reason_below: Option<f64>,
 }
 
 /// A band scores values at or above `min`; the last band may leave `min` out.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawBand {
+    #[schemars(with = "Option<f64>")]
     pub min: Option<Spanned<f64>>,
     pub score: f64,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawClass {
+    #[schemars(with = "String")]
     pub class: Spanned<String>,
     pub description: Option<String>,
+    #[schemars(with = "String")]
     pub when: Spanned<String>,
+    #[schemars(with = "Option<String>")]
     pub reason: Option<Spanned<String>>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawTest {
+    #[schemars(with = "String")]
     pub name: Spanned<String>,
     /// The entity row; columns left out are missing.
     #[serde(default)]
@@ -87,7 +103,7 @@ pub struct RawTest {
     pub expect: RawExpect,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawGiven {
     pub score: Option<f64>,
@@ -102,7 +118,7 @@ pub struct RawGiven {
     pub fired: Vec<String>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawExpect {
     pub score: Option<f64>,
@@ -114,7 +130,7 @@ pub struct RawExpect {
     pub reasons: Option<Vec<String>>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawScore {
     pub base: Option<f64>,
@@ -122,28 +138,34 @@ pub struct RawScore {
     pub max: Option<f64>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawGrade {
+    #[schemars(with = "String")]
     pub grade: Spanned<String>,
+    #[schemars(with = "Option<f64>")]
     pub min: Option<Spanned<f64>>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawRule {
+    #[schemars(with = "String")]
     pub id: Spanned<String>,
     pub description: Option<String>,
+    #[schemars(with = "String")]
     pub when: Spanned<String>,
+    #[schemars(with = "Option<RawPoints>")]
     pub points: Option<Spanned<RawPoints>>,
     #[serde(default)]
     pub tags: Vec<String>,
+    #[schemars(with = "Option<String>")]
     pub reason: Option<Spanned<String>>,
     pub enabled: Option<bool>,
 }
 
 /// Points are a number or an expression that computes one.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(untagged)]
 pub enum RawPoints {
     Number(f64),

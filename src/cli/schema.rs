@@ -1,0 +1,38 @@
+//! `keepwell schema`: JSON Schemas for job and rule files, generated from the same types that
+//! parse them, for editors' YAML extensions.
+
+use std::path::PathBuf;
+
+use crate::cli::ExitStatus;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Where to write `job.schema.json` and `rule-set.schema.json`.
+    #[arg(long, default_value = "docs/schemas")]
+    out: PathBuf,
+}
+
+/// (file name, schema) for every kind of file keepwell reads.
+pub fn schemas() -> Vec<(&'static str, String)> {
+    let pretty = |s: schemars::Schema| serde_json::to_string_pretty(&s).unwrap_or_default() + "\n";
+    vec![
+        ("job.schema.json", pretty(schemars::schema_for!(crate::job::raw::RawJob))),
+        ("rule-set.schema.json", pretty(schemars::schema_for!(crate::rules::raw::RawRuleSet))),
+    ]
+}
+
+pub fn execute(args: &Args) -> ExitStatus {
+    if let Err(e) = std::fs::create_dir_all(&args.out) {
+        eprintln!("error: cannot create {}: {e}", args.out.display());
+        return ExitStatus::Failure;
+    }
+    for (name, schema) in schemas() {
+        let path = args.out.join(name);
+        if let Err(e) = std::fs::write(&path, schema) {
+            eprintln!("error: cannot write {}: {e}", path.display());
+            return ExitStatus::Failure;
+        }
+        println!("{}", path.display());
+    }
+    ExitStatus::Success
+}
