@@ -95,10 +95,61 @@ impl Job {
         let mut diags = Diagnostics::default();
         let stem = path.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_default();
         let name = raw.name.as_ref().map_or(stem, |n| n.value.clone());
-        let sources: Vec<Source> =
-            raw.sources.iter().filter_map(|(n, s)| source(project, &file, n, s, &mut diags)).collect();
-        let features = features(project, &file, &raw.features, &sources, &mut diags);
-        let entity = entity(&file, &raw, &sources, &features, &mut diags);
+        let base = match &raw.extends {
+            Some(ext) => {
+                let base_path = project.root.join(&ext.value);
+                let span = yaml::span_of(&file, ext, ext.value.len());
+                if base_path == path {
+                    diags.push(Diagnostic::error(span, format!("job `{name}` extends itself")));
+                    None
+                } else if !base_path.is_file() {
+                    diags.push(
+                        Diagnostic::error(span, format!("cannot read the base job `{}`", ext.value))
+                            .with_hint("`extends` takes a job file's path relative to the project folder"),
+                    );
+                    None
+                } else {
+                    match Job::load(project, &base_path) {
+                        Ok((base, d)) => {
+                            diags.extend(d);
+                            Some(base)
+                        }
+                        Err(d) => {
+                            diags.extend(d);
+                            None
+                        }
+                    }
+                }
+            }
+            None => None,
+        };
+        let mut sources: Vec<Source> = base.as_ref().map(|b| b.sources.clone()).unwrap_or_default();
+        for (n, s) in &raw.sources {
+            if let Some(source) = source(project, &file, n, s, &mut diags) {
+                sources.retain(|x| x.name != source.name);
+                sources.push(source);
+            }
+        }
+        let features = match (&raw.features, &base) {
+            (Some(f), _) => features(project, &file, f, &sources, &mut diags),
+            (None, Some(b)) => b.features.clone(),
+            (None, None) => Vec::new(),
+        };
+        let entity = match (&raw.entity, &base) {
+            (Some(e), _) => Some(entity(&file, e, &sources, &features, &mut diags)),
+            (None, Some(b)) => Some(b.entity.clone()),
+            (None, None) => None,
+        };
+        let rule_sets = raw.rule_sets.clone().or_else(|| base.as_ref().map(|b| b.rule_sets.clone()));
+        let (Some(entity), Some(rule_sets)) = (entity, rule_sets) else {
+            let missing = if raw.entity.is_none() { "entity" } else { "rule_sets" };
+            diags.push(
+                Diagnostic::error(file.start(), format!("job `{name}` has no `{missing}`")).with_hint(
+                    "every job names its entity view and the rule sets it runs, or `extends` a job that does",
+                ),
+            );
+            return Err(diags);
+        };
         let schedule = raw.schedule.as_ref().and_then(|s| schedule(&file, s, &mut diags));
         for output in &raw.outputs {
             check_addresses(&file, output, &mut diags);
@@ -110,7 +161,7 @@ impl Job {
             sources,
             features,
             entity,
-            rule_sets: raw.rule_sets,
+            rule_sets,
             outputs: raw.outputs,
             schedule,
         };
@@ -249,12 +300,11 @@ fn features(
 
 fn entity(
     file: &SourceFile,
-    raw: &RawJob,
+    e: &raw::RawEntity,
     sources: &[Source],
     features: &[Feature],
     diags: &mut Diagnostics,
 ) -> EntitySpec {
-    let e = &raw.entity;
     let view = &e.view.value;
     let span = yaml::span_of(file, &e.view, view.len());
     if !features.iter().any(|f| f.name == *view) && !sources.iter().any(|s| s.name == *view) {

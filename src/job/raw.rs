@@ -12,13 +12,17 @@ pub struct RawJob {
     #[schemars(with = "Option<String>")]
     pub name: Option<Spanned<String>>,
     pub description: Option<String>,
-    pub sources: IndexMap<String, RawSource>,
+    /// Another job file (relative to the project) whose sources, features, entity and rule
+    /// sets this job starts from; anything this file sets replaces the base's.
+    #[schemars(with = "Option<String>")]
+    pub extends: Option<Spanned<String>>,
     #[serde(default)]
-    #[schemars(with = "Vec<String>")]
-    pub features: Vec<Spanned<String>>,
-    pub entity: RawEntity,
-    #[schemars(with = "Vec<String>")]
-    pub rule_sets: Vec<Spanned<String>>,
+    pub sources: IndexMap<String, RawSource>,
+    #[schemars(with = "Option<Vec<String>>")]
+    pub features: Option<Vec<Spanned<String>>>,
+    pub entity: Option<RawEntity>,
+    #[schemars(with = "Option<Vec<String>>")]
+    pub rule_sets: Option<Vec<Spanned<String>>>,
     #[serde(default)]
     pub outputs: Vec<RawOutput>,
     pub schedule: Option<RawSchedule>,
