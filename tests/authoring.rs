@@ -70,7 +70,7 @@ risk (points): 60 -> high
 health (points): 50 -> red
   fired     low_utilisation       -40  utilisation = 20
                                        20% of seats in use
-  fired     risky_and_small       -10  arr = 8000, risk.grade = \"high\"
+  fired     risky_and_small       -10  risk.grade = \"high\", arr = 8000
   = base 100 plus the points of the rules that fired, kept within 0..100: 50 -> red
 "
     );

@@ -637,30 +637,33 @@ fn position(pos: Position) -> (usize, usize) {
 /// What an expression reads as people name it: `risk.grade` for a field of a rule set's
 /// result, plain names otherwise; in order of first use.
 pub fn shows_of(ast: &rhai::AST) -> Vec<String> {
-    let mut shows: Vec<String> = Vec::new();
-    let mut push = |name: String| {
-        if !shows.contains(&name) {
-            shows.push(name);
-        }
-    };
+    let mut found: Vec<((usize, usize), String)> = Vec::new();
     ast.walk(&mut |path: &[ASTNode]| {
         match path.last() {
             Some(ASTNode::Expr(RhaiExpr::Dot(x, ..))) => {
-                if let (RhaiExpr::Variable(v, ..), RhaiExpr::Property(p, _)) = (&x.lhs, &x.rhs) {
-                    push(format!("{}.{}", v.1, p.2));
+                if let (RhaiExpr::Variable(v, _, pos), RhaiExpr::Property(p, _)) = (&x.lhs, &x.rhs) {
+                    found.push((position(*pos), format!("{}.{}", v.1, p.2)));
                 }
             }
-            Some(ASTNode::Expr(RhaiExpr::Variable(v, ..))) => {
+            Some(ASTNode::Expr(RhaiExpr::Variable(v, _, pos))) => {
                 let under_dot = matches!(path.iter().rev().nth(1), Some(ASTNode::Expr(RhaiExpr::Dot(x, ..)))
                     if matches!((&x.lhs, &x.rhs), (RhaiExpr::Variable(l, ..), RhaiExpr::Property(..)) if l.1 == v.1));
                 if !under_dot {
-                    push(v.1.to_string());
+                    found.push((position(*pos), v.1.to_string()));
                 }
             }
             _ => {}
         }
         true
     });
+    // In reading order, whatever order the tree is walked in.
+    found.sort();
+    let mut shows: Vec<String> = Vec::new();
+    for (_, name) in found {
+        if !shows.contains(&name) {
+            shows.push(name);
+        }
+    }
     shows
 }
 
