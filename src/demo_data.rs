@@ -129,10 +129,13 @@ struct Writers {
     surveys: BufWriter<File>,
     milestones: BufWriter<File>,
     sentiment: BufWriter<File>,
-    counts: [u64; 8],
+    engagements: BufWriter<File>,
+    opportunities: BufWriter<File>,
+    overrides: BufWriter<File>,
+    counts: [u64; 11],
 }
 
-const FILES: [&str; 8] = [
+const FILES: [&str; 11] = [
     "accounts.csv",
     "modules.csv",
     "daily_usage.csv",
@@ -141,7 +144,19 @@ const FILES: [&str; 8] = [
     "survey_responses.csv",
     "milestones.csv",
     "csm_sentiment.csv",
+    "engagements.csv",
+    "opportunities.csv",
+    "churn_overrides.csv",
 ];
+
+/// The product's modules and the segments each is sold to (written once, not per account).
+const CATALOGUE: &str = "module,segments
+analytics,smb|mid_market|enterprise
+automation,mid_market|enterprise
+integrations_hub,mid_market|enterprise
+sso,enterprise
+advanced_reporting,mid_market|enterprise
+";
 
 pub fn generate(options: &DemoOptions, out: &Path) -> std::io::Result<Written> {
     std::fs::create_dir_all(out)?;
@@ -155,11 +170,14 @@ pub fn generate(options: &DemoOptions, out: &Path) -> std::io::Result<Written> {
         surveys: open(FILES[5])?,
         milestones: open(FILES[6])?,
         sentiment: open(FILES[7])?,
-        counts: [0; 8],
+        engagements: open(FILES[8])?,
+        opportunities: open(FILES[9])?,
+        overrides: open(FILES[10])?,
+        counts: [0; 11],
     };
     writeln!(
         w.accounts,
-        "account_id,name,industry,country,language,segment,funding_stage,runway_months,arr,seats,contract_start,renewal_date,csm_email,manager_email,expected_churn"
+        "account_id,name,industry,country,language,segment,funding_stage,runway_months,arr,seats,contract_start,renewal_date,csm_email,manager_email"
     )?;
     writeln!(w.modules, "account_id,module,status")?;
     writeln!(w.usage, "account_id,day,active_users,key_feature_events")?;
@@ -168,6 +186,10 @@ pub fn generate(options: &DemoOptions, out: &Path) -> std::io::Result<Written> {
     writeln!(w.surveys, "account_id,answered_at,kind,score")?;
     writeln!(w.milestones, "account_id,milestone,reached_at")?;
     writeln!(w.sentiment, "account_id,sentiment,updated_at,note")?;
+    writeln!(w.engagements, "account_id,day,kind")?;
+    writeln!(w.opportunities, "opportunity_id,account_id,kind,stage,amount,created_on")?;
+    writeln!(w.overrides, "account_id,expected_churn,set_by,note")?;
+    std::fs::write(out.join("module_catalogue.csv"), CATALOGUE)?;
     let csms = (options.accounts / 40).clamp(3, 2000);
     let managers = csms.div_ceil(6);
     let mut rng = ChaCha8Rng::seed_from_u64(options.seed);
@@ -186,6 +208,9 @@ pub fn generate(options: &DemoOptions, out: &Path) -> std::io::Result<Written> {
         &mut w.surveys,
         &mut w.milestones,
         &mut w.sentiment,
+        &mut w.engagements,
+        &mut w.opportunities,
+        &mut w.overrides,
     ] {
         f.flush()?;
     }
@@ -239,19 +264,25 @@ fn account(
     let csm = i % csms;
     let csm_email = format!("csm{:03}@example.com", csm + 1);
     let manager_email = format!("manager{:02}@example.com", csm / 6 % managers + 1);
+    // A champion leaving often starts the decline, so the two go together.
+    let declining = rng.random_bool(0.12);
     let story = Story {
-        declining: rng.random_bool(0.12),
-        champion_left: rng.random_bool(0.08),
+        declining,
+        champion_left: rng.random_bool(if declining { 0.35 } else { 0.06 }),
         ticket_spike: rng.random_bool(0.07),
         stalled: tenure_days < 240 && rng.random_bool(0.35),
         over_entitlement: rng.random_bool(0.08),
         new_sponsor: rng.random_bool(0.05),
     };
-    let expected_churn = story.declining && story.champion_left && rng.random_bool(0.5);
+    // Managers mark some of the worst accounts as expected churn, in their own extract.
+    if story.declining && story.champion_left && rng.random_bool(0.6) {
+        writeln!(w.overrides, "{id},true,{manager_email},Sponsor confirmed they will not renew")?;
+        w.counts[10] += 1;
+    }
     let runway_text = runway.map(|r| r.to_string()).unwrap_or_default();
     writeln!(
         w.accounts,
-        "{id},{name},{industry},{country},{language},{segment},{funding},{runway_text},{arr:.2},{seats},{contract_start},{renewal},{csm_email},{manager_email},{expected_churn}"
+        "{id},{name},{industry},{country},{language},{segment},{funding},{runway_text},{arr:.2},{seats},{contract_start},{renewal},{csm_email},{manager_email}"
     )?;
     w.counts[0] += 1;
 
@@ -287,11 +318,52 @@ fn account(
             writeln!(w.milestones, "{id},go_live,{go_live}")?;
             w.counts[6] += 1;
             let first_value = go_live + Duration::days(rng.random_range(5..80));
-            if first_value <= as_of && !rng.random_bool(0.1) {
+            if first_value <= as_of && !rng.random_bool(0.04) {
                 writeln!(w.milestones, "{id},first_value,{first_value}")?;
                 w.counts[6] += 1;
             }
         }
+    }
+
+    // Implementation satisfaction, asked once the account is live.
+    if !story.stalled && tenure_days > 120 && rng.random_bool(0.6) {
+        let score = if story.declining { rng.random_range(1..4) } else { rng.random_range(3..6) };
+        writeln!(
+            w.surveys,
+            "{id},{},implementation,{score}",
+            contract_start + Duration::days(rng.random_range(100..120))
+        )?;
+        w.counts[5] += 1;
+    }
+
+    // Meetings and QBRs: fewer when the account is drifting away.
+    let meetings = if story.declining { rng.random_range(0..2) } else { rng.random_range(0..6) };
+    for _ in 0..meetings {
+        writeln!(w.engagements, "{id},{},meeting", as_of - Duration::days(rng.random_range(1..120)))?;
+        w.counts[8] += 1;
+    }
+    if segment != "smb" && rng.random_bool(if story.declining { 0.3 } else { 0.8 }) {
+        writeln!(w.engagements, "{id},{},qbr", as_of - Duration::days(rng.random_range(5..200)))?;
+        w.counts[8] += 1;
+    }
+
+    // Open upsell conversations, most often where usage is above what was bought.
+    let upsell = if story.over_entitlement {
+        0.6
+    } else if troubled {
+        0.03
+    } else {
+        0.15
+    };
+    if rng.random_bool(upsell) {
+        let amount = (arr * rng.random_range(0.1..0.5)).round();
+        writeln!(
+            w.opportunities,
+            "O{:07},{id},upsell,open,{amount:.2},{}",
+            i + 1,
+            as_of - Duration::days(rng.random_range(3..90))
+        )?;
+        w.counts[9] += 1;
     }
 
     // The CSM's own judgement, often but not always in line with the data.
@@ -367,7 +439,8 @@ fn tickets(
                 ("integration", 12),
                 ("billing", 8),
                 ("complaint", 5),
-                ("feature_request", 10),
+                ("feature_request", 8),
+                ("performance", 4),
             ],
             |x| x.1,
         )

@@ -1,10 +1,11 @@
--- Experience (DOMAIN.md §3): the latest NPS and CSAT answers, and the CSM's latest
--- sentiment, a manual measure.
+-- Experience (DOMAIN.md §3): the latest NPS, CSAT and implementation-satisfaction answers,
+-- and the CSM's latest sentiment, a manual measure from its own extract.
 WITH surveys AS (
     SELECT
         account_id,
         arg_max(score, answered_at) FILTER (WHERE kind = 'nps') AS nps,
-        arg_max(score, answered_at) FILTER (WHERE kind = 'csat') AS csat
+        arg_max(score, answered_at) FILTER (WHERE kind = 'csat') AS csat,
+        arg_max(score, answered_at) FILTER (WHERE kind = 'implementation') AS implementation_csat
     FROM survey_responses
     GROUP BY account_id
 ),
@@ -13,7 +14,7 @@ sentiment AS (
     FROM csm_sentiment
     GROUP BY account_id
 )
-SELECT a.account_id, s.nps, s.csat, m.csm_sentiment
+SELECT a.account_id, s.nps, s.csat, s.implementation_csat, m.csm_sentiment
 FROM accounts a
 LEFT JOIN surveys s USING (account_id)
 LEFT JOIN sentiment m USING (account_id)

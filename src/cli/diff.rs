@@ -52,16 +52,7 @@ pub fn execute(project: &Project, args: &Args) -> ExitStatus {
 }
 
 fn money(v: f64) -> String {
-    let n = v.round() as i64;
-    let digits = n.abs().to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    format!("{}{out}", if n < 0 { "-" } else { "" })
+    crate::rules::engine::money(v).replace('$', "")
 }
 
 fn side(grade: &Option<String>, score: Option<f64>) -> String {

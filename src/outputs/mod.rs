@@ -76,21 +76,23 @@ pub fn load_templates(root: &Path, env: &mut Environment<'static>) -> Diagnostic
         }
     }
     env.add_filter("money", money);
+    // Whole numbers read as such in reasons and mail (`120000`, not `120000.0`).
+    env.set_formatter(|out, state, value| {
+        if value.kind() == minijinja::value::ValueKind::Number && !value.is_integer() {
+            if let Ok(f) = f64::try_from(value.clone()) {
+                if f.fract() == 0.0 && f.abs() < 1e15 {
+                    return out.write_str(&(f as i64).to_string()).map_err(minijinja::Error::from);
+                }
+            }
+        }
+        minijinja::escape_formatter(out, state, value)
+    });
     diags
 }
 
 /// `{{ arr | money }}`: `$1,234,567` style, whole units.
 fn money(v: Value) -> String {
-    let n = f64::try_from(v).unwrap_or(0.0).round() as i64;
-    let digits = n.abs().to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    format!("{}${out}", if n < 0 { "-" } else { "" })
+    crate::rules::engine::money(f64::try_from(v).unwrap_or(0.0))
 }
 
 /// Compiles a job's outputs against the entity's columns and the rule sets' names.
@@ -395,13 +397,16 @@ fn summary_context(view: &RunView, s: &Summary, lists: &[(&Escalation, Vec<Owner
     let total_arr: f64 = (0..view.entity.len())
         .filter_map(|r| arr_col.and_then(|c| crate::rules::engine::number(&view.entity.value(c, r))))
         .sum();
-    let sets: Vec<Value> = view
-        .rule_sets
-        .iter()
-        .zip(view.outcomes)
+    // In the order the job lists its rule sets; dependencies it does not list come last.
+    let listed = |name: &str| view.job.rule_sets.iter().position(|r| r.value == name).unwrap_or(usize::MAX);
+    let mut ordered: Vec<(&RuleSet, &Vec<Outcome>)> = view.rule_sets.iter().zip(view.outcomes).collect();
+    ordered.sort_by_key(|(set, _)| listed(&set.name));
+    let sets: Vec<Value> = ordered
+        .into_iter()
         .map(|(set, outcomes)| {
             let mut grades: Vec<Value> = Vec::new();
-            let names: Vec<Option<&str>> = set.grades.iter().map(|g| Some(&*g.name)).chain([None]).collect();
+            let grade_names = set.grade_names();
+            let names: Vec<Option<&str>> = grade_names.iter().map(|g| Some(&**g)).chain([None]).collect();
             for g in names {
                 let rows: Vec<usize> = (0..outcomes.len()).filter(|&r| outcomes[r].grade.as_deref() == g).collect();
                 if rows.is_empty() && g.is_none() {

@@ -444,7 +444,15 @@ impl SetCompiler<'_> {
             }
         }
         let default = raw.default.as_ref().map(|d| Arc::from(d.value.as_str()));
-        ok.then_some(Body::Classification { classes, default })
+        let default_reason = match &raw.default_reason {
+            Some(t) => {
+                let name = self.template(t, raw.default.as_ref().map_or("default", |d| d.value.as_str()));
+                ok &= name.is_some();
+                name
+            }
+            None => None,
+        };
+        ok.then_some(Body::Classification { classes, default, default_reason })
     }
 
     /// A script file next to the rule file, compiled with statements and loops allowed.

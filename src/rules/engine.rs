@@ -154,6 +154,7 @@ fn register_helpers(engine: &mut Engine) {
     engine.register_fn("lower", |_: ()| ());
     engine.register_fn("upper", |s: &str| s.to_uppercase());
     engine.register_fn("upper", |_: ()| ());
+    engine.register_fn("money", |x: Dynamic| number(&x).map_or(String::new(), money));
     engine.register_fn("trend", |values: Array| trend(&values).map_or(Dynamic::UNIT, Dynamic::from_float));
     engine.register_fn("trend", |_: ()| ());
     engine.register_fn("pct_change", |a: Dynamic, b: Dynamic| match (number(&a), number(&b)) {
@@ -189,4 +190,18 @@ pub fn trend(values: &[Dynamic]) -> Option<f64> {
     let cov: f64 = points.iter().map(|(x, y)| (x - mean_x) * (y - mean_y)).sum();
     let var: f64 = points.iter().map(|(x, _)| (x - mean_x).powi(2)).sum();
     Some(cov / var)
+}
+
+/// `$1,234,567`: whole currency units with thousands separators.
+pub fn money(v: f64) -> String {
+    let n = v.round() as i64;
+    let digits = n.abs().to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    format!("{}${out}", if n < 0 { "-" } else { "" })
 }

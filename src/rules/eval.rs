@@ -145,7 +145,9 @@ impl Evaluator<'_> {
         let mut outcome = match &set.body {
             Body::Points(rules) => self.points(set, rules, scope, trace),
             Body::Scorecard(measures) => self.scorecard(measures, scope, trace),
-            Body::Classification { classes, default } => self.classify(classes, default, scope, trace),
+            Body::Classification { classes, default, default_reason } => {
+                self.classify(classes, (default, default_reason), scope, trace)
+            }
             Body::Script(s) => self.script(set, &s.script, scope, trace),
         };
         if !outcome.errors.is_empty() {
@@ -339,7 +341,7 @@ impl Evaluator<'_> {
     fn classify(
         &self,
         classes: &[Class],
-        default: &Option<Arc<str>>,
+        default: (&Option<Arc<str>>, &Option<String>),
         scope: &mut Scope<'static>,
         mut trace: Option<&mut Vec<RuleTrace>>,
     ) -> Outcome {
@@ -378,7 +380,14 @@ impl Evaluator<'_> {
                 return outcome;
             }
         }
-        outcome.grade = default.clone();
+        let (class, reason) = default;
+        outcome.grade = class.clone();
+        if let Some(name) = reason {
+            match self.render_reason(name, scope, 0.0) {
+                Ok(text) => outcome.reasons.push(text),
+                Err(message) => outcome.errors.push(RuleError { rule: Arc::from("default"), message }),
+            }
+        }
         outcome
     }
 

@@ -42,7 +42,7 @@ pub enum Body {
     /// is spread over the others.
     Scorecard(Vec<Measure>),
     /// The first class whose condition holds, else the default.
-    Classification { classes: Vec<Class>, default: Option<Arc<str>> },
+    Classification { classes: Vec<Class>, default: Option<Arc<str>>, default_reason: Option<String> },
     /// A rhai script that returns `#{ score, grade, fired, reasons, tags }`.
     Script(Box<Script>),
 }
@@ -183,8 +183,22 @@ impl RuleSet {
         match &self.body {
             Body::Points(rules) => rules.iter().filter_map(|r| r.reason.as_deref()).collect(),
             Body::Scorecard(measures) => measures.iter().filter_map(|m| m.reason.as_deref()).collect(),
-            Body::Classification { classes, .. } => classes.iter().filter_map(|c| c.reason.as_deref()).collect(),
+            Body::Classification { classes, default_reason, .. } => {
+                classes.iter().filter_map(|c| c.reason.as_deref()).chain(default_reason.as_deref()).collect()
+            }
             Body::Script(_) => Vec::new(),
+        }
+    }
+
+    /// Every grade (or class) the rule set can give, best known order first.
+    pub fn grade_names(&self) -> Vec<Arc<str>> {
+        match &self.body {
+            Body::Classification { classes, default, .. } => {
+                let mut names: Vec<Arc<str>> = classes.iter().map(|c| c.id.clone()).collect();
+                names.extend(default.clone().filter(|d| !names.contains(d)));
+                names
+            }
+            _ => self.grades.iter().map(|g| g.name.clone()).collect(),
         }
     }
 

@@ -30,6 +30,9 @@ pub struct RawRuleSet {
     pub classes: Vec<RawClass>,
     #[schemars(with = "Option<String>")]
     pub default: Option<Spanned<String>>,
+    /// The reason written when the default class applies.
+    #[schemars(with = "Option<String>")]
+    pub default_reason: Option<Spanned<String>>,
     /// A rhai script (path relative to the rule file) for logic YAML cannot express.
     #[schemars(with = "Option<String>")]
     pub script: Option<Spanned<String>>,

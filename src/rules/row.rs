@@ -191,7 +191,7 @@ pub fn display_value(v: &Dynamic) -> String {
         format_float(f)
     } else if v.is_array() {
         let items: Vec<String> = v.clone().into_array().unwrap_or_default().iter().map(display_value).collect();
-        items.join(", ")
+        items.join("; ")
     } else {
         v.to_string()
     }
@@ -223,7 +223,9 @@ pub fn to_template_value(v: &Dynamic) -> minijinja::Value {
         minijinja::Value::from(items)
     } else if v.is_map() {
         let map = v.clone().cast::<rhai::Map>();
-        minijinja::Value::from_iter(map.iter().map(|(k, v)| (k.to_string(), to_template_value(v))))
+        let map: std::collections::BTreeMap<String, minijinja::Value> =
+            map.iter().map(|(k, v)| (k.to_string(), to_template_value(v))).collect();
+        minijinja::Value::from(map)
     } else {
         minijinja::Value::from(display_value(v))
     }
