@@ -27,7 +27,7 @@ test: $(DUCKDB_LIB)
 	$(CARGO) clippy --all-targets --quiet -- -D warnings
 	$(CARGO) test
 	$(CARGO) run --quiet -- check
-	$(CARGO) run --quiet -- test
+	$(CARGO) run --quiet -- test --strict
 
 build: $(DUCKDB_LIB)
 	$(CARGO) build --release

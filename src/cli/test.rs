@@ -12,6 +12,9 @@ use crate::rules::testing::{TestContext, run_tests};
 pub struct Args {
     /// Only the tests of these rule sets.
     rule_sets: Vec<String>,
+    /// Fail when a rule, measure or class is not seen firing in any test.
+    #[arg(long)]
+    strict: bool,
 }
 
 pub fn execute(project: &Project, args: &Args) -> ExitStatus {
@@ -57,7 +60,14 @@ pub fn execute(project: &Project, args: &Args) -> ExitStatus {
                 continue;
             }
             println!("{}", set.file.display);
-            for result in run_tests(&ctx, set, &raw.tests) {
+            let results = run_tests(&ctx, set, &raw.tests);
+            let uncovered: Vec<String> = set
+                .rule_ids()
+                .iter()
+                .filter(|id| !results.iter().any(|r| r.fired.iter().any(|f| **f == ***id)))
+                .map(|id| id.to_string())
+                .collect();
+            for result in results {
                 if result.failures.is_empty() {
                     passed += 1;
                     println!("  ok    {}", result.name);
@@ -67,6 +77,16 @@ pub fn execute(project: &Project, args: &Args) -> ExitStatus {
                     for f in &result.failures {
                         println!("        {f}");
                     }
+                }
+            }
+            if !uncovered.is_empty() {
+                println!(
+                    "  {}  no test sees these fire: {}",
+                    if args.strict { "FAIL" } else { "note" },
+                    uncovered.join(", ")
+                );
+                if args.strict {
+                    failed += 1;
                 }
             }
         }

@@ -190,6 +190,17 @@ impl RuleSet {
         }
     }
 
+    /// The ids a test can see fire: enabled rules, measures (below their threshold) and
+    /// classes. Scripts name their own.
+    pub fn rule_ids(&self) -> Vec<Arc<str>> {
+        match &self.body {
+            Body::Points(rules) => rules.iter().filter(|r| r.enabled).map(|r| r.id.clone()).collect(),
+            Body::Scorecard(measures) => measures.iter().map(|m| m.id.clone()).collect(),
+            Body::Classification { classes, .. } => classes.iter().map(|c| c.id.clone()).collect(),
+            Body::Script(_) => Vec::new(),
+        }
+    }
+
     /// Every grade (or class) the rule set can give, best known order first.
     pub fn grade_names(&self) -> Vec<Arc<str>> {
         match &self.body {

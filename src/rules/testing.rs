@@ -24,6 +24,8 @@ pub struct TestResult {
     pub location: String,
     /// Empty when the test passed; otherwise one line per difference.
     pub failures: Vec<String>,
+    /// What fired in the rule set under test, for coverage.
+    pub fired: Vec<String>,
 }
 
 struct TestRow {
@@ -55,7 +57,7 @@ pub fn run_tests(ctx: &TestContext, set: &RuleSet, tests: &[RawTest]) -> Vec<Tes
 
 fn run_test(ctx: &TestContext, set: &RuleSet, test: &RawTest) -> TestResult {
     let location = format!("{}:{}", set.file.display, test.name.referenced.line());
-    let mut result = TestResult { name: test.name.value.clone(), location, failures: Vec::new() };
+    let mut result = TestResult { name: test.name.value.clone(), location, failures: Vec::new(), fired: Vec::new() };
     let row = match test_row(ctx.schema, test) {
         Ok(row) => row,
         Err(failures) => {
@@ -108,6 +110,7 @@ fn run_test(ctx: &TestContext, set: &RuleSet, test: &RawTest) -> TestResult {
         done.push((s.name.clone(), outcome));
     }
     let actual = done.pop().map(|(_, o)| o).unwrap_or_default();
+    result.fired = actual.fired.iter().map(|f| f.to_string()).collect();
     result.failures.extend(compare(&test.expect, &actual));
     result
 }
