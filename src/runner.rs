@@ -12,6 +12,7 @@ use serde_json::json;
 
 use crate::delivery::Transport;
 use crate::diagnostic::Diagnostics;
+use crate::freshness::{self, Freshness};
 use crate::outputs::{RunView, render};
 use crate::plan::Plan;
 use crate::project::Project;
@@ -19,6 +20,40 @@ use crate::rules::RuleSetSources;
 use crate::rules::eval::{Evaluator, Previous};
 use crate::store::{Publication, Store};
 use crate::warehouse::{Reject, Warehouse};
+
+/// The run's record for tools, beside the store row (schema: docs/run-artifact.md).
+pub const RUN_ARTIFACT: &str = "run.json";
+
+/// Writes `run.json`: status, timings per stage and rule set, row counts, rejects, warnings.
+fn write_artifact(path: &Path, r: &RunReport) -> std::io::Result<()> {
+    let seconds = |d: &Duration| (d.as_secs_f64() * 1000.0).round() / 1000.0;
+    let artifact = json!({
+        "schema_version": 1,
+        "run_id": r.run_id,
+        "job": r.job,
+        "as_of": r.as_of.to_string(),
+        "status": r.status.as_str(),
+        "error": r.error,
+        "started_at": r.started_at.to_rfc3339(),
+        "finished_at": Utc::now().to_rfc3339(),
+        "accounts": r.accounts,
+        "stages": r.stages.iter().map(|(s, d)| json!({"stage": s, "seconds": seconds(d)})).collect::<Vec<_>>(),
+        "rule_sets": r.rule_set_times.iter().map(|(s, d)| json!({"rule_set": s, "seconds": seconds(d)})).collect::<Vec<_>>(),
+        "row_counts": r.row_counts.iter().map(|(s, n)| json!({"source": s, "rows": n})).collect::<Vec<_>>(),
+        "rejects": r.rejects.iter().map(|x| json!({
+            "source": x.source, "file": x.file, "line": x.line, "column": x.column, "reason": x.reason, "raw": x.raw
+        })).collect::<Vec<_>>(),
+        "account_errors": r.account_errors.iter().map(|e| json!({
+            "rule_set": e.rule_set, "rule": e.rule, "account": e.account, "message": e.message
+        })).collect::<Vec<_>>(),
+        "warnings": r.warnings,
+        "mails": r.mails,
+    });
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(path, serde_json::to_string_pretty(&artifact).unwrap_or_default() + "\n")
+}
 
 /// The entity rows of a run, kept beside it for `explain` and `diff`.
 pub const ENTITY_SNAPSHOT: &str = "entity.parquet";
@@ -66,6 +101,8 @@ pub struct RunReport {
     pub error: Option<String>,
     pub accounts: usize,
     pub stages: Vec<(&'static str, Duration)>,
+    pub rule_set_times: Vec<(String, Duration)>,
+    pub started_at: chrono::DateTime<Utc>,
     pub row_counts: Vec<(String, u64)>,
     pub rejects: Vec<Reject>,
     pub account_errors: Vec<AccountError>,
@@ -90,6 +127,8 @@ pub fn run(project: &Project, job_path: &Path, options: RunOptions) -> Result<Ru
         error: None,
         accounts: 0,
         stages: Vec::new(),
+        rule_set_times: Vec::new(),
+        started_at: Utc::now(),
         row_counts: Vec::new(),
         rejects: Vec::new(),
         account_errors: Vec::new(),
@@ -146,6 +185,12 @@ pub fn run(project: &Project, job_path: &Path, options: RunOptions) -> Result<Ru
             let _ = store.record_rejects(run_id, &report.rejects);
         }
     }
+    if let Some(run_id) = report.run_id {
+        let path = project.runs.join(run_id.to_string()).join(RUN_ARTIFACT);
+        if let Err(e) = write_artifact(&path, &report) {
+            tracing::warn!(path = %path.display(), error = %e, "Could not write the run artifact.");
+        }
+    }
     match report.status {
         RunStatus::Failed => {
             tracing::error!(job = %report.job, run_id = ?report.run_id, error = report.error.as_deref().unwrap_or(""), "Run failed.")
@@ -175,7 +220,22 @@ fn execute(
     std::fs::create_dir_all(&spill).map_err(|e| format!("cannot create `{}`: {e}", spill.display()))?;
     let warehouse = Warehouse::open(&project.warehouse, Some(&spill)).map_err(|e| e.to_string())?;
     for source in &plan.job.sources {
+        match freshness::check_files(source, std::time::SystemTime::now()) {
+            Freshness::Fresh => {}
+            Freshness::Warn(w) => report.warnings.push(w),
+            Freshness::Fail(e) => return Err(e),
+        }
+    }
+    for source in &plan.job.sources {
         let loaded = warehouse.load(source).map_err(|e| e.to_string())?;
+        if let Some(column) = &source.loaded_at {
+            let newest = warehouse.newest(&source.name, column).map_err(|e| e.to_string())?;
+            match freshness::check_loaded_at(source, newest, Utc::now()) {
+                Freshness::Fresh => {}
+                Freshness::Warn(w) => report.warnings.push(w),
+                Freshness::Fail(e) => return Err(e),
+            }
+        }
         tracing::info!(source = %source.name, rows = loaded.rows, rejects = loaded.rejects.len(), "Source loaded.");
         report.row_counts.push((source.name.clone(), loaded.rows));
         let checked = warehouse.check_loaded(source, &loaded);
@@ -203,7 +263,8 @@ fn execute(
         store.previous(&plan.job.name, options.as_of).map_err(|e| e.to_string())?
     };
     let evaluator = Evaluator { engine: &plan.engine, templates: &plan.templates, as_of: options.as_of };
-    let outcomes = evaluator.evaluate_all(&plan.rule_sets, &entity, &previous);
+    let (outcomes, timings) = evaluator.evaluate_timed(&plan.rule_sets, &entity, &previous);
+    report.rule_set_times = plan.rule_sets.iter().map(|s| s.name.clone()).zip(timings).collect();
     for (set, results) in plan.rule_sets.iter().zip(&outcomes) {
         for (row, o) in results.iter().enumerate() {
             for e in &o.errors {

@@ -328,6 +328,21 @@ impl Store {
         Ok(())
     }
 
+    /// Runs left `running` by a process that stopped mid-run become `failed`; they never
+    /// published, so the last good results stand.
+    pub fn recover_interrupted(&self) -> Result<usize, StoreError> {
+        Ok(self.conn.execute(
+            "UPDATE runs SET status = 'failed', finished_at = now(), \
+             error = 'interrupted: keepwell stopped during the run; nothing was published' WHERE status = 'running'",
+            [],
+        )?)
+    }
+
+    /// When the job's latest run started, whatever its outcome.
+    pub fn last_run_started(&self, job: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
+        Ok(self.conn.query_row("SELECT max(started_at) FROM runs WHERE job = ?", params![job], |r| r.get(0))?)
+    }
+
     pub fn runs(&self, job: Option<&str>, limit: usize) -> Result<Vec<RunRecord>, StoreError> {
         let mut stmt = self.conn.prepare(
             "SELECT run_id, job, as_of, started_at, finished_at, status, published, error, accounts, CAST(stages AS VARCHAR) \

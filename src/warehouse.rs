@@ -321,6 +321,12 @@ impl Warehouse {
         Ok(())
     }
 
+    /// The newest value of a timestamp column, for the freshness gate.
+    pub fn newest(&self, table: &str, column: &str) -> Result<Option<chrono::DateTime<chrono::Utc>>, WarehouseError> {
+        let sql = format!("SELECT CAST(max({}) AS TIMESTAMPTZ) FROM {}", ident(column), ident(table));
+        Ok(self.conn.query_row(&sql, [], |r| r.get(0))?)
+    }
+
     /// After loading, user SQL may read only the loaded tables: no files, no network, no
     /// extension installs, and the settings cannot be changed back.
     pub fn lock(&self) -> Result<(), WarehouseError> {

@@ -7,6 +7,8 @@ mod explain;
 mod run;
 mod runs;
 pub mod schema;
+mod serve;
+mod status;
 mod test;
 
 use std::path::PathBuf;
@@ -59,6 +61,10 @@ enum LogFormat {
 enum Command {
     /// Run a job now: load, score, publish, mail.
     Run(run::Args),
+    /// Run every job that has a schedule, as a daemon.
+    Serve(serve::Args),
+    /// Each scheduled job: its next fire time and its last run.
+    Status(status::Args),
     /// Check every job and rule file and report every problem at once.
     Check(check::Args),
     /// List recent runs with status and timings.
@@ -96,6 +102,8 @@ pub fn main() -> i32 {
                 Command::Run(args) => run::execute(&project, args),
                 Command::Check(args) => check::execute(&project, args),
                 Command::Runs(args) => runs::execute(&project, args),
+                Command::Serve(args) => serve::execute(&project, args),
+                Command::Status(args) => status::execute(&project, args),
                 Command::Test(args) => test::execute(&project, args),
                 Command::Explain(args) => explain::execute(&project, args),
                 Command::Diff(args) => diff::execute(&project, args),

@@ -27,6 +27,7 @@ pub struct Job {
     pub rule_sets: Vec<Spanned<String>>,
     pub outputs: Vec<RawOutput>,
     pub schedule: Option<Schedule>,
+    pub on_failure: Vec<lettre::message::Mailbox>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,6 +50,8 @@ pub struct Source {
     pub primary_key: Vec<String>,
     pub max_rejects: u64,
     pub max_age: Option<Duration>,
+    pub loaded_at: Option<String>,
+    pub on_stale: OnStale,
     pub span: Span,
 }
 
@@ -84,6 +87,24 @@ pub struct Schedule {
     pub cron: croner::Cron,
     pub cron_text: String,
     pub timezone: chrono_tz::Tz,
+    pub retries: u32,
+    pub retry_delay: Duration,
+    pub catch_up: CatchUp,
+}
+
+/// What the daemon does with fire times it missed while it was down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CatchUp {
+    /// Run the latest missed fire time once.
+    Latest,
+    None,
+}
+
+/// What a stale source does to the run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnStale {
+    Fail,
+    Warn,
 }
 
 impl Job {
@@ -154,6 +175,7 @@ impl Job {
         for output in &raw.outputs {
             check_addresses(&file, output, &mut diags);
         }
+        let on_failure = raw.on_failure.iter().filter_map(|a| address(&file, a, &mut diags)).collect();
         let job = Job {
             name,
             description: raw.description,
@@ -164,6 +186,7 @@ impl Job {
             rule_sets,
             outputs: raw.outputs,
             schedule,
+            on_failure,
         };
         Ok((job, diags))
     }
@@ -241,6 +264,32 @@ fn source(
             None
         }
     });
+    let on_stale = match raw.on_stale.as_ref().map(|o| o.value.as_str()) {
+        None | Some("fail") => OnStale::Fail,
+        Some("warn") => OnStale::Warn,
+        Some(other) => {
+            let o = raw.on_stale.as_ref().expect("on_stale is set");
+            diags.push(
+                Diagnostic::error(
+                    yaml::span_of(file, o, other.len()),
+                    format!("unknown on_stale `{other}` for source `{name}`"),
+                )
+                .with_hint("use `fail` (stop the run) or `warn` (go on and say so)"),
+            );
+            OnStale::Fail
+        }
+    };
+    if let Some(col) = &raw.loaded_at {
+        if !columns.iter().any(|c| c.name == *col) {
+            diags.push(
+                Diagnostic::error(
+                    span.clone(),
+                    format!("loaded_at `{col}` of source `{name}` is not a declared column"),
+                )
+                .with_hint_opt(did_you_mean(col, columns.iter().map(|c| c.name.as_str()))),
+            );
+        }
+    }
     let path = PathBuf::from(&raw.path.value);
     let absolute = if path.is_absolute() { path } else { project.root.join(path) };
     Some(Source {
@@ -253,6 +302,8 @@ fn source(
         primary_key,
         max_rejects: raw.max_rejects.unwrap_or(0),
         max_age,
+        loaded_at: raw.loaded_at.clone(),
+        on_stale,
         span,
     })
 }
@@ -365,7 +416,36 @@ fn schedule(file: &SourceFile, raw: &raw::RawSchedule, diags: &mut Diagnostics) 
             }
         },
     };
-    Some(Schedule { cron: cron?, cron_text: raw.cron.value.clone(), timezone: timezone? })
+    let retry_delay = match &raw.retry_delay {
+        None => Some(Duration::from_secs(60)),
+        Some(d) => parse_duration(&d.value).or_else(|| {
+            diags.push(
+                Diagnostic::error(yaml::span_of(file, d, d.value.len()), format!("`{}` is not a duration", d.value))
+                    .with_hint("write a number and a unit: `30s`, `5m` or `1h`"),
+            );
+            None
+        }),
+    };
+    let catch_up = match raw.catch_up.as_ref().map(|c| c.value.as_str()) {
+        None | Some("latest") => Some(CatchUp::Latest),
+        Some("none") => Some(CatchUp::None),
+        Some(other) => {
+            let c = raw.catch_up.as_ref().expect("catch_up is set");
+            diags.push(
+                Diagnostic::error(yaml::span_of(file, c, other.len()), format!("unknown catch_up `{other}`"))
+                    .with_hint("use `latest` (run the latest missed time once) or `none`"),
+            );
+            None
+        }
+    };
+    Some(Schedule {
+        cron: cron?,
+        cron_text: raw.cron.value.clone(),
+        timezone: timezone?,
+        retries: raw.retries.unwrap_or(0),
+        retry_delay: retry_delay?,
+        catch_up: catch_up?,
+    })
 }
 
 fn check_addresses(file: &SourceFile, output: &RawOutput, diags: &mut Diagnostics) {
@@ -374,7 +454,14 @@ fn check_addresses(file: &SourceFile, output: &RawOutput, diags: &mut Diagnostic
         RawOutput::Summary(s) => s.to.iter().collect(),
     };
     for a in addresses {
-        if a.value.parse::<lettre::message::Mailbox>().is_err() {
+        address(file, a, diags);
+    }
+}
+
+fn address(file: &SourceFile, a: &Spanned<String>, diags: &mut Diagnostics) -> Option<lettre::message::Mailbox> {
+    match a.value.parse::<lettre::message::Mailbox>() {
+        Ok(m) => Some(m),
+        Err(_) => {
             diags.push(
                 Diagnostic::error(
                     yaml::span_of(file, a, a.value.len()),
@@ -382,6 +469,7 @@ fn check_addresses(file: &SourceFile, output: &RawOutput, diags: &mut Diagnostic
                 )
                 .with_hint("write `name@example.com` or `Name <name@example.com>`"),
             );
+            None
         }
     }
 }

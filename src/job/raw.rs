@@ -26,6 +26,10 @@ pub struct RawJob {
     #[serde(default)]
     pub outputs: Vec<RawOutput>,
     pub schedule: Option<RawSchedule>,
+    /// Who is mailed when a scheduled run fails after its last retry.
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
+    pub on_failure: Vec<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
@@ -40,8 +44,15 @@ pub struct RawSource {
     #[schemars(with = "Option<KeyColumns>")]
     pub primary_key: Option<Spanned<KeyColumns>>,
     pub max_rejects: Option<u64>,
+    /// How old the data may be (`26h`, `2d`): by the file's modification time, or by the
+    /// newest value of `loaded_at` when given.
     #[schemars(with = "Option<String>")]
     pub max_age: Option<Spanned<String>>,
+    /// A timestamp column saying when the extract was made, for `max_age`.
+    pub loaded_at: Option<String>,
+    /// `fail` (default) stops the run when the data is older than `max_age`; `warn` goes on.
+    #[schemars(with = "Option<String>")]
+    pub on_stale: Option<Spanned<String>>,
     pub delimiter: Option<String>,
 }
 
@@ -136,4 +147,13 @@ pub struct RawSchedule {
     pub cron: Spanned<String>,
     #[schemars(with = "Option<String>")]
     pub timezone: Option<Spanned<String>>,
+    /// Retries of a failed scheduled run (default 0).
+    pub retries: Option<u32>,
+    /// The wait before the first retry (`30s`, `5m`); it doubles for each further retry.
+    #[schemars(with = "Option<String>")]
+    pub retry_delay: Option<Spanned<String>>,
+    /// Fire times missed while the daemon was down: `latest` runs the latest one once when
+    /// the daemon starts, `none` skips them.
+    #[schemars(with = "Option<String>")]
+    pub catch_up: Option<Spanned<String>>,
 }

@@ -116,8 +116,20 @@ pub type Done<'a> = [(&'a str, &'a Outcome)];
 impl Evaluator<'_> {
     /// Every rule set (in dependency order) for every account. Index: `[set][row]`.
     pub fn evaluate_all(&self, sets: &[RuleSet], entity: &Entity, previous: &Previous) -> Vec<Vec<Outcome>> {
+        self.evaluate_timed(sets, entity, previous).0
+    }
+
+    /// [`Evaluator::evaluate_all`], with the time each rule set took.
+    pub fn evaluate_timed(
+        &self,
+        sets: &[RuleSet],
+        entity: &Entity,
+        previous: &Previous,
+    ) -> (Vec<Vec<Outcome>>, Vec<std::time::Duration>) {
         let mut results: Vec<Vec<Outcome>> = Vec::with_capacity(sets.len());
+        let mut timings = Vec::with_capacity(sets.len());
         for set in sets {
+            let started = std::time::Instant::now();
             let outcomes: Vec<Outcome> = (0..entity.len())
                 .into_par_iter()
                 .map_init(Scope::new, |scope, row| {
@@ -127,8 +139,9 @@ impl Evaluator<'_> {
                 })
                 .collect();
             results.push(outcomes);
+            timings.push(started.elapsed());
         }
-        results
+        (results, timings)
     }
 
     /// One rule set for one account; with `trace`, records what each rule did.
