@@ -467,16 +467,14 @@ pub fn sql_diagnostic(file: &SourceFile, view: &str, message: &str) -> Diagnosti
     let mut span = file.start();
     let all: Vec<&str> = message.lines().collect();
     for (i, l) in all.iter().enumerate() {
-        if let Some(rest) = l.strip_prefix("LINE ") {
-            if let Some((n, _)) = rest.split_once(':') {
-                if let Ok(n) = n.trim().parse::<usize>() {
-                    let prefix = format!("LINE {n}: ");
-                    let col =
-                        all.get(i + 1).and_then(|c| c.find('^')).map_or(1, |c| c.saturating_sub(prefix.len()) + 1);
-                    if n > 1 {
-                        span = file.span(n - 1, col, 1);
-                    }
-                }
+        if let Some(rest) = l.strip_prefix("LINE ")
+            && let Some((n, _)) = rest.split_once(':')
+            && let Ok(n) = n.trim().parse::<usize>()
+        {
+            let prefix = format!("LINE {n}: ");
+            let col = all.get(i + 1).and_then(|c| c.find('^')).map_or(1, |c| c.saturating_sub(prefix.len()) + 1);
+            if n > 1 {
+                span = file.span(n - 1, col, 1);
             }
         }
     }

@@ -279,16 +279,13 @@ fn source(
             OnStale::Fail
         }
     };
-    if let Some(col) = &raw.loaded_at {
-        if !columns.iter().any(|c| c.name == *col) {
-            diags.push(
-                Diagnostic::error(
-                    span.clone(),
-                    format!("loaded_at `{col}` of source `{name}` is not a declared column"),
-                )
+    if let Some(col) = &raw.loaded_at
+        && !columns.iter().any(|c| c.name == *col)
+    {
+        diags.push(
+            Diagnostic::error(span.clone(), format!("loaded_at `{col}` of source `{name}` is not a declared column"))
                 .with_hint_opt(did_you_mean(col, columns.iter().map(|c| c.name.as_str()))),
-            );
-        }
+        );
     }
     let path = PathBuf::from(&raw.path.value);
     let absolute = if path.is_absolute() { path } else { project.root.join(path) };

@@ -78,12 +78,13 @@ pub fn load_templates(root: &Path, env: &mut Environment<'static>) -> Diagnostic
     env.add_filter("money", money);
     // Whole numbers read as such in reasons and mail (`120000`, not `120000.0`).
     env.set_formatter(|out, state, value| {
-        if value.kind() == minijinja::value::ValueKind::Number && !value.is_integer() {
-            if let Ok(f) = f64::try_from(value.clone()) {
-                if f.fract() == 0.0 && f.abs() < 1e15 {
-                    return out.write_str(&(f as i64).to_string()).map_err(minijinja::Error::from);
-                }
-            }
+        if value.kind() == minijinja::value::ValueKind::Number
+            && !value.is_integer()
+            && let Ok(f) = f64::try_from(value.clone())
+            && f.fract() == 0.0
+            && f.abs() < 1e15
+        {
+            return out.write_str(&(f as i64).to_string()).map_err(minijinja::Error::from);
         }
         minijinja::escape_formatter(out, state, value)
     });

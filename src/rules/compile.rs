@@ -498,21 +498,21 @@ impl SetCompiler<'_> {
             let last = i + 1 == raw.grades.len();
             match &g.min {
                 Some(min) => {
-                    if let Some(p) = previous {
-                        if min.value >= p {
-                            self.diags.push(
-                                Diagnostic::error(
-                                    yaml::span_of(self.file, min, min.value.to_string().len()),
-                                    format!(
-                                        "grade `{}` starts at {} but the grade above it starts at {}",
-                                        g.grade.value, min.value, p
-                                    ),
-                                )
-                                .with_hint(
-                                    "list grades from the highest threshold down, each `min` lower than the one before",
+                    if let Some(p) = previous
+                        && min.value >= p
+                    {
+                        self.diags.push(
+                            Diagnostic::error(
+                                yaml::span_of(self.file, min, min.value.to_string().len()),
+                                format!(
+                                    "grade `{}` starts at {} but the grade above it starts at {}",
+                                    g.grade.value, min.value, p
                                 ),
-                            );
-                        }
+                            )
+                            .with_hint(
+                                "list grades from the highest threshold down, each `min` lower than the one before",
+                            ),
+                        );
                     }
                     if last {
                         self.diags.push(
@@ -775,18 +775,19 @@ fn type_problems(ast: &rhai::AST, map: &TextMap, schema: &Schema, what: &str) ->
             Some(ASTNode::Stmt(rhai::Stmt::FnCall(call, _))) => Some(&**call),
             _ => None,
         };
-        if let Some(call) = call {
-            if ["<", "<=", ">", ">=", "==", "!="].contains(&call.name.as_str()) && call.args.len() == 2 {
-                for (a, b) in [(&call.args[0], &call.args[1]), (&call.args[1], &call.args[0])] {
-                    if let RhaiExpr::Variable(v, _, vpos) = a {
-                        let literal = match b {
-                            RhaiExpr::IntegerConstant(..) | RhaiExpr::FloatConstant(..) => Some(true),
-                            RhaiExpr::StringConstant(..) => Some(false),
-                            _ => None,
-                        };
-                        if let Some(is_number) = literal {
-                            found.push((v.1.to_string(), is_number, *vpos, call.name.to_string()));
-                        }
+        if let Some(call) = call
+            && ["<", "<=", ">", ">=", "==", "!="].contains(&call.name.as_str())
+            && call.args.len() == 2
+        {
+            for (a, b) in [(&call.args[0], &call.args[1]), (&call.args[1], &call.args[0])] {
+                if let RhaiExpr::Variable(v, _, vpos) = a {
+                    let literal = match b {
+                        RhaiExpr::IntegerConstant(..) | RhaiExpr::FloatConstant(..) => Some(true),
+                        RhaiExpr::StringConstant(..) => Some(false),
+                        _ => None,
+                    };
+                    if let Some(is_number) = literal {
+                        found.push((v.1.to_string(), is_number, *vpos, call.name.to_string()));
                     }
                 }
             }
@@ -833,14 +834,15 @@ fn lookup_problems(engine: &Engine, ast: &rhai::AST, map: &TextMap, what: &str) 
             Some(ASTNode::Stmt(rhai::Stmt::FnCall(call, pos))) => Some((&**call, *pos)),
             _ => None,
         };
-        if let Some((call, _)) = call {
-            if call.name == "lookup" && call.args.len() == 3 {
-                let text = |e: &RhaiExpr| match e {
-                    RhaiExpr::StringConstant(s, pos) => Some((s.to_string(), *pos)),
-                    _ => None,
-                };
-                calls.push((text(&call.args[0]), text(&call.args[2])));
-            }
+        if let Some((call, _)) = call
+            && call.name == "lookup"
+            && call.args.len() == 3
+        {
+            let text = |e: &RhaiExpr| match e {
+                RhaiExpr::StringConstant(s, pos) => Some((s.to_string(), *pos)),
+                _ => None,
+            };
+            calls.push((text(&call.args[0]), text(&call.args[2])));
         }
         true
     });
@@ -861,24 +863,24 @@ fn lookup_problems(engine: &Engine, ast: &rhai::AST, map: &TextMap, what: &str) 
             );
             continue;
         };
-        if let Some((column, pos)) = column {
-            if !t.columns.iter().skip(1).any(|c| *c == column) {
-                let (line, col) = position(pos);
-                problems.push(
-                    Diagnostic::error(
-                        map.span(line, col, column.len() + 2),
-                        format!("lookup table `{table}` has no column `{column}`"),
-                    )
-                    .with_hint_opt(
-                        did_you_mean(&column, t.columns.iter().skip(1).map(String::as_str)).or_else(|| {
-                            Some(format!(
-                                "its columns are {}",
-                                t.columns.iter().skip(1).map(|c| format!("`{c}`")).collect::<Vec<_>>().join(", ")
-                            ))
-                        }),
-                    ),
-                );
-            }
+        if let Some((column, pos)) = column
+            && !t.columns.iter().skip(1).any(|c| *c == column)
+        {
+            let (line, col) = position(pos);
+            problems.push(
+                Diagnostic::error(
+                    map.span(line, col, column.len() + 2),
+                    format!("lookup table `{table}` has no column `{column}`"),
+                )
+                .with_hint_opt(
+                    did_you_mean(&column, t.columns.iter().skip(1).map(String::as_str)).or_else(|| {
+                        Some(format!(
+                            "its columns are {}",
+                            t.columns.iter().skip(1).map(|c| format!("`{c}`")).collect::<Vec<_>>().join(", ")
+                        ))
+                    }),
+                ),
+            );
         }
     }
     problems

@@ -189,16 +189,16 @@ fn compare(expect: &RawExpect, actual: &Outcome) -> Vec<String> {
     let mut failures: Vec<String> =
         actual.errors.iter().map(|e| format!("rule `{}` failed: {}", e.rule, e.message)).collect();
     let show = |v: Option<f64>| v.map_or("none".to_string(), format_float);
-    if let Some(score) = expect.score {
-        if actual.score.is_none_or(|a| (a - score).abs() > 1e-9) {
-            failures.push(format!("score: expected {}, got {}", format_float(score), show(actual.score)));
-        }
+    if let Some(score) = expect.score
+        && actual.score.is_none_or(|a| (a - score).abs() > 1e-9)
+    {
+        failures.push(format!("score: expected {}, got {}", format_float(score), show(actual.score)));
     }
     for (label, expected) in [("grade", &expect.grade), ("class", &expect.class)] {
-        if let Some(g) = expected {
-            if actual.grade.as_deref().unwrap_or("none") != g {
-                failures.push(format!("{label}: expected {g}, got {}", actual.grade.as_deref().unwrap_or("none")));
-            }
+        if let Some(g) = expected
+            && actual.grade.as_deref().unwrap_or("none") != g
+        {
+            failures.push(format!("{label}: expected {g}, got {}", actual.grade.as_deref().unwrap_or("none")));
         }
     }
     let list = |v: &[String]| format!("[{}]", v.join(", "));
@@ -218,10 +218,10 @@ fn compare(expect: &RawExpect, actual: &Outcome) -> Vec<String> {
             failures.push(format!("tags: expected {}, got {}", list(tags), list(&actual_tags)));
         }
     }
-    if let Some(reasons) = &expect.reasons {
-        if *reasons != actual.reasons {
-            failures.push(format!("reasons: expected {}, got {}", list(reasons), list(&actual.reasons)));
-        }
+    if let Some(reasons) = &expect.reasons
+        && *reasons != actual.reasons
+    {
+        failures.push(format!("reasons: expected {}, got {}", list(reasons), list(&actual.reasons)));
     }
     failures
 }

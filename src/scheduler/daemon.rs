@@ -155,11 +155,10 @@ async fn run_daemon(
         tokio::select! {
             Some(fire) = rx.recv() => {
                 let Some((path, job)) = jobs.iter().find(|(_, j)| j.name == fire.job) else { continue };
-                if !fire.catch_up {
-                    if let Some(id) = schedule_next(&scheduler, job, &tx, fire.at.with_timezone(&Utc)).await {
+                if !fire.catch_up
+                    && let Some(id) = schedule_next(&scheduler, job, &tx, fire.at.with_timezone(&Utc)).await {
                         scheduled.insert(job.name.clone(), id);
                     }
-                }
                 if running.get(&job.name).is_some_and(|h| !h.is_finished()) {
                     tracing::warn!(job = %job.name, fire = %fire.at, "Skipped: the previous run of this job is still going.");
                     continue;
