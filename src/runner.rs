@@ -114,6 +114,16 @@ pub struct RunReport {
 
 /// Runs a job. `Err` means the job or rule files are wrong and nothing ran.
 pub fn run(project: &Project, job_path: &Path, options: RunOptions) -> Result<RunReport, Diagnostics> {
+    run_with_progress(project, job_path, options, &|_| {})
+}
+
+/// [`run`], calling `progress` as each stage starts (for a progress display).
+pub fn run_with_progress(
+    project: &Project,
+    job_path: &Path,
+    options: RunOptions,
+    progress: &dyn Fn(&str),
+) -> Result<RunReport, Diagnostics> {
     let (rules, diags) = RuleSetSources::load(&project.root, &project.rules_dir());
     if diags.has_errors() {
         return Err(diags);
@@ -154,7 +164,7 @@ pub fn run(project: &Project, job_path: &Path, options: RunOptions) -> Result<Ru
         }
     }
     tracing::info!(job = %plan.job.name, run_id = ?report.run_id, as_of = %options.as_of, "Run started.");
-    let result = execute(project, &plan, &store, options, &mut report);
+    let result = execute(project, &plan, &store, options, &mut report, progress);
     report.status = match result {
         Err(message) => {
             report.error = Some(message);
@@ -208,6 +218,7 @@ fn execute(
     store: &Store,
     options: RunOptions,
     report: &mut RunReport,
+    progress: &dyn Fn(&str),
 ) -> Result<(), String> {
     let run_dir = match report.run_id {
         Some(id) => project.runs.join(id.to_string()),
@@ -215,6 +226,7 @@ fn execute(
     };
     std::fs::create_dir_all(&run_dir).map_err(|e| format!("cannot create `{}`: {e}", run_dir.display()))?;
 
+    progress("loading sources");
     let started = Instant::now();
     let spill = run_dir.join("spill");
     std::fs::create_dir_all(&spill).map_err(|e| format!("cannot create `{}`: {e}", spill.display()))?;
@@ -246,6 +258,7 @@ fn execute(
     warehouse.set_as_of(options.as_of).map_err(|e| e.to_string())?;
     report.stages.push(("load", started.elapsed()));
 
+    progress("building features");
     let started = Instant::now();
     warehouse.create_features(&plan.job.features).map_err(|d| format!("{} ({})", d.message, d.location()))?;
     let entity = warehouse.read_entity(&plan.job.entity, plan.schema.clone()).map_err(|e| e.to_string())?;
@@ -256,6 +269,7 @@ fn execute(
     }
     report.stages.push(("features", started.elapsed()));
 
+    progress("evaluating rules");
     let started = Instant::now();
     let previous = if options.dry_run {
         Previous::default()
@@ -280,6 +294,7 @@ fn execute(
     report.stages.push(("rules", started.elapsed()));
 
     if let Some(run_id) = report.run_id {
+        progress("publishing results");
         let started = Instant::now();
         let publication = Publication {
             run_id,
@@ -297,6 +312,7 @@ fn execute(
         report.stages.push(("publish", started.elapsed()));
     }
 
+    progress("writing lists and mail");
     let started = Instant::now();
     let view = RunView {
         job: &plan.job,
@@ -319,6 +335,7 @@ fn execute(
     if options.dry_run {
         return Ok(());
     }
+    progress("delivering mail");
     let started = Instant::now();
     let outbox = project.outbox.join(&plan.job.name).join(options.as_of.to_string());
     let transport = Transport::from_settings(&project.mail, &outbox).map_err(|e| e.to_string())?;

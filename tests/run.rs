@@ -34,6 +34,18 @@ fn a_good_run_publishes_outcomes_lists_and_mail() {
         ]
     );
     assert!(p.path().join(".keepwell/runs/1/entity.parquet").is_file());
+    let artifact: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(p.path().join(".keepwell/runs/1/run.json")).expect("run.json"))
+            .expect("json");
+    assert_eq!(artifact["status"], "succeeded");
+    assert_eq!(artifact["accounts"], 3);
+    let stages: Vec<&str> =
+        artifact["stages"].as_array().expect("stages").iter().map(|s| s["stage"].as_str().expect("name")).collect();
+    assert_eq!(stages, ["load", "features", "rules", "publish", "outputs", "deliver"]);
+    let sets: Vec<&str> =
+        artifact["rule_sets"].as_array().expect("sets").iter().map(|s| s["rule_set"].as_str().expect("name")).collect();
+    assert_eq!(sets, ["risk", "health"]);
+    assert_eq!(artifact["mails"].as_array().expect("mails").len(), 2);
     let files = p.files_under(".keepwell/runs/1/at_risk");
     let names: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
     assert_eq!(names, [".keepwell/runs/1/at_risk/ann@example.com.csv"]);

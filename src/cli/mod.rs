@@ -81,6 +81,13 @@ enum Command {
     DemoData(demo_data::Args),
 }
 
+/// `--quiet`: commands print only errors.
+static QUIET: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+pub fn quiet() -> bool {
+    QUIET.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 pub fn main() -> i32 {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
@@ -90,6 +97,7 @@ pub fn main() -> i32 {
         }
     };
     init_logging(&cli);
+    QUIET.store(cli.quiet, std::sync::atomic::Ordering::Relaxed);
     let status = match &cli.command {
         Command::DemoData(args) => demo_data::execute(args),
         Command::Schema(args) => schema::execute(args),

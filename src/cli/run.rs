@@ -1,6 +1,7 @@
 //! `keepwell run <job>`: run a job now and say where its results went.
 
 use std::fmt::Write as _;
+use std::io::IsTerminal;
 
 use chrono::NaiveDate;
 
@@ -25,7 +26,26 @@ pub fn execute(project: &Project, args: &Args) -> ExitStatus {
     let options =
         RunOptions { as_of: args.as_of.unwrap_or_else(|| chrono::Local::now().date_naive()), dry_run: args.dry_run };
     let path = project.job_path(&args.job);
-    match runner::run(project, &path, options) {
+    // A spinner naming the stage, only for a person at a terminal.
+    let spinner = (std::io::stdout().is_terminal() && !crate::cli::quiet()).then(|| {
+        let bar = indicatif::ProgressBar::new_spinner();
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{spinner} {elapsed:>3} {msg}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+        );
+        bar.enable_steady_tick(std::time::Duration::from_millis(120));
+        bar
+    });
+    let progress = |stage: &str| {
+        if let Some(bar) = &spinner {
+            bar.set_message(format!("{}: {stage}", args.job));
+        }
+    };
+    let result = runner::run_with_progress(project, &path, options, &progress);
+    if let Some(bar) = &spinner {
+        bar.finish_and_clear();
+    }
+    match result {
         Err(diags) => {
             eprintln!("{diags}");
             eprintln!(
@@ -36,7 +56,11 @@ pub fn execute(project: &Project, args: &Args) -> ExitStatus {
             ExitStatus::Config
         }
         Ok(report) => {
-            print!("{}", describe(project, &report, options.dry_run));
+            if !crate::cli::quiet() {
+                print!("{}", describe(project, &report, options.dry_run));
+            } else if let Some(e) = &report.error {
+                eprintln!("error: {e}");
+            }
             match report.status {
                 RunStatus::Succeeded => ExitStatus::Success,
                 RunStatus::Degraded | RunStatus::Failed => ExitStatus::Failure,
