@@ -242,6 +242,8 @@ impl SetCompiler<'_> {
             grades,
             body,
             inputs: Vec::new(),
+            reason_vars: HashMap::new(),
+            reads_prev: false,
         };
         let mut inputs: Vec<String> = Vec::new();
         for e in set.expressions() {
@@ -251,18 +253,24 @@ impl SetCompiler<'_> {
                 }
             }
         }
+        let mut reads_prev = set.expressions().iter().any(|e| e.reads.iter().any(|r| r == PREV));
+        let mut reason_vars = HashMap::new();
         for name in set.reason_templates() {
             if let Ok(t) = self.templates.get_template(name) {
                 let mut vars: Vec<String> = t.undeclared_variables(false).into_iter().collect();
                 vars.sort();
-                for v in vars {
-                    if self.schema.get(&v).is_some() && !inputs.contains(&v) {
-                        inputs.push(v);
+                for v in &vars {
+                    if self.schema.get(v).is_some() && !inputs.contains(v) {
+                        inputs.push(v.clone());
                     }
                 }
+                reads_prev |= vars.iter().any(|v| v == PREV);
+                reason_vars.insert(name.to_string(), vars);
             }
         }
         set.inputs = inputs;
+        set.reason_vars = reason_vars;
+        set.reads_prev = reads_prev;
         (self.diags.errors() == errors_before).then_some(set)
     }
 

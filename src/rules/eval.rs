@@ -157,9 +157,9 @@ impl Evaluator<'_> {
         self.fill_scope(scope, set, row, done, previous);
         let mut outcome = match &set.body {
             Body::Points(rules) => self.points(set, rules, scope, trace),
-            Body::Scorecard(measures) => self.scorecard(measures, scope, trace),
+            Body::Scorecard(measures) => self.scorecard(set, measures, scope, trace),
             Body::Classification { classes, default, default_reason } => {
-                self.classify(classes, (default, default_reason), scope, trace)
+                self.classify(set, classes, (default, default_reason), scope, trace)
             }
             Body::Script(s) => self.script(set, &s.script, scope, trace),
         };
@@ -187,7 +187,7 @@ impl Evaluator<'_> {
         let mut total = set.score.base;
         for rule in rules {
             let (status, points, reason) =
-                if rule.enabled { self.run_rule(rule, scope) } else { (RuleStatus::Disabled, 0.0, None) };
+                if rule.enabled { self.run_rule(set, rule, scope) } else { (RuleStatus::Disabled, 0.0, None) };
             match &status {
                 RuleStatus::Fired => {
                     total += points;
@@ -214,7 +214,7 @@ impl Evaluator<'_> {
         outcome
     }
 
-    fn run_rule(&self, rule: &Rule, scope: &mut Scope<'static>) -> (RuleStatus, f64, Option<String>) {
+    fn run_rule(&self, set: &RuleSet, rule: &Rule, scope: &mut Scope<'static>) -> (RuleStatus, f64, Option<String>) {
         let fired = match self.condition(&rule.when, scope) {
             Ok(Some(fired)) => fired,
             Ok(None) => return (RuleStatus::NotApplicable, 0.0, None),
@@ -240,7 +240,7 @@ impl Evaluator<'_> {
                 },
             },
         };
-        match rule.reason.as_ref().map(|name| self.render_reason(name, scope, points)) {
+        match rule.reason.as_ref().map(|name| self.render_reason(name, vars_of(set, name), scope, points)) {
             Some(Err(message)) => (RuleStatus::Error(message), 0.0, None),
             Some(Ok(text)) => (RuleStatus::Fired, points, Some(text)),
             None => (RuleStatus::Fired, points, None),
@@ -264,6 +264,7 @@ impl Evaluator<'_> {
     /// the others.
     fn scorecard(
         &self,
+        set: &RuleSet,
         measures: &[Measure],
         scope: &mut Scope<'static>,
         mut trace: Option<&mut Vec<RuleTrace>>,
@@ -276,7 +277,7 @@ impl Evaluator<'_> {
                     weighted += score * m.weight;
                     weights += m.weight;
                     let reason = if score < m.reason_below {
-                        m.reason.as_ref().map(|n| self.render_reason(n, scope, score))
+                        m.reason.as_ref().map(|n| self.render_reason(n, vars_of(set, n), scope, score))
                     } else {
                         None
                     };
@@ -353,6 +354,7 @@ impl Evaluator<'_> {
 
     fn classify(
         &self,
+        set: &RuleSet,
         classes: &[Class],
         default: (&Option<Arc<str>>, &Option<String>),
         scope: &mut Scope<'static>,
@@ -361,7 +363,7 @@ impl Evaluator<'_> {
         let mut outcome = Outcome::default();
         for c in classes {
             let (status, reason) = match self.condition(&c.when, scope) {
-                Ok(Some(true)) => match c.reason.as_ref().map(|n| self.render_reason(n, scope, 0.0)) {
+                Ok(Some(true)) => match c.reason.as_ref().map(|n| self.render_reason(n, vars_of(set, n), scope, 0.0)) {
                     Some(Err(message)) => (RuleStatus::Error(message), None),
                     Some(Ok(text)) => (RuleStatus::Fired, Some(text)),
                     None => (RuleStatus::Fired, None),
@@ -396,7 +398,7 @@ impl Evaluator<'_> {
         let (class, reason) = default;
         outcome.grade = class.clone();
         if let Some(name) = reason {
-            match self.render_reason(name, scope, 0.0) {
+            match self.render_reason(name, vars_of(set, name), scope, 0.0) {
                 Ok(text) => outcome.reasons.push(text),
                 Err(message) => outcome.errors.push(RuleError { rule: Arc::from("default"), message }),
             }
@@ -466,10 +468,18 @@ impl Evaluator<'_> {
         outcome
     }
 
-    fn render_reason(&self, name: &str, scope: &Scope<'static>, points: f64) -> Result<String, String> {
+    /// Renders a reason with only the names it reads (converting every value in scope for
+    /// every fired rule would dominate the run).
+    fn render_reason(
+        &self,
+        name: &str,
+        vars: &[String],
+        scope: &Scope<'static>,
+        points: f64,
+    ) -> Result<String, String> {
         let template = self.templates.get_template(name).map_err(|e| e.to_string())?;
         let mut ctx: std::collections::BTreeMap<String, minijinja::Value> =
-            scope.iter_raw().map(|(k, _, v)| (k.to_string(), to_template_value(v))).collect();
+            vars.iter().filter_map(|v| scope.get(v).map(|value| (v.clone(), to_template_value(value)))).collect();
         ctx.insert("points".into(), to_template_value(&Dynamic::from_float(points)));
         template.render(ctx).map_err(|e| format!("the reason could not be written: {e}"))
     }
@@ -485,7 +495,8 @@ impl Evaluator<'_> {
         scope.clear();
         let key = row.key();
         scope.push_dynamic(AS_OF, Dynamic::from(self.as_of));
-        scope.push_dynamic(PREV, self.prev_map(previous.get(&set.name, key)));
+        let prev = if set.reads_prev { self.prev_map(previous.get(&set.name, key)) } else { Dynamic::UNIT };
+        scope.push_dynamic(PREV, prev);
         for dep in &set.depends_on {
             let outcome = done.iter().find(|(n, _)| n == dep).map(|(_, o)| *o);
             scope.push_dynamic(dep.clone(), self.outcome_map(outcome, previous.get(dep, key)));
@@ -582,4 +593,8 @@ fn describe(e: &EvalAltResult) -> String {
             }
         }
     }
+}
+
+fn vars_of<'a>(set: &'a RuleSet, template: &str) -> &'a [String] {
+    set.reason_vars.get(template).map_or(&[], Vec::as_slice)
 }

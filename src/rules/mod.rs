@@ -31,6 +31,10 @@ pub struct RuleSet {
     pub body: Body,
     /// Entity columns read by any expression or template of this rule set, in first-use order.
     pub inputs: Vec<String>,
+    /// The names each reason template reads, by template name: only those are passed to it.
+    pub reason_vars: std::collections::HashMap<String, Vec<String>>,
+    /// Whether any expression or reason reads `prev`, so it is only built when needed.
+    pub reads_prev: bool,
 }
 
 /// What a rule set computes, by kind.
