@@ -15,19 +15,23 @@ CARGO ?= cargo
 # The fixtures end on this day; running the demo as of it keeps every story in the data.
 AS_OF ?= 2026-11-23
 
-.PHONY: demo test lint build duckdb fixtures clean-demo
+.PHONY: demo test lint build duckdb fixtures clean-demo smtp-server
 
 demo: $(DUCKDB_LIB)
 	$(CARGO) build --release --quiet
 	$(CARGO) run --release --quiet -- check
 	$(CARGO) run --release --quiet -- run nightly --as-of $(AS_OF)
 
-test: $(DUCKDB_LIB)
+test: $(DUCKDB_LIB) smtp-server
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets --quiet -- -D warnings
 	$(CARGO) test
 	$(CARGO) run --quiet -- check
 	$(CARGO) run --quiet -- test --strict
+
+# The SMTP tests talk to a real server on loopback: Python's aiosmtpd, from PyPI.
+smtp-server:
+	@python3 -c 'import aiosmtpd' 2>/dev/null || python3 -m pip install --quiet --disable-pip-version-check aiosmtpd
 
 build: $(DUCKDB_LIB)
 	$(CARGO) build --release

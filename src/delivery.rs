@@ -48,8 +48,8 @@ impl Mail {
     /// mixed[ alternative[ text, html ], attachments... ]. Header values are encoded by
     /// lettre; line breaks are removed from the subject so no value can add a header.
     pub fn to_message(&self, from: &Mailbox) -> Result<Message, DeliveryError> {
-        let subject: String = self.subject.chars().map(|c| if c == '\r' || c == '\n' { ' ' } else { c }).collect();
-        let mut builder = Message::builder().from(from.clone()).subject(subject.trim());
+        let subject = self.subject.split_whitespace().collect::<Vec<_>>().join(" ");
+        let mut builder = Message::builder().from(from.clone()).subject(subject);
         for to in &self.to {
             builder = builder.to(to.clone());
         }
@@ -104,22 +104,84 @@ impl Transport {
         Ok(Transport::Smtp(Box::new(builder.build())))
     }
 
-    /// Sends one mail; for the outbox, `name` becomes the file name.
-    pub fn send(&self, message: &Message, name: &str) -> Result<String, DeliveryError> {
+    /// Sends one mail; for the outbox folder, `name` becomes the file name inside `dir`.
+    pub fn send(&self, message: &Message, dir: &Path, name: &str) -> Result<String, DeliveryError> {
+        let to: Vec<String> = message.envelope().to().iter().map(|a| a.to_string()).collect();
+        let from = message.envelope().from().map(|a| a.to_string()).unwrap_or_default();
+        self.send_raw(&from, &to, &message.formatted(), dir, name)
+    }
+
+    /// Sends an already formatted mail (as kept in the store's outbox).
+    pub fn send_raw(
+        &self,
+        from: &str,
+        to: &[String],
+        bytes: &[u8],
+        dir: &Path,
+        name: &str,
+    ) -> Result<String, DeliveryError> {
         match self {
-            Transport::Outbox(dir) => {
-                std::fs::create_dir_all(dir)
+            Transport::Outbox(root) => {
+                let dir = root.join(dir);
+                std::fs::create_dir_all(&dir)
                     .map_err(|e| DeliveryError::Write { path: dir.clone(), message: e.to_string() })?;
                 let path = dir.join(format!("{name}.eml"));
-                std::fs::write(&path, message.formatted())
+                std::fs::write(&path, bytes)
                     .map_err(|e| DeliveryError::Write { path: path.clone(), message: e.to_string() })?;
                 Ok(path.display().to_string())
             }
             Transport::Smtp(smtp) => {
-                let to: Vec<String> = message.envelope().to().iter().map(|a| a.to_string()).collect();
-                smtp.send(message).map_err(|e| DeliveryError::Smtp { to: to.join(", "), message: e.to_string() })?;
-                Ok(to.join(", "))
+                let smtp_err = |message: String| DeliveryError::Smtp { to: to.join(", "), message };
+                let from = from.parse::<lettre::Address>().map_err(|e| smtp_err(e.to_string()))?;
+                let to_addresses = to
+                    .iter()
+                    .map(|t| t.parse::<lettre::Address>())
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| smtp_err(e.to_string()))?;
+                let envelope =
+                    lettre::address::Envelope::new(Some(from), to_addresses).map_err(|e| smtp_err(e.to_string()))?;
+                // A few quick retries with backoff ride out a busy or restarting relay; what still
+                // fails stays in the outbox for the next run or `keepwell outbox retry`.
+                let mut delay = Duration::from_millis(500);
+                let mut attempt = 1;
+                loop {
+                    match smtp.send_raw(&envelope, bytes) {
+                        Ok(_) => return Ok(to.join(", ")),
+                        Err(e) if attempt >= SMTP_ATTEMPTS || e.is_permanent() => return Err(smtp_err(e.to_string())),
+                        Err(e) => {
+                            tracing::warn!(to = %to.join(", "), attempt, error = %e, "SMTP delivery failed; retrying.");
+                            std::thread::sleep(delay);
+                            delay *= 2;
+                            attempt += 1;
+                        }
+                    }
+                }
             }
         }
     }
+}
+
+/// Attempts per mail within one delivery, for transient SMTP errors.
+const SMTP_ATTEMPTS: u32 = 3;
+
+/// Sends every unsent mail in the store's outbox (of `job` when given), recording each
+/// attempt. Returns where each sent mail went and the errors of those that failed.
+pub fn flush_outbox(
+    store: &crate::store::Store,
+    transport: &Transport,
+    job: Option<&str>,
+) -> Result<(Vec<String>, Vec<String>), crate::store::StoreError> {
+    let (mut sent, mut failed) = (Vec::new(), Vec::new());
+    for mail in store.unsent(job)? {
+        let dir = Path::new(&mail.job).join(mail.as_of.to_string());
+        let name = format!("{}--{}", mail.output, mail.recipient.replace(['/', '\\'], "_"));
+        let result =
+            transport.send_raw(&mail.sender, &mail.envelope_to, &mail.message, &dir, &name).map_err(|e| e.to_string());
+        store.mark(&mail, &result)?;
+        match result {
+            Ok(to) => sent.push(to),
+            Err(e) => failed.push(format!("{} to {} ({}): {e}", mail.output, mail.recipient, mail.as_of)),
+        }
+    }
+    Ok((sent, failed))
 }

@@ -108,6 +108,8 @@ pub struct RunReport {
     pub account_errors: Vec<AccountError>,
     pub warnings: Vec<String>,
     pub mails: Vec<String>,
+    /// Mail of this job and day sent by an earlier run, not sent again.
+    pub mails_already_sent: usize,
     pub files: Vec<PathBuf>,
     pub store: PathBuf,
 }
@@ -144,6 +146,7 @@ pub fn run_with_progress(
         account_errors: Vec::new(),
         warnings: Vec::new(),
         mails: Vec::new(),
+        mails_already_sent: 0,
         files: Vec::new(),
         store: project.store.clone(),
     };
@@ -337,19 +340,39 @@ fn execute(
     }
     progress("delivering mail");
     let started = Instant::now();
-    let outbox = project.outbox.join(&plan.job.name).join(options.as_of.to_string());
-    let transport = Transport::from_settings(&project.mail, &outbox).map_err(|e| e.to_string())?;
-    let from =
+    let transport = Transport::from_settings(&project.mail, &project.outbox).map_err(|e| e.to_string())?;
+    let from: lettre::message::Mailbox =
         project.mail.from.parse().map_err(|e| format!("mail.from `{}` is not an address: {e}", project.mail.from))?;
+    let mut already_sent = 0;
     for mail in &rendered.mails {
         let recipient = mail.to.first().map(|m| m.email.to_string()).unwrap_or_default();
-        let name = format!("{}--{}", mail.output, recipient.replace(['/', '\\'], "_"));
-        let sent = mail.to_message(&from).and_then(|m| transport.send(&m, &name));
-        match sent {
-            Ok(where_to) => report.mails.push(where_to),
-            Err(e) => report.warnings.push(e.to_string()),
+        let message = mail.to_message(&from).map_err(|e| e.to_string())?;
+        let to: Vec<String> = message.envelope().to().iter().map(|a| a.to_string()).collect();
+        let queued = store
+            .enqueue(
+                &plan.job.name,
+                options.as_of,
+                &mail.output,
+                &recipient,
+                report.run_id,
+                &mail.subject,
+                &from.email.to_string(),
+                &to,
+                &message.formatted(),
+            )
+            .map_err(|e| e.to_string())?;
+        if !queued {
+            already_sent += 1;
         }
     }
+    if already_sent > 0 {
+        tracing::info!(job = %plan.job.name, mails = already_sent, "Mail already sent for this day was not sent again.");
+    }
+    let (sent, failed) =
+        crate::delivery::flush_outbox(store, &transport, Some(&plan.job.name)).map_err(|e| e.to_string())?;
+    report.mails = sent;
+    report.mails_already_sent = already_sent;
+    report.warnings.extend(failed.into_iter().map(|f| format!("mail not sent, kept in the outbox: {f}")));
     report.stages.push(("deliver", started.elapsed()));
     Ok(())
 }

@@ -71,6 +71,24 @@ CREATE TABLE IF NOT EXISTS rejects (
     reason VARCHAR NOT NULL,
     raw VARCHAR
 );
+CREATE TABLE IF NOT EXISTS outbox (
+    job VARCHAR NOT NULL,
+    as_of DATE NOT NULL,
+    output VARCHAR NOT NULL,
+    recipient VARCHAR NOT NULL,
+    run_id BIGINT,
+    subject VARCHAR,
+    sender VARCHAR NOT NULL,
+    envelope_to VARCHAR[] NOT NULL,
+    message BLOB NOT NULL,
+    status VARCHAR NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    last_error VARCHAR,
+    created_at TIMESTAMPTZ NOT NULL,
+    sent_at TIMESTAMPTZ,
+    delivered_to VARCHAR,
+    PRIMARY KEY (job, as_of, output, recipient)
+);
 CREATE OR REPLACE VIEW published_outcomes AS
     SELECT o.* FROM outcomes o JOIN runs r USING (run_id) WHERE r.published;
 CREATE OR REPLACE VIEW latest_outcomes AS
@@ -101,6 +119,28 @@ pub struct RunRecord {
     pub error: Option<String>,
     pub accounts: Option<i64>,
     pub stages: Option<String>,
+}
+
+/// A mail in the store's outbox: one per job, day, output and recipient, so a rerun of the
+/// same day never sends the same mail twice.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct OutboxMail {
+    pub job: String,
+    pub as_of: NaiveDate,
+    pub output: String,
+    pub recipient: String,
+    pub run_id: Option<i64>,
+    pub subject: Option<String>,
+    pub sender: String,
+    pub envelope_to: Vec<String>,
+    #[serde(skip)]
+    pub message: Vec<u8>,
+    /// `pending`, `sent` or `failed` (failed mail is retried).
+    pub status: String,
+    pub attempts: i32,
+    pub last_error: Option<String>,
+    pub sent_at: Option<DateTime<Utc>>,
+    pub delivered_to: Option<String>,
 }
 
 /// A score and grade as a run stored them.
@@ -325,6 +365,100 @@ impl Store {
                 run_id
             ],
         )?;
+        Ok(())
+    }
+
+    /// Queues a mail unless the same job, day, output and recipient was already sent;
+    /// `false` when it was (a rerun of the same day).
+    #[allow(clippy::too_many_arguments)]
+    pub fn enqueue(
+        &self,
+        job: &str,
+        as_of: NaiveDate,
+        output: &str,
+        recipient: &str,
+        run_id: Option<i64>,
+        subject: &str,
+        sender: &str,
+        to: &[String],
+        message: &[u8],
+    ) -> Result<bool, StoreError> {
+        let sent: i64 = self.conn.query_row(
+            "SELECT count(*) FROM outbox WHERE job = ? AND as_of = ? AND output = ? AND recipient = ? AND status = 'sent'",
+            params![job, as_of, output, recipient],
+            |r| r.get(0),
+        )?;
+        if sent > 0 {
+            return Ok(false);
+        }
+        let to = serde_json::to_string(to).unwrap_or_else(|_| "[]".into());
+        self.conn.execute(
+            "INSERT INTO outbox (job, as_of, output, recipient, run_id, subject, sender, envelope_to, message, status, created_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, CAST(CAST(? AS JSON) AS VARCHAR[]), ?, 'pending', now()) \
+             ON CONFLICT (job, as_of, output, recipient) DO UPDATE SET run_id = excluded.run_id, subject = excluded.subject, \
+             sender = excluded.sender, envelope_to = excluded.envelope_to, message = excluded.message, status = 'pending'",
+            params![job, as_of, output, recipient, run_id, subject, sender, to, message],
+        )?;
+        Ok(true)
+    }
+
+    /// Mail not yet sent, oldest first; only `job`'s when given.
+    pub fn unsent(&self, job: Option<&str>) -> Result<Vec<OutboxMail>, StoreError> {
+        self.outbox_where("status <> 'sent' AND (? IS NULL OR job = ?)", job, 1_000_000)
+    }
+
+    /// The outbox, newest first, optionally of one status.
+    pub fn outbox(&self, status: Option<&str>, limit: usize) -> Result<Vec<OutboxMail>, StoreError> {
+        self.outbox_where("(? IS NULL OR status = ?)", status, limit)
+    }
+
+    fn outbox_where(&self, filter: &str, value: Option<&str>, limit: usize) -> Result<Vec<OutboxMail>, StoreError> {
+        let order = if filter.starts_with("status <>") {
+            "created_at, job, output, recipient"
+        } else {
+            "created_at DESC, job, output, recipient"
+        };
+        let sql = format!(
+            "SELECT job, as_of, output, recipient, run_id, subject, sender, CAST(to_json(envelope_to) AS VARCHAR), message, status, \
+             attempts, last_error, sent_at, delivered_to FROM outbox WHERE {filter} ORDER BY {order} LIMIT ?"
+        );
+        let mut stmt = self.conn.prepare(&sql)?;
+        let rows = stmt.query_map(params![value, value, limit as i64], |r| {
+            let to: String = r.get(7)?;
+            Ok(OutboxMail {
+                job: r.get(0)?,
+                as_of: r.get(1)?,
+                output: r.get(2)?,
+                recipient: r.get(3)?,
+                run_id: r.get(4)?,
+                subject: r.get(5)?,
+                sender: r.get(6)?,
+                envelope_to: serde_json::from_str(&to).unwrap_or_default(),
+                message: r.get(8)?,
+                status: r.get(9)?,
+                attempts: r.get(10)?,
+                last_error: r.get(11)?,
+                sent_at: r.get(12)?,
+                delivered_to: r.get(13)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    }
+
+    /// Records a delivery attempt.
+    pub fn mark(&self, mail: &OutboxMail, result: &Result<String, String>) -> Result<(), StoreError> {
+        match result {
+            Ok(to) => self.conn.execute(
+                "UPDATE outbox SET status = 'sent', attempts = attempts + 1, sent_at = now(), last_error = NULL, delivered_to = ? \
+                 WHERE job = ? AND as_of = ? AND output = ? AND recipient = ?",
+                params![to, mail.job, mail.as_of, mail.output, mail.recipient],
+            )?,
+            Err(e) => self.conn.execute(
+                "UPDATE outbox SET status = 'failed', attempts = attempts + 1, last_error = ? \
+                 WHERE job = ? AND as_of = ? AND output = ? AND recipient = ?",
+                params![e, mail.job, mail.as_of, mail.output, mail.recipient],
+            )?,
+        };
         Ok(())
     }
 

@@ -4,6 +4,7 @@ mod check;
 mod demo_data;
 mod diff;
 mod explain;
+mod outbox;
 mod run;
 mod runs;
 pub mod schema;
@@ -67,6 +68,8 @@ enum Command {
     Status(status::Args),
     /// Check every job and rule file and report every problem at once.
     Check(check::Args),
+    /// The outbox: every mail with its status; `outbox retry` sends what is pending or failed.
+    Outbox(outbox::Args),
     /// List recent runs with status and timings.
     Runs(runs::Args),
     /// Compare the rules with a git revision or folder: which accounts move, and why.
@@ -110,6 +113,7 @@ pub fn main() -> i32 {
                 Command::Run(args) => run::execute(&project, args),
                 Command::Check(args) => check::execute(&project, args),
                 Command::Runs(args) => runs::execute(&project, args),
+                Command::Outbox(args) => outbox::execute(&project, args),
                 Command::Serve(args) => serve::execute(&project, args),
                 Command::Status(args) => status::execute(&project, args),
                 Command::Test(args) => test::execute(&project, args),

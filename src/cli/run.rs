@@ -116,6 +116,14 @@ fn describe(project: &Project, r: &RunReport, dry_run: bool) -> String {
         let _ =
             writeln!(out, "  lists    {} CSV file{} in {}", r.files.len(), plural(r.files.len()), project.display(dir));
     }
+    if r.mails_already_sent > 0 {
+        let _ = writeln!(
+            out,
+            "  mail     {} message{} already sent for this day, not sent again",
+            r.mails_already_sent,
+            plural(r.mails_already_sent)
+        );
+    }
     if !r.mails.is_empty() {
         let where_to = match &project.mail.smtp {
             Some(smtp) => format!("sent through {}:{}", smtp.host, smtp.port),

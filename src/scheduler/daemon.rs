@@ -329,8 +329,7 @@ fn alert(
         html,
         attachments: Vec::new(),
     };
-    let outbox = project.outbox.join(job).join(day.to_string());
-    let sent = Transport::from_settings(&project.mail, &outbox).and_then(|t| {
+    let sent = Transport::from_settings(&project.mail, &project.outbox).and_then(|t| {
         let from = project
             .mail
             .from
@@ -338,7 +337,7 @@ fn alert(
             .map_err(|e| crate::delivery::DeliveryError::Settings(format!("mail.from: {e}")))?;
         let message = mail.to_message(&from)?;
         let recipient = to.first().map(|m| m.email.to_string()).unwrap_or_default();
-        t.send(&message, &format!("failure--{recipient}"))
+        t.send(&message, &Path::new(job).join(day.to_string()), &format!("failure--{recipient}"))
     });
     match sent {
         Ok(where_to) => tracing::info!(job, to = %where_to, "Failure alert sent."),
