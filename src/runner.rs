@@ -356,7 +356,7 @@ fn execute(
                 &recipient,
                 report.run_id,
                 &mail.subject,
-                &from.email.to_string(),
+                from.email.as_ref(),
                 &to,
                 &message.formatted(),
             )
