@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDate, Utc};
-use duckdb::arrow::array::{ArrayRef, Date32Builder, Float64Builder, Int64Builder, ListBuilder, StringBuilder};
+use duckdb::arrow::array::{ArrayRef, Date32Builder, Float64Builder, Int64Builder, StringBuilder};
 use duckdb::arrow::datatypes::{DataType, Field, Schema as ArrowSchema};
 use duckdb::arrow::record_batch::RecordBatch;
 use duckdb::{Connection, params};
@@ -239,7 +239,9 @@ impl Store {
         match result {
             Ok(()) => {
                 self.conn.execute("UPDATE runs SET published = true WHERE run_id = ?", params![p.run_id])?;
+                let started = std::time::Instant::now();
                 self.conn.execute_batch("COMMIT")?;
+                tracing::debug!(seconds = started.elapsed().as_secs_f64(), "Publication committed.");
                 Ok(())
             }
             Err(e) => {
@@ -250,11 +252,24 @@ impl Store {
     }
 
     fn write_publication(&self, p: &Publication, rejects: &[Reject]) -> Result<(), StoreError> {
+        let started = std::time::Instant::now();
         let batch = outcomes_batch(p)?;
-        let mut appender = self.conn.appender("outcomes")?;
+        tracing::debug!(seconds = started.elapsed().as_secs_f64(), "Outcomes batch built.");
+        self.conn.execute_batch(
+            "CREATE OR REPLACE TEMP TABLE kw_outcomes (run_id BIGINT, job VARCHAR, as_of DATE, account_id VARCHAR, \
+             rule_set VARCHAR, score DOUBLE, grade VARCHAR, grade_since DATE, fired VARCHAR, reasons VARCHAR, tags VARCHAR, errors VARCHAR)",
+        )?;
+        let mut appender = self.conn.appender("kw_outcomes")?;
         appender.append_record_batch(batch)?;
         appender.flush()?;
         drop(appender);
+        self.conn.execute_batch(
+            "INSERT INTO outcomes SELECT run_id, job, as_of, account_id, rule_set, score, grade, grade_since, \
+             CAST(CAST(fired AS JSON) AS VARCHAR[]), CAST(CAST(reasons AS JSON) AS VARCHAR[]), \
+             CAST(CAST(tags AS JSON) AS VARCHAR[]), CAST(CAST(errors AS JSON) AS VARCHAR[]) FROM kw_outcomes; \
+             DROP TABLE kw_outcomes",
+        )?;
+        tracing::debug!(seconds = started.elapsed().as_secs_f64(), "Outcomes appended.");
         let mut accounts = self.conn.appender("accounts")?;
         for row in 0..p.entity.len() {
             let text = |c: Option<&str>| c.map(|c| display_value(&p.entity.value(c, row))).filter(|s| !s.is_empty());
@@ -269,6 +284,7 @@ impl Store {
         }
         accounts.flush()?;
         drop(accounts);
+        tracing::debug!(seconds = started.elapsed().as_secs_f64(), "Accounts appended.");
         let mut errors = self.conn.appender("rule_errors")?;
         for (set, outcomes) in p.rule_sets.iter().zip(p.outcomes) {
             for (row, o) in outcomes.iter().enumerate() {
@@ -510,10 +526,13 @@ fn outcomes_batch(p: &Publication) -> Result<RecordBatch, StoreError> {
     let mut score = Float64Builder::with_capacity(rows);
     let mut grade = StringBuilder::new();
     let mut since = Date32Builder::with_capacity(rows);
-    let mut fired = ListBuilder::new(StringBuilder::new());
-    let mut reasons = ListBuilder::new(StringBuilder::new());
-    let mut tags = ListBuilder::new(StringBuilder::new());
-    let mut errors = ListBuilder::new(StringBuilder::new());
+    // Lists travel as JSON text and become VARCHAR[] in SQL: duckdb-rs appends Arrow list
+    // columns slowly (minutes for a million rows), text columns fast.
+    let json = |items: Vec<&str>| serde_json::to_string(&items).unwrap_or_else(|_| "[]".into());
+    let mut fired = StringBuilder::new();
+    let mut reasons = StringBuilder::new();
+    let mut tags = StringBuilder::new();
+    let mut errors = StringBuilder::new();
     let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch");
     let days = |d: NaiveDate| (d - epoch).num_days() as i32;
     for (set, outcomes) in p.rule_sets.iter().zip(p.outcomes) {
@@ -527,25 +546,13 @@ fn outcomes_batch(p: &Publication) -> Result<RecordBatch, StoreError> {
             score.append_option(o.score);
             grade.append_option(o.grade.as_deref());
             since.append_option(grade_since(o.grade.as_deref(), p.previous.get(&set.name, key), p.as_of).map(days));
-            for v in &o.fired {
-                fired.values().append_value(&**v);
-            }
-            fired.append(true);
-            for v in &o.reasons {
-                reasons.values().append_value(v);
-            }
-            reasons.append(true);
-            for v in &o.tags {
-                tags.values().append_value(&**v);
-            }
-            tags.append(true);
-            for e in &o.errors {
-                errors.values().append_value(format!("{}: {}", e.rule, e.message));
-            }
-            errors.append(true);
+            fired.append_value(json(o.fired.iter().map(|v| &**v).collect()));
+            reasons.append_value(json(o.reasons.iter().map(String::as_str).collect()));
+            tags.append_value(json(o.tags.iter().map(|v| &**v).collect()));
+            let messages: Vec<String> = o.errors.iter().map(|e| format!("{}: {}", e.rule, e.message)).collect();
+            errors.append_value(json(messages.iter().map(String::as_str).collect()));
         }
     }
-    let list = || DataType::List(Arc::new(Field::new("item", DataType::Utf8, true)));
     let schema = ArrowSchema::new(vec![
         Field::new("run_id", DataType::Int64, false),
         Field::new("job", DataType::Utf8, false),
@@ -555,10 +562,10 @@ fn outcomes_batch(p: &Publication) -> Result<RecordBatch, StoreError> {
         Field::new("score", DataType::Float64, true),
         Field::new("grade", DataType::Utf8, true),
         Field::new("grade_since", DataType::Date32, true),
-        Field::new("fired", list(), true),
-        Field::new("reasons", list(), true),
-        Field::new("tags", list(), true),
-        Field::new("errors", list(), true),
+        Field::new("fired", DataType::Utf8, false),
+        Field::new("reasons", DataType::Utf8, false),
+        Field::new("tags", DataType::Utf8, false),
+        Field::new("errors", DataType::Utf8, false),
     ]);
     let columns: Vec<ArrayRef> = vec![
         Arc::new(run_id.finish()),
