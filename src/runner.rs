@@ -110,6 +110,8 @@ pub struct RunReport {
     pub mails: Vec<String>,
     /// Mail of this job and day sent by an earlier run, not sent again.
     pub mails_already_sent: usize,
+    /// On a dry run: the mail the run would send.
+    pub preview: Vec<crate::delivery::Mail>,
     pub files: Vec<PathBuf>,
     pub store: PathBuf,
 }
@@ -147,6 +149,7 @@ pub fn run_with_progress(
         warnings: Vec::new(),
         mails: Vec::new(),
         mails_already_sent: 0,
+        preview: Vec::new(),
         files: Vec::new(),
         store: project.store.clone(),
     };
@@ -336,6 +339,7 @@ fn execute(
     report.stages.push(("outputs", started.elapsed()));
 
     if options.dry_run {
+        report.preview = rendered.mails;
         return Ok(());
     }
     progress("delivering mail");

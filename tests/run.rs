@@ -281,3 +281,30 @@ fn parquet_and_json_sources_load_typed_with_rejects() {
         );
     }
 }
+
+#[test]
+fn preview_writes_every_mail_without_sending_or_recording() {
+    let p = Project::new(&[]);
+    let out = p.keepwell(&["preview", "nightly", "--as-of", "2026-11-23"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(
+        out.stdout,
+        "2 mails of job nightly for 2026-11-23 written to .keepwell/preview/nightly (nothing was sent)\n"
+    );
+    let files: Vec<String> = p.files_under(".keepwell/preview").iter().map(|f| f.display().to_string()).collect();
+    assert_eq!(
+        files,
+        [
+            ".keepwell/preview/nightly/at_risk--ann@example.com.eml",
+            ".keepwell/preview/nightly/at_risk--ann@example.com.html",
+            ".keepwell/preview/nightly/at_risk--ann@example.com.txt",
+            ".keepwell/preview/nightly/summary--lead@example.com.eml",
+            ".keepwell/preview/nightly/summary--lead@example.com.html",
+            ".keepwell/preview/nightly/summary--lead@example.com.txt",
+        ]
+    );
+    let html = std::fs::read_to_string(p.path().join(&files[1])).expect("html");
+    assert!(html.starts_with("<!DOCTYPE html>") && html.contains("Acme"), "{html}");
+    assert!(p.files_under(".keepwell/outbox").is_empty());
+    assert_eq!(p.query("SELECT count(*) FROM runs"), ["0"]);
+}

@@ -5,6 +5,7 @@ mod demo_data;
 mod diff;
 mod explain;
 mod outbox;
+mod preview;
 mod run;
 mod runs;
 pub mod schema;
@@ -70,6 +71,8 @@ enum Command {
     Check(check::Args),
     /// The outbox: every mail with its status; `outbox retry` sends what is pending or failed.
     Outbox(outbox::Args),
+    /// Write every mail a job would send to a folder, as HTML and .eml, without sending.
+    Preview(preview::Args),
     /// List recent runs with status and timings.
     Runs(runs::Args),
     /// Compare the rules with a git revision or folder: which accounts move, and why.
@@ -114,6 +117,7 @@ pub fn main() -> i32 {
                 Command::Check(args) => check::execute(&project, args),
                 Command::Runs(args) => runs::execute(&project, args),
                 Command::Outbox(args) => outbox::execute(&project, args),
+                Command::Preview(args) => preview::execute(&project, args),
                 Command::Serve(args) => serve::execute(&project, args),
                 Command::Status(args) => status::execute(&project, args),
                 Command::Test(args) => test::execute(&project, args),

@@ -1,0 +1,76 @@
+//! `keepwell preview <job>`: every mail the job would send, written to a folder as HTML (to
+//! open in a browser) and `.eml` (to open in a mail client), without sending or recording.
+
+use std::path::PathBuf;
+
+use chrono::NaiveDate;
+
+use crate::cli::ExitStatus;
+use crate::project::Project;
+use crate::runner::{self, RunOptions, RunStatus};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The job: a name in jobs/ or a path.
+    job: String,
+    /// The day to preview (default: today).
+    #[arg(long, value_name = "YYYY-MM-DD")]
+    as_of: Option<NaiveDate>,
+    /// Where to write the mail (default: .keepwell/preview/<job>).
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+pub fn execute(project: &Project, args: &Args) -> ExitStatus {
+    let options = RunOptions { as_of: args.as_of.unwrap_or_else(|| chrono::Local::now().date_naive()), dry_run: true };
+    let report = match runner::run(project, &project.job_path(&args.job), options) {
+        Ok(r) => r,
+        Err(d) => {
+            eprintln!("{d}");
+            return ExitStatus::Config;
+        }
+    };
+    if report.status == RunStatus::Failed {
+        eprintln!("error: {}", report.error.unwrap_or_default());
+        return ExitStatus::Failure;
+    }
+    let out = args.out.clone().unwrap_or_else(|| project.root.join(".keepwell/preview").join(&report.job));
+    if let Err(e) = std::fs::create_dir_all(&out) {
+        eprintln!("error: cannot create {}: {e}", out.display());
+        return ExitStatus::Failure;
+    }
+    let from = match project.mail.from.parse() {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("error: mail.from `{}` is not an address: {e}", project.mail.from);
+            return ExitStatus::Config;
+        }
+    };
+    for mail in &report.preview {
+        let recipient = mail.to.first().map(|m| m.email.to_string()).unwrap_or_default();
+        let name = format!("{}--{}", mail.output, recipient.replace(['/', '\\'], "_"));
+        let eml = match mail.to_message(&from) {
+            Ok(m) => m.formatted(),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitStatus::Failure;
+            }
+        };
+        let written = std::fs::write(out.join(format!("{name}.html")), &mail.html)
+            .and_then(|()| std::fs::write(out.join(format!("{name}.txt")), &mail.text))
+            .and_then(|()| std::fs::write(out.join(format!("{name}.eml")), eml));
+        if let Err(e) = written {
+            eprintln!("error: cannot write to {}: {e}", out.display());
+            return ExitStatus::Failure;
+        }
+    }
+    println!(
+        "{} mail{} of job {} for {} written to {} (nothing was sent)",
+        report.preview.len(),
+        if report.preview.len() == 1 { "" } else { "s" },
+        report.job,
+        report.as_of,
+        project.display(&out)
+    );
+    ExitStatus::Success
+}
