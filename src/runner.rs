@@ -320,6 +320,7 @@ fn execute(
 
     progress("writing lists and mail");
     let started = Instant::now();
+    let escalated = store.escalated(&plan.job.name).map_err(|e| e.to_string())?;
     let view = RunView {
         job: &plan.job,
         run_id: report.run_id,
@@ -332,6 +333,7 @@ fn execute(
         rule_errors: report.account_errors.len(),
         rejects: report.rejects.len(),
         warnings: &report.warnings,
+        escalated: &escalated,
     };
     let rendered = render(&view, &plan.outputs, &run_dir)?;
     report.warnings.extend(rendered.warnings);
@@ -377,6 +379,7 @@ fn execute(
     report.mails = sent;
     report.mails_already_sent = already_sent;
     report.warnings.extend(failed.into_iter().map(|f| format!("mail not sent, kept in the outbox: {f}")));
+    store.record_escalated(&plan.job.name, options.as_of, &rendered.escalated).map_err(|e| e.to_string())?;
     report.stages.push(("deliver", started.elapsed()));
     Ok(())
 }

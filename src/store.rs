@@ -4,6 +4,7 @@
 //! A run's outcomes are written and published in one transaction at the end of the run:
 //! a run that fails leaves the last published results as they were.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -88,6 +89,16 @@ CREATE TABLE IF NOT EXISTS outbox (
     sent_at TIMESTAMPTZ,
     delivered_to VARCHAR,
     PRIMARY KEY (job, as_of, output, recipient)
+);
+CREATE TABLE IF NOT EXISTS escalations (
+    job VARCHAR NOT NULL,
+    output VARCHAR NOT NULL,
+    account_id VARCHAR NOT NULL,
+    owner VARCHAR,
+    state VARCHAR NOT NULL,
+    first_sent DATE NOT NULL,
+    last_sent DATE NOT NULL,
+    PRIMARY KEY (job, output, account_id)
 );
 CREATE OR REPLACE VIEW published_outcomes AS
     SELECT o.* FROM outcomes o JOIN runs r USING (run_id) WHERE r.published;
@@ -476,6 +487,41 @@ impl Store {
             )?,
         };
         Ok(())
+    }
+
+    /// What each escalation of `job` last listed: (output, account) -> (row, day sent).
+    pub fn escalated(&self, job: &str) -> Result<HashMap<(String, String), (String, NaiveDate)>, StoreError> {
+        let mut stmt =
+            self.conn.prepare("SELECT output, account_id, state, last_sent FROM escalations WHERE job = ?")?;
+        let rows = stmt.query_map(params![job], |r| Ok(((r.get(0)?, r.get(1)?), (r.get(2)?, r.get(3)?))))?;
+        Ok(rows.collect::<Result<HashMap<_, _>, _>>()?)
+    }
+
+    /// Remembers what was listed today, for `remind_after`.
+    pub fn record_escalated(
+        &self,
+        job: &str,
+        as_of: NaiveDate,
+        listed: &[crate::outputs::Escalated],
+    ) -> Result<(), StoreError> {
+        self.conn.execute_batch("BEGIN TRANSACTION")?;
+        let result = (|| {
+            let mut stmt = self.conn.prepare(
+                "INSERT INTO escalations VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (job, output, account_id) \
+                 DO UPDATE SET owner = excluded.owner, state = excluded.state, last_sent = excluded.last_sent",
+            )?;
+            for e in listed {
+                stmt.execute(params![job, e.output, e.account, e.owner, e.state, as_of, as_of])?;
+            }
+            Ok::<(), duckdb::Error>(())
+        })();
+        match result {
+            Ok(()) => Ok(self.conn.execute_batch("COMMIT")?),
+            Err(e) => {
+                let _ = self.conn.execute_batch("ROLLBACK");
+                Err(e.into())
+            }
+        }
     }
 
     /// Runs left `running` by a process that stopped mid-run become `failed`; they never

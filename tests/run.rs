@@ -308,3 +308,41 @@ fn preview_writes_every_mail_without_sending_or_recording() {
     assert!(p.files_under(".keepwell/outbox").is_empty());
     assert_eq!(p.query("SELECT count(*) FROM runs"), ["0"]);
 }
+
+#[test]
+fn escalations_are_not_repeated_until_something_changes_or_remind_after_passes() {
+    let job = common::JOB.replace("      order_by: arr\n", "      order_by: arr\n      remind_after: 7d\n");
+    let p = Project::new(&[("jobs/nightly.yaml", &job)]);
+    let mails = |p: &Project, day: &str| -> Vec<String> {
+        let dir = p.path().join(".keepwell/outbox/nightly").join(day);
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .map(|d| d.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+            .unwrap_or_default();
+        names.sort();
+        names
+    };
+    assert_eq!(p.keepwell(&["run", "nightly", "--as-of", "2026-11-02"]).code, 0);
+    assert_eq!(mails(&p, "2026-11-02"), ["at_risk--ann@example.com.eml", "summary--lead@example.com.eml"]);
+
+    // Nothing changed the next day: no escalation mail, only the summary.
+    assert_eq!(p.keepwell(&["run", "nightly", "--as-of", "2026-11-03"]).code, 0);
+    assert_eq!(mails(&p, "2026-11-03"), ["summary--lead@example.com.eml"]);
+
+    // Acme's row changes: only Acme is escalated again.
+    p.write(
+        "data/accounts.csv",
+        &common::ACCOUNTS_CSV.replace("A1,Acme,travel,120000.00,100,20", "A1,Acme,travel,130000.00,100,20"),
+    );
+    assert_eq!(p.keepwell(&["run", "nightly", "--as-of", "2026-11-04"]).code, 0);
+    let mail =
+        std::fs::read_to_string(p.path().join(".keepwell/outbox/nightly/2026-11-04/at_risk--ann@example.com.eml"))
+            .expect("mail");
+    assert!(mail.contains("Subject: At risk: 1 account needs you (2026-11-04)"), "{mail}");
+
+    // A week after Initech was last sent, it is sent again as a reminder.
+    assert_eq!(p.keepwell(&["run", "nightly", "--as-of", "2026-11-09"]).code, 0);
+    let mail =
+        std::fs::read_to_string(p.path().join(".keepwell/outbox/nightly/2026-11-09/at_risk--ann@example.com.eml"))
+            .expect("mail");
+    assert!(mail.contains("Subject: At risk: 1 account needs you (2026-11-09)") && mail.contains("Initech"), "{mail}");
+}

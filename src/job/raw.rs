@@ -118,6 +118,10 @@ pub struct RawEscalation {
     #[serde(default)]
     #[schemars(with = "Vec<String>")]
     pub cc: Vec<Spanned<String>>,
+    /// An account already listed whose row has not changed is left out until this long has
+    /// passed (`7d`); without it, every listed account is sent every run.
+    #[schemars(with = "Option<String>")]
+    pub remind_after: Option<Spanned<String>>,
 }
 
 /// A listed column: an expression, or `{ label: expression }`.

@@ -2,7 +2,7 @@
 //! report mail. Mail bodies are minijinja templates; a project overrides any default by
 //! putting a file of the same name in `templates/`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use chrono::NaiveDate;
@@ -45,6 +45,7 @@ pub struct Escalation {
     pub order_by: Option<Expr>,
     pub subject: String,
     pub cc: Vec<Mailbox>,
+    pub remind_after: Option<chrono::Duration>,
 }
 
 #[derive(Debug)]
@@ -171,6 +172,22 @@ fn escalation(
         "escalation.subject",
     );
     let title = raw.title.clone().unwrap_or_else(|| name.replace('_', " "));
+    let remind_after = match &raw.remind_after {
+        None => Some(None),
+        Some(r) => match crate::job::parse_duration(&r.value) {
+            Some(d) => Some(chrono::Duration::from_std(d).ok()),
+            None => {
+                diags.push(
+                    Diagnostic::error(
+                        yaml::span_of(&job.file, r, r.value.len()),
+                        format!("`{}` is not a duration", r.value),
+                    )
+                    .with_hint("write a number and a unit, such as `7d`"),
+                );
+                None
+            }
+        },
+    };
     Some(Escalation {
         name: name.clone(),
         title,
@@ -180,6 +197,7 @@ fn escalation(
         order_by: order_by.flatten(),
         subject,
         cc: raw.cc.iter().filter_map(|a| a.value.parse().ok()).collect(),
+        remind_after: remind_after?,
     })
 }
 
@@ -240,6 +258,17 @@ pub struct RunView<'a> {
     pub rule_errors: usize,
     pub rejects: usize,
     pub warnings: &'a [String],
+    /// What each escalation last listed, by (output, account): the row and when it was sent.
+    pub escalated: &'a HashMap<(String, String), (String, NaiveDate)>,
+}
+
+/// An account an escalation listed, to remember for `remind_after`.
+#[derive(Debug, Clone)]
+pub struct Escalated {
+    pub output: String,
+    pub account: String,
+    pub owner: String,
+    pub state: String,
 }
 
 /// One owner's part of an escalation list.
@@ -257,6 +286,8 @@ pub struct Rendered {
     pub warnings: Vec<String>,
     /// Per escalation: owners and accounts listed.
     pub escalations: Vec<(String, usize, usize)>,
+    /// Every account listed, to remember.
+    pub escalated: Vec<Escalated>,
 }
 
 pub fn render(view: &RunView, outputs: &[Output], out_dir: &Path) -> Result<Rendered, String> {
@@ -264,7 +295,7 @@ pub fn render(view: &RunView, outputs: &[Output], out_dir: &Path) -> Result<Rend
     let mut lists: Vec<(&Escalation, Vec<OwnerList>)> = Vec::new();
     for output in outputs {
         if let Output::Escalation(e) = output {
-            let owners = evaluate_escalation(view, e, &mut rendered.warnings);
+            let owners = evaluate_escalation(view, e, &mut rendered.warnings, &mut rendered.escalated);
             rendered.escalations.push((e.name.clone(), owners.len(), owners.iter().map(|o| o.rows.len()).sum()));
             lists.push((e, owners));
         }
@@ -326,7 +357,12 @@ fn render_one(env: &Environment<'static>, name: &str, ctx: &Value) -> Result<Str
 }
 
 /// The accounts an escalation lists, grouped by owner, each owner's largest first.
-fn evaluate_escalation(view: &RunView, e: &Escalation, warnings: &mut Vec<String>) -> Vec<OwnerList> {
+fn evaluate_escalation(
+    view: &RunView,
+    e: &Escalation,
+    warnings: &mut Vec<String>,
+    escalated: &mut Vec<Escalated>,
+) -> Vec<OwnerList> {
     let mut by_owner: BTreeMap<String, Vec<(f64, Vec<String>)>> = BTreeMap::new();
     let mut scope = Scope::new();
     let mut failures = 0usize;
@@ -353,8 +389,19 @@ fn evaluate_escalation(view: &RunView, e: &Escalation, warnings: &mut Vec<String
             .and_then(|o| run(o, &mut scope).ok())
             .and_then(|v| crate::rules::engine::number(&v))
             .unwrap_or(0.0);
-        let cells =
+        let cells: Vec<String> =
             e.columns.iter().map(|(_, c)| run(c, &mut scope).map(|v| display_value(&v)).unwrap_or_default()).collect();
+        let account = view.entity.keys[row].to_string();
+        let state = cells.join("\u{1f}");
+        // Unchanged since it was last sent, and not yet time to remind: leave it out.
+        if let Some(remind) = e.remind_after
+            && let Some((last_state, last_sent)) = view.escalated.get(&(e.name.clone(), account.clone()))
+            && *last_state == state
+            && view.as_of - *last_sent < remind
+        {
+            continue;
+        }
+        escalated.push(Escalated { output: e.name.clone(), account, owner: owner.clone(), state });
         by_owner.entry(owner).or_default().push((order, cells));
     }
     if let Some(first) = first_failure {
