@@ -172,16 +172,24 @@ pub fn flush_outbox(
     job: Option<&str>,
 ) -> Result<(Vec<String>, Vec<String>), crate::store::StoreError> {
     let (mut sent, mut failed) = (Vec::new(), Vec::new());
-    for mail in store.unsent(job)? {
-        let dir = Path::new(&mail.job).join(mail.as_of.to_string());
-        let name = format!("{}--{}", mail.output, mail.recipient.replace(['/', '\\'], "_"));
-        let result =
-            transport.send_raw(&mail.sender, &mail.envelope_to, &mail.message, &dir, &name).map_err(|e| e.to_string());
-        store.mark(&mail, &result)?;
-        match result {
-            Ok(to) => sent.push(to),
-            Err(e) => failed.push(format!("{} to {} ({}): {e}", mail.output, mail.recipient, mail.as_of)),
-        }
+    // Attempts are recorded in small batches: one transaction per mail is slow in DuckDB, one
+    // for all would forget what was sent if the process died half-way.
+    for chunk in store.unsent(job)?.chunks(50) {
+        store.batch(|| {
+            for mail in chunk {
+                let dir = Path::new(&mail.job).join(mail.as_of.to_string());
+                let name = format!("{}--{}", mail.output, mail.recipient.replace(['/', '\\'], "_"));
+                let result = transport
+                    .send_raw(&mail.sender, &mail.envelope_to, &mail.message, &dir, &name)
+                    .map_err(|e| e.to_string());
+                store.mark(mail, &result)?;
+                match result {
+                    Ok(to) => sent.push(to),
+                    Err(e) => failed.push(format!("{} to {} ({}): {e}", mail.output, mail.recipient, mail.as_of)),
+                }
+            }
+            Ok(())
+        })?;
     }
     Ok((sent, failed))
 }

@@ -350,27 +350,30 @@ fn execute(
     let from: lettre::message::Mailbox =
         project.mail.from.parse().map_err(|e| format!("mail.from `{}` is not an address: {e}", project.mail.from))?;
     let mut already_sent = 0;
-    for mail in &rendered.mails {
-        let recipient = mail.to.first().map(|m| m.email.to_string()).unwrap_or_default();
-        let message = mail.to_message(&from).map_err(|e| e.to_string())?;
-        let to: Vec<String> = message.envelope().to().iter().map(|a| a.to_string()).collect();
-        let queued = store
-            .enqueue(
-                &plan.job.name,
-                options.as_of,
-                &mail.output,
-                &recipient,
-                report.run_id,
-                &mail.subject,
-                from.email.as_ref(),
-                &to,
-                &message.formatted(),
-            )
-            .map_err(|e| e.to_string())?;
-        if !queued {
-            already_sent += 1;
-        }
-    }
+    store
+        .batch(|| {
+            for mail in &rendered.mails {
+                let recipient = mail.to.first().map(|m| m.email.to_string()).unwrap_or_default();
+                let message = mail.to_message(&from).map_err(|e| crate::store::StoreError::Mail(e.to_string()))?;
+                let to: Vec<String> = message.envelope().to().iter().map(|a| a.to_string()).collect();
+                let queued = store.enqueue(
+                    &plan.job.name,
+                    options.as_of,
+                    &mail.output,
+                    &recipient,
+                    report.run_id,
+                    &mail.subject,
+                    from.email.as_ref(),
+                    &to,
+                    &message.formatted(),
+                )?;
+                if !queued {
+                    already_sent += 1;
+                }
+            }
+            Ok(())
+        })
+        .map_err(|e| e.to_string())?;
     if already_sent > 0 {
         tracing::info!(job = %plan.job.name, mails = already_sent, "Mail already sent for this day was not sent again.");
     }

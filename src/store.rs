@@ -4,7 +4,6 @@
 //! A run's outcomes are written and published in one transaction at the end of the run:
 //! a run that fails leaves the last published results as they were.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -115,6 +114,8 @@ pub enum StoreError {
     DuckDb(#[from] duckdb::Error),
     #[error("the store failed: {0}")]
     Arrow(#[from] duckdb::arrow::error::ArrowError),
+    #[error("cannot queue a mail: {0}")]
+    Mail(String),
 }
 
 /// A row of `runs`.
@@ -472,6 +473,21 @@ impl Store {
         Ok(rows.collect::<Result<Vec<_>, _>>()?)
     }
 
+    /// Groups many small writes (queueing mail, recording attempts) into one transaction.
+    pub fn batch<T>(&self, f: impl FnOnce() -> Result<T, StoreError>) -> Result<T, StoreError> {
+        self.conn.execute_batch("BEGIN TRANSACTION")?;
+        match f() {
+            Ok(v) => {
+                self.conn.execute_batch("COMMIT")?;
+                Ok(v)
+            }
+            Err(e) => {
+                let _ = self.conn.execute_batch("ROLLBACK");
+                Err(e)
+            }
+        }
+    }
+
     /// Records a delivery attempt.
     pub fn mark(&self, mail: &OutboxMail, result: &Result<String, String>) -> Result<(), StoreError> {
         match result {
@@ -490,11 +506,11 @@ impl Store {
     }
 
     /// What each escalation of `job` last listed: (output, account) -> (row, day sent).
-    pub fn escalated(&self, job: &str) -> Result<HashMap<(String, String), (String, NaiveDate)>, StoreError> {
+    pub fn escalated(&self, job: &str) -> Result<crate::outputs::EscalatedMap, StoreError> {
         let mut stmt =
             self.conn.prepare("SELECT output, account_id, state, last_sent FROM escalations WHERE job = ?")?;
         let rows = stmt.query_map(params![job], |r| Ok(((r.get(0)?, r.get(1)?), (r.get(2)?, r.get(3)?))))?;
-        Ok(rows.collect::<Result<HashMap<_, _>, _>>()?)
+        Ok(rows.collect::<Result<std::collections::HashMap<_, _>, _>>()?)
     }
 
     /// Remembers what was listed today, for `remind_after`.

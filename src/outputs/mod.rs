@@ -259,8 +259,11 @@ pub struct RunView<'a> {
     pub rejects: usize,
     pub warnings: &'a [String],
     /// What each escalation last listed, by (output, account): the row and when it was sent.
-    pub escalated: &'a HashMap<(String, String), (String, NaiveDate)>,
+    pub escalated: &'a EscalatedMap,
 }
+
+/// What each escalation last listed, by (output, account): the row and the day it was sent.
+pub type EscalatedMap = HashMap<(String, String), (String, NaiveDate)>;
 
 /// An account an escalation listed, to remember for `remind_after`.
 #[derive(Debug, Clone)]
