@@ -513,31 +513,31 @@ impl Store {
         Ok(rows.collect::<Result<std::collections::HashMap<_, _>, _>>()?)
     }
 
-    /// Remembers what was listed today, for `remind_after`.
+    /// Remembers what was listed today, for `remind_after`: appended to a staging table and
+    /// merged in one statement (row-by-row upserts are slow in DuckDB).
     pub fn record_escalated(
         &self,
         job: &str,
         as_of: NaiveDate,
         listed: &[crate::outputs::Escalated],
     ) -> Result<(), StoreError> {
-        self.conn.execute_batch("BEGIN TRANSACTION")?;
-        let result = (|| {
-            let mut stmt = self.conn.prepare(
-                "INSERT INTO escalations VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (job, output, account_id) \
-                 DO UPDATE SET owner = excluded.owner, state = excluded.state, last_sent = excluded.last_sent",
-            )?;
-            for e in listed {
-                stmt.execute(params![job, e.output, e.account, e.owner, e.state, as_of, as_of])?;
-            }
-            Ok::<(), duckdb::Error>(())
-        })();
-        match result {
-            Ok(()) => Ok(self.conn.execute_batch("COMMIT")?),
-            Err(e) => {
-                let _ = self.conn.execute_batch("ROLLBACK");
-                Err(e.into())
-            }
+        self.conn.execute_batch(
+            "CREATE OR REPLACE TEMP TABLE kw_escalated (output VARCHAR, account_id VARCHAR, owner VARCHAR, state VARCHAR)",
+        )?;
+        let mut appender = self.conn.appender("kw_escalated")?;
+        for e in listed {
+            appender.append_row(params![e.output, e.account, e.owner, e.state])?;
         }
+        appender.flush()?;
+        drop(appender);
+        self.conn.execute(
+            "INSERT INTO escalations SELECT ?, output, account_id, owner, state, ?, ? FROM kw_escalated \
+             ON CONFLICT (job, output, account_id) DO UPDATE SET owner = excluded.owner, state = excluded.state, \
+             last_sent = excluded.last_sent",
+            params![job, as_of, as_of],
+        )?;
+        self.conn.execute_batch("DROP TABLE kw_escalated")?;
+        Ok(())
     }
 
     /// Runs left `running` by a process that stopped mid-run become `failed`; they never
