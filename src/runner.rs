@@ -349,30 +349,19 @@ fn execute(
     let transport = Transport::from_settings(&project.mail, &project.outbox).map_err(|e| e.to_string())?;
     let from: lettre::message::Mailbox =
         project.mail.from.parse().map_err(|e| format!("mail.from `{}` is not an address: {e}", project.mail.from))?;
-    let mut already_sent = 0;
-    store
-        .batch(|| {
-            for mail in &rendered.mails {
-                let recipient = mail.to.first().map(|m| m.email.to_string()).unwrap_or_default();
-                let message = mail.to_message(&from).map_err(|e| crate::store::StoreError::Mail(e.to_string()))?;
-                let to: Vec<String> = message.envelope().to().iter().map(|a| a.to_string()).collect();
-                let queued = store.enqueue(
-                    &plan.job.name,
-                    options.as_of,
-                    &mail.output,
-                    &recipient,
-                    report.run_id,
-                    &mail.subject,
-                    from.email.as_ref(),
-                    &to,
-                    &message.formatted(),
-                )?;
-                if !queued {
-                    already_sent += 1;
-                }
-            }
-            Ok(())
-        })
+    let mut queue = Vec::with_capacity(rendered.mails.len());
+    for mail in &rendered.mails {
+        let message = mail.to_message(&from).map_err(|e| e.to_string())?;
+        queue.push(crate::store::QueuedMail {
+            output: mail.output.clone(),
+            recipient: mail.to.first().map(|m| m.email.to_string()).unwrap_or_default(),
+            subject: mail.subject.clone(),
+            to: message.envelope().to().iter().map(|a| a.to_string()).collect(),
+            message: message.formatted(),
+        });
+    }
+    let already_sent = store
+        .enqueue(&plan.job.name, options.as_of, report.run_id, from.email.as_ref(), &queue)
         .map_err(|e| e.to_string())?;
     if already_sent > 0 {
         tracing::info!(job = %plan.job.name, mails = already_sent, "Mail already sent for this day was not sent again.");

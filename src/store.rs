@@ -114,8 +114,6 @@ pub enum StoreError {
     DuckDb(#[from] duckdb::Error),
     #[error("the store failed: {0}")]
     Arrow(#[from] duckdb::arrow::error::ArrowError),
-    #[error("cannot queue a mail: {0}")]
-    Mail(String),
 }
 
 /// A row of `runs`.
@@ -153,6 +151,15 @@ pub struct OutboxMail {
     pub last_error: Option<String>,
     pub sent_at: Option<DateTime<Utc>>,
     pub delivered_to: Option<String>,
+}
+
+/// A rendered mail to queue.
+pub struct QueuedMail {
+    pub output: String,
+    pub recipient: String,
+    pub subject: String,
+    pub to: Vec<String>,
+    pub message: Vec<u8>,
 }
 
 /// A score and grade as a run stored them.
@@ -396,38 +403,45 @@ impl Store {
         Ok(())
     }
 
-    /// Queues a mail unless the same job, day, output and recipient was already sent;
-    /// `false` when it was (a rerun of the same day).
-    #[allow(clippy::too_many_arguments)]
+    /// Queues a run's mail, in one statement, except mail with the same job, day, output and
+    /// recipient that was already sent (a rerun of the same day). Returns how many were
+    /// already sent.
     pub fn enqueue(
         &self,
         job: &str,
         as_of: NaiveDate,
-        output: &str,
-        recipient: &str,
         run_id: Option<i64>,
-        subject: &str,
         sender: &str,
-        to: &[String],
-        message: &[u8],
-    ) -> Result<bool, StoreError> {
-        let sent: i64 = self.conn.query_row(
-            "SELECT count(*) FROM outbox WHERE job = ? AND as_of = ? AND output = ? AND recipient = ? AND status = 'sent'",
-            params![job, as_of, output, recipient],
+        mails: &[QueuedMail],
+    ) -> Result<usize, StoreError> {
+        self.conn.execute_batch(
+            "CREATE OR REPLACE TEMP TABLE kw_outbox (output VARCHAR, recipient VARCHAR, subject VARCHAR, envelope_to VARCHAR, message BLOB)",
+        )?;
+        let mut appender = self.conn.appender("kw_outbox")?;
+        for m in mails {
+            let to = serde_json::to_string(&m.to).unwrap_or_else(|_| "[]".into());
+            appender.append_row(params![m.output, m.recipient, m.subject, to, m.message])?;
+        }
+        appender.flush()?;
+        drop(appender);
+        let sent = "EXISTS (SELECT 1 FROM outbox o WHERE o.job = ? AND o.as_of = ? AND o.output = k.output \
+                    AND o.recipient = k.recipient AND o.status = 'sent')";
+        let already: i64 = self.conn.query_row(
+            &format!("SELECT count(*) FROM kw_outbox k WHERE {sent}"),
+            params![job, as_of],
             |r| r.get(0),
         )?;
-        if sent > 0 {
-            return Ok(false);
-        }
-        let to = serde_json::to_string(to).unwrap_or_else(|_| "[]".into());
         self.conn.execute(
-            "INSERT INTO outbox (job, as_of, output, recipient, run_id, subject, sender, envelope_to, message, status, created_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, CAST(CAST(? AS JSON) AS VARCHAR[]), ?, 'pending', now()) \
-             ON CONFLICT (job, as_of, output, recipient) DO UPDATE SET run_id = excluded.run_id, subject = excluded.subject, \
-             sender = excluded.sender, envelope_to = excluded.envelope_to, message = excluded.message, status = 'pending'",
-            params![job, as_of, output, recipient, run_id, subject, sender, to, message],
+            &format!(
+                "INSERT INTO outbox SELECT ?, ?, output, recipient, ?, subject, ?, CAST(CAST(envelope_to AS JSON) AS VARCHAR[]), \
+                 message, 'pending', 0, NULL, now(), NULL, NULL FROM kw_outbox k WHERE NOT {sent} \
+                 ON CONFLICT (job, as_of, output, recipient) DO UPDATE SET run_id = excluded.run_id, subject = excluded.subject, \
+                 sender = excluded.sender, envelope_to = excluded.envelope_to, message = excluded.message, status = 'pending'"
+            ),
+            params![job, as_of, run_id, sender, job, as_of],
         )?;
-        Ok(true)
+        self.conn.execute_batch("DROP TABLE kw_outbox")?;
+        Ok(already as usize)
     }
 
     /// Mail not yet sent, oldest first; only `job`'s when given.
