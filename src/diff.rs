@@ -175,6 +175,10 @@ fn set_diff(name: &str, base: Side, work: Side, entity: &Entity, plan: &Plan) ->
         }
         let mut rules: Vec<String> = a.fired.iter().filter(|f| !b.fired.contains(f)).map(|f| format!("+{f}")).collect();
         rules.extend(b.fired.iter().filter(|f| !a.fired.contains(f)).map(|f| format!("-{f}")));
+        if rules.is_empty() {
+            // The same rules fired: a threshold or a rule's points changed.
+            rules.push(if b.score == a.score { "(grade thresholds)".into() } else { "(points)".into() });
+        }
         accounts.push(AccountChange {
             account: entity.keys[row].to_string(),
             name: plan.job.entity.name.as_deref().map(|c| display_value(&entity.value(c, row))),
