@@ -142,6 +142,8 @@ fn init_logging(cli: &Cli) {
         "error"
     } else {
         match cli.verbose {
+            // A daemon's log is its only voice: fire times, runs and skips are worth seeing.
+            0 if matches!(cli.command, Command::Serve(_)) => "info",
             0 => "warn",
             1 => "info",
             _ => "debug",
