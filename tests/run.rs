@@ -346,3 +346,28 @@ fn escalations_are_not_repeated_until_something_changes_or_remind_after_passes()
             .expect("mail");
     assert!(mail.contains("Subject: At risk: 1 account needs you (2026-11-09)") && mail.contains("Initech"), "{mail}");
 }
+
+#[test]
+fn managers_get_a_roll_up_of_their_owners_lists() {
+    let job = common::JOB
+        .replace("      order_by: arr\n", "      order_by: arr\n      rollup: '\"boss@example.com\"'\n")
+        .replace("when: risk.grade == \\\"high\\\" || health.grade == \\\"red\\\"", "when: true");
+    let job = job.replace("when: risk.grade == \"high\" || health.grade == \"red\"", "when: true");
+    let p = Project::new(&[("jobs/nightly.yaml", &job)]);
+    let out = p.keepwell(&["run", "nightly", "--as-of", "2026-11-23"]);
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    let csv = std::fs::read_to_string(p.path().join(".keepwell/runs/1/at_risk_rollup/boss@example.com.csv"))
+        .expect("roll-up");
+    assert_eq!(
+        csv,
+        "Owner,Account,ARR,Why\n\
+         ann@example.com,Acme,120000,travel is hit hard; 20% of seats in use\n\
+         ann@example.com,Initech,8000,retail is hit hard; 20% of seats in use\n\
+         bob@example.com,Globex,50000,\n"
+    );
+    let mail = std::fs::read_to_string(
+        p.path().join(".keepwell/outbox/nightly/2026-11-23/at_risk_rollup--boss@example.com.eml"),
+    )
+    .expect("mail");
+    assert!(mail.contains("Subject: At risk (team roll-up): 3 accounts need you (2026-11-23)"), "{mail}");
+}

@@ -122,6 +122,10 @@ pub struct RawEscalation {
     /// passed (`7d`); without it, every listed account is sent every run.
     #[schemars(with = "Option<String>")]
     pub remind_after: Option<Spanned<String>>,
+    /// A manager roll-up: an expression giving each account's manager address; each manager
+    /// also gets one mail listing the accounts of all their owners.
+    #[schemars(with = "Option<String>")]
+    pub rollup: Option<Spanned<String>>,
 }
 
 /// A listed column: an expression, or `{ label: expression }`.

@@ -46,6 +46,7 @@ pub struct Escalation {
     pub subject: String,
     pub cc: Vec<Mailbox>,
     pub remind_after: Option<chrono::Duration>,
+    pub rollup: Option<Expr>,
 }
 
 #[derive(Debug)]
@@ -152,6 +153,7 @@ fn escalation(
     let when = expr(&raw.when, "`when`");
     let owner = expr(&raw.owner, "`owner`");
     let order_by = raw.order_by.as_ref().map(|o| expr(o, "`order_by`"));
+    let rollup = raw.rollup.as_ref().map(|o| expr(o, "`rollup`"));
     let mut columns = Vec::new();
     for c in &raw.columns {
         let pairs: Vec<(String, String)> = match &c.value {
@@ -198,6 +200,10 @@ fn escalation(
         subject,
         cc: raw.cc.iter().filter_map(|a| a.value.parse().ok()).collect(),
         remind_after: remind_after?,
+        rollup: match rollup {
+            Some(r) => Some(r?),
+            None => None,
+        },
     })
 }
 
@@ -279,6 +285,8 @@ pub struct Escalated {
 pub struct OwnerList {
     pub owner: String,
     pub rows: Vec<Vec<String>>,
+    /// Each row's manager, for the roll-up (empty without one).
+    pub managers: Vec<String>,
 }
 
 /// Rendered outputs: mails to send and files written.
@@ -335,6 +343,9 @@ pub fn render(view: &RunView, outputs: &[Output], out_dir: &Path) -> Result<Rend
             };
             rendered.mails.push(mail);
         }
+        if e.rollup.is_some() {
+            rollup(view, e, &labels, owners, out_dir, &mut rendered)?;
+        }
     }
     for output in outputs {
         if let Output::Summary(s) = output {
@@ -354,6 +365,58 @@ pub fn render(view: &RunView, outputs: &[Output], out_dir: &Path) -> Result<Rend
     Ok(rendered)
 }
 
+/// The manager roll-up: each manager gets every listed account of their owners, with the
+/// owner as the first column.
+fn rollup(
+    view: &RunView,
+    e: &Escalation,
+    labels: &[String],
+    owners: &[OwnerList],
+    out_dir: &Path,
+    rendered: &mut Rendered,
+) -> Result<(), String> {
+    let mut by_manager: BTreeMap<&str, Vec<Vec<String>>> = BTreeMap::new();
+    for list in owners {
+        for (row, manager) in list.rows.iter().zip(&list.managers) {
+            let mut cells = vec![list.owner.clone()];
+            cells.extend(row.iter().cloned());
+            by_manager.entry(manager.as_str()).or_default().push(cells);
+        }
+    }
+    let name = format!("{}_rollup", e.name);
+    let dir = out_dir.join(&name);
+    std::fs::create_dir_all(&dir).map_err(|err| format!("cannot create `{}`: {err}", dir.display()))?;
+    let columns: Vec<String> = std::iter::once("Owner".to_string()).chain(labels.iter().cloned()).collect();
+    for (manager, rows) in by_manager {
+        let Ok(to) = manager.parse::<Mailbox>() else {
+            rendered
+                .warnings
+                .push(format!("escalation `{}`: manager `{manager}` is not an email address; no roll-up sent", e.name));
+            continue;
+        };
+        let csv = to_csv(&columns, &rows)?;
+        let file_name = format!("{}.csv", safe_file_name(manager));
+        let path = dir.join(&file_name);
+        std::fs::write(&path, &csv).map_err(|err| format!("cannot write `{}`: {err}", path.display()))?;
+        rendered.files.push(path);
+        let title = format!("{} (team roll-up)", e.title);
+        let ctx = context! {
+            job => view.job.name.clone(), as_of => view.as_of.to_string(), title => title, output => name.clone(),
+            owner => manager, columns => columns.clone(), rows => rows.clone(), count => rows.len(),
+        };
+        rendered.mails.push(Mail {
+            output: name.clone(),
+            to: vec![to],
+            cc: Vec::new(),
+            subject: render_one(view.templates, "escalation.subject", &ctx)?,
+            text: render_one(view.templates, "escalation.txt", &ctx)?,
+            html: render_one(view.templates, "escalation.html", &ctx)?,
+            attachments: vec![Attachment { file_name, content_type: "text/csv".into(), body: csv }],
+        });
+    }
+    Ok(())
+}
+
 fn render_one(env: &Environment<'static>, name: &str, ctx: &Value) -> Result<String, String> {
     let t = env.get_template(name).map_err(|e| e.to_string())?;
     t.render(ctx).map_err(|e| format!("template `{name}` failed: {e}"))
@@ -366,7 +429,7 @@ fn evaluate_escalation(
     warnings: &mut Vec<String>,
     escalated: &mut Vec<Escalated>,
 ) -> Vec<OwnerList> {
-    let mut by_owner: BTreeMap<String, Vec<(f64, Vec<String>)>> = BTreeMap::new();
+    let mut by_owner: BTreeMap<String, Vec<(f64, Vec<String>, String)>> = BTreeMap::new();
     let mut scope = Scope::new();
     let mut failures = 0usize;
     let mut first_failure = None;
@@ -405,7 +468,9 @@ fn evaluate_escalation(
             continue;
         }
         escalated.push(Escalated { output: e.name.clone(), account, owner: owner.clone(), state });
-        by_owner.entry(owner).or_default().push((order, cells));
+        let manager =
+            e.rollup.as_ref().and_then(|r| run(r, &mut scope).ok()).map(|v| display_value(&v)).unwrap_or_default();
+        by_owner.entry(owner).or_default().push((order, cells, manager));
     }
     if let Some(first) = first_failure {
         warnings.push(format!("escalation `{}`: `when` failed for {failures} accounts; first: {first}", e.name));
@@ -414,7 +479,8 @@ fn evaluate_escalation(
         .into_iter()
         .map(|(owner, mut rows)| {
             rows.sort_by(|a, b| b.0.total_cmp(&a.0));
-            OwnerList { owner, rows: rows.into_iter().map(|(_, r)| r).collect() }
+            let managers = rows.iter().map(|(_, _, m)| m.clone()).collect();
+            OwnerList { owner, rows: rows.into_iter().map(|(_, r, _)| r).collect(), managers }
         })
         .collect()
 }
