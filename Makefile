@@ -15,12 +15,30 @@ CARGO ?= cargo
 # The fixtures end on this day; running the demo as of it keeps every story in the data.
 AS_OF ?= 2026-11-23
 
-.PHONY: demo test lint build duckdb fixtures clean-demo smtp-server
+.PHONY: demo history screenshot test lint build duckdb fixtures clean-demo smtp-server
 
-demo: $(DUCKDB_LIB)
+# The weeks before AS_OF are run first without mail, so the report has a history to chart
+# and movements to show.
+HISTORY ?= 2026-10-26 2026-11-02 2026-11-09 2026-11-16 2026-11-20
+
+demo: history
+	$(CARGO) run --release --quiet -- run nightly --as-of $(AS_OF)
+
+history: $(DUCKDB_LIB)
 	$(CARGO) build --release --quiet
 	$(CARGO) run --release --quiet -- check
-	$(CARGO) run --release --quiet -- run nightly --as-of $(AS_OF)
+	@for day in $(HISTORY); do $(CARGO) run --release --quiet -- run nightly --as-of $$day --no-mail --quiet || exit 1; done
+
+# The README's picture of the executive report: the demo's report for AS_OF, previewed on a
+# fresh store with the same history and photographed by headless Chromium (Debian's
+# `chromium` package).
+screenshot: clean-demo history
+	$(CARGO) run --release --quiet -- preview nightly --as-of $(AS_OF) --out .keepwell/screenshot
+	mkdir -p docs/images
+	chromium --headless=new --no-sandbox --disable-gpu --disable-dev-shm-usage --hide-scrollbars \
+	  --force-device-scale-factor=1 --window-size=820,2000 \
+	  --screenshot=$(CURDIR)/docs/images/executive-report.png \
+	  "file://$(CURDIR)/.keepwell/screenshot/summary--cs-leadership@example.com.html"
 
 test: $(DUCKDB_LIB) smtp-server
 	$(CARGO) fmt --all -- --check

@@ -22,7 +22,17 @@ pub struct Mail {
     pub subject: String,
     pub text: String,
     pub html: String,
+    /// Images the HTML shows by `cid:` reference.
+    pub inline: Vec<Inline>,
     pub attachments: Vec<Attachment>,
+}
+
+/// A part the HTML refers to as `cid:<cid>`, such as a chart.
+#[derive(Debug, Clone)]
+pub struct Inline {
+    pub cid: String,
+    pub content_type: String,
+    pub body: Vec<u8>,
 }
 
 #[derive(Debug, Clone)]
@@ -45,7 +55,8 @@ pub enum DeliveryError {
 }
 
 impl Mail {
-    /// mixed[ alternative[ text, html ], attachments... ]. Header values are encoded by
+    /// mixed[ alternative[ text, related[ html, inline images... ] ], attachments... ], each
+    /// level only when it has parts. Header values are encoded by
     /// lettre; line breaks are removed from the subject so no value can add a header.
     pub fn to_message(&self, from: &Mailbox) -> Result<Message, DeliveryError> {
         let subject = self.subject.split_whitespace().collect::<Vec<_>>().join(" ");
@@ -56,10 +67,20 @@ impl Mail {
         for cc in &self.cc {
             builder = builder.cc(cc.clone());
         }
-        let body = MultiPart::alternative()
-            .singlepart(SinglePart::builder().header(ContentType::TEXT_PLAIN).body(self.text.clone()))
-            .singlepart(SinglePart::builder().header(ContentType::TEXT_HTML).body(self.html.clone()));
         let build_err = |message: String| DeliveryError::Build { subject: self.subject.clone(), message };
+        let text = SinglePart::builder().header(ContentType::TEXT_PLAIN).body(self.text.clone());
+        let html = SinglePart::builder().header(ContentType::TEXT_HTML).body(self.html.clone());
+        let body = if self.inline.is_empty() {
+            MultiPart::alternative().singlepart(text).singlepart(html)
+        } else {
+            let mut related = MultiPart::related().singlepart(html);
+            for part in &self.inline {
+                let ct = ContentType::parse(&part.content_type).map_err(|e| build_err(e.to_string()))?;
+                related =
+                    related.singlepart(LettreAttachment::new_inline(part.cid.clone()).body(part.body.clone(), ct));
+            }
+            MultiPart::alternative().singlepart(text).multipart(related)
+        };
         let message = if self.attachments.is_empty() {
             builder.multipart(body)
         } else {

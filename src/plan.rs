@@ -49,7 +49,7 @@ impl Plan {
             compile_rule_sets(rules, &job.rule_sets, Some(&job.file), &schema, &engine, &mut templates);
         diags.extend(d);
         let names: Vec<&str> = rules.names().collect();
-        let (outputs, d) = compile_outputs(&job, &schema, &names, &engine, &mut templates);
+        let (outputs, d) = compile_outputs(&job, &schema, &names, &rule_sets, &engine, &mut templates);
         diags.extend(d);
         if diags.has_errors() {
             return Err(diags);

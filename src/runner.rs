@@ -17,7 +17,7 @@ use crate::outputs::{RunView, render};
 use crate::plan::Plan;
 use crate::project::Project;
 use crate::rules::RuleSetSources;
-use crate::rules::eval::{Evaluator, Previous};
+use crate::rules::eval::Evaluator;
 use crate::store::{Publication, Store};
 use crate::warehouse::{Reject, Warehouse};
 
@@ -63,6 +63,8 @@ pub struct RunOptions {
     pub as_of: NaiveDate,
     /// Evaluate everything, but record nothing and send nothing.
     pub dry_run: bool,
+    /// Record results but write and send no mail: for backfilling history.
+    pub no_mail: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -277,11 +279,7 @@ fn execute(
 
     progress("evaluating rules");
     let started = Instant::now();
-    let previous = if options.dry_run {
-        Previous::default()
-    } else {
-        store.previous(&plan.job.name, options.as_of).map_err(|e| e.to_string())?
-    };
+    let previous = store.previous(&plan.job.name, options.as_of).map_err(|e| e.to_string())?;
     let evaluator = Evaluator { engine: &plan.engine, templates: &plan.templates, as_of: options.as_of };
     let (outcomes, timings) = evaluator.evaluate_timed(&plan.rule_sets, &entity, &previous);
     report.rule_set_times = plan.rule_sets.iter().map(|s| s.name.clone()).zip(timings).collect();
@@ -321,6 +319,18 @@ fn execute(
     progress("writing lists and mail");
     let started = Instant::now();
     let escalated = store.escalated(&plan.job.name).map_err(|e| e.to_string())?;
+    let mut history = std::collections::HashMap::new();
+    for output in &plan.outputs {
+        if let crate::outputs::Output::Summary(s) = output
+            && let Some(red) = s.report.as_ref().and_then(|r| r.red.as_ref().map(|g| (g, r.history)))
+        {
+            let (g, runs) = red;
+            let points = store
+                .grade_arr_history(&plan.job.name, &g.rule_set, &g.grade, options.as_of, runs)
+                .map_err(|e| e.to_string())?;
+            history.insert(s.name.clone(), points);
+        }
+    }
     let view = RunView {
         job: &plan.job,
         run_id: report.run_id,
@@ -334,6 +344,8 @@ fn execute(
         rejects: report.rejects.len(),
         warnings: &report.warnings,
         escalated: &escalated,
+        previous: &previous,
+        history: &history,
     };
     let rendered = render(&view, &plan.outputs, &run_dir)?;
     report.warnings.extend(rendered.warnings);
@@ -342,6 +354,9 @@ fn execute(
 
     if options.dry_run {
         report.preview = rendered.mails;
+        return Ok(());
+    }
+    if options.no_mail {
         return Ok(());
     }
     progress("delivering mail");

@@ -250,6 +250,29 @@ impl Store {
         Ok(previous)
     }
 
+    /// The ARR of the accounts with `grade` in `rule_set` on each of the last `limit` days
+    /// `job` published before `as_of` (the day's latest run), oldest first.
+    pub fn grade_arr_history(
+        &self,
+        job: &str,
+        rule_set: &str,
+        grade: &str,
+        as_of: NaiveDate,
+        limit: usize,
+    ) -> Result<Vec<(NaiveDate, f64)>, StoreError> {
+        let mut stmt = self.conn.prepare(
+            "WITH days AS (SELECT as_of, max(run_id) AS run_id FROM runs WHERE job = ? AND published AND as_of < ? \
+                           GROUP BY as_of ORDER BY as_of DESC LIMIT ?) \
+             SELECT d.as_of, coalesce(sum(a.arr), 0)::DOUBLE FROM days d \
+             LEFT JOIN outcomes o ON o.run_id = d.run_id AND o.rule_set = ? AND o.grade = ? \
+             LEFT JOIN accounts a ON a.run_id = o.run_id AND a.account_id = o.account_id \
+             GROUP BY d.as_of ORDER BY d.as_of",
+        )?;
+        let rows =
+            stmt.query_map(params![job, as_of, limit as i64, rule_set, grade], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     /// Writes outcomes, account facts, rule errors and rejects, and publishes the run, in one
     /// transaction.
     pub fn publish(&self, p: &Publication, rejects: &[Reject]) -> Result<(), StoreError> {

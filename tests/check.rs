@@ -50,6 +50,24 @@ const CASES: &[(&str, &str, &str, &str)] = &[
     ("bad_column_type", "jobs/nightly.yaml", "seats: INTEGER", "seats: INTEGR"),
     ("unknown_output_column", "jobs/nightly.yaml", "- Account: name", "- Account: nme"),
     (
+        "report_unknown_grade",
+        "jobs/nightly.yaml",
+        "to: [\"lead@example.com\"]",
+        "to: [\"lead@example.com\"]\n      report:\n        red: { rule_set: health, grade: redd }",
+    ),
+    (
+        "report_unknown_rule_set",
+        "jobs/nightly.yaml",
+        "to: [\"lead@example.com\"]",
+        "to: [\"lead@example.com\"]\n      report:\n        risk: rsk",
+    ),
+    (
+        "report_renewal_not_a_date",
+        "jobs/nightly.yaml",
+        "to: [\"lead@example.com\"]",
+        "to: [\"lead@example.com\"]\n      report:\n        renewal: name",
+    ),
+    (
         "unknown_lookup_table",
         "rules/risk.yaml",
         "when: industry in [\"travel\", \"retail\"]",

@@ -151,3 +151,46 @@ fn no_data_value_can_inject_a_header() {
         assert!(!rcpt.contains("victim"), "{rcpt}");
     }
 }
+
+#[test]
+fn the_executive_report_carries_its_charts_inline_and_the_list_attached() {
+    let port = free_port();
+    let p = smtp_project(port);
+    let job = std::fs::read_to_string(p.path().join("jobs/nightly.yaml")).expect("job")
+        + "      report:\n        risk: risk\n        red: { rule_set: health, grade: red }\n";
+    p.write("jobs/nightly.yaml", &job);
+    let maildir = p.path().join("maildir");
+    let _server = SmtpServer::start(port, &maildir);
+    let out = p.keepwell(&["run", "nightly", "--as-of", "2026-11-23"]);
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    let mails = received(&maildir);
+    let summary = mails.iter().find(|m| m.contains("To: lead@example.com")).expect("summary");
+    assert!(summary.contains("Subject: Nightly summary for 2026-11-23: 3 accounts scored"), "{summary}");
+    // mixed[ alternative[ text, related[ html, png, png ] ], csv ]
+    let parts = [
+        "multipart/mixed",
+        "multipart/alternative",
+        "text/plain",
+        "multipart/related",
+        "text/html",
+        "Content-ID: <arr-by-grade>",
+        "image/png",
+        "Content-ID: <red-arr-trend>",
+        "image/png",
+        "text/csv",
+    ];
+    let mut at = 0;
+    for part in parts {
+        let needle = if part.contains(':') { part.to_string() } else { format!("Content-Type: {part}") };
+        let found = summary[at..].find(&needle).unwrap_or_else(|| panic!("no {needle} after byte {at} in\n{summary}"));
+        at += found + needle.len();
+    }
+    assert_eq!(summary.matches("Content-Type: image/png").count(), 2, "{summary}");
+    assert!(summary.contains("Content-Disposition: inline"), "{summary}");
+    // The HTML shows each chart by its Content-ID (quoted-printable writes `=` as `=3D`).
+    let unfolded = summary.replace("=\r\n", "").replace("=\n", "");
+    for cid in ["arr-by-grade", "red-arr-trend"] {
+        assert!(unfolded.contains(&format!("src=3D\"cid:{cid}\"")), "no cid:{cid} image in\n{summary}");
+    }
+    assert!(summary.contains("Content-Disposition: attachment; filename=\"nightly-2026-11-23.csv\""), "{summary}");
+}

@@ -22,7 +22,11 @@ pub struct Args {
 }
 
 pub fn execute(project: &Project, args: &Args) -> ExitStatus {
-    let options = RunOptions { as_of: args.as_of.unwrap_or_else(|| chrono::Local::now().date_naive()), dry_run: true };
+    let options = RunOptions {
+        as_of: args.as_of.unwrap_or_else(|| chrono::Local::now().date_naive()),
+        dry_run: true,
+        no_mail: false,
+    };
     let report = match runner::run(project, &project.job_path(&args.job), options) {
         Ok(r) => r,
         Err(d) => {
@@ -56,7 +60,17 @@ pub fn execute(project: &Project, args: &Args) -> ExitStatus {
                 return ExitStatus::Failure;
             }
         };
-        let written = std::fs::write(out.join(format!("{name}.html")), &mail.html)
+        // The browser cannot follow `cid:` links: write the images next to the page.
+        let mut html = mail.html.clone();
+        for part in &mail.inline {
+            let file = format!("{name}--{}.png", part.cid);
+            html = html.replace(&format!("cid:{}", part.cid), &file);
+            if let Err(e) = std::fs::write(out.join(&file), &part.body) {
+                eprintln!("error: cannot write to {}: {e}", out.display());
+                return ExitStatus::Failure;
+            }
+        }
+        let written = std::fs::write(out.join(format!("{name}.html")), &html)
             .and_then(|()| std::fs::write(out.join(format!("{name}.txt")), &mail.text))
             .and_then(|()| std::fs::write(out.join(format!("{name}.eml")), eml));
         if let Err(e) = written {

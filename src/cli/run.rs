@@ -20,11 +20,18 @@ pub struct Args {
     /// Evaluate everything but record nothing and send no mail.
     #[arg(long)]
     dry_run: bool,
+    /// Record the results but send no mail and remember no escalation: for filling in the
+    /// history of earlier days.
+    #[arg(long, conflicts_with = "dry_run")]
+    no_mail: bool,
 }
 
 pub fn execute(project: &Project, args: &Args) -> ExitStatus {
-    let options =
-        RunOptions { as_of: args.as_of.unwrap_or_else(|| chrono::Local::now().date_naive()), dry_run: args.dry_run };
+    let options = RunOptions {
+        as_of: args.as_of.unwrap_or_else(|| chrono::Local::now().date_naive()),
+        dry_run: args.dry_run,
+        no_mail: args.no_mail,
+    };
     let path = project.job_path(&args.job);
     // A spinner naming the stage, only for a person at a terminal.
     let spinner = (std::io::stdout().is_terminal() && !crate::cli::quiet()).then(|| {

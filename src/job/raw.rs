@@ -93,7 +93,7 @@ pub struct RawEntity {
 #[serde(deny_unknown_fields, rename_all = "snake_case")]
 pub enum RawOutput {
     Escalation(Box<RawEscalation>),
-    Summary(RawSummary),
+    Summary(Box<RawSummary>),
 }
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
@@ -146,6 +146,63 @@ pub struct RawSummary {
     pub to: Vec<Spanned<String>>,
     #[schemars(with = "Option<String>")]
     pub subject: Option<Spanned<String>>,
+    /// The executive report's sections: charts, movements since the previous run, top
+    /// accounts, renewals. Each names the rule set (and grade) it reads; a section left out
+    /// is not shown.
+    pub report: Option<RawReport>,
+}
+
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawReport {
+    /// The rule set whose grades split ARR (risk): the ARR chart and renewals this quarter.
+    #[schemars(with = "Option<String>")]
+    pub risk: Option<Spanned<String>>,
+    /// The rule set whose grades are the chart's categories (impact).
+    #[schemars(with = "Option<String>")]
+    pub category: Option<Spanned<String>>,
+    /// The grade followed as red: red ARR over the last runs, new reds and recoveries.
+    pub red: Option<RawGradeRef>,
+    /// The rule set whose grade changes are listed as stage changes.
+    #[schemars(with = "Option<String>")]
+    pub stage: Option<Spanned<String>>,
+    /// The grade that means a manager expects the account to churn.
+    pub churn: Option<RawGradeRef>,
+    /// The rule set whose score is the percent of ARR expected to be kept.
+    #[schemars(with = "Option<String>")]
+    pub forecast: Option<Spanned<String>>,
+    /// The entity column holding each account's renewal date.
+    #[schemars(with = "Option<String>")]
+    pub renewal: Option<Spanned<String>>,
+    /// The accounts listed as most at risk, largest ARR first.
+    pub top: Option<RawTop>,
+    /// How many runs the red ARR chart covers (12 unless set).
+    pub history: Option<usize>,
+    /// The most accounts the attached CSV lists, largest ARR first (20000 unless set); the
+    /// run folder always holds the full list.
+    pub attach_limit: Option<usize>,
+}
+
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawGradeRef {
+    #[schemars(with = "String")]
+    pub rule_set: Spanned<String>,
+    #[schemars(with = "String")]
+    pub grade: Spanned<String>,
+}
+
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawTop {
+    /// Which accounts count as at risk: an expression, as in an escalation's `when`.
+    #[schemars(with = "String")]
+    pub when: Spanned<String>,
+    /// Why, shown next to each account: an expression giving a list of reasons.
+    #[schemars(with = "Option<String>")]
+    pub reasons: Option<Spanned<String>>,
+    /// How many accounts to list (10 unless set).
+    pub limit: Option<usize>,
 }
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]

@@ -5,6 +5,9 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
+pub mod charts;
+pub mod report;
+
 use chrono::NaiveDate;
 use lettre::message::Mailbox;
 use minijinja::{Environment, Value, context};
@@ -32,7 +35,7 @@ const DEFAULT_TEMPLATES: &[(&str, &str)] = &[
 #[derive(Debug)]
 pub enum Output {
     Escalation(Box<Escalation>),
-    Summary(Summary),
+    Summary(Box<Summary>),
 }
 
 #[derive(Debug)]
@@ -55,6 +58,7 @@ pub struct Summary {
     pub title: String,
     pub to: Vec<Mailbox>,
     pub subject: String,
+    pub report: Option<report::Report>,
 }
 
 /// Loads the mail templates: the project's `templates/` folder first, then the defaults.
@@ -103,6 +107,7 @@ pub fn compile_outputs(
     job: &Job,
     schema: &Schema,
     rule_sets: &[&str],
+    compiled: &[RuleSet],
     engine: &Engine,
     env: &mut Environment<'static>,
 ) -> (Vec<Output>, Diagnostics) {
@@ -117,7 +122,17 @@ pub fn compile_outputs(
                     outputs.push(Output::Escalation(Box::new(o)));
                 }
             }
-            RawOutput::Summary(s) => outputs.push(Output::Summary(summary(job, s, env, &mut diags))),
+            RawOutput::Summary(s) => {
+                let report =
+                    s.report.as_ref().map(|r| report::compile(job, r, schema, compiled, &names, engine, &mut diags));
+                let mut summary = summary(job, s, env, &mut diags);
+                match report {
+                    Some(None) => continue,
+                    Some(report) => summary.report = report,
+                    None => {}
+                }
+                outputs.push(Output::Summary(Box::new(summary)))
+            }
         }
     }
     (outputs, diags)
@@ -221,6 +236,7 @@ fn summary(job: &Job, raw: &RawSummary, env: &mut Environment<'static>, diags: &
             diags,
             "summary.subject",
         ),
+        report: None,
     }
 }
 
@@ -266,6 +282,10 @@ pub struct RunView<'a> {
     pub warnings: &'a [String],
     /// What each escalation last listed, by (output, account): the row and when it was sent.
     pub escalated: &'a EscalatedMap,
+    /// The latest published results before this run, for movements.
+    pub previous: &'a crate::rules::eval::Previous,
+    /// Per summary output: its red ARR on each earlier run, oldest first.
+    pub history: &'a HashMap<String, Vec<(NaiveDate, f64)>>,
 }
 
 /// What each escalation last listed, by (output, account): the row and the day it was sent.
@@ -339,6 +359,7 @@ pub fn render(view: &RunView, outputs: &[Output], out_dir: &Path) -> Result<Rend
                 subject: render_one(view.templates, &e.subject, &ctx)?,
                 text: render_one(view.templates, "escalation.txt", &ctx)?,
                 html: render_one(view.templates, "escalation.html", &ctx)?,
+                inline: Vec::new(),
                 attachments: vec![Attachment { file_name, content_type: "text/csv".into(), body: csv }],
             };
             rendered.mails.push(mail);
@@ -349,7 +370,18 @@ pub fn render(view: &RunView, outputs: &[Output], out_dir: &Path) -> Result<Rend
     }
     for output in outputs {
         if let Output::Summary(s) = output {
-            let ctx = summary_context(view, s, &lists);
+            let built = match &s.report {
+                Some(r) => Some(report::build(view, r, &s.name, out_dir)?),
+                None => None,
+            };
+            let mut ctx = summary_context(view, s, &lists);
+            let (mut inline, mut attachments) = (Vec::new(), Vec::new());
+            if let Some(built) = built {
+                ctx = context! { report => built.context, ..ctx };
+                inline = built.inline;
+                attachments.extend(built.attachment);
+                rendered.files.extend(built.files);
+            }
             let mail = Mail {
                 output: s.name.clone(),
                 to: s.to.clone(),
@@ -357,7 +389,8 @@ pub fn render(view: &RunView, outputs: &[Output], out_dir: &Path) -> Result<Rend
                 subject: render_one(view.templates, &s.subject, &ctx)?,
                 text: render_one(view.templates, "summary.txt", &ctx)?,
                 html: render_one(view.templates, "summary.html", &ctx)?,
-                attachments: Vec::new(),
+                inline,
+                attachments,
             };
             rendered.mails.push(mail);
         }
@@ -411,6 +444,7 @@ fn rollup(
             subject: render_one(view.templates, "escalation.subject", &ctx)?,
             text: render_one(view.templates, "escalation.txt", &ctx)?,
             html: render_one(view.templates, "escalation.html", &ctx)?,
+            inline: Vec::new(),
             attachments: vec![Attachment { file_name, content_type: "text/csv".into(), body: csv }],
         });
     }
@@ -486,7 +520,7 @@ fn evaluate_escalation(
 }
 
 /// Output expressions see every entity column, every rule set's results and `as_of`.
-fn fill_scope(scope: &mut Scope<'static>, view: &RunView, row: usize) {
+pub(crate) fn fill_scope(scope: &mut Scope<'static>, view: &RunView, row: usize) {
     scope.clear();
     scope.push_dynamic(AS_OF, Dynamic::from(view.as_of));
     for (set, outcomes) in view.rule_sets.iter().zip(view.outcomes) {
@@ -547,7 +581,7 @@ fn summary_context(view: &RunView, s: &Summary, lists: &[(&Escalation, Vec<Owner
     }
 }
 
-fn to_csv(labels: &[String], rows: &[Vec<String>]) -> Result<String, String> {
+pub(crate) fn to_csv(labels: &[String], rows: &[Vec<String>]) -> Result<String, String> {
     let mut w = csv::Writer::from_writer(Vec::new());
     w.write_record(labels).map_err(|e| e.to_string())?;
     for r in rows {
@@ -556,6 +590,6 @@ fn to_csv(labels: &[String], rows: &[Vec<String>]) -> Result<String, String> {
     String::from_utf8(w.into_inner().map_err(|e| e.to_string())?).map_err(|e| e.to_string())
 }
 
-fn safe_file_name(s: &str) -> String {
+pub(crate) fn safe_file_name(s: &str) -> String {
     s.chars().map(|c| if c.is_ascii_alphanumeric() || "@._-".contains(c) { c } else { '_' }).collect()
 }

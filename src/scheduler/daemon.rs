@@ -265,7 +265,7 @@ fn run_with_retries(
     on_failure: &[lettre::message::Mailbox],
     stopping: &AtomicBool,
 ) {
-    let options = RunOptions { as_of: day, dry_run: false };
+    let options = RunOptions { as_of: day, dry_run: false, no_mail: false };
     let mut last_error = String::new();
     for attempt in 0..=schedule.retries {
         if attempt > 0 {
@@ -327,6 +327,7 @@ fn alert(
         subject: format!("keepwell: job {job} failed for {day}"),
         text,
         html,
+        inline: Vec::new(),
         attachments: Vec::new(),
     };
     let sent = Transport::from_settings(&project.mail, &project.outbox).and_then(|t| {

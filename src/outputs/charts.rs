@@ -1,0 +1,252 @@
+//! Charts for the executive report, drawn as PNG (mail clients strip SVG and `data:` URIs,
+//! so the mail carries them inline by Content-ID). Text uses the DejaVu Sans font built into
+//! the binary, so no system fonts are needed.
+
+use std::sync::OnceLock;
+
+use plotters::prelude::*;
+use plotters::style::FontStyle;
+
+const FONT: &[u8] = include_bytes!("fonts/DejaVuSans.ttf");
+/// Drawn at twice the size it is shown at, so it stays sharp on high-density screens.
+const SCALE: u32 = 2;
+pub const WIDTH: u32 = 680;
+pub const HEIGHT: u32 = 280;
+
+/// One series of values, one per category (or per point of a line).
+#[derive(Debug, Clone)]
+pub struct Series {
+    pub name: String,
+    pub values: Vec<f64>,
+    pub color: RGBColor,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layout {
+    /// Series stacked on each other in one bar per category.
+    Stacked,
+    /// Series side by side within each category.
+    Grouped,
+    /// One line per series across the categories (points in time).
+    Line,
+}
+
+fn register_font() -> Result<(), String> {
+    static REGISTERED: OnceLock<Result<(), String>> = OnceLock::new();
+    REGISTERED
+        .get_or_init(|| {
+            plotters::style::register_font("sans-serif", FontStyle::Normal, FONT)
+                .map_err(|_| "the built-in chart font does not load".to_string())
+        })
+        .clone()
+}
+
+/// A colour for a grade, from its name where it says one (`red`, `high`, `churn`...), else
+/// from a palette by position.
+pub fn grade_color(grade: &str, position: usize) -> RGBColor {
+    let g = grade.to_ascii_lowercase();
+    let has = |words: &[&str]| words.iter().any(|w| g.contains(w));
+    if has(&["red", "high", "churn", "alert", "critical", "risk"]) {
+        RGBColor(0xd6, 0x45, 0x45)
+    } else if has(&["yellow", "amber", "medium", "shrink", "watch", "warn"]) {
+        RGBColor(0xf0, 0xad, 0x2c)
+    } else if has(&["green", "low", "retain", "healthy", "ok", "grow"]) {
+        RGBColor(0x3c, 0xa5, 0x5c)
+    } else {
+        PALETTE[position % PALETTE.len()]
+    }
+}
+
+pub const PALETTE: [RGBColor; 6] = [
+    RGBColor(0x2c, 0x7b, 0xe5),
+    RGBColor(0x7b, 0x61, 0xc8),
+    RGBColor(0x1f, 0xa2, 0xb4),
+    RGBColor(0x9a, 0xa5, 0xb1),
+    RGBColor(0xe0, 0x7a, 0x3f),
+    RGBColor(0x52, 0x60, 0x6d),
+];
+
+/// `$1.2M`, `$350k`, `$900`: axis labels.
+pub fn compact_money(v: f64) -> String {
+    let a = v.abs();
+    let (n, unit) = if a >= 1e9 {
+        (v / 1e9, "B")
+    } else if a >= 1e6 {
+        (v / 1e6, "M")
+    } else if a >= 1e3 {
+        (v / 1e3, "k")
+    } else {
+        (v, "")
+    };
+    let text = if n.fract().abs() < 0.05 || n.abs() >= 100.0 { format!("{n:.0}") } else { format!("{n:.1}") };
+    format!("${text}{unit}")
+}
+
+/// Draws a chart of money values over `categories` and returns it as PNG bytes.
+pub fn draw(title: &str, categories: &[String], series: &[Series], layout: Layout) -> Result<Vec<u8>, String> {
+    register_font()?;
+    let (w, h) = (WIDTH * SCALE, HEIGHT * SCALE);
+    let mut pixels = vec![255u8; (w * h * 3) as usize];
+    {
+        let root = BitMapBackend::with_buffer(&mut pixels, (w, h)).into_drawing_area();
+        plot(&root, title, categories, series, layout).map_err(|e| format!("chart `{title}`: {e}"))?;
+        root.present().map_err(|e| format!("chart `{title}`: {e}"))?;
+    }
+    encode_png(&pixels, w, h)
+}
+
+fn plot<DB: DrawingBackend>(
+    root: &DrawingArea<DB, plotters::coord::Shift>,
+    title: &str,
+    categories: &[String],
+    series: &[Series],
+    layout: Layout,
+) -> Result<(), Box<dyn std::error::Error + 'static>>
+where
+    DB::ErrorType: 'static,
+{
+    let s = SCALE as i32;
+    let n = categories.len().max(1);
+    let top = match layout {
+        Layout::Stacked => {
+            (0..n).map(|c| series.iter().map(|x| x.values.get(c).copied().unwrap_or(0.0)).sum()).fold(0.0, f64::max)
+        }
+        _ => series.iter().flat_map(|x| x.values.iter().copied()).fold(0.0, f64::max),
+    };
+    let top = if top <= 0.0 { 1.0 } else { top * 1.12 };
+    let text = |size: i32| ("sans-serif", size * s).into_font();
+    let grey = RGBColor(0x52, 0x60, 0x6d);
+    let mut chart = ChartBuilder::on(root)
+        .caption(title, text(15).color(&RGBColor(0x1f, 0x29, 0x33)))
+        .margin(10 * s)
+        .x_label_area_size(24 * s)
+        .y_label_area_size(56 * s)
+        .build_cartesian_2d(0f64..n as f64, 0f64..top)?;
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .x_labels(0)
+        .light_line_style(WHITE)
+        .bold_line_style(RGBColor(0xee, 0xf1, 0xf4))
+        .axis_style(RGBColor(0xcb, 0xd2, 0xd9))
+        .y_labels(5)
+        .y_label_formatter(&|y| compact_money(*y))
+        .y_label_style(text(11).color(&grey))
+        .draw()?;
+    // Category labels under the middle of each category (a line chart shows at most about
+    // eight, evenly spread).
+    let step = if layout == Layout::Line { categories.len().div_ceil(8).max(1) } else { 1 };
+    let label_style = text(11).color(&grey).pos(plotters::style::text_anchor::Pos::new(
+        plotters::style::text_anchor::HPos::Center,
+        plotters::style::text_anchor::VPos::Top,
+    ));
+    for (c, label) in categories.iter().enumerate() {
+        if !(categories.len() - 1 - c).is_multiple_of(step) {
+            continue;
+        }
+        let (px, py) = chart.backend_coord(&(c as f64 + 0.5, 0.0));
+        root.draw(&Text::new(label.clone(), (px, py + 6 * s), label_style.clone()))?;
+    }
+    // Category `c` spans [c, c+1); its label sits at the middle.
+    match layout {
+        Layout::Stacked => {
+            for (i, x) in series.iter().enumerate() {
+                let color = x.color;
+                let rects = (0..n).map(|c| {
+                    let below: f64 = series[..i].iter().map(|p| p.values.get(c).copied().unwrap_or(0.0)).sum();
+                    let v = x.values.get(c).copied().unwrap_or(0.0);
+                    Rectangle::new([(c as f64 + 0.2, below), (c as f64 + 0.8, below + v)], color.filled())
+                });
+                chart.draw_series(rects)?.label(x.name.clone()).legend(move |(lx, ly)| {
+                    Rectangle::new([(lx, ly - 5 * s), (lx + 10 * s, ly + 5 * s)], color.filled())
+                });
+            }
+        }
+        Layout::Grouped => {
+            let k = series.len().max(1) as f64;
+            let width = 0.7 / k;
+            for (i, x) in series.iter().enumerate() {
+                let color = x.color;
+                let rects = (0..n).map(|c| {
+                    let left = c as f64 + 0.15 + i as f64 * width;
+                    let v = x.values.get(c).copied().unwrap_or(0.0);
+                    Rectangle::new([(left, 0.0), (left + width * 0.92, v)], color.filled())
+                });
+                chart.draw_series(rects)?.label(x.name.clone()).legend(move |(lx, ly)| {
+                    Rectangle::new([(lx, ly - 5 * s), (lx + 10 * s, ly + 5 * s)], color.filled())
+                });
+            }
+        }
+        Layout::Line => {
+            for x in series {
+                let color = x.color;
+                let points: Vec<(f64, f64)> = x.values.iter().enumerate().map(|(c, v)| (c as f64 + 0.5, *v)).collect();
+                chart
+                    .draw_series(LineSeries::new(points.clone(), color.stroke_width(2 * SCALE)))?
+                    .label(x.name.clone())
+                    .legend(move |(lx, ly)| {
+                        PathElement::new(vec![(lx, ly), (lx + 12 * s, ly)], color.stroke_width(2 * SCALE))
+                    });
+                chart.draw_series(points.iter().map(|p| Circle::new(*p, 3 * s, color.filled())))?;
+            }
+        }
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperRight)
+        .background_style(WHITE.mix(0.85))
+        .border_style(RGBColor(0xe3, 0xe7, 0xec))
+        .label_font(text(11))
+        .margin(6 * s)
+        .draw()?;
+    Ok(())
+}
+
+fn encode_png(rgb: &[u8], w: u32, h: u32) -> Result<Vec<u8>, String> {
+    let mut out = Vec::new();
+    let mut encoder = png::Encoder::new(&mut out, w, h);
+    encoder.set_color(png::ColorType::Rgb);
+    encoder.set_depth(png::BitDepth::Eight);
+    encoder.set_compression(png::Compression::Best);
+    let mut writer = encoder.write_header().map_err(|e| e.to_string())?;
+    writer.write_image_data(rgb).map_err(|e| e.to_string())?;
+    writer.finish().map_err(|e| e.to_string())?;
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn money_labels_are_compact() {
+        assert_eq!(compact_money(0.0), "$0");
+        assert_eq!(compact_money(950.0), "$950");
+        assert_eq!(compact_money(1500.0), "$1.5k");
+        assert_eq!(compact_money(2_000_000.0), "$2M");
+        assert_eq!(compact_money(12_340_000.0), "$12.3M");
+        assert_eq!(compact_money(250_000_000.0), "$250M");
+    }
+
+    #[test]
+    fn charts_are_png_of_the_stated_size() {
+        let series = vec![
+            Series { name: "high".into(), values: vec![1.0e6, 2.0e5], color: grade_color("high", 0) },
+            Series { name: "low".into(), values: vec![3.0e6, 0.0], color: grade_color("low", 1) },
+        ];
+        for layout in [Layout::Stacked, Layout::Grouped, Layout::Line] {
+            let png = draw("ARR", &["1".into(), "2".into()], &series, layout).unwrap();
+            assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+            let decoder = png::Decoder::new(std::io::Cursor::new(&png));
+            let info = decoder.read_info().unwrap();
+            assert_eq!((info.info().width, info.info().height), (WIDTH * SCALE, HEIGHT * SCALE));
+        }
+    }
+
+    #[test]
+    fn grades_get_colours_from_their_names() {
+        assert_eq!(grade_color("red", 5), grade_color("high", 0));
+        assert_eq!(grade_color("green", 5), grade_color("low", 0));
+        assert_eq!(grade_color("stage x", 0), PALETTE[0]);
+    }
+}
