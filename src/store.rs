@@ -510,35 +510,34 @@ impl Store {
         Ok(rows.collect::<Result<Vec<_>, _>>()?)
     }
 
-    /// Groups many small writes (queueing mail, recording attempts) into one transaction.
-    pub fn batch<T>(&self, f: impl FnOnce() -> Result<T, StoreError>) -> Result<T, StoreError> {
-        self.conn.execute_batch("BEGIN TRANSACTION")?;
-        match f() {
-            Ok(v) => {
-                self.conn.execute_batch("COMMIT")?;
-                Ok(v)
-            }
-            Err(e) => {
-                let _ = self.conn.execute_batch("ROLLBACK");
-                Err(e)
-            }
+    /// Records the outcome of delivery attempts, all in one statement.
+    pub fn mark(&self, attempts: &[(&OutboxMail, Result<String, String>)]) -> Result<(), StoreError> {
+        if attempts.is_empty() {
+            return Ok(());
         }
-    }
-
-    /// Records a delivery attempt.
-    pub fn mark(&self, mail: &OutboxMail, result: &Result<String, String>) -> Result<(), StoreError> {
-        match result {
-            Ok(to) => self.conn.execute(
-                "UPDATE outbox SET status = 'sent', attempts = attempts + 1, sent_at = now(), last_error = NULL, delivered_to = ? \
-                 WHERE job = ? AND as_of = ? AND output = ? AND recipient = ?",
-                params![to, mail.job, mail.as_of, mail.output, mail.recipient],
-            )?,
-            Err(e) => self.conn.execute(
-                "UPDATE outbox SET status = 'failed', attempts = attempts + 1, last_error = ? \
-                 WHERE job = ? AND as_of = ? AND output = ? AND recipient = ?",
-                params![e, mail.job, mail.as_of, mail.output, mail.recipient],
-            )?,
-        };
+        self.conn.execute_batch(
+            "CREATE OR REPLACE TEMP TABLE kw_marks (job VARCHAR, as_of DATE, output VARCHAR, recipient VARCHAR, \
+             ok BOOLEAN, detail VARCHAR)",
+        )?;
+        let mut appender = self.conn.appender("kw_marks")?;
+        for (m, result) in attempts {
+            let (ok, detail) = match result {
+                Ok(to) => (true, to),
+                Err(e) => (false, e),
+            };
+            appender.append_row(params![m.job, m.as_of, m.output, m.recipient, ok, detail])?;
+        }
+        appender.flush()?;
+        drop(appender);
+        self.conn.execute_batch(
+            "UPDATE outbox SET status = CASE WHEN k.ok THEN 'sent' ELSE 'failed' END, attempts = outbox.attempts + 1, \
+                    sent_at = CASE WHEN k.ok THEN now() ELSE outbox.sent_at END, \
+                    last_error = CASE WHEN k.ok THEN NULL ELSE k.detail END, \
+                    delivered_to = CASE WHEN k.ok THEN k.detail ELSE outbox.delivered_to END \
+             FROM kw_marks k WHERE outbox.job = k.job AND outbox.as_of = k.as_of AND outbox.output = k.output \
+                    AND outbox.recipient = k.recipient; \
+             DROP TABLE kw_marks;",
+        )?;
         Ok(())
     }
 

@@ -2,7 +2,7 @@
 //! report mail. Mail bodies are minijinja templates; a project overrides any default by
 //! putting a file of the same name in `templates/`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 pub mod charts;
@@ -467,8 +467,15 @@ fn evaluate_escalation(
     let mut scope = Scope::new();
     let mut failures = 0usize;
     let mut first_failure = None;
+    let reads = reads_of(
+        [&e.when, &e.owner]
+            .into_iter()
+            .chain(e.order_by.as_ref())
+            .chain(e.rollup.as_ref())
+            .chain(e.columns.iter().map(|(_, c)| c)),
+    );
     for row in 0..view.entity.len() {
-        fill_scope(&mut scope, view, row);
+        fill_scope(&mut scope, view, row, &reads);
         let run = |expr: &Expr, scope: &mut Scope| view.engine.eval_ast_with_scope::<Dynamic>(scope, &expr.ast);
         let listed = match run(&e.when, &mut scope) {
             Ok(v) => v.as_bool().unwrap_or(false),
@@ -520,15 +527,26 @@ fn evaluate_escalation(
 }
 
 /// Output expressions see every entity column, every rule set's results and `as_of`.
-pub(crate) fn fill_scope(scope: &mut Scope<'static>, view: &RunView, row: usize) {
+/// Only the names in `reads` are filled: building every rule set's result map and every
+/// column for each account was most of the time outputs took.
+pub(crate) fn fill_scope(scope: &mut Scope<'static>, view: &RunView, row: usize, reads: &HashSet<&str>) {
     scope.clear();
     scope.push_dynamic(AS_OF, Dynamic::from(view.as_of));
     for (set, outcomes) in view.rule_sets.iter().zip(view.outcomes) {
-        scope.push_dynamic(set.name.clone(), outcome_map(&outcomes[row]));
+        if reads.contains(set.name.as_str()) {
+            scope.push_dynamic(set.name.clone(), outcome_map(&outcomes[row]));
+        }
     }
     for (name, _) in &view.entity.schema.columns {
-        scope.push_dynamic(name.clone(), view.entity.value(name, row));
+        if reads.contains(name.as_str()) {
+            scope.push_dynamic(name.clone(), view.entity.value(name, row));
+        }
     }
+}
+
+/// Every variable the expressions read.
+pub(crate) fn reads_of<'a>(exprs: impl IntoIterator<Item = &'a Expr>) -> HashSet<&'a str> {
+    exprs.into_iter().flat_map(|e| e.reads.iter().map(String::as_str)).collect()
 }
 
 fn outcome_map(o: &Outcome) -> Dynamic {

@@ -10,7 +10,7 @@ use minijinja::{Value, context};
 use rhai::{Dynamic, Engine, Scope};
 
 use super::charts::{self, Layout, Series};
-use super::{RunView, fill_scope, safe_file_name, to_csv};
+use super::{RunView, fill_scope, reads_of, safe_file_name, to_csv};
 use crate::delivery::{Attachment, Inline};
 use crate::diagnostic::{Diagnostic, Diagnostics, did_you_mean};
 use crate::job::Job;
@@ -392,8 +392,9 @@ pub fn build(view: &RunView, report: &Report, output: &str, out_dir: &Path) -> R
     if let Some(t) = &report.top {
         let mut scope = Scope::new();
         let mut listed: Vec<(usize, Vec<String>)> = Vec::new();
+        let reads = reads_of(std::iter::once(&t.when).chain(t.reasons.as_ref()));
         for r in 0..n {
-            fill_scope(&mut scope, view, r);
+            fill_scope(&mut scope, view, r, &reads);
             let hit = view
                 .engine
                 .eval_ast_with_scope::<Dynamic>(&mut scope, &t.when.ast)
