@@ -15,7 +15,7 @@ CARGO ?= cargo
 # The fixtures end on this day; running the demo as of it keeps every story in the data.
 AS_OF ?= 2026-11-23
 
-.PHONY: demo history screenshot test lint build duckdb fixtures clean-demo smtp-server
+.PHONY: demo history screenshot bench test lint build duckdb fixtures clean-demo smtp-server
 
 # The weeks before AS_OF are run first without mail, so the report has a history to chart
 # and movements to show.
@@ -46,6 +46,13 @@ test: $(DUCKDB_LIB) smtp-server
 	$(CARGO) test
 	$(CARGO) run --quiet -- check
 	$(CARGO) run --quiet -- test --strict
+
+# The benchmark (BENCHMARKS.md): the nightly job at 100k and 1M accounts against the
+# hand-written DuckDB SQL and pandas baselines. BENCH_SIZES=100000 for a quicker run.
+BENCH_SIZES ?= 100000,1000000
+bench: $(DUCKDB_LIB)
+	@python3 -c "import pandas, pyarrow" 2>/dev/null || python3 -m pip install --quiet --disable-pip-version-check pandas pyarrow
+	python3 benches/bench.py --sizes $(BENCH_SIZES) --write
 
 # The SMTP tests talk to a real server on loopback: Python's aiosmtpd, from PyPI.
 smtp-server:
