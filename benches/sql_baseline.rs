@@ -43,9 +43,11 @@ fn main() {
         conn.execute_batch(&format!("CREATE VIEW {name} AS\n{}", read(path))).expect(path);
     }
     // A view costs nothing until read: materialise the entity, as keepwell does.
-    conn.execute_batch("CREATE TABLE account_features_t AS SELECT * FROM account_features; \
-                        DROP VIEW account_features; ALTER TABLE account_features_t RENAME TO account_features;")
-        .expect("features");
+    conn.execute_batch(
+        "CREATE TABLE account_features_t AS SELECT * FROM account_features; \
+                        DROP VIEW account_features; ALTER TABLE account_features_t RENAME TO account_features;",
+    )
+    .expect("features");
     let features = t.elapsed().as_secs_f64();
 
     let t = Instant::now();

@@ -24,6 +24,7 @@ pub struct Plan {
     pub outputs: Vec<Output>,
     pub engine: Engine,
     pub templates: Environment<'static>,
+    pub lookups: Arc<Lookups>,
 }
 
 impl Plan {
@@ -41,7 +42,8 @@ impl Plan {
         };
         let (lookups, d) = Lookups::load(&project.root, &project.rules_dir().join("lookups"));
         diags.extend(d);
-        let engine = crate::rules::engine::build(as_of, Arc::new(lookups));
+        let lookups = Arc::new(lookups);
+        let engine = crate::rules::engine::build(as_of, lookups.clone());
         let mut templates = Environment::new();
         templates.set_fuel(Some(1_000_000));
         diags.extend(load_templates(&project.root, &mut templates));
@@ -54,7 +56,7 @@ impl Plan {
         if diags.has_errors() {
             return Err(diags);
         }
-        Ok(Plan { job, schema, rule_sets, outputs, engine, templates })
+        Ok(Plan { job, schema, rule_sets, outputs, engine, templates, lookups })
     }
 }
 

@@ -280,8 +280,16 @@ fn execute(
     progress("evaluating rules");
     let started = Instant::now();
     let previous = store.previous(&plan.job.name, options.as_of).map_err(|e| e.to_string())?;
+    let vector =
+        crate::rules::vector::Vectorise { conn: warehouse.connection(), schema: &plan.schema, lookups: &plan.lookups };
     let evaluator = Evaluator { engine: &plan.engine, templates: &plan.templates, as_of: options.as_of };
-    let (outcomes, timings) = evaluator.evaluate_timed(&plan.rule_sets, &entity, &previous);
+    let (outcomes, timings) = evaluator.evaluate_timed(
+        &plan.rule_sets,
+        &entity,
+        &previous,
+        // KEEPWELL_VECTORISE=off evaluates every expression in rhai: for comparing the paths.
+        (std::env::var("KEEPWELL_VECTORISE").as_deref() != Ok("off")).then_some(&vector),
+    );
     report.rule_set_times = plan.rule_sets.iter().map(|s| s.name.clone()).zip(timings).collect();
     for (set, results) in plan.rule_sets.iter().zip(&outcomes) {
         for (row, o) in results.iter().enumerate() {

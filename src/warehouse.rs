@@ -384,6 +384,11 @@ impl Warehouse {
         warehouse.read_entity(spec, schema)
     }
 
+    /// The connection, for evaluating rule expressions as columns over `kw_entity`.
+    pub fn connection(&self) -> &Connection {
+        &self.conn
+    }
+
     /// Reads the entity view once, checking it has one row per account.
     pub fn read_entity(&self, spec: &EntitySpec, schema: Schema) -> Result<Entity, WarehouseError> {
         let view = ident(&spec.view);

@@ -110,36 +110,65 @@ pub struct Evaluator<'a> {
     pub as_of: NaiveDate,
 }
 
+/// What evaluating one rule set for one account reads.
+struct Ctx<'c> {
+    set: &'c RuleSet,
+    row: &'c dyn RowValues,
+    done: &'c Done<'c>,
+    previous: &'c Previous,
+    /// The set's vectorised columns and this account's row in them.
+    fast: Option<(&'c super::vector::Columns, usize)>,
+    /// The scope holds every name the set reads (otherwise names are added as needed).
+    full: bool,
+}
+
 /// Results of the rule sets already evaluated, by name, for dependent sets to read.
 pub type Done<'a> = [(&'a str, &'a Outcome)];
 
 impl Evaluator<'_> {
     /// Every rule set (in dependency order) for every account. Index: `[set][row]`.
     pub fn evaluate_all(&self, sets: &[RuleSet], entity: &Entity, previous: &Previous) -> Vec<Vec<Outcome>> {
-        self.evaluate_timed(sets, entity, previous).0
+        self.evaluate_timed(sets, entity, previous, None).0
     }
 
-    /// [`Evaluator::evaluate_all`], with the time each rule set took.
+    /// [`Evaluator::evaluate_all`], with the time each rule set took. With `vector`, the
+    /// expressions that translate to SQL are evaluated there as columns.
     pub fn evaluate_timed(
         &self,
         sets: &[RuleSet],
         entity: &Entity,
         previous: &Previous,
+        vector: Option<&super::vector::Vectorise>,
     ) -> (Vec<Vec<Outcome>>, Vec<std::time::Duration>) {
         let mut results: Vec<Vec<Outcome>> = Vec::with_capacity(sets.len());
         let mut timings = Vec::with_capacity(sets.len());
+        let mut uploaded = std::collections::BTreeSet::new();
         for set in sets {
             let started = std::time::Instant::now();
+            // The warehouse works on this thread; the rows then go to every core.
+            let columns = match vector {
+                Some(v) => {
+                    let done: Vec<(&str, &[Outcome])> =
+                        sets.iter().zip(&results).map(|(s, r)| (s.name.as_str(), r.as_slice())).collect();
+                    super::vector::evaluate(v, set, self.as_of, &done, entity.len(), &mut uploaded)
+                }
+                None => super::vector::Columns::default(),
+            };
+            let fast = (!columns.is_empty()).then_some(&columns);
             let outcomes: Vec<Outcome> = (0..entity.len())
                 .into_par_iter()
                 .map_init(Scope::new, |scope, row| {
                     let done: Vec<(&str, &Outcome)> =
                         sets.iter().zip(&results).map(|(s, r)| (s.name.as_str(), &r[row])).collect();
-                    self.evaluate(set, &EntityRow { entity, row }, &done, previous, scope, None)
+                    let fast = fast.map(|c| (c, row));
+                    self.evaluate_with(set, &EntityRow { entity, row }, &done, previous, scope, None, fast)
                 })
                 .collect();
             results.push(outcomes);
             timings.push(started.elapsed());
+        }
+        if let Some(v) = vector {
+            super::vector::drop_uploaded(v.conn, &uploaded);
         }
         (results, timings)
     }
@@ -154,12 +183,34 @@ impl Evaluator<'_> {
         scope: &mut Scope<'static>,
         trace: Option<&mut Vec<RuleTrace>>,
     ) -> Outcome {
-        self.fill_scope(scope, set, row, done, previous);
+        self.evaluate_with(set, row, done, previous, scope, trace, None)
+    }
+
+    /// [`Evaluator::evaluate`], reading the expressions in `fast` from their columns; the
+    /// scope then only gets the names the rest (rhai expressions, reasons) read.
+    #[allow(clippy::too_many_arguments)]
+    fn evaluate_with(
+        &self,
+        set: &RuleSet,
+        row: &dyn RowValues,
+        done: &Done,
+        previous: &Previous,
+        scope: &mut Scope<'static>,
+        trace: Option<&mut Vec<RuleTrace>>,
+        fast: Option<(&super::vector::Columns, usize)>,
+    ) -> Outcome {
+        let full = fast.is_none() || trace.is_some();
+        if full {
+            self.fill_scope(scope, set, row, done, previous);
+        } else {
+            scope.clear();
+        }
+        let ctx = Ctx { set, row, done, previous, fast: if full { None } else { fast }, full };
         let mut outcome = match &set.body {
-            Body::Points(rules) => self.points(set, rules, scope, trace),
-            Body::Scorecard(measures) => self.scorecard(set, measures, scope, trace),
+            Body::Points(rules) => self.points(&ctx, rules, scope, trace),
+            Body::Scorecard(measures) => self.scorecard(&ctx, measures, scope, trace),
             Body::Classification { classes, default, default_reason } => {
-                self.classify(set, classes, (default, default_reason), scope, trace)
+                self.classify(&ctx, classes, (default, default_reason), scope, trace)
             }
             Body::Script(s) => self.script(set, &s.script, scope, trace),
         };
@@ -178,16 +229,16 @@ impl Evaluator<'_> {
 
     fn points(
         &self,
-        set: &RuleSet,
+        ctx: &Ctx,
         rules: &[Rule],
         scope: &mut Scope<'static>,
         mut trace: Option<&mut Vec<RuleTrace>>,
     ) -> Outcome {
         let mut outcome = Outcome::default();
-        let mut total = set.score.base;
+        let mut total = ctx.set.score.base;
         for rule in rules {
             let (status, points, reason) =
-                if rule.enabled { self.run_rule(set, rule, scope) } else { (RuleStatus::Disabled, 0.0, None) };
+                if rule.enabled { self.run_rule(ctx, rule, scope) } else { (RuleStatus::Disabled, 0.0, None) };
             match &status {
                 RuleStatus::Fired => {
                     total += points;
@@ -214,8 +265,8 @@ impl Evaluator<'_> {
         outcome
     }
 
-    fn run_rule(&self, set: &RuleSet, rule: &Rule, scope: &mut Scope<'static>) -> (RuleStatus, f64, Option<String>) {
-        let fired = match self.condition(&rule.when, scope) {
+    fn run_rule(&self, ctx: &Ctx, rule: &Rule, scope: &mut Scope<'static>) -> (RuleStatus, f64, Option<String>) {
+        let fired = match self.condition(ctx, &rule.when, scope) {
             Ok(Some(fired)) => fired,
             Ok(None) => return (RuleStatus::NotApplicable, 0.0, None),
             Err(message) => return (RuleStatus::Error(message), 0.0, None),
@@ -225,7 +276,7 @@ impl Evaluator<'_> {
         }
         let points = match &rule.points {
             Points::Fixed(p) => *p,
-            Points::Computed(e) => match self.engine.eval_ast_with_scope::<Dynamic>(scope, &e.ast) {
+            Points::Computed(e) => match self.value(ctx, e, scope) {
                 Err(e) => return (RuleStatus::Error(describe(&e)), 0.0, None),
                 Ok(v) if v.is_unit() => 0.0,
                 Ok(v) => match number(&v) {
@@ -240,7 +291,7 @@ impl Evaluator<'_> {
                 },
             },
         };
-        match rule.reason.as_ref().map(|name| self.render_reason(name, vars_of(set, name), scope, points)) {
+        match rule.reason.as_ref().map(|name| self.reason(ctx, name, scope, points)) {
             Some(Err(message)) => (RuleStatus::Error(message), 0.0, None),
             Some(Ok(text)) => (RuleStatus::Fired, points, Some(text)),
             None => (RuleStatus::Fired, points, None),
@@ -249,7 +300,13 @@ impl Evaluator<'_> {
 
     /// `Some(true)` fires, `Some(false)` does not, `None` did not fire because of a missing
     /// value it read.
-    fn condition(&self, when: &Expr, scope: &mut Scope<'static>) -> Result<Option<bool>, String> {
+    fn condition(&self, ctx: &Ctx, when: &Expr, scope: &mut Scope<'static>) -> Result<Option<bool>, String> {
+        if let Some((columns, row)) = ctx.fast
+            && let Some(fired) = columns.condition(when, row)
+        {
+            return Ok(Some(fired));
+        }
+        self.ensure(ctx, scope, &when.reads);
         let v = self.engine.eval_ast_with_scope::<Dynamic>(scope, &when.ast).map_err(|e| describe(&e))?;
         let fired = if v.is_unit() {
             false
@@ -264,7 +321,7 @@ impl Evaluator<'_> {
     /// the others.
     fn scorecard(
         &self,
-        set: &RuleSet,
+        ctx: &Ctx,
         measures: &[Measure],
         scope: &mut Scope<'static>,
         mut trace: Option<&mut Vec<RuleTrace>>,
@@ -272,12 +329,12 @@ impl Evaluator<'_> {
         let mut outcome = Outcome::default();
         let (mut weighted, mut weights) = (0.0, 0.0);
         for m in measures {
-            let (status, score, reason, detail) = match self.measure(m, scope) {
+            let (status, score, reason, detail) = match self.measure(ctx, m, scope) {
                 Ok(Some(score)) => {
                     weighted += score * m.weight;
                     weights += m.weight;
                     let reason = if score < m.reason_below {
-                        m.reason.as_ref().map(|n| self.render_reason(n, vars_of(set, n), scope, score))
+                        m.reason.as_ref().map(|n| self.reason(ctx, n, scope, score))
                     } else {
                         None
                     };
@@ -322,8 +379,8 @@ impl Evaluator<'_> {
     }
 
     /// A measure's score from 0 to 100, or `None` when its value is missing.
-    fn measure(&self, m: &Measure, scope: &mut Scope<'static>) -> Result<Option<f64>, String> {
-        let v = self.engine.eval_ast_with_scope::<Dynamic>(scope, &m.scoring.expr().ast).map_err(|e| describe(&e))?;
+    fn measure(&self, ctx: &Ctx, m: &Measure, scope: &mut Scope<'static>) -> Result<Option<f64>, String> {
+        let v = self.value(ctx, m.scoring.expr(), scope).map_err(|e| describe(&e))?;
         if v.is_unit() {
             return Ok(None);
         }
@@ -354,7 +411,7 @@ impl Evaluator<'_> {
 
     fn classify(
         &self,
-        set: &RuleSet,
+        ctx: &Ctx,
         classes: &[Class],
         default: (&Option<Arc<str>>, &Option<String>),
         scope: &mut Scope<'static>,
@@ -362,8 +419,8 @@ impl Evaluator<'_> {
     ) -> Outcome {
         let mut outcome = Outcome::default();
         for c in classes {
-            let (status, reason) = match self.condition(&c.when, scope) {
-                Ok(Some(true)) => match c.reason.as_ref().map(|n| self.render_reason(n, vars_of(set, n), scope, 0.0)) {
+            let (status, reason) = match self.condition(ctx, &c.when, scope) {
+                Ok(Some(true)) => match c.reason.as_ref().map(|n| self.reason(ctx, n, scope, 0.0)) {
                     Some(Err(message)) => (RuleStatus::Error(message), None),
                     Some(Ok(text)) => (RuleStatus::Fired, Some(text)),
                     None => (RuleStatus::Fired, None),
@@ -398,7 +455,7 @@ impl Evaluator<'_> {
         let (class, reason) = default;
         outcome.grade = class.clone();
         if let Some(name) = reason {
-            match self.render_reason(name, vars_of(set, name), scope, 0.0) {
+            match self.reason(ctx, name, scope, 0.0) {
                 Ok(text) => outcome.reasons.push(text),
                 Err(message) => outcome.errors.push(RuleError { rule: Arc::from("default"), message }),
             }
@@ -466,6 +523,47 @@ impl Evaluator<'_> {
             });
         }
         outcome
+    }
+
+    /// An expression's value: from its column when vectorised, else from rhai.
+    fn value(&self, ctx: &Ctx, e: &Expr, scope: &mut Scope<'static>) -> Result<Dynamic, Box<EvalAltResult>> {
+        if let Some((columns, row)) = ctx.fast
+            && let Some(v) = columns.value(e, row)
+        {
+            return Ok(v);
+        }
+        self.ensure(ctx, scope, &e.reads);
+        self.engine.eval_ast_with_scope::<Dynamic>(scope, &e.ast)
+    }
+
+    fn reason(&self, ctx: &Ctx, name: &str, scope: &mut Scope<'static>, points: f64) -> Result<String, String> {
+        let vars = vars_of(ctx.set, name);
+        self.ensure(ctx, scope, vars);
+        self.render_reason(name, vars, scope, points)
+    }
+
+    /// Adds to the scope whichever of `names` it does not hold yet.
+    fn ensure(&self, ctx: &Ctx, scope: &mut Scope<'static>, names: &[String]) {
+        if ctx.full {
+            return;
+        }
+        let key = ctx.row.key();
+        for name in names {
+            if scope.contains(name) {
+                continue;
+            }
+            let value = if name == AS_OF {
+                Dynamic::from(self.as_of)
+            } else if name == PREV {
+                self.prev_map(ctx.previous.get(&ctx.set.name, key))
+            } else if ctx.set.depends_on.iter().any(|d| d == name) {
+                let outcome = ctx.done.iter().find(|(n, _)| n == name).map(|(_, o)| *o);
+                self.outcome_map(outcome, ctx.previous.get(name, key))
+            } else {
+                ctx.row.value(name)
+            };
+            scope.push_dynamic(name.clone(), value);
+        }
     }
 
     /// Renders a reason with only the names it reads (converting every value in scope for

@@ -22,6 +22,18 @@ pub struct Table {
     rows: HashMap<String, Vec<Dynamic>>,
 }
 
+impl Table {
+    /// The values of the `index`-th value column (after the key), in no particular order.
+    pub fn values(&self, index: usize) -> impl Iterator<Item = &Dynamic> {
+        self.rows.values().filter_map(move |r| r.get(index))
+    }
+
+    /// Each key with its values.
+    pub fn rows(&self) -> impl Iterator<Item = (&String, &Vec<Dynamic>)> {
+        self.rows.iter()
+    }
+}
+
 impl Lookups {
     /// Reads every `*.csv` in `dir`; a missing folder means no lookup tables.
     pub fn load(root: &Path, dir: &Path) -> (Lookups, Diagnostics) {

@@ -8,6 +8,7 @@ pub mod lookup;
 pub mod raw;
 pub mod row;
 pub mod testing;
+pub mod vector;
 
 use std::sync::Arc;
 

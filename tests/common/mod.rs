@@ -124,12 +124,19 @@ impl Project {
     }
 
     pub fn keepwell(&self, args: &[&str]) -> Output {
+        self.keepwell_with(args, &[])
+    }
+
+    /// [`Project::keepwell`] with environment variables set.
+    pub fn keepwell_with(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
         let out = Command::new(env!("CARGO_BIN_EXE_keepwell"))
             .arg("-C")
             .arg(self.dir.path())
             .args(args)
             .env_remove("KEEPWELL_STORE")
             .env_remove("KEEPWELL_LOG")
+            .env_remove("KEEPWELL_VECTORISE")
+            .envs(env.iter().copied())
             .output()
             .expect("run keepwell");
         Output {

@@ -1,0 +1,819 @@
+//! Vectorised evaluation: rule expressions that fall in a translatable subset are compiled
+//! to DuckDB SQL and evaluated in the warehouse as whole columns; everything else runs in
+//! rhai, row by row. Both paths give the same results.
+//!
+//! The subset: literals, columns, `as_of`, other rule sets' `grade`, `score`, `tags` and
+//! `fired`; `+ - * /` and unary minus; comparisons; `&& || !`; `in` lists and `??`; the
+//! helpers `is_missing`, `present`, `coalesce`, `days_since`, `days_until`,
+//! `days_between`, `same_quarter`, `quarter`, `add_days`, `clamp`, `round`, `abs`, `min`,
+//! `max`, `pct`, `lower`, `upper`, `in_list`, `date`, `today` and `lookup` (a table column
+//! with a text key).
+//!
+//! How the rhai semantics carry over:
+//! - a comparison with a missing value is false: every comparison is `coalesce(.., false)`;
+//! - arithmetic with a missing value is missing: SQL's NULL propagation;
+//! - `/` divides exactly and by zero gives a missing value: `CAST(a AS DOUBLE) / nullif(b, 0)`;
+//! - integers are 64-bit in both; where rhai would stop with an error for one account
+//!   (an overflow, `&&` on a missing value), the SQL raises an error too, and the whole rule
+//!   set falls back to rhai, which records the error against that account;
+//! - text compares byte by byte in both; `round` uses the same formula (`round(x * 10^d) /
+//!   10^d`, halves away from zero).
+
+use std::collections::{BTreeSet, HashMap};
+
+use chrono::NaiveDate;
+use duckdb::Connection;
+use duckdb::arrow::array::{Array, AsArray};
+use duckdb::arrow::datatypes::DataType;
+use rhai::{Dynamic, Expr as RhaiExpr, Stmt};
+
+use super::lookup::Lookups;
+use super::row::{ColumnType, Schema, display_value};
+use super::{Body, Expr, Outcome, Points, RuleSet, Scoring};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Ty {
+    Int,
+    Float,
+    Text,
+    Bool,
+    Date,
+    TextList,
+    Null,
+}
+
+impl Ty {
+    fn numeric(self) -> bool {
+        matches!(self, Ty::Int | Ty::Float | Ty::Null)
+    }
+}
+
+/// A translated expression: its SQL, its type, and for booleans whether it can be NULL.
+#[derive(Debug, Clone)]
+struct Sql {
+    text: String,
+    ty: Ty,
+    nullable: bool,
+}
+
+impl Sql {
+    fn new(text: impl Into<String>, ty: Ty, nullable: bool) -> Sql {
+        Sql { text: text.into(), ty, nullable }
+    }
+}
+
+/// Translates one rule set's expressions; knows the columns, the rule sets it may read and
+/// the lookup tables.
+pub struct Translator<'a> {
+    pub schema: &'a Schema,
+    pub depends_on: &'a [String],
+    pub as_of: NaiveDate,
+    pub lookups: &'a Lookups,
+    /// Dependencies and lookup tables the translated SQL reads.
+    pub deps_used: BTreeSet<String>,
+    pub lookups_used: BTreeSet<(String, String)>,
+}
+
+impl<'a> Translator<'a> {
+    pub fn new(schema: &'a Schema, depends_on: &'a [String], as_of: NaiveDate, lookups: &'a Lookups) -> Self {
+        Translator { schema, depends_on, as_of, lookups, deps_used: BTreeSet::new(), lookups_used: BTreeSet::new() }
+    }
+
+    /// A condition: SQL that is true exactly when rhai fires it (a missing result does not
+    /// fire; a non-boolean result is an error in rhai, so it is not translated).
+    pub fn condition(&mut self, e: &Expr) -> Option<String> {
+        let s = self.root(e)?;
+        match s.ty {
+            Ty::Bool => Some(format!("coalesce({}, false)", s.text)),
+            Ty::Null => Some("false".into()),
+            _ => None,
+        }
+    }
+
+    /// A number (points, a measure's value or score): DOUBLE, NULL when missing.
+    pub fn number(&mut self, e: &Expr) -> Option<String> {
+        let s = self.root(e)?;
+        s.ty.numeric().then(|| format!("CAST({} AS DOUBLE)", s.text))
+    }
+
+    /// Text, for a measure's map.
+    pub fn text(&mut self, e: &Expr) -> Option<String> {
+        let s = self.root(e)?;
+        matches!(s.ty, Ty::Text | Ty::Null).then(|| format!("CAST({} AS VARCHAR)", s.text))
+    }
+
+    fn root(&mut self, e: &Expr) -> Option<Sql> {
+        match e.ast.statements() {
+            [Stmt::Expr(x)] => self.expr(x),
+            [Stmt::FnCall(f, _)] => self.call(&f.name, &f.args),
+            _ => None,
+        }
+    }
+
+    fn expr(&mut self, e: &RhaiExpr) -> Option<Sql> {
+        match e {
+            RhaiExpr::IntegerConstant(i, _) => Some(int_literal(*i)),
+            RhaiExpr::FloatConstant(f, _) => Some(float_literal(**f)),
+            RhaiExpr::BoolConstant(b, _) => Some(Sql::new(b.to_string(), Ty::Bool, false)),
+            RhaiExpr::StringConstant(s, _) => Some(text_literal(s)),
+            RhaiExpr::Unit(_) => Some(Sql::new("NULL", Ty::Null, true)),
+            RhaiExpr::DynamicConstant(d, _) => self.constant(d),
+            RhaiExpr::Variable(v, _, _) => self.variable(&v.1),
+            RhaiExpr::Dot(x, _, _) => match (&x.lhs, &x.rhs) {
+                (RhaiExpr::Variable(v, _, _), RhaiExpr::Property(p, _)) => self.field(&v.1, &p.2),
+                _ => None,
+            },
+            RhaiExpr::And(list, _) | RhaiExpr::Or(list, _) => {
+                let op = if matches!(e, RhaiExpr::And(..)) { " AND " } else { " OR " };
+                let parts: Option<Vec<String>> = list.iter().map(|x| self.strict_bool(x)).collect();
+                Some(Sql::new(format!("({})", parts?.join(op)), Ty::Bool, false))
+            }
+            RhaiExpr::Coalesce(list, _) => {
+                let parts: Option<Vec<Sql>> = list.iter().map(|x| self.expr(x)).collect();
+                coalesce(parts?)
+            }
+            RhaiExpr::FnCall(f, _) => self.call(&f.name, &f.args),
+            RhaiExpr::Stmt(block) => match block.statements() {
+                [Stmt::Expr(x)] => self.expr(x),
+                [Stmt::FnCall(f, _)] => self.call(&f.name, &f.args),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
+    /// A boolean operand of `&&`, `||` or `!`: a missing one is an error in rhai, so it
+    /// raises one here too (and the set falls back to rhai).
+    fn strict_bool(&mut self, e: &RhaiExpr) -> Option<String> {
+        let s = self.expr(e)?;
+        match (s.ty, s.nullable) {
+            (Ty::Bool, false) => Some(s.text),
+            (Ty::Bool, true) => Some(format!(
+                "(CASE WHEN {0} IS NULL THEN error('a missing value where true or false was expected') ELSE {0} END)",
+                s.text
+            )),
+            _ => None,
+        }
+    }
+
+    fn constant(&mut self, d: &Dynamic) -> Option<Sql> {
+        if d.is_unit() {
+            return Some(Sql::new("NULL", Ty::Null, true));
+        }
+        if let Ok(i) = d.as_int() {
+            return Some(int_literal(i));
+        }
+        if let Ok(f) = d.as_float() {
+            return Some(float_literal(f));
+        }
+        if let Ok(b) = d.as_bool() {
+            return Some(Sql::new(b.to_string(), Ty::Bool, false));
+        }
+        if let Some(s) = d.read_lock::<rhai::ImmutableString>() {
+            return Some(text_literal(&s));
+        }
+        if let Some(day) = d.read_lock::<NaiveDate>() {
+            return Some(date_literal(*day));
+        }
+        None
+    }
+
+    fn variable(&mut self, name: &str) -> Option<Sql> {
+        if name == super::compile::AS_OF {
+            return Some(date_literal(self.as_of));
+        }
+        let col = format!("e.{}", ident(name));
+        match self.schema.get(name)? {
+            ColumnType::Integer => Some(Sql::new(format!("CAST({col} AS BIGINT)"), Ty::Int, true)),
+            ColumnType::Float => Some(Sql::new(format!("CAST({col} AS DOUBLE)"), Ty::Float, true)),
+            ColumnType::Text => Some(Sql::new(format!("CAST({col} AS VARCHAR)"), Ty::Text, true)),
+            ColumnType::Bool => Some(Sql::new(col, Ty::Bool, true)),
+            ColumnType::Date => Some(Sql::new(format!("CAST({col} AS DATE)"), Ty::Date, true)),
+            _ => None,
+        }
+    }
+
+    /// `risk.grade`, `risk.score`, `risk.tags`, `risk.fired` of a rule set this one depends on.
+    fn field(&mut self, set: &str, field: &str) -> Option<Sql> {
+        if !self.depends_on.iter().any(|d| d == set) {
+            return None;
+        }
+        let col = format!("{}.{}", ident(&format!("d_{set}")), ident(field));
+        let sql = match field {
+            "grade" => Sql::new(col, Ty::Text, true),
+            "score" => Sql::new(col, Ty::Float, true),
+            "tags" | "fired" => Sql::new(col, Ty::TextList, false),
+            _ => return None,
+        };
+        self.deps_used.insert(set.to_string());
+        Some(sql)
+    }
+
+    fn call(&mut self, name: &str, args: &[RhaiExpr]) -> Option<Sql> {
+        // Helpers whose arguments are all constants are evaluated once, as rhai would.
+        match (name, args) {
+            ("lookup", [RhaiExpr::StringConstant(t, _), key, RhaiExpr::StringConstant(c, _)]) => {
+                return self.lookup(t, key, c);
+            }
+            ("date", [RhaiExpr::StringConstant(s, _)]) => {
+                return Some(match NaiveDate::parse_from_str(s, "%Y-%m-%d") {
+                    Ok(d) => date_literal(d),
+                    Err(_) => Sql::new("NULL", Ty::Null, true),
+                });
+            }
+            ("today", []) => return Some(date_literal(self.as_of)),
+            _ => {}
+        }
+        if let ("contains" | "in_list", [first, second]) = (name, args) {
+            let (list, x) = if name == "contains" { (first, second) } else { (second, first) };
+            let x = self.expr(x)?;
+            return self.contains(list, &x);
+        }
+        let a: Vec<Sql> = args.iter().map(|x| self.expr(x)).collect::<Option<_>>()?;
+        let as_of = date_literal(self.as_of).text;
+        match (name, a.as_slice()) {
+            ("-", [x]) if x.ty.numeric() => Some(Sql::new(format!("(- {})", x.text), x.ty, true)),
+            ("!", [_]) => {
+                let inner = self.strict_bool(&args[0])?;
+                Some(Sql::new(format!("(NOT {inner})"), Ty::Bool, false))
+            }
+            ("+" | "-" | "*", [x, y]) if x.ty.numeric() && y.ty.numeric() => {
+                let ty = if x.ty == Ty::Float || y.ty == Ty::Float { Ty::Float } else { Ty::Int };
+                Some(Sql::new(format!("({} {name} {})", x.text, y.text), ty, true))
+            }
+            ("+", [x, y]) if x.ty == Ty::Text && y.ty == Ty::Text => {
+                Some(Sql::new(format!("({} || {})", x.text, y.text), Ty::Text, true))
+            }
+            ("-", [x, y]) if x.ty == Ty::Date && y.ty == Ty::Date => {
+                Some(Sql::new(format!("CAST({} - {} AS BIGINT)", x.text, y.text), Ty::Int, true))
+            }
+            ("/", [x, y]) if x.ty.numeric() && y.ty.numeric() => Some(Sql::new(
+                format!("(CAST({} AS DOUBLE) / nullif(CAST({} AS DOUBLE), 0))", x.text, y.text),
+                Ty::Float,
+                true,
+            )),
+            ("==" | "!=" | "<" | "<=" | ">" | ">=", [x, y]) => {
+                let op = match name {
+                    "==" => "=",
+                    "!=" => "<>",
+                    o => o,
+                };
+                let comparable = (x.ty.numeric() && y.ty.numeric())
+                    || x.ty == y.ty && matches!(x.ty, Ty::Text | Ty::Date | Ty::Bool)
+                    || (x.ty == Ty::Null || y.ty == Ty::Null)
+                        && !matches!(x.ty, Ty::TextList)
+                        && !matches!(y.ty, Ty::TextList);
+                let ordered = !matches!(op, "=" | "<>");
+                if !comparable || (ordered && (x.ty == Ty::Bool || y.ty == Ty::Bool)) {
+                    return None;
+                }
+                Some(Sql::new(format!("coalesce({} {op} {}, false)", x.text, y.text), Ty::Bool, false))
+            }
+            ("is_missing", [x]) => Some(Sql::new(format!("({} IS NULL)", x.text), Ty::Bool, false)),
+            ("present", [x]) => Some(Sql::new(format!("({} IS NOT NULL)", x.text), Ty::Bool, false)),
+            ("coalesce", [x, y]) => coalesce(vec![x.clone(), y.clone()]),
+            ("days_since", [d]) if d.ty == Ty::Date => {
+                Some(Sql::new(format!("CAST({as_of} - {} AS BIGINT)", d.text), Ty::Int, true))
+            }
+            ("days_until", [d]) if d.ty == Ty::Date => {
+                Some(Sql::new(format!("CAST({} - {as_of} AS BIGINT)", d.text), Ty::Int, true))
+            }
+            ("days_between", [x, y]) if x.ty == Ty::Date && y.ty == Ty::Date => {
+                Some(Sql::new(format!("CAST({} - {} AS BIGINT)", y.text, x.text), Ty::Int, true))
+            }
+            ("same_quarter", [x, y]) if x.ty == Ty::Date && y.ty == Ty::Date => Some(Sql::new(
+                format!("coalesce(date_trunc('quarter', {}) = date_trunc('quarter', {}), false)", x.text, y.text),
+                Ty::Bool,
+                false,
+            )),
+            ("quarter", [d]) if d.ty == Ty::Date => {
+                Some(Sql::new(format!("CAST(quarter({}) AS BIGINT)", d.text), Ty::Int, true))
+            }
+            ("add_days", [d, n]) if d.ty == Ty::Date && n.ty == Ty::Int => Some(Sql::new(
+                format!("CAST({} + to_days(CAST({} AS INTEGER)) AS DATE)", d.text, n.text),
+                Ty::Date,
+                true,
+            )),
+            ("clamp", [x, lo, hi]) if x.ty.numeric() && lo.ty.numeric() && hi.ty.numeric() => Some(Sql::new(
+                format!(
+                    "(CASE WHEN {0} IS NULL OR {1} IS NULL OR {2} IS NULL THEN NULL \
+                     ELSE least(greatest(CAST({0} AS DOUBLE), CAST({1} AS DOUBLE)), CAST({2} AS DOUBLE)) END)",
+                    x.text, lo.text, hi.text
+                ),
+                Ty::Float,
+                true,
+            )),
+            ("round", [x, _])
+                if (x.ty == Ty::Float || x.ty == Ty::Null) && matches!(args[1], RhaiExpr::IntegerConstant(..)) =>
+            {
+                let RhaiExpr::IntegerConstant(digits, _) = args[1] else { return None };
+                let f = 10f64.powi(digits as i32);
+                let f = float_literal(f).text;
+                Some(Sql::new(format!("(round({} * {f}) / {f})", x.text), Ty::Float, true))
+            }
+            ("abs", [x]) if x.ty.numeric() => Some(Sql::new(format!("abs({})", x.text), x.ty, true)),
+            ("min" | "max", [x, y]) if x.ty.numeric() && y.ty.numeric() && x.ty != Ty::Null && y.ty != Ty::Null => {
+                let ty = if x.ty == Ty::Float || y.ty == Ty::Float { Ty::Float } else { Ty::Int };
+                let f = if name == "min" { "least" } else { "greatest" };
+                Some(Sql::new(
+                    format!("(CASE WHEN {0} IS NULL OR {1} IS NULL THEN NULL ELSE {f}({0}, {1}) END)", x.text, y.text),
+                    ty,
+                    true,
+                ))
+            }
+            ("pct", [x, y]) if x.ty.numeric() && y.ty.numeric() => Some(Sql::new(
+                format!("(CAST({} AS DOUBLE) / nullif(CAST({} AS DOUBLE), 0) * 100.0)", x.text, y.text),
+                Ty::Float,
+                true,
+            )),
+            ("lower" | "upper", [x]) if x.ty == Ty::Text => {
+                Some(Sql::new(format!("{name}({})", x.text), Ty::Text, true))
+            }
+            _ => None,
+        }
+    }
+
+    /// `x in [..]` and `in_list(x, [..])` with literals of `x`'s kind; `"t" in set.tags`.
+    fn contains(&mut self, list_expr: &RhaiExpr, x: &Sql) -> Option<Sql> {
+        let items: Vec<Sql> = match list_expr {
+            RhaiExpr::Dot(..) => {
+                let list = self.expr(list_expr)?;
+                if list.ty == Ty::TextList && x.ty == Ty::Text {
+                    let sql = format!("coalesce(list_contains({}, {}), false)", list.text, x.text);
+                    return Some(Sql::new(sql, Ty::Bool, false));
+                }
+                return None;
+            }
+            RhaiExpr::Array(items, _) => items.iter().map(|i| self.expr(i)).collect::<Option<_>>()?,
+            RhaiExpr::DynamicConstant(d, _) => {
+                let array = d.read_lock::<rhai::Array>()?;
+                array.iter().map(|i| self.constant(i)).collect::<Option<_>>()?
+            }
+            _ => return None,
+        };
+        if items.is_empty() {
+            return Some(Sql::new("false", Ty::Bool, false));
+        }
+        let same_kind = items.iter().all(|i| match x.ty {
+            Ty::Int | Ty::Float => i.ty == Ty::Int || i.ty == Ty::Float,
+            Ty::Text => i.ty == Ty::Text,
+            _ => false,
+        });
+        if !same_kind {
+            return None;
+        }
+        let list: Vec<String> = items.into_iter().map(|i| i.text).collect();
+        Some(Sql::new(format!("coalesce({} IN ({}), false)", x.text, list.join(", ")), Ty::Bool, false))
+    }
+
+    /// `lookup("table", key, "column")`: a text key (or a constant one) and a column whose
+    /// values are all of one kind.
+    fn lookup(&mut self, table: &str, key: &RhaiExpr, column: &str) -> Option<Sql> {
+        let t = self.lookups.table(table)?;
+        let index = t.columns.iter().skip(1).position(|c| c == column)?;
+        let values: Vec<&Dynamic> = t.values(index).filter(|v| !v.is_unit()).collect();
+        let ty = if values.iter().all(|v| v.is_int()) {
+            Ty::Int
+        } else if values.iter().all(|v| v.is_float()) {
+            Ty::Float
+        } else if values.iter().all(|v| v.is_bool()) {
+            Ty::Bool
+        } else if values.iter().all(|v| v.is_string()) {
+            Ty::Text
+        } else {
+            return None;
+        };
+        let key = self.expr(key)?;
+        if key.ty != Ty::Text && key.ty != Ty::Null {
+            return None;
+        }
+        self.lookups_used.insert((table.to_string(), column.to_string()));
+        let name = ident(&lookup_table(table, column));
+        Some(Sql::new(format!("(SELECT v FROM {name} WHERE k = {})", key.text), ty, true))
+    }
+}
+
+fn coalesce(parts: Vec<Sql>) -> Option<Sql> {
+    let kinds: BTreeSet<_> = parts.iter().map(|p| p.ty).filter(|t| *t != Ty::Null).collect();
+    if kinds.len() > 1 || kinds.contains(&Ty::TextList) {
+        return None;
+    }
+    let ty = kinds.into_iter().next().unwrap_or(Ty::Null);
+    let nullable = parts.iter().all(|p| p.nullable);
+    let texts: Vec<String> = parts.into_iter().map(|p| p.text).collect();
+    Some(Sql::new(format!("coalesce({})", texts.join(", ")), ty, nullable))
+}
+
+fn int_literal(i: i64) -> Sql {
+    Sql::new(format!("CAST({i} AS BIGINT)"), Ty::Int, false)
+}
+
+fn float_literal(f: f64) -> Sql {
+    if !f.is_finite() {
+        return Sql::new(format!("CAST('{f}' AS DOUBLE)"), Ty::Float, false);
+    }
+    Sql::new(format!("CAST({f:?} AS DOUBLE)"), Ty::Float, false)
+}
+
+fn text_literal(s: &str) -> Sql {
+    Sql::new(format!("'{}'", s.replace('\'', "''")), Ty::Text, false)
+}
+
+fn date_literal(d: NaiveDate) -> Sql {
+    Sql::new(format!("DATE '{}'", d.format("%Y-%m-%d")), Ty::Date, false)
+}
+
+fn ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+fn lookup_table(table: &str, column: &str) -> String {
+    format!("kw_lookup_{table}_{column}")
+}
+
+/// The columns of one rule set's translated expressions, by expression.
+#[derive(Debug, Default)]
+pub struct Columns {
+    by_expr: HashMap<usize, Column>,
+}
+
+#[derive(Debug)]
+pub enum Column {
+    Bool(Vec<bool>),
+    Number(Vec<Option<f64>>),
+    Text(Vec<Option<String>>),
+}
+
+fn key(e: &Expr) -> usize {
+    e as *const Expr as usize
+}
+
+impl Columns {
+    pub fn condition(&self, e: &Expr, row: usize) -> Option<bool> {
+        match self.by_expr.get(&key(e))? {
+            Column::Bool(v) => v.get(row).copied(),
+            _ => None,
+        }
+    }
+
+    pub fn value(&self, e: &Expr, row: usize) -> Option<Dynamic> {
+        match self.by_expr.get(&key(e))? {
+            Column::Number(v) => Some(v.get(row)?.map_or(Dynamic::UNIT, Dynamic::from_float)),
+            Column::Text(v) => Some(v.get(row)?.as_ref().map_or(Dynamic::UNIT, |s| Dynamic::from(s.clone()))),
+            Column::Bool(v) => Some(Dynamic::from_bool(*v.get(row)?)),
+        }
+    }
+
+    pub fn has(&self, e: &Expr) -> bool {
+        self.by_expr.contains_key(&key(e))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_expr.is_empty()
+    }
+}
+
+/// What kind of result an expression gives where the rule set uses it.
+#[derive(Clone, Copy)]
+enum Want {
+    Condition,
+    Number,
+    Text,
+}
+
+/// Every expression of a rule set with the role it plays.
+fn expressions(set: &RuleSet) -> Vec<(&Expr, Want)> {
+    let mut out = Vec::new();
+    match &set.body {
+        Body::Points(rules) => {
+            for r in rules.iter().filter(|r| r.enabled) {
+                out.push((&r.when, Want::Condition));
+                if let Points::Computed(e) = &r.points {
+                    out.push((e, Want::Number));
+                }
+            }
+        }
+        Body::Scorecard(measures) => {
+            for m in measures {
+                match &m.scoring {
+                    Scoring::Direct(e) | Scoring::Bands { value: e, .. } => out.push((e, Want::Number)),
+                    Scoring::Map { value, .. } => out.push((value, Want::Text)),
+                }
+            }
+        }
+        Body::Classification { classes, .. } => out.extend(classes.iter().map(|c| (&c.when, Want::Condition))),
+        Body::Script(_) => {}
+    }
+    out
+}
+
+/// Which of a rule set's expressions translate to SQL, by rule id: for `explain`.
+pub fn paths(set: &RuleSet, schema: &Schema, as_of: NaiveDate, lookups: &Lookups) -> HashMap<String, bool> {
+    let mut t = Translator::new(schema, &set.depends_on, as_of, lookups);
+    let mut out = HashMap::new();
+    let mut note = |id: &str, ok: bool| {
+        let e = out.entry(id.to_string()).or_insert(true);
+        *e = *e && ok;
+    };
+    match &set.body {
+        Body::Points(rules) => {
+            for r in rules {
+                let mut ok = t.condition(&r.when).is_some();
+                if let Points::Computed(e) = &r.points {
+                    ok = ok && t.number(e).is_some();
+                }
+                note(&r.id, ok);
+            }
+        }
+        Body::Scorecard(measures) => {
+            for m in measures {
+                let ok = match &m.scoring {
+                    Scoring::Direct(e) | Scoring::Bands { value: e, .. } => t.number(e).is_some(),
+                    Scoring::Map { value, .. } => t.text(value).is_some(),
+                };
+                note(&m.id, ok);
+            }
+        }
+        Body::Classification { classes, .. } => {
+            for c in classes {
+                note(&c.id, t.condition(&c.when).is_some());
+            }
+        }
+        Body::Script(_) => note("script", false),
+    }
+    out
+}
+
+/// Evaluates the translatable expressions of `set` in the warehouse. `done` holds the
+/// outcomes of the rule sets evaluated before, to upload those this one reads. An error
+/// (an overflow, a missing value where rhai would stop) gives no columns: the set then
+/// runs in rhai.
+pub fn evaluate(
+    v: &Vectorise,
+    set: &RuleSet,
+    as_of: NaiveDate,
+    done: &[(&str, &[Outcome])],
+    rows: usize,
+    uploaded: &mut BTreeSet<String>,
+) -> Columns {
+    let (conn, schema, lookups) = (v.conn, v.schema, v.lookups);
+    let mut t = Translator::new(schema, &set.depends_on, as_of, lookups);
+    let mut selected: Vec<(&Expr, String)> = Vec::new();
+    for (e, want) in expressions(set) {
+        let sql = match want {
+            Want::Condition => t.condition(e),
+            Want::Number => t.number(e),
+            Want::Text => t.text(e),
+        };
+        match sql {
+            Some(sql) => selected.push((e, sql)),
+            None => tracing::debug!(rule_set = %set.name, expression = %e.source, "Runs in rhai."),
+        }
+    }
+    let total = expressions(set).len();
+    if selected.is_empty() {
+        return Columns::default();
+    }
+    match run(conn, &t, &selected, done, rows, uploaded) {
+        Ok(columns) => {
+            tracing::debug!(rule_set = %set.name, vectorised = selected.len(), expressions = total, "Evaluated in the warehouse.");
+            columns
+        }
+        Err(e) => {
+            tracing::debug!(rule_set = %set.name, error = %e, "Vectorised evaluation failed; the rule set runs in rhai.");
+            Columns::default()
+        }
+    }
+}
+
+fn run(
+    conn: &Connection,
+    t: &Translator,
+    selected: &[(&Expr, String)],
+    done: &[(&str, &[Outcome])],
+    rows: usize,
+    uploaded: &mut BTreeSet<String>,
+) -> Result<Columns, String> {
+    let err = |e: duckdb::Error| e.to_string();
+    let mut joins = String::new();
+    for dep in &t.deps_used {
+        if !uploaded.contains(dep) {
+            let outcomes = done.iter().find(|(n, _)| n == dep).map(|(_, o)| *o).ok_or("dependency not evaluated")?;
+            upload_outcomes(conn, dep, outcomes).map_err(err)?;
+            uploaded.insert(dep.clone());
+        }
+        joins.push_str(&format!(" LEFT JOIN {0} ON {0}.kw_row = e.rowid", ident(&format!("d_{dep}"))));
+    }
+    for (table, column) in &t.lookups_used {
+        upload_lookup(conn, t.lookups, table, column).map_err(err)?;
+    }
+    let select: Vec<String> = selected.iter().enumerate().map(|(i, (_, sql))| format!("{sql} AS c{i}")).collect();
+    let sql = format!("SELECT {} FROM kw_entity e{joins} ORDER BY e.rowid", select.join(", "));
+    let mut stmt = conn.prepare(&sql).map_err(err)?;
+    let batches: Vec<_> = stmt.query_arrow([]).map_err(err)?.collect();
+    let mut by_expr = HashMap::new();
+    for (i, (e, _)) in selected.iter().enumerate() {
+        let mut column = None;
+        for batch in &batches {
+            let a = batch.column(i);
+            append(&mut column, a.as_ref())?;
+        }
+        let column = column.unwrap_or(Column::Bool(Vec::new()));
+        let len = match &column {
+            Column::Bool(v) => v.len(),
+            Column::Number(v) => v.len(),
+            Column::Text(v) => v.len(),
+        };
+        if len != rows {
+            return Err(format!("{len} rows instead of {rows}"));
+        }
+        by_expr.insert(key(e), column);
+    }
+    Ok(Columns { by_expr })
+}
+
+fn append(column: &mut Option<Column>, a: &dyn Array) -> Result<(), String> {
+    match a.data_type() {
+        DataType::Boolean => {
+            let a = a.as_boolean();
+            let Column::Bool(v) = column.get_or_insert_with(|| Column::Bool(Vec::new())) else {
+                return Err("mixed".into());
+            };
+            v.extend((0..a.len()).map(|i| a.is_valid(i) && a.value(i)));
+        }
+        DataType::Float64 => {
+            let a = a.as_primitive::<duckdb::arrow::datatypes::Float64Type>();
+            let Column::Number(v) = column.get_or_insert_with(|| Column::Number(Vec::new())) else {
+                return Err("mixed".into());
+            };
+            v.extend((0..a.len()).map(|i| a.is_valid(i).then(|| a.value(i))));
+        }
+        DataType::Utf8 => {
+            let a = a.as_string::<i32>();
+            let Column::Text(v) = column.get_or_insert_with(|| Column::Text(Vec::new())) else {
+                return Err("mixed".into());
+            };
+            v.extend((0..a.len()).map(|i| a.is_valid(i).then(|| a.value(i).to_string())));
+        }
+        DataType::Null => {
+            // An all-NULL column (`CAST(NULL AS ..)` folded away): missing everywhere.
+            let Column::Number(v) = column.get_or_insert_with(|| Column::Number(Vec::new())) else {
+                return Err("mixed".into());
+            };
+            v.extend((0..a.len()).map(|_| None));
+        }
+        other => return Err(format!("unexpected result type {other}")),
+    }
+    Ok(())
+}
+
+/// Drops the tables of rule-set results uploaded during a run's rules stage.
+pub fn drop_uploaded(conn: &Connection, uploaded: &BTreeSet<String>) {
+    for dep in uploaded {
+        let _ = conn.execute_batch(&format!("DROP TABLE IF EXISTS {}", ident(&format!("d_{dep}"))));
+    }
+}
+
+/// A rule set's results as a table keyed by row, for the sets that read them.
+fn upload_outcomes(conn: &Connection, name: &str, outcomes: &[Outcome]) -> duckdb::Result<()> {
+    let table = ident(&format!("d_{name}"));
+    conn.execute_batch(
+        "CREATE OR REPLACE TEMP TABLE kw_dep (grade VARCHAR, score DOUBLE, tags VARCHAR, fired VARCHAR)",
+    )?;
+    {
+        let mut appender = conn.appender("kw_dep")?;
+        for o in outcomes {
+            let join = |v: &[std::sync::Arc<str>]| v.iter().map(|s| &**s).collect::<Vec<_>>().join("\u{1f}");
+            appender.append_row(duckdb::params![o.grade.as_deref(), o.score, join(&o.tags), join(&o.fired)])?;
+        }
+        appender.flush()?;
+    }
+    let split = |c: &str| format!("CASE WHEN {c} = '' THEN []::VARCHAR[] ELSE string_split({c}, chr(31)) END");
+    conn.execute_batch(&format!(
+        "CREATE OR REPLACE TEMP TABLE {table} AS SELECT rowid AS kw_row, grade, score, {} AS tags, {} AS fired FROM kw_dep; \
+         DROP TABLE kw_dep;",
+        split("tags"),
+        split("fired")
+    ))
+}
+
+fn upload_lookup(conn: &Connection, lookups: &Lookups, table: &str, column: &str) -> duckdb::Result<()> {
+    let name = ident(&lookup_table(table, column));
+    let Some(t) = lookups.table(table) else { return Ok(()) };
+    let Some(index) = t.columns.iter().skip(1).position(|c| c == column) else { return Ok(()) };
+    let values: Vec<(&String, &Dynamic)> = t.rows().map(|(k, v)| (k, &v[index])).collect();
+    let ty = values.iter().map(|(_, v)| *v).find(|v| !v.is_unit()).map_or("VARCHAR", |v| {
+        if v.is_int() {
+            "BIGINT"
+        } else if v.is_float() {
+            "DOUBLE"
+        } else if v.is_bool() {
+            "BOOLEAN"
+        } else {
+            "VARCHAR"
+        }
+    });
+    let rows: Vec<String> = values
+        .iter()
+        .map(|(k, v)| {
+            let value = if v.is_unit() { "NULL".to_string() } else { text_literal(&display_value(v)).text };
+            format!("({}, CAST({value} AS {ty}))", text_literal(k).text)
+        })
+        .collect();
+    let source = if rows.is_empty() {
+        format!("SELECT CAST(NULL AS VARCHAR) AS k, CAST(NULL AS {ty}) AS v WHERE false")
+    } else {
+        format!("SELECT * FROM (VALUES {}) t(k, v)", rows.join(", "))
+    };
+    conn.execute_batch(&format!("CREATE OR REPLACE TEMP TABLE {name} AS {source}"))
+}
+
+/// The warehouse connection and what translation needs, for the rules stage.
+pub struct Vectorise<'a> {
+    pub conn: &'a Connection,
+    pub schema: &'a Schema,
+    pub lookups: &'a Lookups,
+}
+
+/// Compiles `source` as a rule expression over `schema` and the rule sets `names`, as a rule
+/// file would be (for tests).
+pub fn compile_for_test(engine: &rhai::Engine, schema: &Schema, names: &[&str], source: &str) -> Option<Expr> {
+    let file = crate::diagnostic::SourceFile::new(
+        "test.yaml".to_string(),
+        std::path::Path::new("test.yaml"),
+        source.to_string(),
+    );
+    let src = serde_saphyr::Spanned {
+        value: source.to_string(),
+        referenced: serde_saphyr::Location::UNKNOWN,
+        defined: serde_saphyr::Location::UNKNOWN,
+    };
+    super::compile::compile_expr(engine, &file, &src, schema, names, "a test expression").ok().map(|(e, _)| e)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn schema() -> Schema {
+        Schema {
+            columns: vec![
+                ("i".into(), ColumnType::Integer),
+                ("f".into(), ColumnType::Float),
+                ("s".into(), ColumnType::Text),
+                ("b".into(), ColumnType::Bool),
+                ("d".into(), ColumnType::Date),
+                ("country".into(), ColumnType::Text),
+            ],
+        }
+    }
+
+    fn translate(src: &str, want: Want) -> Option<String> {
+        let lookups = Lookups::default();
+        let engine = super::super::engine::build(NaiveDate::from_ymd_opt(2026, 11, 23).unwrap(), Default::default());
+        let schema = schema();
+        let deps = vec!["risk".to_string()];
+        let e = compile_for_test(&engine, &schema, &["risk", "prev"], src).expect("compiles");
+        let mut t = Translator::new(&schema, &deps, NaiveDate::from_ymd_opt(2026, 11, 23).unwrap(), &lookups);
+        match want {
+            Want::Condition => t.condition(&e),
+            Want::Number => t.number(&e),
+            Want::Text => t.text(&e),
+        }
+    }
+
+    #[test]
+    fn the_subset_translates() {
+        let cases = [
+            (
+                "i > 3",
+                Want::Condition,
+                Some("coalesce(coalesce(CAST(e.\"i\" AS BIGINT) > CAST(3 AS BIGINT), false), false)"),
+            ),
+            (
+                "s in [\"a\", \"b\"]",
+                Want::Condition,
+                Some("coalesce(coalesce(CAST(e.\"s\" AS VARCHAR) IN ('a', 'b'), false), false)"),
+            ),
+            (
+                "\"cash\" in risk.tags",
+                Want::Condition,
+                Some("coalesce(coalesce(list_contains(\"d_risk\".\"tags\", 'cash'), false), false)"),
+            ),
+            ("b", Want::Condition, Some("coalesce(e.\"b\", false)")),
+            (
+                "i / 0",
+                Want::Number,
+                Some(
+                    "CAST((CAST(CAST(e.\"i\" AS BIGINT) AS DOUBLE) / nullif(CAST(CAST(0 AS BIGINT) AS DOUBLE), 0)) AS DOUBLE)",
+                ),
+            ),
+            ("prev.score > 1", Want::Condition, None),
+            ("i % 2 == 0", Want::Condition, None),
+            ("i", Want::Condition, None),
+        ];
+        for (src, want, expected) in cases {
+            assert_eq!(translate(src, want).as_deref(), expected, "{src}");
+        }
+    }
+}
