@@ -13,9 +13,10 @@
 //! - a comparison with a missing value is false: every comparison is `coalesce(.., false)`;
 //! - arithmetic with a missing value is missing: SQL's NULL propagation;
 //! - `/` divides exactly and by zero gives a missing value: `CAST(a AS DOUBLE) / nullif(b, 0)`;
-//! - integers are 64-bit in both; where rhai would stop with an error for one account
-//!   (an overflow, `&&` on a missing value), the SQL raises an error too, and the whole rule
-//!   set falls back to rhai, which records the error against that account;
+//! - integers are 64-bit in both; where rhai would stop with an error for one account (an
+//!   overflow), the SQL raises an error too, and the whole rule set falls back to rhai,
+//!   which records the error against that account; `&&`, `||` and `!` on a value that can
+//!   be missing (a bare boolean column) stay in rhai, where that is an error;
 //! - text compares byte by byte in both; `round` uses the same formula (`round(x * 10^d) /
 //!   10^d`, halves away from zero).
 
@@ -72,11 +73,23 @@ pub struct Translator<'a> {
     /// Dependencies and lookup tables the translated SQL reads.
     pub deps_used: BTreeSet<String>,
     pub lookups_used: BTreeSet<(String, String)>,
+    /// Integer arithmetic, selected on its own for every row: rhai evaluates every operand
+    /// and stops on an overflow, while SQL may skip an operand (`coalesce`, `CASE`, folding),
+    /// so each is computed where nothing can skip it and an overflow fails the query.
+    pub checks: Vec<String>,
 }
 
 impl<'a> Translator<'a> {
     pub fn new(schema: &'a Schema, depends_on: &'a [String], as_of: NaiveDate, lookups: &'a Lookups) -> Self {
-        Translator { schema, depends_on, as_of, lookups, deps_used: BTreeSet::new(), lookups_used: BTreeSet::new() }
+        Translator {
+            schema,
+            depends_on,
+            as_of,
+            lookups,
+            deps_used: BTreeSet::new(),
+            lookups_used: BTreeSet::new(),
+            checks: Vec::new(),
+        }
     }
 
     /// A condition: SQL that is true exactly when rhai fires it (a missing result does not
@@ -142,18 +155,12 @@ impl<'a> Translator<'a> {
         }
     }
 
-    /// A boolean operand of `&&`, `||` or `!`: a missing one is an error in rhai, so it
-    /// raises one here too (and the set falls back to rhai).
+    /// A boolean operand of `&&`, `||` or `!`. A missing one is an error in rhai, which SQL
+    /// cannot reproduce faithfully (DuckDB folds `x OR true` without evaluating `x`), so an
+    /// operand that can be missing (a bare boolean column) is not translated.
     fn strict_bool(&mut self, e: &RhaiExpr) -> Option<String> {
         let s = self.expr(e)?;
-        match (s.ty, s.nullable) {
-            (Ty::Bool, false) => Some(s.text),
-            (Ty::Bool, true) => Some(format!(
-                "(CASE WHEN {0} IS NULL THEN error('a missing value where true or false was expected') ELSE {0} END)",
-                s.text
-            )),
-            _ => None,
-        }
+        (s.ty == Ty::Bool && !s.nullable).then_some(s.text)
     }
 
     fn constant(&mut self, d: &Dynamic) -> Option<Sql> {
@@ -232,14 +239,14 @@ impl<'a> Translator<'a> {
         let a: Vec<Sql> = args.iter().map(|x| self.expr(x)).collect::<Option<_>>()?;
         let as_of = date_literal(self.as_of).text;
         match (name, a.as_slice()) {
-            ("-", [x]) if x.ty.numeric() => Some(Sql::new(format!("(- {})", x.text), x.ty, true)),
+            ("-", [x]) if x.ty.numeric() => Some(self.checked(Sql::new(format!("(- {})", x.text), x.ty, true))),
             ("!", [_]) => {
                 let inner = self.strict_bool(&args[0])?;
                 Some(Sql::new(format!("(NOT {inner})"), Ty::Bool, false))
             }
             ("+" | "-" | "*", [x, y]) if x.ty.numeric() && y.ty.numeric() => {
                 let ty = if x.ty == Ty::Float || y.ty == Ty::Float { Ty::Float } else { Ty::Int };
-                Some(Sql::new(format!("({} {name} {})", x.text, y.text), ty, true))
+                Some(self.checked(Sql::new(format!("({} {name} {})", x.text, y.text), ty, true)))
             }
             ("+", [x, y]) if x.ty == Ty::Text && y.ty == Ty::Text => {
                 Some(Sql::new(format!("({} || {})", x.text, y.text), Ty::Text, true))
@@ -311,7 +318,7 @@ impl<'a> Translator<'a> {
                 let f = float_literal(f).text;
                 Some(Sql::new(format!("(round({} * {f}) / {f})", x.text), Ty::Float, true))
             }
-            ("abs", [x]) if x.ty.numeric() => Some(Sql::new(format!("abs({})", x.text), x.ty, true)),
+            ("abs", [x]) if x.ty.numeric() => Some(self.checked(Sql::new(format!("abs({})", x.text), x.ty, true))),
             ("min" | "max", [x, y]) if x.ty.numeric() && y.ty.numeric() && x.ty != Ty::Null && y.ty != Ty::Null => {
                 let ty = if x.ty == Ty::Float || y.ty == Ty::Float { Ty::Float } else { Ty::Int };
                 let f = if name == "min" { "least" } else { "greatest" };
@@ -331,6 +338,13 @@ impl<'a> Translator<'a> {
             }
             _ => None,
         }
+    }
+
+    fn checked(&mut self, sql: Sql) -> Sql {
+        if sql.ty == Ty::Int {
+            self.checks.push(sql.text.clone());
+        }
+        sql
     }
 
     /// `x in [..]` and `in_list(x, [..])` with literals of `x`'s kind; `"t" in set.tags`.
@@ -607,7 +621,8 @@ fn run(
     for (table, column) in &t.lookups_used {
         upload_lookup(conn, t.lookups, table, column).map_err(err)?;
     }
-    let select: Vec<String> = selected.iter().enumerate().map(|(i, (_, sql))| format!("{sql} AS c{i}")).collect();
+    let mut select: Vec<String> = selected.iter().enumerate().map(|(i, (_, sql))| format!("{sql} AS c{i}")).collect();
+    select.extend(t.checks.iter().enumerate().map(|(i, sql)| format!("{sql} AS overflow_check_{i}")));
     let sql = format!("SELECT {} FROM kw_entity e{joins} ORDER BY e.rowid", select.join(", "));
     let mut stmt = conn.prepare(&sql).map_err(err)?;
     let batches: Vec<_> = stmt.query_arrow([]).map_err(err)?.collect();
@@ -814,6 +829,204 @@ mod tests {
         ];
         for (src, want, expected) in cases {
             assert_eq!(translate(src, want).as_deref(), expected, "{src}");
+        }
+    }
+}
+
+/// The differential test the vectorised path answers to: random expressions over random
+/// rows, through rhai and through DuckDB, must agree on every row, or the SQL must fail (and
+/// the rule set then runs in rhai).
+#[cfg(test)]
+mod differential {
+    use super::*;
+    use proptest::prelude::*;
+    use rhai::Scope;
+
+    const AS_OF: (i32, u32, u32) = (2026, 11, 23);
+
+    #[derive(Debug, Clone)]
+    struct Row {
+        i: Option<i64>,
+        f: Option<f64>,
+        s: Option<&'static str>,
+        b: Option<bool>,
+        d: Option<NaiveDate>,
+    }
+
+    fn row() -> impl Strategy<Value = Row> {
+        let int = prop_oneof![-20i64..20, Just(i64::MAX / 2), Just(i64::MIN / 2), Just(0)];
+        let float = prop_oneof![Just(0.0), Just(-0.0), Just(0.5), Just(2.25), Just(-1.5), Just(1e10), -100.0f64..100.0];
+        let text = prop::sample::select(vec!["a", "b", "B", "ab", "", "Zürich"]);
+        let day = (0i64..800).prop_map(|n| NaiveDate::from_ymd_opt(2025, 1, 1).unwrap() + chrono::Duration::days(n));
+        (
+            prop::option::weighted(0.8, int),
+            prop::option::weighted(0.8, float),
+            prop::option::weighted(0.8, text),
+            prop::option::weighted(0.8, any::<bool>()),
+            prop::option::weighted(0.8, day),
+        )
+            .prop_map(|(i, f, s, b, d)| Row { i, f, s, b, d })
+    }
+
+    fn num() -> impl Strategy<Value = String> {
+        let leaf = prop_oneof![
+            Just("i".to_string()),
+            Just("f".to_string()),
+            (-5i64..6).prop_map(|n| n.to_string()),
+            prop::sample::select(vec!["0.5", "2.25", "0.0", "3.0"]).prop_map(String::from),
+            Just("4611686018427387904".to_string()),
+            Just("days_since(d)".to_string()),
+            Just("days_until(d)".to_string()),
+            Just("quarter(d)".to_string()),
+            Just("coalesce(i, 7)".to_string()),
+            Just("round(f, 1)".to_string()),
+        ];
+        leaf.prop_recursive(3, 16, 2, |inner| {
+            prop_oneof![
+                (inner.clone(), prop::sample::select(vec!["+", "-", "*", "/"]), inner.clone())
+                    .prop_map(|(a, op, b)| format!("({a} {op} {b})")),
+                inner.clone().prop_map(|a| format!("(-{a})")),
+                inner.clone().prop_map(|a| format!("clamp({a}, 0, 10)")),
+                inner.clone().prop_map(|a| format!("abs({a})")),
+                (inner.clone(), inner.clone()).prop_map(|(a, b)| format!("min({a}, {b})")),
+                (inner.clone(), inner.clone()).prop_map(|(a, b)| format!("max({a}, {b})")),
+                (inner.clone(), inner.clone()).prop_map(|(a, b)| format!("pct({a}, {b})")),
+                (inner.clone(), inner.clone()).prop_map(|(a, b)| format!("coalesce({a}, {b})")),
+            ]
+        })
+    }
+
+    fn text() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just("s".to_string()),
+            Just("\"a\"".to_string()),
+            Just("lower(s)".to_string()),
+            Just("upper(s)".to_string()),
+            Just("(s + \"x\")".to_string()),
+        ]
+    }
+
+    fn condition() -> impl Strategy<Value = String> {
+        let cmp = prop::sample::select(vec!["<", "<=", ">", ">=", "==", "!="]);
+        let leaf = prop_oneof![
+            Just("b".to_string()),
+            Just("true".to_string()),
+            Just("is_missing(i)".to_string()),
+            Just("present(s)".to_string()),
+            Just("same_quarter(d, as_of)".to_string()),
+            Just("(b == true)".to_string()),
+            Just("(d < date(\"2026-01-01\"))".to_string()),
+            Just("(d >= as_of)".to_string()),
+            Just("(s in [\"a\", \"B\"])".to_string()),
+            Just("(i in [1, 2, 3])".to_string()),
+            (num(), cmp.clone(), num()).prop_map(|(a, op, b)| format!("({a} {op} {b})")),
+            (text(), cmp, text()).prop_map(|(a, op, b)| format!("({a} {op} {b})")),
+        ];
+        leaf.prop_recursive(3, 12, 2, |inner| {
+            prop_oneof![
+                (inner.clone(), inner.clone()).prop_map(|(a, b)| format!("({a} && {b})")),
+                (inner.clone(), inner.clone()).prop_map(|(a, b)| format!("({a} || {b})")),
+                inner.prop_map(|a| format!("(!{a})")),
+            ]
+        })
+    }
+
+    fn schema() -> Schema {
+        Schema {
+            columns: vec![
+                ("i".into(), ColumnType::Integer),
+                ("f".into(), ColumnType::Float),
+                ("s".into(), ColumnType::Text),
+                ("b".into(), ColumnType::Bool),
+                ("d".into(), ColumnType::Date),
+            ],
+        }
+    }
+
+    fn as_of() -> NaiveDate {
+        NaiveDate::from_ymd_opt(AS_OF.0, AS_OF.1, AS_OF.2).unwrap()
+    }
+
+    fn table(rows: &[Row]) -> Connection {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch("CREATE TABLE kw_entity (i BIGINT, f DOUBLE, s VARCHAR, b BOOLEAN, d DATE)").unwrap();
+        let mut appender = conn.appender("kw_entity").unwrap();
+        for r in rows {
+            appender.append_row(duckdb::params![r.i, r.f, r.s, r.b, r.d]).unwrap();
+        }
+        appender.flush().unwrap();
+        drop(appender);
+        conn
+    }
+
+    fn scope(r: &Row) -> Scope<'static> {
+        let mut scope = Scope::new();
+        scope.push_dynamic(super::super::compile::AS_OF, Dynamic::from(as_of()));
+        scope.push_dynamic("i", r.i.map_or(Dynamic::UNIT, Dynamic::from_int));
+        scope.push_dynamic("f", r.f.map_or(Dynamic::UNIT, Dynamic::from_float));
+        scope.push_dynamic("s", r.s.map_or(Dynamic::UNIT, |s| Dynamic::from(s.to_string())));
+        scope.push_dynamic("b", r.b.map_or(Dynamic::UNIT, Dynamic::from_bool));
+        scope.push_dynamic("d", r.d.map_or(Dynamic::UNIT, Dynamic::from));
+        scope
+    }
+
+    /// Both paths for one expression; `Err` from SQL means "falls back", which is always fine.
+    fn check(source: &str, rows: &[Row], want: Want) -> Result<(), TestCaseError> {
+        let engine = super::super::engine::build(as_of(), Default::default());
+        let schema = schema();
+        let Some(e) = compile_for_test(&engine, &schema, &[], source) else { return Ok(()) };
+        let lookups = Lookups::default();
+        let mut t = Translator::new(&schema, &[], as_of(), &lookups);
+        let sql = match want {
+            Want::Condition => t.condition(&e),
+            _ => t.number(&e),
+        };
+        let Some(sql) = sql else { return Ok(()) };
+        let conn = table(rows);
+        let Ok(columns) = run(&conn, &t, &[(&e, sql.clone())], &[], rows.len(), &mut BTreeSet::new()) else {
+            return Ok(());
+        };
+        for (n, r) in rows.iter().enumerate() {
+            let rhai = engine.eval_ast_with_scope::<Dynamic>(&mut scope(r), &e.ast);
+            match want {
+                Want::Condition => {
+                    let expected = match &rhai {
+                        Ok(v) if v.is_unit() => Some(false),
+                        Ok(v) => v.as_bool().ok(),
+                        Err(_) => None,
+                    };
+                    let got = columns.condition(&e, n);
+                    prop_assert_eq!(got, expected, "`{}` on {:?}\nSQL: {}\nrhai: {:?}", source, r, sql, rhai);
+                }
+                _ => {
+                    let expected = match &rhai {
+                        Ok(v) if v.is_unit() => Some(None),
+                        Ok(v) => super::super::engine::number(v).map(Some),
+                        Err(_) => None,
+                    };
+                    let got = columns.value(&e, n).map(|v| super::super::engine::number(&v));
+                    let same = match (got, expected) {
+                        (Some(Some(a)), Some(Some(b))) => a == b || (a.is_nan() && b.is_nan()),
+                        (a, b) => a == b,
+                    };
+                    prop_assert!(same, "`{}` on {:?}\nSQL: {}\nrhai: {:?}\ngot {:?}", source, r, sql, rhai, got);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 400, ..ProptestConfig::default() })]
+
+        #[test]
+        fn conditions_agree(source in condition(), rows in prop::collection::vec(row(), 1..12)) {
+            check(&source, &rows, Want::Condition)?;
+        }
+
+        #[test]
+        fn numbers_agree(source in num(), rows in prop::collection::vec(row(), 1..12)) {
+            check(&source, &rows, Want::Number)?;
         }
     }
 }
