@@ -35,6 +35,9 @@ pub struct SetExplanation {
     /// What the run stored, when the current rules give something else.
     pub stored: Option<StoredOutcome>,
     pub steps: Vec<Step>,
+    /// Where the run evaluates this set's expressions: `sql` (all in the warehouse),
+    /// `rhai` (all row by row) or `mixed`.
+    pub path: &'static str,
     /// How the score was reached, in words.
     pub summary: String,
     pub errors: Vec<String>,
@@ -51,6 +54,8 @@ pub struct Step {
     pub reason: Option<String>,
     pub detail: Option<String>,
     pub error: Option<String>,
+    /// `sql` when a run evaluates this rule's expressions in the warehouse, else `rhai`.
+    pub path: &'static str,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -108,6 +113,13 @@ pub fn explain(
             &mut scope,
             Some(&mut trace),
         );
+        let paths = crate::rules::vector::paths(set, &plan.schema, record.as_of, &plan.lookups);
+        let in_sql = paths.values().filter(|v| **v).count();
+        let path = match in_sql {
+            0 => "rhai",
+            n if n == paths.len() => "sql",
+            _ => "mixed",
+        };
         let stored =
             store.outcome(record.run_id, account, &set.name).map_err(|e| ExplainError::Failed(e.to_string()))?;
         let stored = stored.filter(|s| s.score != outcome.score || s.grade.as_deref() != outcome.grade.as_deref());
@@ -117,7 +129,14 @@ pub fn explain(
             score: outcome.score,
             grade: outcome.grade.as_deref().map(str::to_string),
             stored,
-            steps: trace.into_iter().map(step).collect(),
+            steps: trace
+                .into_iter()
+                .map(|t| {
+                    let sql = paths.get(&*t.rule).copied().unwrap_or(false);
+                    step(t, if sql { "sql" } else { "rhai" })
+                })
+                .collect(),
+            path,
             summary: summary(set, &outcome),
             errors: outcome.errors.iter().map(|e| format!("{}: {}", e.rule, e.message)).collect(),
         });
@@ -145,7 +164,7 @@ fn load_snapshot(path: &Path, plan: &Plan) -> Result<crate::rules::row::Entity, 
         .map_err(|e| ExplainError::Failed(e.to_string()))
 }
 
-fn step(t: RuleTrace) -> Step {
+fn step(t: RuleTrace, path: &'static str) -> Step {
     let (status, error) = match &t.status {
         RuleStatus::Fired => ("fired", None),
         RuleStatus::NotFired => ("not fired", None),
@@ -166,6 +185,7 @@ fn step(t: RuleTrace) -> Step {
         reason: t.reason,
         detail: t.detail,
         error,
+        path,
     }
 }
 

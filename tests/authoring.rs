@@ -53,7 +53,9 @@ rules/health.yaml: no tests
 
 #[test]
 fn explain_shows_every_rule_with_the_values_it_read() {
-    let p = Project::new(&[]);
+    // A rule reading the previous result runs in rhai; the others run in the warehouse.
+    let health = common::HEALTH.to_string() + "  - id: was_low\n    when: prev.score < 50\n    points: -5\n";
+    let p = Project::new(&[("rules/health.yaml", &health)]);
     assert_eq!(p.keepwell(&["run", "nightly", "--as-of", "2026-11-23"]).code, 0);
     let out = p.keepwell(&["explain", "A3"]);
     assert_eq!(out.code, 0, "{}", out.stderr);
@@ -62,15 +64,17 @@ fn explain_shows_every_rule_with_the_values_it_read() {
         "\
 account A3 (Initech): job nightly, run 1, as of 2026-11-23
 
-risk (points): 60 -> high
+risk (points, in the warehouse): 60 -> high
   fired     hard_hit_industry       +60  industry = \"retail\"
                                          retail is hit hard
   = base 0 plus the points of the rules that fired, kept within 0..100: 60 -> high (at least 50)
 
-health (points): 50 -> red
+health (points, partly in the warehouse): 50 -> red
   fired     low_utilisation       -40  utilisation = 20
                                        20% of seats in use
   fired     risky_and_small       -10  risk.grade = \"high\", arr = 8000
+  n/a       was_low                    prev.score = missing
+                                       evaluated in rhai, row by row
   = base 100 plus the points of the rules that fired, kept within 0..100: 50 -> red
 "
     );

@@ -49,8 +49,19 @@ fn render(e: &Explanation) -> String {
     let _ = writeln!(out, "account {}{name}: job {}, run {}, as of {}", e.account, e.job, e.run_id, e.as_of);
     for s in &e.rule_sets {
         let score = s.score.map(|v| fmt((v * 10.0).round() / 10.0)).unwrap_or_else(|| "-".into());
-        let _ =
-            writeln!(out, "\n{} ({}): {} -> {}", s.rule_set, s.kind, score, s.grade.as_deref().unwrap_or("no grade"));
+        let path = match s.path {
+            "sql" => "in the warehouse",
+            "rhai" => "in rhai",
+            _ => "partly in the warehouse",
+        };
+        let _ = writeln!(
+            out,
+            "\n{} ({}, {path}): {} -> {}",
+            s.rule_set,
+            s.kind,
+            score,
+            s.grade.as_deref().unwrap_or("no grade")
+        );
         let width = s.steps.iter().map(|st| st.id.len()).max().unwrap_or(0);
         for st in &s.steps {
             let value = match (st.status.as_str(), st.value) {
@@ -69,7 +80,8 @@ fn render(e: &Explanation) -> String {
                 })
                 .collect();
             let _ = writeln!(out, "  {:<9} {:<width$}  {:>8}  {}", st.status, st.id, value, inputs.join(", "));
-            for extra in [&st.reason, &st.detail, &st.error].into_iter().flatten() {
+            let rhai = (s.path == "mixed" && st.path == "rhai").then(|| "evaluated in rhai, row by row".to_string());
+            for extra in [&st.reason, &st.detail, &st.error, &rhai].into_iter().flatten() {
                 let _ = writeln!(out, "  {:<9} {:<width$}            {extra}", "", "");
             }
         }
