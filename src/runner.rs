@@ -372,17 +372,24 @@ fn execute(
     let transport = Transport::from_settings(&project.mail, &project.outbox).map_err(|e| e.to_string())?;
     let from: lettre::message::Mailbox =
         project.mail.from.parse().map_err(|e| format!("mail.from `{}` is not an address: {e}", project.mail.from))?;
-    let mut queue = Vec::with_capacity(rendered.mails.len());
-    for mail in &rendered.mails {
-        let message = mail.to_message(&from).map_err(|e| e.to_string())?;
-        queue.push(crate::store::QueuedMail {
-            output: mail.output.clone(),
-            recipient: mail.to.first().map(|m| m.email.to_string()).unwrap_or_default(),
-            subject: mail.subject.clone(),
-            to: message.envelope().to().iter().map(|a| a.to_string()).collect(),
-            message: message.formatted(),
-        });
-    }
+    // Building and encoding the messages is the costly part of queueing: on every core.
+    let queue = {
+        use rayon::prelude::*;
+        rendered
+            .mails
+            .par_iter()
+            .map(|mail| {
+                let message = mail.to_message(&from).map_err(|e| e.to_string())?;
+                Ok(crate::store::QueuedMail {
+                    output: mail.output.clone(),
+                    recipient: mail.to.first().map(|m| m.email.to_string()).unwrap_or_default(),
+                    subject: mail.subject.clone(),
+                    to: message.envelope().to().iter().map(|a| a.to_string()).collect(),
+                    message: message.formatted(),
+                })
+            })
+            .collect::<Result<Vec<_>, String>>()?
+    };
     let already_sent = store
         .enqueue(&plan.job.name, options.as_of, report.run_id, from.email.as_ref(), &queue)
         .map_err(|e| e.to_string())?;

@@ -11,6 +11,7 @@ pub mod report;
 use chrono::NaiveDate;
 use lettre::message::Mailbox;
 use minijinja::{Environment, Value, context};
+use rayon::prelude::*;
 use rhai::{Dynamic, Engine, Map, Scope};
 
 use crate::delivery::{Attachment, Mail};
@@ -309,6 +310,9 @@ pub struct OwnerList {
     pub managers: Vec<String>,
 }
 
+/// An owner's list written to a file, and their mail (or why there is none).
+type OwnerMail = (PathBuf, Result<Mail, String>);
+
 /// Rendered outputs: mails to send and files written.
 #[derive(Debug, Default)]
 pub struct Rendered {
@@ -335,34 +339,47 @@ pub fn render(view: &RunView, outputs: &[Output], out_dir: &Path) -> Result<Rend
         let dir = out_dir.join(&e.name);
         std::fs::create_dir_all(&dir).map_err(|err| format!("cannot create `{}`: {err}", dir.display()))?;
         let labels: Vec<String> = e.columns.iter().map(|(l, _)| l.clone()).collect();
-        for list in owners {
-            let csv = to_csv(&labels, &list.rows)?;
-            let file_name = format!("{}.csv", safe_file_name(&list.owner));
-            let path = dir.join(&file_name);
-            std::fs::write(&path, &csv).map_err(|err| format!("cannot write `{}`: {err}", path.display()))?;
+        // One CSV and one mail per owner, rendered on every core.
+        let per_owner: Vec<Result<OwnerMail, String>> = owners
+            .par_iter()
+            .map(|list| {
+                let csv = to_csv(&labels, &list.rows)?;
+                let file_name = format!("{}.csv", safe_file_name(&list.owner));
+                let path = dir.join(&file_name);
+                std::fs::write(&path, &csv).map_err(|err| format!("cannot write `{}`: {err}", path.display()))?;
+                let Ok(to) = list.owner.parse::<Mailbox>() else {
+                    return Ok((
+                        path,
+                        Err(format!(
+                            "escalation `{}`: owner `{}` is not an email address; their list was written to a file only",
+                            e.name, list.owner
+                        )),
+                    ));
+                };
+                let ctx = context! {
+                    job => view.job.name.clone(), as_of => view.as_of.to_string(), title => e.title.clone(), output => e.name.clone(),
+                    owner => list.owner.clone(), columns => labels.clone(), rows => list.rows.clone(), count => list.rows.len(),
+                };
+                let mail = Mail {
+                    output: e.name.clone(),
+                    to: vec![to],
+                    cc: e.cc.clone(),
+                    subject: render_one(view.templates, &e.subject, &ctx)?,
+                    text: render_one(view.templates, "escalation.txt", &ctx)?,
+                    html: render_one(view.templates, "escalation.html", &ctx)?,
+                    inline: Vec::new(),
+                    attachments: vec![Attachment { file_name, content_type: "text/csv".into(), body: csv }],
+                };
+                Ok((path, Ok(mail)))
+            })
+            .collect();
+        for result in per_owner {
+            let (path, mail) = result?;
             rendered.files.push(path);
-            let Ok(to) = list.owner.parse::<Mailbox>() else {
-                rendered.warnings.push(format!(
-                    "escalation `{}`: owner `{}` is not an email address; their list was written to a file only",
-                    e.name, list.owner
-                ));
-                continue;
-            };
-            let ctx = context! {
-                job => view.job.name.clone(), as_of => view.as_of.to_string(), title => e.title.clone(), output => e.name.clone(),
-                owner => list.owner.clone(), columns => labels.clone(), rows => list.rows.clone(), count => list.rows.len(),
-            };
-            let mail = Mail {
-                output: e.name.clone(),
-                to: vec![to],
-                cc: e.cc.clone(),
-                subject: render_one(view.templates, &e.subject, &ctx)?,
-                text: render_one(view.templates, "escalation.txt", &ctx)?,
-                html: render_one(view.templates, "escalation.html", &ctx)?,
-                inline: Vec::new(),
-                attachments: vec![Attachment { file_name, content_type: "text/csv".into(), body: csv }],
-            };
-            rendered.mails.push(mail);
+            match mail {
+                Ok(mail) => rendered.mails.push(mail),
+                Err(warning) => rendered.warnings.push(warning),
+            }
         }
         if e.rollup.is_some() {
             rollup(view, e, &labels, owners, out_dir, &mut rendered)?;
@@ -464,9 +481,9 @@ fn evaluate_escalation(
     escalated: &mut Vec<Escalated>,
 ) -> Vec<OwnerList> {
     let mut by_owner: BTreeMap<String, Vec<(f64, Vec<String>, String)>> = BTreeMap::new();
-    let mut scope = Scope::new();
     let mut failures = 0usize;
     let mut first_failure = None;
+    let when_reads = reads_of([&e.when]);
     let reads = reads_of(
         [&e.when, &e.owner]
             .into_iter()
@@ -474,44 +491,60 @@ fn evaluate_escalation(
             .chain(e.rollup.as_ref())
             .chain(e.columns.iter().map(|(_, c)| c)),
     );
-    for row in 0..view.entity.len() {
-        fill_scope(&mut scope, view, row, &reads);
-        let run = |expr: &Expr, scope: &mut Scope| view.engine.eval_ast_with_scope::<Dynamic>(scope, &expr.ast);
-        let listed = match run(&e.when, &mut scope) {
-            Ok(v) => v.as_bool().unwrap_or(false),
-            Err(err) => {
-                failures += 1;
-                first_failure.get_or_insert_with(|| format!("account `{}`: {err}", view.entity.keys[row]));
-                false
+    enum Row {
+        Skip,
+        Failed(String),
+        Listed { owner: String, order: f64, cells: Vec<String>, manager: String, account: String, state: String },
+    }
+    // `when` first, with only what it reads; the columns only for the accounts listed.
+    let rows: Vec<Row> = (0..view.entity.len())
+        .into_par_iter()
+        .map_init(Scope::new, |scope, row| {
+            let run = |expr: &Expr, scope: &mut Scope| view.engine.eval_ast_with_scope::<Dynamic>(scope, &expr.ast);
+            fill_scope(scope, view, row, &when_reads);
+            match run(&e.when, scope) {
+                Err(err) => return Row::Failed(format!("account `{}`: {err}", view.entity.keys[row])),
+                Ok(v) if !v.as_bool().unwrap_or(false) => return Row::Skip,
+                Ok(_) => {}
             }
-        };
-        if !listed {
-            continue;
+            fill_scope(scope, view, row, &reads);
+            let owner = run(&e.owner, scope).map(|v| display_value(&v)).unwrap_or_default();
+            let owner = if owner.is_empty() { "unassigned".to_string() } else { owner };
+            let order = e
+                .order_by
+                .as_ref()
+                .and_then(|o| run(o, scope).ok())
+                .and_then(|v| crate::rules::engine::number(&v))
+                .unwrap_or(0.0);
+            let cells: Vec<String> =
+                e.columns.iter().map(|(_, c)| run(c, scope).map(|v| display_value(&v)).unwrap_or_default()).collect();
+            let account = view.entity.keys[row].to_string();
+            let state = cells.join("\u{1f}");
+            // Unchanged since it was last sent, and not yet time to remind: leave it out.
+            if let Some(remind) = e.remind_after
+                && let Some((last_state, last_sent)) = view.escalated.get(&(e.name.clone(), account.clone()))
+                && *last_state == state
+                && view.as_of - *last_sent < remind
+            {
+                return Row::Skip;
+            }
+            let manager =
+                e.rollup.as_ref().and_then(|r| run(r, scope).ok()).map(|v| display_value(&v)).unwrap_or_default();
+            Row::Listed { owner, order, cells, manager, account, state }
+        })
+        .collect();
+    for row in rows {
+        match row {
+            Row::Skip => {}
+            Row::Failed(message) => {
+                failures += 1;
+                first_failure.get_or_insert(message);
+            }
+            Row::Listed { owner, order, cells, manager, account, state } => {
+                escalated.push(Escalated { output: e.name.clone(), account, owner: owner.clone(), state });
+                by_owner.entry(owner).or_default().push((order, cells, manager));
+            }
         }
-        let owner = run(&e.owner, &mut scope).map(|v| display_value(&v)).unwrap_or_default();
-        let owner = if owner.is_empty() { "unassigned".to_string() } else { owner };
-        let order = e
-            .order_by
-            .as_ref()
-            .and_then(|o| run(o, &mut scope).ok())
-            .and_then(|v| crate::rules::engine::number(&v))
-            .unwrap_or(0.0);
-        let cells: Vec<String> =
-            e.columns.iter().map(|(_, c)| run(c, &mut scope).map(|v| display_value(&v)).unwrap_or_default()).collect();
-        let account = view.entity.keys[row].to_string();
-        let state = cells.join("\u{1f}");
-        // Unchanged since it was last sent, and not yet time to remind: leave it out.
-        if let Some(remind) = e.remind_after
-            && let Some((last_state, last_sent)) = view.escalated.get(&(e.name.clone(), account.clone()))
-            && *last_state == state
-            && view.as_of - *last_sent < remind
-        {
-            continue;
-        }
-        escalated.push(Escalated { output: e.name.clone(), account, owner: owner.clone(), state });
-        let manager =
-            e.rollup.as_ref().and_then(|r| run(r, &mut scope).ok()).map(|v| display_value(&v)).unwrap_or_default();
-        by_owner.entry(owner).or_default().push((order, cells, manager));
     }
     if let Some(first) = first_failure {
         warnings.push(format!("escalation `{}`: `when` failed for {failures} accounts; first: {first}", e.name));

@@ -7,6 +7,7 @@ use std::path::Path;
 
 use chrono::{Datelike, NaiveDate};
 use minijinja::{Value, context};
+use rayon::prelude::*;
 use rhai::{Dynamic, Engine, Scope};
 
 use super::charts::{self, Layout, Series};
@@ -390,31 +391,35 @@ pub fn build(view: &RunView, report: &Report, output: &str, out_dir: &Path) -> R
     // Top accounts at risk.
     let mut top = Vec::new();
     if let Some(t) = &report.top {
-        let mut scope = Scope::new();
-        let mut listed: Vec<(usize, Vec<String>)> = Vec::new();
+        let when_reads = reads_of([&t.when]);
         let reads = reads_of(std::iter::once(&t.when).chain(t.reasons.as_ref()));
-        for r in 0..n {
-            fill_scope(&mut scope, view, r, &reads);
-            let hit = view
-                .engine
-                .eval_ast_with_scope::<Dynamic>(&mut scope, &t.when.ast)
-                .ok()
-                .and_then(|v| v.as_bool().ok())
-                .unwrap_or(false);
-            if !hit {
-                continue;
-            }
-            let reasons = t
-                .reasons
-                .as_ref()
-                .and_then(|e| view.engine.eval_ast_with_scope::<Dynamic>(&mut scope, &e.ast).ok())
-                .map(|v| match v.try_cast::<rhai::Array>() {
-                    Some(list) => list.iter().map(display_value).filter(|s| !s.is_empty()).collect(),
-                    None => Vec::new(),
-                })
-                .unwrap_or_default();
-            listed.push((r, reasons));
-        }
+        let mut listed: Vec<(usize, Vec<String>)> = (0..n)
+            .into_par_iter()
+            .map_init(Scope::new, |scope, r| {
+                fill_scope(scope, view, r, &when_reads);
+                let hit = view
+                    .engine
+                    .eval_ast_with_scope::<Dynamic>(scope, &t.when.ast)
+                    .ok()
+                    .and_then(|v| v.as_bool().ok())
+                    .unwrap_or(false);
+                if !hit {
+                    return None;
+                }
+                fill_scope(scope, view, r, &reads);
+                let reasons = t
+                    .reasons
+                    .as_ref()
+                    .and_then(|e| view.engine.eval_ast_with_scope::<Dynamic>(scope, &e.ast).ok())
+                    .map(|v| match v.try_cast::<rhai::Array>() {
+                        Some(list) => list.iter().map(display_value).filter(|s| !s.is_empty()).collect(),
+                        None => Vec::new(),
+                    })
+                    .unwrap_or_default();
+                Some((r, reasons))
+            })
+            .flatten()
+            .collect();
         listed.sort_by(|a, b| arr[b.0].total_cmp(&arr[a.0]));
         let risk = report.risk.as_deref().and_then(|s| sets.index(s));
         top = listed
