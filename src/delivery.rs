@@ -193,28 +193,35 @@ pub fn flush_outbox(
     job: Option<&str>,
 ) -> Result<(Vec<String>, Vec<String>), crate::store::StoreError> {
     let (mut sent, mut failed) = (Vec::new(), Vec::new());
-    // Attempts are recorded in one statement every second or 500 mails: one statement per
-    // mail is slow in DuckDB, one for all would forget what was sent if the process died
-    // half-way.
-    let unsent = store.unsent(job)?;
-    let mut attempts = Vec::new();
-    let mut last_recorded = std::time::Instant::now();
-    for mail in &unsent {
-        let dir = Path::new(&mail.job).join(mail.as_of.to_string());
-        let name = format!("{}--{}", mail.output, mail.recipient.replace(['/', '\\'], "_"));
-        let result =
-            transport.send_raw(&mail.sender, &mail.envelope_to, &mail.message, &dir, &name).map_err(|e| e.to_string());
-        match &result {
-            Ok(to) => sent.push(to.clone()),
-            Err(e) => failed.push(format!("{} to {} ({}): {e}", mail.output, mail.recipient, mail.as_of)),
+    // Attempts are recorded in one statement every second or page of 500 mails: one
+    // statement per mail is slow in DuckDB, one for all would forget what was sent if the
+    // process died half-way.
+    // A page of mail at a time, so memory stays flat however much is queued.
+    let mut after: Option<String> = None;
+    loop {
+        let page = store.unsent_page(job, after.as_deref(), 500)?;
+        let Some(last) = page.last() else { break };
+        after = Some(last.page_key());
+        let mut attempts = Vec::new();
+        let mut last_recorded = std::time::Instant::now();
+        for mail in &page {
+            let dir = Path::new(&mail.job).join(mail.as_of.to_string());
+            let name = format!("{}--{}", mail.output, mail.recipient.replace(['/', '\\'], "_"));
+            let result = transport
+                .send_raw(&mail.sender, &mail.envelope_to, &mail.message, &dir, &name)
+                .map_err(|e| e.to_string());
+            match &result {
+                Ok(to) => sent.push(to.clone()),
+                Err(e) => failed.push(format!("{} to {} ({}): {e}", mail.output, mail.recipient, mail.as_of)),
+            }
+            attempts.push((mail, result));
+            if last_recorded.elapsed() >= Duration::from_secs(1) {
+                store.mark(&attempts)?;
+                attempts.clear();
+                last_recorded = std::time::Instant::now();
+            }
         }
-        attempts.push((mail, result));
-        if attempts.len() >= 500 || last_recorded.elapsed() >= Duration::from_secs(1) {
-            store.mark(&attempts)?;
-            attempts.clear();
-            last_recorded = std::time::Instant::now();
-        }
+        store.mark(&attempts)?;
     }
-    store.mark(&attempts)?;
     Ok((sent, failed))
 }

@@ -265,6 +265,7 @@ fn execute(
     warehouse.lock().map_err(|e| e.to_string())?;
     warehouse.set_as_of(options.as_of).map_err(|e| e.to_string())?;
     report.stages.push(("load", started.elapsed()));
+    memory("load");
 
     progress("building features");
     let started = Instant::now();
@@ -275,7 +276,9 @@ fn execute(
         let columns = warehouse.entity_columns().map_err(|e| e.to_string())?;
         store.snapshot_entity(&run_dir.join(ENTITY_SNAPSHOT), &columns, &entity.batch).map_err(|e| e.to_string())?;
     }
+    warehouse.release_sources(plan.job.sources.iter().map(|s| s.name.as_str())).map_err(|e| e.to_string())?;
     report.stages.push(("features", started.elapsed()));
+    memory("features");
 
     progress("evaluating rules");
     let started = Instant::now();
@@ -304,6 +307,7 @@ fn execute(
         }
     }
     report.stages.push(("rules", started.elapsed()));
+    memory("rules");
 
     if let Some(run_id) = report.run_id {
         progress("publishing results");
@@ -322,6 +326,7 @@ fn execute(
         };
         store.publish(&publication, &report.rejects).map_err(|e| e.to_string())?;
         report.stages.push(("publish", started.elapsed()));
+        memory("publish");
     }
 
     progress("writing lists and mail");
@@ -355,10 +360,11 @@ fn execute(
         previous: &previous,
         history: &history,
     };
-    let rendered = render(&view, &plan.outputs, &run_dir)?;
+    let mut rendered = render(&view, &plan.outputs, &run_dir)?;
     report.warnings.extend(rendered.warnings);
     report.files = rendered.files;
     report.stages.push(("outputs", started.elapsed()));
+    memory("outputs");
 
     if options.dry_run {
         report.preview = rendered.mails;
@@ -372,11 +378,13 @@ fn execute(
     let transport = Transport::from_settings(&project.mail, &project.outbox).map_err(|e| e.to_string())?;
     let from: lettre::message::Mailbox =
         project.mail.from.parse().map_err(|e| format!("mail.from `{}` is not an address: {e}", project.mail.from))?;
-    // Building and encoding the messages is the costly part of queueing: on every core.
-    let queue = {
+    // Messages are built on every core and queued a few hundred at a time, each batch freed
+    // once it is in the outbox.
+    let mut already_sent = 0;
+    let mails = std::mem::take(&mut rendered.mails);
+    for chunk in mails.chunks(256) {
         use rayon::prelude::*;
-        rendered
-            .mails
+        let queue = chunk
             .par_iter()
             .map(|mail| {
                 let message = mail.to_message(&from).map_err(|e| e.to_string())?;
@@ -388,11 +396,12 @@ fn execute(
                     message: message.formatted(),
                 })
             })
-            .collect::<Result<Vec<_>, String>>()?
-    };
-    let already_sent = store
-        .enqueue(&plan.job.name, options.as_of, report.run_id, from.email.as_ref(), &queue)
-        .map_err(|e| e.to_string())?;
+            .collect::<Result<Vec<_>, String>>()?;
+        already_sent += store
+            .enqueue(&plan.job.name, options.as_of, report.run_id, from.email.as_ref(), &queue)
+            .map_err(|e| e.to_string())?;
+    }
+    drop(mails);
     if already_sent > 0 {
         tracing::info!(job = %plan.job.name, mails = already_sent, "Mail already sent for this day was not sent again.");
     }
@@ -403,5 +412,21 @@ fn execute(
     report.warnings.extend(failed.into_iter().map(|f| format!("mail not sent, kept in the outbox: {f}")));
     store.record_escalated(&plan.job.name, options.as_of, &rendered.escalated).map_err(|e| e.to_string())?;
     report.stages.push(("deliver", started.elapsed()));
+    memory("deliver");
     Ok(())
+}
+
+/// Logs the process's resident memory at the end of a stage (debug level), from
+/// /proc/self/status where there is one.
+fn memory(stage: &str) {
+    if !tracing::enabled!(tracing::Level::DEBUG) {
+        return;
+    }
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let field = |name: &str| {
+        status.lines().find(|l| l.starts_with(name)).and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+    };
+    if let (Some(rss), Some(peak)) = (field("VmRSS:"), field("VmHWM:")) {
+        tracing::debug!(stage, rss_mb = rss / 1024, peak_mb = peak / 1024, "Memory after the stage.");
+    }
 }

@@ -468,8 +468,24 @@ impl Store {
     }
 
     /// Mail not yet sent, oldest first; only `job`'s when given.
-    pub fn unsent(&self, job: Option<&str>) -> Result<Vec<OutboxMail>, StoreError> {
-        self.outbox_where("status <> 'sent' AND (? IS NULL OR job = ?)", job, 1_000_000)
+    /// The next `limit` mails not yet sent, in key order after `after` (the `page_key` of the
+    /// last mail of the previous page), so a large outbox is sent a page at a time.
+    pub fn unsent_page(
+        &self,
+        job: Option<&str>,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<OutboxMail>, StoreError> {
+        let key = "concat_ws(chr(31), job, CAST(as_of AS VARCHAR), output, recipient)";
+        let sql = format!(
+            "SELECT job, as_of, output, recipient, run_id, subject, sender, CAST(to_json(envelope_to) AS VARCHAR), message, \
+             status, attempts, last_error, sent_at, delivered_to FROM outbox \
+             WHERE status <> 'sent' AND (?::VARCHAR IS NULL OR job = ?) AND (?::VARCHAR IS NULL OR {key} > ?) \
+             ORDER BY {key} LIMIT ?"
+        );
+        let mut stmt = self.conn.prepare(&sql)?;
+        let rows = stmt.query_map(params![job, job, after, after, limit as i64], outbox_mail)?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
     }
 
     /// The outbox, newest first, optionally of one status.
@@ -488,25 +504,7 @@ impl Store {
              attempts, last_error, sent_at, delivered_to FROM outbox WHERE {filter} ORDER BY {order} LIMIT ?"
         );
         let mut stmt = self.conn.prepare(&sql)?;
-        let rows = stmt.query_map(params![value, value, limit as i64], |r| {
-            let to: String = r.get(7)?;
-            Ok(OutboxMail {
-                job: r.get(0)?,
-                as_of: r.get(1)?,
-                output: r.get(2)?,
-                recipient: r.get(3)?,
-                run_id: r.get(4)?,
-                subject: r.get(5)?,
-                sender: r.get(6)?,
-                envelope_to: serde_json::from_str(&to).unwrap_or_default(),
-                message: r.get(8)?,
-                status: r.get(9)?,
-                attempts: r.get(10)?,
-                last_error: r.get(11)?,
-                sent_at: r.get(12)?,
-                delivered_to: r.get(13)?,
-            })
-        })?;
+        let rows = stmt.query_map(params![value, value, limit as i64], outbox_mail)?;
         Ok(rows.collect::<Result<Vec<_>, _>>()?)
     }
 
@@ -680,4 +678,31 @@ fn outcomes_batch(p: &Publication) -> Result<RecordBatch, StoreError> {
         Arc::new(errors.finish()),
     ];
     Ok(RecordBatch::try_new(Arc::new(schema), columns)?)
+}
+
+fn outbox_mail(r: &duckdb::Row) -> duckdb::Result<OutboxMail> {
+    let to: String = r.get(7)?;
+    Ok(OutboxMail {
+        job: r.get(0)?,
+        as_of: r.get(1)?,
+        output: r.get(2)?,
+        recipient: r.get(3)?,
+        run_id: r.get(4)?,
+        subject: r.get(5)?,
+        sender: r.get(6)?,
+        envelope_to: serde_json::from_str(&to).unwrap_or_default(),
+        message: r.get(8)?,
+        status: r.get(9)?,
+        attempts: r.get(10)?,
+        last_error: r.get(11)?,
+        sent_at: r.get(12)?,
+        delivered_to: r.get(13)?,
+    })
+}
+
+impl OutboxMail {
+    /// Where this mail sorts in the outbox, for paging (see [`Store::unsent_page`]).
+    pub fn page_key(&self) -> String {
+        format!("{}\u{1f}{}\u{1f}{}\u{1f}{}", self.job, self.as_of, self.output, self.recipient)
+    }
 }

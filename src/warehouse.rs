@@ -384,6 +384,15 @@ impl Warehouse {
         warehouse.read_entity(spec, schema)
     }
 
+    /// Drops the loaded sources once the entity is materialised: the rest of the run reads
+    /// only `kw_entity`, and the sources are most of the memory a run holds.
+    pub fn release_sources<'a>(&self, names: impl IntoIterator<Item = &'a str>) -> Result<(), WarehouseError> {
+        for name in names {
+            self.conn.execute_batch(&format!("DROP TABLE IF EXISTS {}", ident(name)))?;
+        }
+        Ok(())
+    }
+
     /// The connection, for evaluating rule expressions as columns over `kw_entity`.
     pub fn connection(&self) -> &Connection {
         &self.conn
