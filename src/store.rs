@@ -305,12 +305,14 @@ impl Store {
         appender.append_record_batch(batch)?;
         appender.flush()?;
         drop(appender);
-        self.conn.execute_batch(
+        self.conn.execute_batch(&format!(
             "INSERT INTO outcomes SELECT run_id, job, as_of, account_id, rule_set, score, grade, grade_since, \
-             CAST(CAST(fired AS JSON) AS VARCHAR[]), CAST(CAST(reasons AS JSON) AS VARCHAR[]), \
-             CAST(CAST(tags AS JSON) AS VARCHAR[]), CAST(CAST(errors AS JSON) AS VARCHAR[]) FROM kw_outcomes; \
-             DROP TABLE kw_outcomes",
-        )?;
+                 {}, {}, {}, {} FROM kw_outcomes; DROP TABLE kw_outcomes",
+            split_list("fired"),
+            split_list("reasons"),
+            split_list("tags"),
+            split_list("errors")
+        ))?;
         tracing::debug!(seconds = started.elapsed().as_secs_f64(), "Outcomes appended.");
         let mut accounts = self.conn.appender("accounts")?;
         for row in 0..p.entity.len() {
@@ -348,14 +350,39 @@ impl Store {
         columns: &[(String, String)],
         batch: &RecordBatch,
     ) -> Result<(), StoreError> {
-        let cols: Vec<String> = columns.iter().map(|(n, t)| format!("{} {t}", crate::warehouse::ident(n))).collect();
+        // Lists of text travel as JSON text: the Arrow appender is very slow with list
+        // columns (about 20 s for a million accounts).
+        let mut fields = Vec::new();
+        let mut arrays: Vec<ArrayRef> = Vec::new();
+        let mut cols = Vec::new();
+        let mut select = Vec::new();
+        for (i, (name, ty)) in columns.iter().enumerate() {
+            let column = batch.column(i);
+            let id = crate::warehouse::ident(name);
+            match list_as_json(column) {
+                Some(json) => {
+                    fields.push(Field::new(name, DataType::Utf8, true));
+                    arrays.push(json);
+                    cols.push(format!("{id} VARCHAR"));
+                    select.push(format!("CAST(CAST({id} AS JSON) AS {ty}) AS {id}"));
+                }
+                None => {
+                    fields.push(batch.schema().field(i).clone());
+                    arrays.push(column.clone());
+                    cols.push(format!("{id} {ty}"));
+                    select.push(id);
+                }
+            }
+        }
+        let batch = RecordBatch::try_new(Arc::new(ArrowSchema::new(fields)), arrays)?;
         self.conn.execute_batch(&format!("CREATE OR REPLACE TEMP TABLE kw_snapshot ({})", cols.join(", ")))?;
         let mut appender = self.conn.appender("kw_snapshot")?;
-        appender.append_record_batch(batch.clone())?;
+        appender.append_record_batch(batch)?;
         appender.flush()?;
         drop(appender);
         self.conn.execute_batch(&format!(
-            "COPY kw_snapshot TO {} (FORMAT PARQUET); DROP TABLE kw_snapshot",
+            "COPY (SELECT {} FROM kw_snapshot) TO {} (FORMAT PARQUET); DROP TABLE kw_snapshot",
+            select.join(", "),
             crate::warehouse::sql_string(&path.display().to_string())
         ))?;
         Ok(())
@@ -612,6 +639,13 @@ impl Store {
     }
 }
 
+/// Joins the items of a list column on their way into the store (see [`split_list`]).
+const LIST_SEPARATOR: &str = "\u{1f}";
+
+fn split_list(column: &str) -> String {
+    format!("CASE WHEN {column} IS NULL THEN []::VARCHAR[] ELSE string_split({column}, chr(31)) END")
+}
+
 fn outcomes_batch(p: &Publication) -> Result<RecordBatch, StoreError> {
     let rows: usize = p.outcomes.iter().map(Vec::len).sum();
     let mut run_id = Int64Builder::with_capacity(rows);
@@ -622,9 +656,10 @@ fn outcomes_batch(p: &Publication) -> Result<RecordBatch, StoreError> {
     let mut score = Float64Builder::with_capacity(rows);
     let mut grade = StringBuilder::new();
     let mut since = Date32Builder::with_capacity(rows);
-    // Lists travel as JSON text and become VARCHAR[] in SQL: duckdb-rs appends Arrow list
-    // columns slowly (minutes for a million rows), text columns fast.
-    let json = |items: Vec<&str>| serde_json::to_string(&items).unwrap_or_else(|_| "[]".into());
+    // Lists travel as text joined by U+001F (NULL when empty) and become VARCHAR[] in SQL
+    // with string_split: duckdb-rs appends Arrow list columns slowly (minutes for a million
+    // rows), and parsing JSON took most of the rest.
+    let joined = |items: Vec<&str>| (!items.is_empty()).then(|| items.join(LIST_SEPARATOR));
     let mut fired = StringBuilder::new();
     let mut reasons = StringBuilder::new();
     let mut tags = StringBuilder::new();
@@ -642,11 +677,11 @@ fn outcomes_batch(p: &Publication) -> Result<RecordBatch, StoreError> {
             score.append_option(o.score);
             grade.append_option(o.grade.as_deref());
             since.append_option(grade_since(o.grade.as_deref(), p.previous.get(&set.name, key), p.as_of).map(days));
-            fired.append_value(json(o.fired.iter().map(|v| &**v).collect()));
-            reasons.append_value(json(o.reasons.iter().map(String::as_str).collect()));
-            tags.append_value(json(o.tags.iter().map(|v| &**v).collect()));
+            fired.append_option(joined(o.fired.iter().map(|v| &**v).collect()));
+            reasons.append_option(joined(o.reasons.iter().map(String::as_str).collect()));
+            tags.append_option(joined(o.tags.iter().map(|v| &**v).collect()));
             let messages: Vec<String> = o.errors.iter().map(|e| format!("{}: {}", e.rule, e.message)).collect();
-            errors.append_value(json(messages.iter().map(String::as_str).collect()));
+            errors.append_option(joined(messages.iter().map(String::as_str).collect()));
         }
     }
     let schema = ArrowSchema::new(vec![
@@ -658,10 +693,10 @@ fn outcomes_batch(p: &Publication) -> Result<RecordBatch, StoreError> {
         Field::new("score", DataType::Float64, true),
         Field::new("grade", DataType::Utf8, true),
         Field::new("grade_since", DataType::Date32, true),
-        Field::new("fired", DataType::Utf8, false),
-        Field::new("reasons", DataType::Utf8, false),
-        Field::new("tags", DataType::Utf8, false),
-        Field::new("errors", DataType::Utf8, false),
+        Field::new("fired", DataType::Utf8, true),
+        Field::new("reasons", DataType::Utf8, true),
+        Field::new("tags", DataType::Utf8, true),
+        Field::new("errors", DataType::Utf8, true),
     ]);
     let columns: Vec<ArrayRef> = vec![
         Arc::new(run_id.finish()),
@@ -705,4 +740,26 @@ impl OutboxMail {
     pub fn page_key(&self) -> String {
         format!("{}\u{1f}{}\u{1f}{}\u{1f}{}", self.job, self.as_of, self.output, self.recipient)
     }
+}
+
+/// A list-of-text column as JSON text (`["a","b"]`), or `None` for any other column.
+fn list_as_json(column: &ArrayRef) -> Option<ArrayRef> {
+    use duckdb::arrow::array::{Array, AsArray};
+    let DataType::List(inner) = column.data_type() else { return None };
+    if !matches!(inner.data_type(), DataType::Utf8) {
+        return None;
+    }
+    let lists = column.as_list::<i32>();
+    let mut out = StringBuilder::new();
+    for i in 0..lists.len() {
+        if lists.is_null(i) {
+            out.append_null();
+            continue;
+        }
+        let values = lists.value(i);
+        let values = values.as_string::<i32>();
+        let items: Vec<Option<&str>> = (0..values.len()).map(|j| values.is_valid(j).then(|| values.value(j))).collect();
+        out.append_value(serde_json::to_string(&items).unwrap_or_else(|_| "[]".into()));
+    }
+    Some(Arc::new(out.finish()))
 }

@@ -560,37 +560,76 @@ fn evaluate_escalation(
 }
 
 /// Output expressions see every entity column, every rule set's results and `as_of`.
-/// Only the names in `reads` are filled: building every rule set's result map and every
-/// column for each account was most of the time outputs took.
-pub(crate) fn fill_scope(scope: &mut Scope<'static>, view: &RunView, row: usize, reads: &HashSet<&str>) {
+/// What a group of output expressions reads: the names, and of each rule set the fields
+/// (`None`: the whole result, when an expression uses the set as a value).
+pub(crate) struct Reads<'a> {
+    names: HashSet<&'a str>,
+    fields: HashMap<&'a str, Option<HashSet<&'a str>>>,
+}
+
+/// Every variable the expressions read.
+pub(crate) fn reads_of<'a>(exprs: impl IntoIterator<Item = &'a Expr>) -> Reads<'a> {
+    let mut reads = Reads { names: HashSet::new(), fields: HashMap::new() };
+    for e in exprs {
+        reads.names.extend(e.reads.iter().map(String::as_str));
+        for shown in &e.shows {
+            match shown.split_once('.') {
+                Some((set, field)) => {
+                    if let Some(Some(fields)) =
+                        Some(reads.fields.entry(set).or_insert_with(|| Some(HashSet::new())).as_mut())
+                    {
+                        fields.insert(field);
+                    }
+                }
+                None => {
+                    reads.fields.insert(shown.as_str(), None);
+                }
+            }
+        }
+    }
+    reads
+}
+
+/// Only the names in `reads` are filled, and of each rule set's result only the fields
+/// read: building every result map and every column for each account was most of the time
+/// outputs took.
+pub(crate) fn fill_scope(scope: &mut Scope<'static>, view: &RunView, row: usize, reads: &Reads) {
     scope.clear();
     scope.push_dynamic(AS_OF, Dynamic::from(view.as_of));
     for (set, outcomes) in view.rule_sets.iter().zip(view.outcomes) {
-        if reads.contains(set.name.as_str()) {
-            scope.push_dynamic(set.name.clone(), outcome_map(&outcomes[row]));
+        if reads.names.contains(set.name.as_str()) {
+            let fields = reads.fields.get(set.name.as_str()).and_then(Option::as_ref);
+            scope.push_dynamic(set.name.clone(), outcome_map(&outcomes[row], fields));
         }
     }
     for (name, _) in &view.entity.schema.columns {
-        if reads.contains(name.as_str()) {
+        if reads.names.contains(name.as_str()) {
             scope.push_dynamic(name.clone(), view.entity.value(name, row));
         }
     }
 }
 
-/// Every variable the expressions read.
-pub(crate) fn reads_of<'a>(exprs: impl IntoIterator<Item = &'a Expr>) -> HashSet<&'a str> {
-    exprs.into_iter().flat_map(|e| e.reads.iter().map(String::as_str)).collect()
-}
-
-fn outcome_map(o: &Outcome) -> Dynamic {
+/// A rule set's result as expressions see it; with `fields`, only those.
+fn outcome_map(o: &Outcome, fields: Option<&HashSet<&str>>) -> Dynamic {
+    let wanted = |f: &str| fields.is_none_or(|set| set.contains(f));
     let strings =
         |v: &[std::sync::Arc<str>]| Dynamic::from_array(v.iter().map(|s| Dynamic::from(s.to_string())).collect());
     let mut map = Map::new();
-    map.insert("score".into(), o.score.map_or(Dynamic::UNIT, Dynamic::from_float));
-    map.insert("grade".into(), o.grade.as_deref().map_or(Dynamic::UNIT, |g| Dynamic::from(g.to_string())));
-    map.insert("fired".into(), strings(&o.fired));
-    map.insert("tags".into(), strings(&o.tags));
-    map.insert("reasons".into(), Dynamic::from_array(o.reasons.iter().map(|r| Dynamic::from(r.clone())).collect()));
+    if wanted("score") {
+        map.insert("score".into(), o.score.map_or(Dynamic::UNIT, Dynamic::from_float));
+    }
+    if wanted("grade") {
+        map.insert("grade".into(), o.grade.as_deref().map_or(Dynamic::UNIT, |g| Dynamic::from(g.to_string())));
+    }
+    if wanted("fired") {
+        map.insert("fired".into(), strings(&o.fired));
+    }
+    if wanted("tags") {
+        map.insert("tags".into(), strings(&o.tags));
+    }
+    if wanted("reasons") {
+        map.insert("reasons".into(), Dynamic::from_array(o.reasons.iter().map(|r| Dynamic::from(r.clone())).collect()));
+    }
     Dynamic::from_map(map)
 }
 
