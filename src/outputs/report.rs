@@ -471,36 +471,42 @@ pub fn build(view: &RunView, report: &Report, output: &str, out_dir: &Path) -> R
         labels.push(set.name.clone());
         labels.push(format!("{} score", set.name));
     }
-    let rows: Vec<Vec<String>> = ordered
-        .iter()
-        .map(|&r| {
-            let mut cells = vec![view.entity.keys[r].to_string(), name(r), owner(r), format!("{:.2}", arr[r])];
-            for (s, _) in view.rule_sets.iter().enumerate() {
-                let o = &view.outcomes[s][r];
-                cells.push(o.grade.clone().map(|g| g.to_string()).unwrap_or_default());
-                cells.push(
-                    o.score
-                        .map(|x| display_value(&Dynamic::from_float((x * 100.0).round() / 100.0)))
-                        .unwrap_or_default(),
-                );
-            }
-            cells
-        })
-        .collect();
+    let cells = |r: usize| {
+        let mut cells = vec![view.entity.keys[r].to_string(), name(r), owner(r), format!("{:.2}", arr[r])];
+        for (s, _) in view.rule_sets.iter().enumerate() {
+            let o = &view.outcomes[s][r];
+            cells.push(o.grade.clone().map(|g| g.to_string()).unwrap_or_default());
+            cells.push(
+                o.score.map(|x| display_value(&Dynamic::from_float((x * 100.0).round() / 100.0))).unwrap_or_default(),
+            );
+        }
+        cells
+    };
     let dir = out_dir.join(output);
     std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create `{}`: {e}", dir.display()))?;
     let path = dir.join("accounts.csv");
-    std::fs::write(&path, to_csv(&labels, &rows)?).map_err(|e| format!("cannot write `{}`: {e}", path.display()))?;
-    let attached = rows.len().min(report.attach_limit);
+    // Streamed row by row: a million accounts would otherwise be a gigabyte of cells.
+    let write_err = |e: &dyn std::fmt::Display| format!("cannot write `{}`: {e}", path.display());
+    let file = std::fs::File::create(&path).map_err(|e| write_err(&e))?;
+    let mut writer = csv::Writer::from_writer(std::io::BufWriter::new(file));
+    writer.write_record(&labels).map_err(|e| write_err(&e))?;
+    for &r in &ordered {
+        writer.write_record(cells(r)).map_err(|e| write_err(&e))?;
+    }
+    writer.flush().map_err(|e| write_err(&e))?;
+    drop(writer);
+    let attached = n.min(report.attach_limit);
     let file_name = format!("{}-{}.csv", safe_file_name(&view.job.name), view.as_of);
-    let attachment = (attached > 0).then(|| -> Result<Attachment, String> {
-        Ok(Attachment {
+    let attachment = if attached > 0 {
+        let rows: Vec<Vec<String>> = ordered[..attached].iter().map(|&r| cells(r)).collect();
+        Some(Attachment {
             file_name: file_name.clone(),
             content_type: "text/csv".into(),
-            body: to_csv(&labels, &rows[..attached])?,
+            body: to_csv(&labels, &rows)?,
         })
-    });
-    let attachment = attachment.transpose()?;
+    } else {
+        None
+    };
 
     let context = context! {
         charts => chart_list, breakdown => breakdown, red => red, forecast => forecast,
