@@ -103,6 +103,47 @@ impl RowValues for EntityRow<'_> {
     }
 }
 
+/// Of each rule set another reads, the fields it reads; `None` when it uses the whole
+/// result (passes it on, or a reason template reads it).
+pub type DepFields = HashMap<String, Option<std::collections::HashSet<String>>>;
+
+/// What the rows of one rule set share in a run: its columns and the fields it reads.
+struct Fast<'f> {
+    columns: &'f super::vector::Columns,
+    row: usize,
+    fields: &'f DepFields,
+}
+
+/// The fields `set` reads of the rule sets it depends on, from its expressions.
+fn dep_fields(set: &RuleSet) -> DepFields {
+    let mut fields: DepFields = HashMap::new();
+    let mut exprs: Vec<&Expr> = super::vector::expressions_of(set);
+    if let Body::Script(s) = &set.body {
+        exprs.push(&s.script);
+    }
+    for e in exprs {
+        for shown in &e.shows {
+            match shown.split_once('.') {
+                Some((dep, field)) => {
+                    if let Some(set) = fields.entry(dep.to_string()).or_insert_with(|| Some(Default::default())) {
+                        set.insert(field.to_string());
+                    }
+                }
+                None => {
+                    fields.insert(shown.clone(), None);
+                }
+            }
+        }
+    }
+    // A reason template may read any field of what it names.
+    for vars in set.reason_vars.values() {
+        for v in vars {
+            fields.insert(v.clone(), None);
+        }
+    }
+    fields
+}
+
 /// Evaluates rule sets; holds what every account shares.
 pub struct Evaluator<'a> {
     pub engine: &'a Engine,
@@ -118,6 +159,8 @@ struct Ctx<'c> {
     previous: &'c Previous,
     /// The set's vectorised columns and this account's row in them.
     fast: Option<(&'c super::vector::Columns, usize)>,
+    /// Of each rule set this one reads, the fields it reads (`None`: all of them).
+    fields: Option<&'c DepFields>,
     /// The scope holds every name the set reads (otherwise names are added as needed).
     full: bool,
 }
@@ -154,18 +197,25 @@ impl Evaluator<'_> {
                 }
                 None => super::vector::Columns::default(),
             };
-            let fast = (!columns.is_empty()).then_some(&columns);
+            let in_warehouse = started.elapsed();
+            let fields = dep_fields(set);
             let outcomes: Vec<Outcome> = (0..entity.len())
                 .into_par_iter()
                 .map_init(Scope::new, |scope, row| {
                     let done: Vec<(&str, &Outcome)> =
                         sets.iter().zip(&results).map(|(s, r)| (s.name.as_str(), &r[row])).collect();
-                    let fast = fast.map(|c| (c, row));
+                    let fast = Some(Fast { columns: &columns, row, fields: &fields });
                     self.evaluate_with(set, &EntityRow { entity, row }, &done, previous, scope, None, fast)
                 })
                 .collect();
             results.push(outcomes);
             timings.push(started.elapsed());
+            tracing::debug!(
+                rule_set = %set.name,
+                warehouse_seconds = in_warehouse.as_secs_f64(),
+                rows_seconds = (started.elapsed() - in_warehouse).as_secs_f64(),
+                "Rule set evaluated."
+            );
         }
         if let Some(v) = vector {
             super::vector::drop_uploaded(v.conn, &uploaded);
@@ -197,7 +247,7 @@ impl Evaluator<'_> {
         previous: &Previous,
         scope: &mut Scope<'static>,
         trace: Option<&mut Vec<RuleTrace>>,
-        fast: Option<(&super::vector::Columns, usize)>,
+        fast: Option<Fast>,
     ) -> Outcome {
         let full = fast.is_none() || trace.is_some();
         if full {
@@ -205,14 +255,26 @@ impl Evaluator<'_> {
         } else {
             scope.clear();
         }
-        let ctx = Ctx { set, row, done, previous, fast: if full { None } else { fast }, full };
+        let fast = if full { None } else { fast };
+        let ctx = Ctx {
+            set,
+            row,
+            done,
+            previous,
+            fast: fast.as_ref().filter(|f| !f.columns.is_empty()).map(|f| (f.columns, f.row)),
+            fields: fast.as_ref().map(|f| f.fields),
+            full,
+        };
         let mut outcome = match &set.body {
             Body::Points(rules) => self.points(&ctx, rules, scope, trace),
             Body::Scorecard(measures) => self.scorecard(&ctx, measures, scope, trace),
             Body::Classification { classes, default, default_reason } => {
                 self.classify(&ctx, classes, (default, default_reason), scope, trace)
             }
-            Body::Script(s) => self.script(set, &s.script, scope, trace),
+            Body::Script(s) => {
+                self.ensure(&ctx, scope, &s.script.reads);
+                self.script(set, &s.script, scope, trace)
+            }
         };
         if !outcome.errors.is_empty() {
             outcome.score = None;
@@ -558,7 +620,8 @@ impl Evaluator<'_> {
                 self.prev_map(ctx.previous.get(&ctx.set.name, key))
             } else if ctx.set.depends_on.iter().any(|d| d == name) {
                 let outcome = ctx.done.iter().find(|(n, _)| n == name).map(|(_, o)| *o);
-                self.outcome_map(outcome, ctx.previous.get(name, key))
+                let fields = ctx.fields.and_then(|f| f.get(name.as_str())).and_then(Option::as_ref);
+                self.outcome_map_of(outcome, ctx.previous.get(name, key), fields)
             } else {
                 ctx.row.value(name)
             };
@@ -576,6 +639,11 @@ impl Evaluator<'_> {
         points: f64,
     ) -> Result<String, String> {
         let template = self.templates.get_template(name).map_err(|e| e.to_string())?;
+        // Plain text (most class reasons) needs no rendering.
+        let source = template.source();
+        if !source.contains(['{', '\n']) {
+            return Ok(source.to_string());
+        }
         let mut ctx: std::collections::BTreeMap<String, minijinja::Value> =
             vars.iter().filter_map(|v| scope.get(v).map(|value| (v.clone(), to_template_value(value)))).collect();
         ctx.insert("points".into(), to_template_value(&Dynamic::from_float(points)));
@@ -627,24 +695,52 @@ impl Evaluator<'_> {
     /// What a dependent rule set sees of this one: `risk.score`, `risk.grade`, `risk.tags`,
     /// `risk.fired`, `risk.reasons`, `risk.prev_grade`, `risk.days_in_grade`.
     pub fn outcome_map(&self, outcome: Option<&Outcome>, prev: Option<&PrevOutcome>) -> Dynamic {
+        self.outcome_map_of(outcome, prev, None)
+    }
+
+    /// [`Evaluator::outcome_map`] with only `fields`, when given.
+    fn outcome_map_of(
+        &self,
+        outcome: Option<&Outcome>,
+        prev: Option<&PrevOutcome>,
+        fields: Option<&std::collections::HashSet<String>>,
+    ) -> Dynamic {
         let mut map = Map::new();
+        let wanted = |f: &str| fields.is_none_or(|set| set.contains(f));
         if let Some(o) = outcome {
             let strings =
                 |v: &[Arc<str>]| Dynamic::from_array(v.iter().map(|s| Dynamic::from(s.to_string())).collect());
-            map.insert("score".into(), o.score.map_or(Dynamic::UNIT, Dynamic::from_float));
-            map.insert("grade".into(), o.grade.as_deref().map_or(Dynamic::UNIT, |g| Dynamic::from(g.to_string())));
-            map.insert("tags".into(), strings(&o.tags));
-            map.insert("fired".into(), strings(&o.fired));
-            map.insert(
-                "reasons".into(),
-                Dynamic::from_array(o.reasons.iter().map(|r| Dynamic::from(r.clone())).collect()),
-            );
-            map.insert("prev_grade".into(), prev.and_then(|p| p.grade.clone()).map_or(Dynamic::UNIT, Dynamic::from));
-            let since = grade_since(o.grade.as_deref(), prev, self.as_of);
-            map.insert(
-                "days_in_grade".into(),
-                since.map_or(Dynamic::UNIT, |s| Dynamic::from_int((self.as_of - s).num_days())),
-            );
+            if wanted("score") {
+                map.insert("score".into(), o.score.map_or(Dynamic::UNIT, Dynamic::from_float));
+            }
+            if wanted("grade") {
+                map.insert("grade".into(), o.grade.as_deref().map_or(Dynamic::UNIT, |g| Dynamic::from(g.to_string())));
+            }
+            if wanted("tags") {
+                map.insert("tags".into(), strings(&o.tags));
+            }
+            if wanted("fired") {
+                map.insert("fired".into(), strings(&o.fired));
+            }
+            if wanted("reasons") {
+                map.insert(
+                    "reasons".into(),
+                    Dynamic::from_array(o.reasons.iter().map(|r| Dynamic::from(r.clone())).collect()),
+                );
+            }
+            if wanted("prev_grade") {
+                map.insert(
+                    "prev_grade".into(),
+                    prev.and_then(|p| p.grade.clone()).map_or(Dynamic::UNIT, Dynamic::from),
+                );
+            }
+            if wanted("days_in_grade") {
+                let since = grade_since(o.grade.as_deref(), prev, self.as_of);
+                map.insert(
+                    "days_in_grade".into(),
+                    since.map_or(Dynamic::UNIT, |s| Dynamic::from_int((self.as_of - s).num_days())),
+                );
+            }
         }
         Dynamic::from_map(map)
     }

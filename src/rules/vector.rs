@@ -521,6 +521,11 @@ fn expressions(set: &RuleSet) -> Vec<(&Expr, Want)> {
     out
 }
 
+/// Every expression of a rule set except a script's.
+pub fn expressions_of(set: &RuleSet) -> Vec<&Expr> {
+    expressions(set).into_iter().map(|(e, _)| e).collect()
+}
+
 /// Which of a rule set's expressions translate to SQL, by rule id: for `explain`.
 pub fn paths(set: &RuleSet, schema: &Schema, as_of: NaiveDate, lookups: &Lookups) -> HashMap<String, bool> {
     let mut t = Translator::new(schema, &set.depends_on, as_of, lookups);
@@ -616,7 +621,7 @@ fn run(
             upload_outcomes(conn, dep, outcomes).map_err(err)?;
             uploaded.insert(dep.clone());
         }
-        joins.push_str(&format!(" LEFT JOIN {0} ON {0}.kw_row = e.rowid", ident(&format!("d_{dep}"))));
+        joins.push_str(&format!(" POSITIONAL JOIN {}", ident(&format!("d_{dep}"))));
     }
     for (table, column) in &t.lookups_used {
         upload_lookup(conn, t.lookups, table, column).map_err(err)?;
@@ -696,11 +701,32 @@ fn upload_outcomes(conn: &Connection, name: &str, outcomes: &[Outcome]) -> duckd
         "CREATE OR REPLACE TEMP TABLE kw_dep (grade VARCHAR, score DOUBLE, tags VARCHAR, fired VARCHAR)",
     )?;
     {
-        let mut appender = conn.appender("kw_dep")?;
+        use duckdb::arrow::array::{ArrayRef, Float64Builder, StringBuilder};
+        let join = |v: &[std::sync::Arc<str>]| v.iter().map(|s| &**s).collect::<Vec<_>>().join("\u{1f}");
+        let (mut grade, mut score, mut tags, mut fired) =
+            (StringBuilder::new(), Float64Builder::new(), StringBuilder::new(), StringBuilder::new());
         for o in outcomes {
-            let join = |v: &[std::sync::Arc<str>]| v.iter().map(|s| &**s).collect::<Vec<_>>().join("\u{1f}");
-            appender.append_row(duckdb::params![o.grade.as_deref(), o.score, join(&o.tags), join(&o.fired)])?;
+            grade.append_option(o.grade.as_deref());
+            score.append_option(o.score);
+            tags.append_value(join(&o.tags));
+            fired.append_value(join(&o.fired));
         }
+        let columns: Vec<ArrayRef> = vec![
+            std::sync::Arc::new(grade.finish()),
+            std::sync::Arc::new(score.finish()),
+            std::sync::Arc::new(tags.finish()),
+            std::sync::Arc::new(fired.finish()),
+        ];
+        let schema = duckdb::arrow::datatypes::Schema::new(vec![
+            duckdb::arrow::datatypes::Field::new("grade", DataType::Utf8, true),
+            duckdb::arrow::datatypes::Field::new("score", DataType::Float64, true),
+            duckdb::arrow::datatypes::Field::new("tags", DataType::Utf8, false),
+            duckdb::arrow::datatypes::Field::new("fired", DataType::Utf8, false),
+        ]);
+        let batch = duckdb::arrow::record_batch::RecordBatch::try_new(std::sync::Arc::new(schema), columns)
+            .map_err(|e| duckdb::Error::ToSqlConversionFailure(Box::new(e)))?;
+        let mut appender = conn.appender("kw_dep")?;
+        appender.append_record_batch(batch)?;
         appender.flush()?;
     }
     let split = |c: &str| format!("CASE WHEN {c} = '' THEN []::VARCHAR[] ELSE string_split({c}, chr(31)) END");
