@@ -301,9 +301,12 @@ impl Warehouse {
         }
         let key: Vec<String> = source.primary_key.iter().map(|k| ident(k)).collect();
         let key = key.join(", ");
+        // Grouped by the key columns themselves: building the text of every key (millions of
+        // rows) only to find none repeated was most of the load stage.
         let sql = format!(
-            "SELECT CAST(concat_ws(', ', {key}) AS VARCHAR) AS k, count(*) AS n, count(*) OVER () AS groups \
-             FROM {t} GROUP BY ALL HAVING count(*) > 1 ORDER BY n DESC, k LIMIT 5",
+            "SELECT CAST(concat_ws(', ', {key}) AS VARCHAR) AS k, n, groups FROM \
+             (SELECT {key}, count(*) AS n, count(*) OVER () AS groups FROM {t} GROUP BY {key} HAVING count(*) > 1) \
+             ORDER BY n DESC, k LIMIT 5",
             t = ident(&source.name)
         );
         let mut stmt = self.conn.prepare(&sql)?;
