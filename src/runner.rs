@@ -379,8 +379,22 @@ fn execute(
     let from: lettre::message::Mailbox =
         project.mail.from.parse().map_err(|e| format!("mail.from `{}` is not an address: {e}", project.mail.from))?;
     // Messages are built on every core and queued a few hundred at a time, each batch freed
-    // once it is in the outbox.
+    // once it is in the outbox. Mail for the outbox folder is written at once: writing the
+    // same file twice is harmless, so only what failed needs keeping for a retry.
     let mut already_sent = 0;
+    let direct = matches!(transport, Transport::Outbox(_));
+    // Earlier failures go first when this run's mail is written directly; over SMTP they go
+    // with this run's mail through the outbox.
+    let (mut sent, mut failed) = if direct {
+        crate::delivery::flush_outbox(store, &transport, Some(&plan.job.name)).map_err(|e| e.to_string())?
+    } else {
+        (Vec::new(), Vec::new())
+    };
+    let sent_before = if direct {
+        store.sent_for(&plan.job.name, options.as_of).map_err(|e| e.to_string())?
+    } else {
+        Default::default()
+    };
     let mails = std::mem::take(&mut rendered.mails);
     for chunk in mails.chunks(256) {
         use rayon::prelude::*;
@@ -397,16 +411,45 @@ fn execute(
                 })
             })
             .collect::<Result<Vec<_>, String>>()?;
-        already_sent += store
-            .enqueue(&plan.job.name, options.as_of, report.run_id, from.email.as_ref(), &queue)
+        if !direct {
+            already_sent += store
+                .enqueue(&plan.job.name, options.as_of, report.run_id, from.email.as_ref(), &queue)
+                .map_err(|e| e.to_string())?;
+            continue;
+        }
+        let (repeat, fresh): (Vec<_>, Vec<_>) =
+            queue.into_iter().partition(|m| sent_before.contains(&(m.output.clone(), m.recipient.clone())));
+        already_sent += repeat.len();
+        let day = std::path::Path::new(&plan.job.name).join(options.as_of.to_string());
+        let delivered: Vec<(crate::store::QueuedMail, Result<String, String>)> = fresh
+            .into_par_iter()
+            .map(|m| {
+                let name = format!("{}--{}", m.output, m.recipient.replace(['/', '\\'], "_"));
+                let result =
+                    transport.send_raw(from.email.as_ref(), &m.to, &m.message, &day, &name).map_err(|e| e.to_string());
+                (m, result)
+            })
+            .collect();
+        store
+            .record_delivered(&plan.job.name, options.as_of, report.run_id, from.email.as_ref(), &delivered)
             .map_err(|e| e.to_string())?;
+        for (m, r) in delivered {
+            match r {
+                Ok(path) => sent.push(path),
+                Err(e) => failed.push(format!("{} to {} ({}): {e}", m.output, m.recipient, options.as_of)),
+            }
+        }
     }
     drop(mails);
     if already_sent > 0 {
         tracing::info!(job = %plan.job.name, mails = already_sent, "Mail already sent for this day was not sent again.");
     }
-    let (sent, failed) =
-        crate::delivery::flush_outbox(store, &transport, Some(&plan.job.name)).map_err(|e| e.to_string())?;
+    if !direct {
+        let (s, f) =
+            crate::delivery::flush_outbox(store, &transport, Some(&plan.job.name)).map_err(|e| e.to_string())?;
+        sent.extend(s);
+        failed.extend(f);
+    }
     report.mails = sent;
     report.mails_already_sent = already_sent;
     report.warnings.extend(failed.into_iter().map(|f| format!("mail not sent, kept in the outbox: {f}")));

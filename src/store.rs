@@ -495,6 +495,62 @@ impl Store {
     }
 
     /// Mail not yet sent, oldest first; only `job`'s when given.
+    /// The (output, recipient) pairs of `job`'s mail already sent for `as_of`.
+    pub fn sent_for(
+        &self,
+        job: &str,
+        as_of: NaiveDate,
+    ) -> Result<std::collections::HashSet<(String, String)>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT output, recipient FROM outbox WHERE job = ? AND as_of = ? AND status = 'sent'")?;
+        let rows = stmt.query_map(params![job, as_of], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Records mail delivered as it was queued (to the outbox folder, where writing the same
+    /// file again is harmless): sent mail is kept without its message, failed mail with it
+    /// for `keepwell outbox retry`.
+    pub fn record_delivered(
+        &self,
+        job: &str,
+        as_of: NaiveDate,
+        run_id: Option<i64>,
+        sender: &str,
+        mails: &[(QueuedMail, Result<String, String>)],
+    ) -> Result<(), StoreError> {
+        if mails.is_empty() {
+            return Ok(());
+        }
+        self.conn.execute_batch(
+            "CREATE OR REPLACE TEMP TABLE kw_delivered (output VARCHAR, recipient VARCHAR, subject VARCHAR, \
+             envelope_to VARCHAR, message BLOB, ok BOOLEAN, detail VARCHAR)",
+        )?;
+        let mut appender = self.conn.appender("kw_delivered")?;
+        for (m, result) in mails {
+            let to = serde_json::to_string(&m.to).unwrap_or_else(|_| "[]".into());
+            let (ok, detail, message): (bool, &str, &[u8]) = match result {
+                Ok(path) => (true, path, &[]),
+                Err(e) => (false, e, &m.message),
+            };
+            appender.append_row(params![m.output, m.recipient, m.subject, to, message, ok, detail])?;
+        }
+        appender.flush()?;
+        drop(appender);
+        self.conn.execute(
+            "INSERT INTO outbox SELECT ?, ?, output, recipient, ?, subject, ?, CAST(CAST(envelope_to AS JSON) AS VARCHAR[]), \
+             message, CASE WHEN ok THEN 'sent' ELSE 'failed' END, 1, CASE WHEN ok THEN NULL ELSE detail END, now(), \
+             CASE WHEN ok THEN now() END, CASE WHEN ok THEN detail END FROM kw_delivered \
+             ON CONFLICT (job, as_of, output, recipient) DO UPDATE SET run_id = excluded.run_id, subject = excluded.subject, \
+             sender = excluded.sender, envelope_to = excluded.envelope_to, message = excluded.message, \
+             status = excluded.status, attempts = outbox.attempts + 1, last_error = excluded.last_error, \
+             sent_at = excluded.sent_at, delivered_to = excluded.delivered_to",
+            params![job, as_of, run_id, sender],
+        )?;
+        self.conn.execute_batch("DROP TABLE kw_delivered")?;
+        Ok(())
+    }
+
     /// The next `limit` mails not yet sent, in key order after `after` (the `page_key` of the
     /// last mail of the previous page), so a large outbox is sent a page at a time.
     pub fn unsent_page(

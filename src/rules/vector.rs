@@ -274,6 +274,9 @@ impl<'a> Translator<'a> {
                 if !comparable || (ordered && (x.ty == Ty::Bool || y.ty == Ty::Bool)) {
                     return None;
                 }
+                if x.ty == Ty::Float || y.ty == Ty::Float {
+                    return Some(float_comparison(name, &x.text, &y.text));
+                }
                 Some(Sql::new(format!("coalesce({} {op} {}, false)", x.text, y.text), Ty::Bool, false))
             }
             ("is_missing", [x]) => Some(Sql::new(format!("({} IS NULL)", x.text), Ty::Bool, false)),
@@ -368,8 +371,10 @@ impl<'a> Translator<'a> {
         if items.is_empty() {
             return Some(Sql::new("false", Ty::Bool, false));
         }
+        // rhai compares floats in a list with its tolerance (see `float_comparison`): only
+        // integers and text are translated.
         let same_kind = items.iter().all(|i| match x.ty {
-            Ty::Int | Ty::Float => i.ty == Ty::Int || i.ty == Ty::Float,
+            Ty::Int => i.ty == Ty::Int,
             Ty::Text => i.ty == Ty::Text,
             _ => false,
         });
@@ -405,6 +410,23 @@ impl<'a> Translator<'a> {
         let name = ident(&lookup_table(table, column));
         Some(Sql::new(format!("(SELECT v FROM {name} WHERE k = {})", key.text), ty, true))
     }
+}
+
+/// rhai compares a float with a relative tolerance of `f64::EPSILON` (an absolute one when
+/// either side is zero), so `1e-17 <= 0.0` is true there; the SQL does the same.
+fn float_comparison(op: &str, x: &str, y: &str) -> Sql {
+    let (x, y) = (format!("CAST({x} AS DOUBLE)"), format!("CAST({y} AS DOUBLE)"));
+    let eps = float_literal(f64::EPSILON).text;
+    let max = format!("(CASE WHEN {x} * {y} = 0 THEN 1.0 ELSE greatest(abs({x}), abs({y})) END)");
+    let test = match op {
+        "==" => format!("abs({x} - {y}) / {max} <= {eps}"),
+        "!=" => format!("abs({x} - {y}) / {max} > {eps}"),
+        ">" => format!("({x} - {y}) / {max} > {eps}"),
+        ">=" => format!("({x} - {y}) / {max} > -{eps}"),
+        "<" => format!("({y} - {x}) / {max} > {eps}"),
+        _ => format!("({y} - {x}) / {max} > -{eps}"),
+    };
+    Sql::new(format!("coalesce({test}, false)"), Ty::Bool, false)
 }
 
 fn coalesce(parts: Vec<Sql>) -> Option<Sql> {
