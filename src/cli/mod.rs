@@ -104,6 +104,12 @@ pub fn main() -> i32 {
     };
     init_logging(&cli);
     QUIET.store(cli.quiet, std::sync::atomic::Ordering::Relaxed);
+    // `keepwell outbox | head` ends quietly when the pipe closes, as other command-line
+    // tools do, instead of panicking on the write. Sockets are unaffected (Rust sends with
+    // MSG_NOSIGNAL); the daemon keeps ignoring the signal all the same.
+    if !matches!(cli.command, Command::Serve(_)) {
+        sigpipe::reset();
+    }
     let status = match &cli.command {
         Command::DemoData(args) => demo_data::execute(args),
         Command::Schema(args) => schema::execute(args),
