@@ -371,3 +371,37 @@ fn managers_get_a_roll_up_of_their_owners_lists() {
     .expect("mail");
     assert!(mail.contains("Subject: At risk (team roll-up): 3 accounts need you (2026-11-23)"), "{mail}");
 }
+
+/// Mail for the outbox folder is written as it is queued; one that cannot be written keeps
+/// its message in the store and goes out with `keepwell outbox retry`, once.
+#[test]
+fn mail_that_cannot_be_written_waits_in_the_outbox_for_a_retry() {
+    let p = Project::new(&[]);
+    // A file where the day's folder should be: no mail can be written there.
+    p.write(".keepwell/outbox/nightly/2026-11-23", "in the way");
+    let out = p.keepwell(&["run", "nightly", "--as-of", "2026-11-23"]);
+    assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
+    assert!(
+        out.stdout.contains("mail not sent, kept in the outbox: at_risk to ann@example.com (2026-11-23): "),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(
+        p.query("SELECT output, status, attempts, octet_length(message) > 0 FROM outbox ORDER BY output"),
+        ["at_risk|failed|1|true", "summary|failed|1|true"]
+    );
+    std::fs::remove_file(p.path().join(".keepwell/outbox/nightly/2026-11-23")).expect("remove");
+    let retry = p.keepwell(&["outbox", "retry"]);
+    assert_eq!((retry.code, retry.stdout.as_str()), (0, "2 sent, 0 still failing\n"));
+    assert_eq!(
+        p.files_under(".keepwell/outbox").iter().map(|f| f.display().to_string()).collect::<Vec<_>>(),
+        [
+            ".keepwell/outbox/nightly/2026-11-23/at_risk--ann@example.com.eml",
+            ".keepwell/outbox/nightly/2026-11-23/summary--lead@example.com.eml"
+        ]
+    );
+    // A rerun of the day sends nothing again.
+    let rerun = p.keepwell(&["run", "nightly", "--as-of", "2026-11-23"]);
+    assert!(rerun.stdout.contains("already sent for this day"), "{}", rerun.stdout);
+    assert_eq!(p.query("SELECT status, attempts FROM outbox ORDER BY output"), ["sent|2", "sent|2"]);
+}
