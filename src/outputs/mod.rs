@@ -149,22 +149,8 @@ fn escalation(
     diags: &mut Diagnostics,
 ) -> Option<Escalation> {
     let name = &raw.name.value;
-    let mut expr = |src: &serde_saphyr::Spanned<String>, what: &str| match compile_expr(
-        engine,
-        &job.file,
-        src,
-        schema,
-        names,
-        &format!("{what} of escalation `{name}`"),
-    ) {
-        Ok((e, problems)) => {
-            problems.into_iter().for_each(|d| diags.push(d));
-            Some(e)
-        }
-        Err(d) => {
-            diags.push(*d);
-            None
-        }
+    let mut expr = |src: &serde_saphyr::Spanned<String>, what: &str| {
+        compile_collecting(engine, &job.file, src, schema, names, &format!("{what} of escalation `{name}`"), diags)
     };
     let when = expr(&raw.when, "`when`");
     let owner = expr(&raw.owner, "`owner`");
@@ -221,6 +207,29 @@ fn escalation(
             None => None,
         },
     })
+}
+
+/// Compiles an output expression, adding its problems to `diags`; `None` when it does not
+/// compile.
+pub(crate) fn compile_collecting(
+    engine: &Engine,
+    file: &SourceFile,
+    src: &serde_saphyr::Spanned<String>,
+    schema: &Schema,
+    names: &[&str],
+    what: &str,
+    diags: &mut Diagnostics,
+) -> Option<Expr> {
+    match compile_expr(engine, file, src, schema, names, what) {
+        Ok((e, problems)) => {
+            problems.into_iter().for_each(|d| diags.push(d));
+            Some(e)
+        }
+        Err(d) => {
+            diags.push(*d);
+            None
+        }
+    }
 }
 
 fn summary(job: &Job, raw: &RawSummary, env: &mut Environment<'static>, diags: &mut Diagnostics) -> Summary {

@@ -11,12 +11,11 @@ use rayon::prelude::*;
 use rhai::{Dynamic, Engine, Scope};
 
 use super::charts::{self, Layout, Series};
-use super::{RunView, fill_scope, reads_of, safe_file_name, to_csv};
+use super::{RunView, compile_collecting, fill_scope, reads_of, safe_file_name, to_csv};
 use crate::delivery::{Attachment, Inline};
 use crate::diagnostic::{Diagnostic, Diagnostics, did_you_mean};
 use crate::job::Job;
 use crate::job::raw::{RawGradeRef, RawReport};
-use crate::rules::compile::compile_expr;
 use crate::rules::engine::number;
 use crate::rules::row::{ColumnType, Schema, display_value};
 use crate::rules::{Expr, RuleSet};
@@ -132,22 +131,8 @@ pub fn compile(
             }
         },
     };
-    let expr = |src: &serde_saphyr::Spanned<String>, what: &str, diags: &mut Diagnostics| match compile_expr(
-        engine,
-        file,
-        src,
-        schema,
-        names,
-        &format!("{what} of the report's `top`"),
-    ) {
-        Ok((e, problems)) => {
-            problems.into_iter().for_each(|d| diags.push(d));
-            Some(e)
-        }
-        Err(d) => {
-            diags.push(*d);
-            None
-        }
+    let expr = |src: &serde_saphyr::Spanned<String>, what: &str, diags: &mut Diagnostics| {
+        compile_collecting(engine, file, src, schema, names, &format!("{what} of the report's `top`"), diags)
     };
     let top = match &raw.top {
         None => Some(None),

@@ -818,7 +818,8 @@ pub fn compile_for_test(engine: &rhai::Engine, schema: &Schema, names: &[&str], 
 mod tests {
     use super::*;
 
-    fn schema() -> Schema {
+    /// The columns test expressions read: one of each kind.
+    pub(super) fn schema() -> Schema {
         Schema {
             columns: vec![
                 ("i".into(), ColumnType::Integer),
@@ -979,17 +980,7 @@ mod differential {
         })
     }
 
-    fn schema() -> Schema {
-        Schema {
-            columns: vec![
-                ("i".into(), ColumnType::Integer),
-                ("f".into(), ColumnType::Float),
-                ("s".into(), ColumnType::Text),
-                ("b".into(), ColumnType::Bool),
-                ("d".into(), ColumnType::Date),
-            ],
-        }
-    }
+    use super::tests::schema;
 
     fn as_of() -> NaiveDate {
         NaiveDate::from_ymd_opt(AS_OF.0, AS_OF.1, AS_OF.2).unwrap()
