@@ -258,7 +258,9 @@ fn execute(
         }
         tracing::info!(source = %source.name, rows = loaded.rows, rejects = loaded.rejects.len(), "Source loaded.");
         report.row_counts.push((source.name.clone(), loaded.rows));
+        let check_started = Instant::now();
         let checked = warehouse.check_loaded(source, &loaded);
+        tracing::debug!(source = %source.name, seconds = check_started.elapsed().as_secs_f64(), "Source checked.");
         report.rejects.extend(loaded.rejects);
         checked.map_err(|e| e.to_string())?;
     }
@@ -272,9 +274,10 @@ fn execute(
     warehouse.create_features(&plan.job.features).map_err(|d| format!("{} ({})", d.message, d.location()))?;
     let entity = warehouse.read_entity(&plan.job.entity, plan.schema.clone()).map_err(|e| e.to_string())?;
     report.accounts = entity.len();
+    tracing::debug!(seconds = started.elapsed().as_secs_f64(), "Entity read.");
     if report.run_id.is_some() {
-        let columns = warehouse.entity_columns().map_err(|e| e.to_string())?;
-        store.snapshot_entity(&run_dir.join(ENTITY_SNAPSHOT), &columns, &entity.batch).map_err(|e| e.to_string())?;
+        crate::store::write_parquet(&run_dir.join(ENTITY_SNAPSHOT), &entity.batch, true).map_err(|e| e.to_string())?;
+        tracing::debug!(seconds = started.elapsed().as_secs_f64(), "Entity snapshot written.");
     }
     warehouse.release_sources(plan.job.sources.iter().map(|s| s.name.as_str())).map_err(|e| e.to_string())?;
     report.stages.push(("features", started.elapsed()));
@@ -323,6 +326,7 @@ fn execute(
             name_column: plan.job.entity.name.as_deref(),
             owner_column: plan.job.entity.owner.as_deref(),
             arr_column: plan.job.entity.arr.as_deref(),
+            staging: &spill,
         };
         store.publish(&publication, &report.rejects).map_err(|e| e.to_string())?;
         report.stages.push(("publish", started.elapsed()));

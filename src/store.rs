@@ -8,10 +8,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDate, Utc};
-use duckdb::arrow::array::{ArrayRef, Date32Builder, Float64Builder, Int64Builder, StringBuilder};
+use duckdb::arrow::array::{ArrayRef, Date32Builder, Float64Builder, Int64Builder, ListBuilder, StringBuilder};
 use duckdb::arrow::datatypes::{DataType, Field, Schema as ArrowSchema};
 use duckdb::arrow::record_batch::RecordBatch;
 use duckdb::{Connection, params};
+use rayon::prelude::*;
 
 use crate::rules::RuleSet;
 use crate::rules::eval::{Outcome, PrevOutcome, Previous, grade_since};
@@ -114,6 +115,8 @@ pub enum StoreError {
     DuckDb(#[from] duckdb::Error),
     #[error("the store failed: {0}")]
     Arrow(#[from] duckdb::arrow::error::ArrowError),
+    #[error("cannot write `{path}`: {message}")]
+    Staging { path: PathBuf, message: String },
 }
 
 /// A row of `runs`.
@@ -181,6 +184,8 @@ pub struct Publication<'a> {
     pub name_column: Option<&'a str>,
     pub owner_column: Option<&'a str>,
     pub arr_column: Option<&'a str>,
+    /// A folder for the files the outcomes travel through on their way into the store.
+    pub staging: &'a Path,
 }
 
 pub struct Store {
@@ -295,24 +300,27 @@ impl Store {
 
     fn write_publication(&self, p: &Publication, rejects: &[Reject]) -> Result<(), StoreError> {
         let started = std::time::Instant::now();
-        let batch = outcomes_batch(p)?;
-        tracing::debug!(seconds = started.elapsed().as_secs_f64(), "Outcomes batch built.");
-        self.conn.execute_batch(
-            "CREATE OR REPLACE TEMP TABLE kw_outcomes (run_id BIGINT, job VARCHAR, as_of DATE, account_id VARCHAR, \
-             rule_set VARCHAR, score DOUBLE, grade VARCHAR, grade_since DATE, fired VARCHAR, reasons VARCHAR, tags VARCHAR, errors VARCHAR)",
-        )?;
-        let mut appender = self.conn.appender("kw_outcomes")?;
-        appender.append_record_batch(batch)?;
-        appender.flush()?;
-        drop(appender);
-        self.conn.execute_batch(&format!(
-            "INSERT INTO outcomes SELECT run_id, job, as_of, account_id, rule_set, score, grade, grade_since, \
-                 {}, {}, {}, {} FROM kw_outcomes; DROP TABLE kw_outcomes",
-            split_list("fired"),
-            split_list("reasons"),
-            split_list("tags"),
-            split_list("errors")
-        ))?;
+        // Each rule set's outcomes become one Parquet file, written on every core, which
+        // DuckDB then reads in parallel with its lists as lists: appending the rows through
+        // duckdb-rs converted every value on one thread and took three times as long.
+        let files: Vec<PathBuf> = (0..p.rule_sets.len())
+            .into_par_iter()
+            .map(|i| {
+                let path = p.staging.join(format!("outcomes-{i}.parquet"));
+                write_parquet(&path, &outcomes_batch(p, i)?, false)?;
+                Ok(path)
+            })
+            .collect::<Result<_, StoreError>>()?;
+        tracing::debug!(seconds = started.elapsed().as_secs_f64(), "Outcomes staged.");
+        let list: Vec<String> = files.iter().map(|f| crate::warehouse::sql_string(&f.display().to_string())).collect();
+        let inserted = self.conn.execute_batch(&format!(
+            "INSERT INTO outcomes ({OUTCOME_COLUMNS}) SELECT {OUTCOME_COLUMNS} FROM read_parquet([{}])",
+            list.join(", ")
+        ));
+        for f in &files {
+            let _ = std::fs::remove_file(f);
+        }
+        inserted?;
         tracing::debug!(seconds = started.elapsed().as_secs_f64(), "Outcomes appended.");
         let mut accounts = self.conn.appender("accounts")?;
         for row in 0..p.entity.len() {
@@ -340,52 +348,6 @@ impl Store {
         errors.flush()?;
         drop(errors);
         self.record_rejects(p.run_id, rejects)
-    }
-
-    /// Writes a run's entity rows to a Parquet file beside the run, so `explain` and `diff`
-    /// can evaluate rules on exactly what the run saw.
-    pub fn snapshot_entity(
-        &self,
-        path: &Path,
-        columns: &[(String, String)],
-        batch: &RecordBatch,
-    ) -> Result<(), StoreError> {
-        // Lists of text travel as JSON text: the Arrow appender is very slow with list
-        // columns (about 20 s for a million accounts).
-        let mut fields = Vec::new();
-        let mut arrays: Vec<ArrayRef> = Vec::new();
-        let mut cols = Vec::new();
-        let mut select = Vec::new();
-        for (i, (name, ty)) in columns.iter().enumerate() {
-            let column = batch.column(i);
-            let id = crate::warehouse::ident(name);
-            match list_as_json(column) {
-                Some(json) => {
-                    fields.push(Field::new(name, DataType::Utf8, true));
-                    arrays.push(json);
-                    cols.push(format!("{id} VARCHAR"));
-                    select.push(format!("CAST(CAST({id} AS JSON) AS {ty}) AS {id}"));
-                }
-                None => {
-                    fields.push(batch.schema().field(i).clone());
-                    arrays.push(column.clone());
-                    cols.push(format!("{id} {ty}"));
-                    select.push(id);
-                }
-            }
-        }
-        let batch = RecordBatch::try_new(Arc::new(ArrowSchema::new(fields)), arrays)?;
-        self.conn.execute_batch(&format!("CREATE OR REPLACE TEMP TABLE kw_snapshot ({})", cols.join(", ")))?;
-        let mut appender = self.conn.appender("kw_snapshot")?;
-        appender.append_record_batch(batch)?;
-        appender.flush()?;
-        drop(appender);
-        self.conn.execute_batch(&format!(
-            "COPY (SELECT {} FROM kw_snapshot) TO {} (FORMAT PARQUET); DROP TABLE kw_snapshot",
-            select.join(", "),
-            crate::warehouse::sql_string(&path.display().to_string())
-        ))?;
-        Ok(())
     }
 
     /// A run by id, or the latest published run of `job` (of any job when `None`).
@@ -695,15 +657,32 @@ impl Store {
     }
 }
 
-/// Joins the items of a list column on their way into the store (see [`split_list`]).
-const LIST_SEPARATOR: &str = "\u{1f}";
+/// The columns of `outcomes`, in the order the staged files hold them.
+const OUTCOME_COLUMNS: &str =
+    "run_id, job, as_of, account_id, rule_set, score, grade, grade_since, fired, reasons, tags, errors";
 
-fn split_list(column: &str) -> String {
-    format!("CASE WHEN {column} IS NULL THEN []::VARCHAR[] ELSE string_split({column}, chr(31)) END")
+/// Writes `batch` to a Parquet file (Snappy-compressed when `compress`), in row groups
+/// small enough to keep the writer's buffers small.
+pub fn write_parquet(path: &Path, batch: &RecordBatch, compress: bool) -> Result<(), StoreError> {
+    use parquet::arrow::ArrowWriter;
+    use parquet::basic::Compression;
+    use parquet::file::properties::WriterProperties;
+    let failed = |message: String| StoreError::Staging { path: path.to_path_buf(), message };
+    let file = std::fs::File::create(path).map_err(|e| failed(e.to_string()))?;
+    let props = WriterProperties::builder()
+        .set_compression(if compress { Compression::SNAPPY } else { Compression::UNCOMPRESSED })
+        .set_max_row_group_row_count(Some(131_072))
+        .build();
+    let mut writer = ArrowWriter::try_new(file, batch.schema(), Some(props)).map_err(|e| failed(e.to_string()))?;
+    writer.write(batch).map_err(|e| failed(e.to_string()))?;
+    writer.close().map_err(|e| failed(e.to_string()))?;
+    Ok(())
 }
 
-fn outcomes_batch(p: &Publication) -> Result<RecordBatch, StoreError> {
-    let rows: usize = p.outcomes.iter().map(Vec::len).sum();
+/// The outcomes of the `set`-th rule set, one row per account.
+fn outcomes_batch(p: &Publication, set: usize) -> Result<RecordBatch, StoreError> {
+    let (rule_set, outcomes) = (&p.rule_sets[set], &p.outcomes[set]);
+    let rows = outcomes.len();
     let mut run_id = Int64Builder::with_capacity(rows);
     let mut job = StringBuilder::new();
     let mut as_of = Date32Builder::with_capacity(rows);
@@ -712,34 +691,35 @@ fn outcomes_batch(p: &Publication) -> Result<RecordBatch, StoreError> {
     let mut score = Float64Builder::with_capacity(rows);
     let mut grade = StringBuilder::new();
     let mut since = Date32Builder::with_capacity(rows);
-    // Lists travel as text joined by U+001F (NULL when empty) and become VARCHAR[] in SQL
-    // with string_split: duckdb-rs appends Arrow list columns slowly (minutes for a million
-    // rows), and parsing JSON took most of the rest.
-    let joined = |items: Vec<&str>| (!items.is_empty()).then(|| items.join(LIST_SEPARATOR));
-    let mut fired = StringBuilder::new();
-    let mut reasons = StringBuilder::new();
-    let mut tags = StringBuilder::new();
-    let mut errors = StringBuilder::new();
+    let mut fired = ListBuilder::new(StringBuilder::new());
+    let mut reasons = ListBuilder::new(StringBuilder::new());
+    let mut tags = ListBuilder::new(StringBuilder::new());
+    let mut errors = ListBuilder::new(StringBuilder::new());
     let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch");
     let days = |d: NaiveDate| (d - epoch).num_days() as i32;
-    for (set, outcomes) in p.rule_sets.iter().zip(p.outcomes) {
-        for (row, o) in outcomes.iter().enumerate() {
-            let key = &p.entity.keys[row];
-            run_id.append_value(p.run_id);
-            job.append_value(p.job);
-            as_of.append_value(days(p.as_of));
-            account.append_value(&**key);
-            set_name.append_value(&set.name);
-            score.append_option(o.score);
-            grade.append_option(o.grade.as_deref());
-            since.append_option(grade_since(o.grade.as_deref(), p.previous.get(&set.name, key), p.as_of).map(days));
-            fired.append_option(joined(o.fired.iter().map(|v| &**v).collect()));
-            reasons.append_option(joined(o.reasons.iter().map(String::as_str).collect()));
-            tags.append_option(joined(o.tags.iter().map(|v| &**v).collect()));
-            let messages: Vec<String> = o.errors.iter().map(|e| format!("{}: {}", e.rule, e.message)).collect();
-            errors.append_option(joined(messages.iter().map(String::as_str).collect()));
+    fn push<'s>(list: &mut ListBuilder<StringBuilder>, items: impl Iterator<Item = &'s str>) {
+        for item in items {
+            list.values().append_value(item);
         }
+        list.append(true);
     }
+    for (row, o) in outcomes.iter().enumerate() {
+        let key = &p.entity.keys[row];
+        run_id.append_value(p.run_id);
+        job.append_value(p.job);
+        as_of.append_value(days(p.as_of));
+        account.append_value(&**key);
+        set_name.append_value(&rule_set.name);
+        score.append_option(o.score);
+        grade.append_option(o.grade.as_deref());
+        since.append_option(grade_since(o.grade.as_deref(), p.previous.get(&rule_set.name, key), p.as_of).map(days));
+        push(&mut fired, o.fired.iter().map(|v| &**v));
+        push(&mut reasons, o.reasons.iter().map(String::as_str));
+        push(&mut tags, o.tags.iter().map(|v| &**v));
+        let messages: Vec<String> = o.errors.iter().map(|e| format!("{}: {}", e.rule, e.message)).collect();
+        push(&mut errors, messages.iter().map(String::as_str));
+    }
+    let list = || DataType::List(Arc::new(Field::new("item", DataType::Utf8, true)));
     let schema = ArrowSchema::new(vec![
         Field::new("run_id", DataType::Int64, false),
         Field::new("job", DataType::Utf8, false),
@@ -749,10 +729,10 @@ fn outcomes_batch(p: &Publication) -> Result<RecordBatch, StoreError> {
         Field::new("score", DataType::Float64, true),
         Field::new("grade", DataType::Utf8, true),
         Field::new("grade_since", DataType::Date32, true),
-        Field::new("fired", DataType::Utf8, true),
-        Field::new("reasons", DataType::Utf8, true),
-        Field::new("tags", DataType::Utf8, true),
-        Field::new("errors", DataType::Utf8, true),
+        Field::new("fired", list(), true),
+        Field::new("reasons", list(), true),
+        Field::new("tags", list(), true),
+        Field::new("errors", list(), true),
     ]);
     let columns: Vec<ArrayRef> = vec![
         Arc::new(run_id.finish()),
@@ -796,26 +776,4 @@ impl OutboxMail {
     pub fn page_key(&self) -> String {
         format!("{}\u{1f}{}\u{1f}{}\u{1f}{}", self.job, self.as_of, self.output, self.recipient)
     }
-}
-
-/// A list-of-text column as JSON text (`["a","b"]`), or `None` for any other column.
-fn list_as_json(column: &ArrayRef) -> Option<ArrayRef> {
-    use duckdb::arrow::array::{Array, AsArray};
-    let DataType::List(inner) = column.data_type() else { return None };
-    if !matches!(inner.data_type(), DataType::Utf8) {
-        return None;
-    }
-    let lists = column.as_list::<i32>();
-    let mut out = StringBuilder::new();
-    for i in 0..lists.len() {
-        if lists.is_null(i) {
-            out.append_null();
-            continue;
-        }
-        let values = lists.value(i);
-        let values = values.as_string::<i32>();
-        let items: Vec<Option<&str>> = (0..values.len()).map(|j| values.is_valid(j).then(|| values.value(j))).collect();
-        out.append_value(serde_json::to_string(&items).unwrap_or_else(|_| "[]".into()));
-    }
-    Some(Arc::new(out.finish()))
 }
