@@ -280,6 +280,17 @@ fn execute(
         tracing::debug!(seconds = started.elapsed().as_secs_f64(), "Entity snapshot written.");
     }
     warehouse.release_sources(plan.job.sources.iter().map(|s| s.name.as_str())).map_err(|e| e.to_string())?;
+    if tracing::enabled!(tracing::Level::DEBUG) {
+        let used: Option<i64> = warehouse
+            .connection()
+            .query_row("SELECT sum(memory_usage_bytes)::BIGINT FROM duckdb_memory()", [], |r| r.get(0))
+            .ok();
+        tracing::debug!(
+            warehouse_mb = used.unwrap_or(0) / 1_000_000,
+            entity_mb = entity.batch.get_array_memory_size() / 1_000_000,
+            "Memory held."
+        );
+    }
     report.stages.push(("features", started.elapsed()));
     memory("features");
 
@@ -457,7 +468,13 @@ fn execute(
     report.mails = sent;
     report.mails_already_sent = already_sent;
     report.warnings.extend(failed.into_iter().map(|f| format!("mail not sent, kept in the outbox: {f}")));
-    store.record_escalated(&plan.job.name, options.as_of, &rendered.escalated).map_err(|e| e.to_string())?;
+    tracing::debug!(seconds = started.elapsed().as_secs_f64(), mails = report.mails.len(), "Mail delivered.");
+    store.record_escalated(&plan.job.name, options.as_of, &rendered.escalated, &spill).map_err(|e| e.to_string())?;
+    tracing::debug!(
+        seconds = started.elapsed().as_secs_f64(),
+        accounts = rendered.escalated.len(),
+        "Escalations recorded."
+    );
     report.stages.push(("deliver", started.elapsed()));
     memory("deliver");
     Ok(())

@@ -67,6 +67,14 @@ fn a_good_run_publishes_outcomes_lists_and_mail() {
     assert!(eml.contains("Subject: At risk: 2 accounts need you (2026-11-23)\r\n"), "{eml}");
     assert!(eml.contains("Content-Type: text/csv"), "{eml}");
     assert!(eml.contains("Content-Disposition: attachment; filename=\"ann@example.com.csv\""), "{eml}");
+    // The attachment is the list file, in base64 with CRLF line endings.
+    let part = &eml[eml.find("filename=\"ann@example.com.csv\"").expect("attachment")..];
+    assert!(part.contains("Content-Transfer-Encoding: base64\r\n"), "{part}");
+    let body = &part[part.find("\r\n\r\n").expect("body") + 4..];
+    let encoded: String = body.lines().take_while(|l| !l.is_empty() && !l.starts_with("--")).collect();
+    use base64::Engine as _;
+    let attached = base64::engine::general_purpose::STANDARD.decode(encoded.trim()).expect("base64");
+    assert_eq!(String::from_utf8(attached).expect("utf-8"), csv.replace('\n', "\r\n"));
 }
 
 #[test]

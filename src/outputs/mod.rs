@@ -339,12 +339,15 @@ pub fn render(view: &RunView, outputs: &[Output], out_dir: &Path) -> Result<Rend
     let mut lists: Vec<(&Escalation, Vec<OwnerList>)> = Vec::new();
     for output in outputs {
         if let Output::Escalation(e) = output {
+            let started = std::time::Instant::now();
             let owners = evaluate_escalation(view, e, &mut rendered.warnings, &mut rendered.escalated);
+            tracing::debug!(output = %e.name, seconds = started.elapsed().as_secs_f64(), "Escalation evaluated.");
             rendered.escalations.push((e.name.clone(), owners.len(), owners.iter().map(|o| o.rows.len()).sum()));
             lists.push((e, owners));
         }
     }
     for (e, owners) in &lists {
+        let started = std::time::Instant::now();
         let dir = out_dir.join(&e.name);
         std::fs::create_dir_all(&dir).map_err(|err| format!("cannot create `{}`: {err}", dir.display()))?;
         let labels: Vec<String> = e.columns.iter().map(|(l, _)| l.clone()).collect();
@@ -393,9 +396,11 @@ pub fn render(view: &RunView, outputs: &[Output], out_dir: &Path) -> Result<Rend
         if e.rollup.is_some() {
             rollup(view, e, &labels, owners, out_dir, &mut rendered)?;
         }
+        tracing::debug!(output = %e.name, seconds = started.elapsed().as_secs_f64(), "Escalation lists rendered.");
     }
     for output in outputs {
         if let Output::Summary(s) = output {
+            let started = std::time::Instant::now();
             let built = match &s.report {
                 Some(r) => Some(report::build(view, r, &s.name, out_dir)?),
                 None => None,
@@ -418,6 +423,7 @@ pub fn render(view: &RunView, outputs: &[Output], out_dir: &Path) -> Result<Rend
                 inline,
                 attachments,
             };
+            tracing::debug!(output = %s.name, seconds = started.elapsed().as_secs_f64(), "Summary rendered.");
             rendered.mails.push(mail);
         }
     }
