@@ -280,19 +280,9 @@ fn execute(
         tracing::debug!(seconds = started.elapsed().as_secs_f64(), "Entity snapshot written.");
     }
     warehouse.release_sources(plan.job.sources.iter().map(|s| s.name.as_str())).map_err(|e| e.to_string())?;
-    if tracing::enabled!(tracing::Level::DEBUG) {
-        let used: Option<i64> = warehouse
-            .connection()
-            .query_row("SELECT sum(memory_usage_bytes)::BIGINT FROM duckdb_memory()", [], |r| r.get(0))
-            .ok();
-        tracing::debug!(
-            warehouse_mb = used.unwrap_or(0) / 1_000_000,
-            entity_mb = entity.batch.get_array_memory_size() / 1_000_000,
-            "Memory held."
-        );
-    }
     report.stages.push(("features", started.elapsed()));
     memory("features");
+    held(&warehouse, &entity);
 
     progress("evaluating rules");
     let started = Instant::now();
@@ -322,6 +312,7 @@ fn execute(
     }
     report.stages.push(("rules", started.elapsed()));
     memory("rules");
+    held(&warehouse, &entity);
 
     if let Some(run_id) = report.run_id {
         progress("publishing results");
@@ -478,6 +469,19 @@ fn execute(
     report.stages.push(("deliver", started.elapsed()));
     memory("deliver");
     Ok(())
+}
+
+/// Logs what the warehouse and the entity hold (debug level).
+fn held(warehouse: &Warehouse, entity: &crate::rules::row::Entity) {
+    if !tracing::enabled!(tracing::Level::DEBUG) {
+        return;
+    }
+    let used: Option<i64> = warehouse
+        .connection()
+        .query_row("SELECT sum(memory_usage_bytes)::BIGINT FROM duckdb_memory()", [], |r| r.get(0))
+        .ok();
+    let entity_mb = entity.batch.get_array_memory_size() / 1_000_000;
+    tracing::debug!(warehouse_mb = used.unwrap_or(0) / 1_000_000, entity_mb, "Memory held.");
 }
 
 /// Logs the process's resident memory at the end of a stage (debug level), from

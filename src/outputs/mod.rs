@@ -511,18 +511,19 @@ fn evaluate_escalation(
         Failed(String),
         Listed { owner: String, order: f64, cells: Vec<String>, manager: String, account: String, state: String },
     }
+    let (when_plan, plan) = (when_reads.plan(view), reads.plan(view));
     // `when` first, with only what it reads; the columns only for the accounts listed.
     let rows: Vec<Row> = (0..view.entity.len())
         .into_par_iter()
         .map_init(Scope::new, |scope, row| {
             let run = |expr: &Expr, scope: &mut Scope| view.engine.eval_ast_with_scope::<Dynamic>(scope, &expr.ast);
-            fill_scope(scope, view, row, &when_reads);
+            fill_scope(scope, view, row, &when_plan);
             match run(&e.when, scope) {
                 Err(err) => return Row::Failed(format!("account `{}`: {err}", view.entity.keys[row])),
                 Ok(v) if !v.as_bool().unwrap_or(false) => return Row::Skip,
                 Ok(_) => {}
             }
-            fill_scope(scope, view, row, &reads);
+            fill_scope(scope, view, row, &plan);
             let owner = run(&e.owner, scope).map(|v| display_value(&v)).unwrap_or_default();
             let owner = if owner.is_empty() { "unassigned".to_string() } else { owner };
             let order = e
@@ -605,22 +606,45 @@ pub(crate) fn reads_of<'a>(exprs: impl IntoIterator<Item = &'a Expr>) -> Reads<'
     reads
 }
 
-/// Only the names in `reads` are filled, and of each rule set's result only the fields
+/// Only the names in `plan` are filled, and of each rule set's result only the fields
 /// read: building every result map and every column for each account was most of the time
 /// outputs took.
-pub(crate) fn fill_scope(scope: &mut Scope<'static>, view: &RunView, row: usize, reads: &Reads) {
+pub(crate) fn fill_scope(scope: &mut Scope<'static>, view: &RunView, row: usize, plan: &ScopePlan) {
     scope.clear();
     scope.push_dynamic(AS_OF, Dynamic::from(view.as_of));
-    for (set, outcomes) in view.rule_sets.iter().zip(view.outcomes) {
-        if reads.names.contains(set.name.as_str()) {
-            let fields = reads.fields.get(set.name.as_str()).and_then(Option::as_ref);
-            scope.push_dynamic(set.name.clone(), outcome_map(&outcomes[row], fields));
-        }
+    for &(name, set, fields) in &plan.sets {
+        scope.push_dynamic(name, outcome_map(&view.outcomes[set][row], fields));
     }
-    for (name, _) in &view.entity.schema.columns {
-        if reads.names.contains(name.as_str()) {
-            scope.push_dynamic(name.clone(), view.entity.value(name, row));
-        }
+    for &(name, column) in &plan.columns {
+        scope.push_dynamic(name, crate::rules::row::cell(column, row));
+    }
+}
+
+/// Which rule sets and columns [`fill_scope`] fills, resolved once for all accounts: looking
+/// every name up for every account was a fifth of the time outputs took at 1M accounts.
+pub(crate) struct ScopePlan<'r> {
+    sets: Vec<(&'r str, usize, Option<&'r HashSet<&'r str>>)>,
+    columns: Vec<(&'r str, &'r duckdb::arrow::array::ArrayRef)>,
+}
+
+impl<'a> Reads<'a> {
+    pub(crate) fn plan<'r>(&'r self, view: &'r RunView) -> ScopePlan<'r> {
+        let sets = view
+            .rule_sets
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| self.names.contains(s.name.as_str()))
+            .map(|(i, s)| (s.name.as_str(), i, self.fields.get(s.name.as_str()).and_then(Option::as_ref)))
+            .collect();
+        let columns = view
+            .entity
+            .schema
+            .columns
+            .iter()
+            .filter(|(name, _)| self.names.contains(name.as_str()))
+            .filter_map(|(name, _)| Some((name.as_str(), view.entity.column(name)?)))
+            .collect();
+        ScopePlan { sets, columns }
     }
 }
 

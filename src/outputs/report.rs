@@ -18,7 +18,7 @@ use crate::diagnostic::{Diagnostic, Diagnostics, did_you_mean};
 use crate::job::Job;
 use crate::job::raw::{RawGradeRef, RawReport};
 use crate::rules::engine::number;
-use crate::rules::row::{ColumnType, Schema, display_value};
+use crate::rules::row::{ColumnType, Schema, cell, display_value};
 use crate::rules::{Expr, RuleSet};
 use crate::yaml;
 
@@ -196,12 +196,11 @@ pub fn build(view: &RunView, report: &Report, output: &str, out_dir: &Path) -> R
     let arr_col = view.job.entity.arr.as_deref();
     let arr: Vec<f64> =
         (0..n).into_par_iter().map(|r| arr_col.and_then(|c| number(&view.entity.value(c, r))).unwrap_or(0.0)).collect();
-    let name_col = view.job.entity.name.as_deref();
-    let owner_col = view.job.entity.owner.as_deref();
-    let name = |r: usize| {
-        name_col.map(|c| display_value(&view.entity.value(c, r))).unwrap_or_else(|| view.entity.keys[r].to_string())
-    };
-    let owner = |r: usize| owner_col.map(|c| display_value(&view.entity.value(c, r))).unwrap_or_default();
+    let name_col = view.job.entity.name.as_deref().and_then(|c| view.entity.column(c));
+    let owner_col = view.job.entity.owner.as_deref().and_then(|c| view.entity.column(c));
+    let name =
+        |r: usize| name_col.map(|c| display_value(&cell(c, r))).unwrap_or_else(|| view.entity.keys[r].to_string());
+    let owner = |r: usize| owner_col.map(|c| display_value(&cell(c, r))).unwrap_or_default();
     let account = |r: usize| context! { key => view.entity.keys[r].to_string(), name => name(r), owner => owner(r), arr => arr[r] };
     let mut inline = Vec::new();
     let mut chart = |cid: &str, title: &str, categories: &[String], series: &[Series], layout: Layout| {
@@ -380,10 +379,11 @@ pub fn build(view: &RunView, report: &Report, output: &str, out_dir: &Path) -> R
     if let Some(t) = &report.top {
         let when_reads = reads_of([&t.when]);
         let reads = reads_of(std::iter::once(&t.when).chain(t.reasons.as_ref()));
+        let (when_plan, plan) = (when_reads.plan(view), reads.plan(view));
         let mut listed: Vec<(usize, Vec<String>)> = (0..n)
             .into_par_iter()
             .map_init(Scope::new, |scope, r| {
-                fill_scope(scope, view, r, &when_reads);
+                fill_scope(scope, view, r, &when_plan);
                 let hit = view
                     .engine
                     .eval_ast_with_scope::<Dynamic>(scope, &t.when.ast)
@@ -393,7 +393,7 @@ pub fn build(view: &RunView, report: &Report, output: &str, out_dir: &Path) -> R
                 if !hit {
                     return None;
                 }
-                fill_scope(scope, view, r, &reads);
+                fill_scope(scope, view, r, &plan);
                 let reasons = t
                     .reasons
                     .as_ref()

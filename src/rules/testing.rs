@@ -137,9 +137,9 @@ fn given_outcome(given: &RawGiven) -> Outcome {
         score: given.score,
         grade: given.grade.as_deref().map(Arc::from),
         fired: given.fired.iter().map(|f| Arc::from(f.as_str())).collect(),
-        reasons: Vec::new(),
+        reasons: Default::default(),
         tags: given.tags.iter().map(|t| Arc::from(t.as_str())).collect(),
-        errors: Vec::new(),
+        errors: Default::default(),
     }
 }
 
@@ -219,7 +219,7 @@ fn compare(expect: &RawExpect, actual: &Outcome) -> Vec<String> {
         }
     }
     if let Some(reasons) = &expect.reasons
-        && *reasons != actual.reasons
+        && reasons[..] != actual.reasons[..]
     {
         failures.push(format!("reasons: expected {}, got {}", list(reasons), list(&actual.reasons)));
     }
