@@ -291,9 +291,9 @@ impl Store {
                 self.conn.execute("UPDATE runs SET published = true WHERE run_id = ?", params![p.run_id])?;
                 let started = std::time::Instant::now();
                 self.conn.execute_batch("COMMIT")?;
-                // Compressing what was written is deferred to a checkpoint, which would
-                // otherwise fall on whichever later write fills the WAL (seconds at 1M
-                // accounts): done here, the time counts where it belongs.
+                // Whatever the commit left to compress waits for a checkpoint, which would
+                // otherwise fall on whichever later write fills the WAL: done here, its time
+                // counts in the publish stage.
                 self.conn.execute_batch("CHECKPOINT")?;
                 tracing::debug!(seconds = started.elapsed().as_secs_f64(), "Publication committed.");
                 Ok(())
@@ -309,7 +309,7 @@ impl Store {
         let started = std::time::Instant::now();
         // Each rule set's outcomes become one Parquet file, written on every core, which
         // DuckDB then reads in parallel with its lists as lists: appending the rows through
-        // duckdb-rs converted every value on one thread and took three times as long.
+        // duckdb-rs converted every value on one thread and took more than twice as long.
         let files: Vec<PathBuf> = (0..p.rule_sets.len())
             .into_par_iter()
             .map(|i| {
@@ -608,8 +608,8 @@ impl Store {
         listed: &[crate::outputs::Escalated],
         staging: &Path,
     ) -> Result<(), StoreError> {
-        // Staged as Parquet like the outcomes: hundreds of thousands of listed accounts
-        // took seconds through the row appender.
+        // Staged as Parquet like the outcomes, so DuckDB compresses the rows as it inserts
+        // them (hundreds of thousands at 1M accounts).
         let mut columns = [StringBuilder::new(), StringBuilder::new(), StringBuilder::new(), StringBuilder::new()];
         for e in listed {
             for (b, v) in columns.iter_mut().zip([&e.output, &e.account, &e.owner, &e.state]) {
