@@ -650,25 +650,8 @@ impl<'a> Reads<'a> {
 
 /// A rule set's result as expressions see it; with `fields`, only those.
 fn outcome_map(o: &Outcome, fields: Option<&HashSet<&str>>) -> Dynamic {
-    let wanted = |f: &str| fields.is_none_or(|set| set.contains(f));
-    let strings =
-        |v: &[std::sync::Arc<str>]| Dynamic::from_array(v.iter().map(|s| Dynamic::from(s.to_string())).collect());
     let mut map = Map::new();
-    if wanted("score") {
-        map.insert("score".into(), o.score.map_or(Dynamic::UNIT, Dynamic::from_float));
-    }
-    if wanted("grade") {
-        map.insert("grade".into(), o.grade.as_deref().map_or(Dynamic::UNIT, |g| Dynamic::from(g.to_string())));
-    }
-    if wanted("fired") {
-        map.insert("fired".into(), strings(&o.fired));
-    }
-    if wanted("tags") {
-        map.insert("tags".into(), strings(&o.tags));
-    }
-    if wanted("reasons") {
-        map.insert("reasons".into(), Dynamic::from_array(o.reasons.iter().map(|r| Dynamic::from(r.clone())).collect()));
-    }
+    crate::rules::eval::insert_result_fields(&mut map, o, |f| fields.is_none_or(|set| set.contains(f)));
     Dynamic::from_map(map)
 }
 

@@ -711,26 +711,7 @@ impl Evaluator<'_> {
         let mut map = Map::new();
         let wanted = |f: &str| fields.is_none_or(|set| set.contains(f));
         if let Some(o) = outcome {
-            let strings =
-                |v: &[Arc<str>]| Dynamic::from_array(v.iter().map(|s| Dynamic::from(s.to_string())).collect());
-            if wanted("score") {
-                map.insert("score".into(), o.score.map_or(Dynamic::UNIT, Dynamic::from_float));
-            }
-            if wanted("grade") {
-                map.insert("grade".into(), o.grade.as_deref().map_or(Dynamic::UNIT, |g| Dynamic::from(g.to_string())));
-            }
-            if wanted("tags") {
-                map.insert("tags".into(), strings(&o.tags));
-            }
-            if wanted("fired") {
-                map.insert("fired".into(), strings(&o.fired));
-            }
-            if wanted("reasons") {
-                map.insert(
-                    "reasons".into(),
-                    Dynamic::from_array(o.reasons.iter().map(|r| Dynamic::from(r.clone())).collect()),
-                );
-            }
+            insert_result_fields(&mut map, o, wanted);
             if wanted("prev_grade") {
                 map.insert(
                     "prev_grade".into(),
@@ -746,6 +727,26 @@ impl Evaluator<'_> {
             }
         }
         Dynamic::from_map(map)
+    }
+}
+
+/// Into `map`, the fields of `o` that rule expressions and outputs read, those `wanted`.
+pub(crate) fn insert_result_fields(map: &mut Map, o: &Outcome, wanted: impl Fn(&str) -> bool) {
+    let strings = |v: &[Arc<str>]| Dynamic::from_array(v.iter().map(|s| Dynamic::from(s.to_string())).collect());
+    if wanted("score") {
+        map.insert("score".into(), o.score.map_or(Dynamic::UNIT, Dynamic::from_float));
+    }
+    if wanted("grade") {
+        map.insert("grade".into(), o.grade.as_deref().map_or(Dynamic::UNIT, |g| Dynamic::from(g.to_string())));
+    }
+    if wanted("tags") {
+        map.insert("tags".into(), strings(&o.tags));
+    }
+    if wanted("fired") {
+        map.insert("fired".into(), strings(&o.fired));
+    }
+    if wanted("reasons") {
+        map.insert("reasons".into(), Dynamic::from_array(o.reasons.iter().map(|r| Dynamic::from(r.clone())).collect()));
     }
 }
 
