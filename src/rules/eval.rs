@@ -274,10 +274,13 @@ impl Evaluator<'_> {
             Body::Classification { classes, default, default_reason } => {
                 self.classify(&ctx, classes, (default, default_reason), scope, trace)
             }
-            Body::Script(s) => {
-                self.ensure(&ctx, scope, &s.script.reads);
-                self.script(set, &s.script, scope, trace)
-            }
+            Body::Script(s) => match ctx.fast.and_then(|(columns, row)| columns.script_result(row)) {
+                Some(result) => script_outcome(result),
+                None => {
+                    self.ensure(&ctx, scope, &s.script.reads);
+                    self.script(&s.script, scope, trace)
+                }
+            },
         };
         if !outcome.errors.is_empty() {
             outcome.score = None;
@@ -530,13 +533,7 @@ impl Evaluator<'_> {
 
     /// A script returns a map: `score` (graded by the set's grades) and/or `grade`, and
     /// optionally `fired`, `reasons` and `tags`.
-    fn script(
-        &self,
-        set: &RuleSet,
-        script: &Expr,
-        scope: &mut Scope<'static>,
-        trace: Option<&mut Vec<RuleTrace>>,
-    ) -> Outcome {
+    fn script(&self, script: &Expr, scope: &mut Scope<'static>, trace: Option<&mut Vec<RuleTrace>>) -> Outcome {
         let mut outcome = Outcome::default();
         let id: Arc<str> = Arc::from("script");
         let result =
@@ -547,29 +544,7 @@ impl Evaluator<'_> {
             });
         let status = match result {
             Ok(map) => {
-                let strings = |key: &str| -> Vec<String> {
-                    map.get(key)
-                        .and_then(|v| v.clone().into_array().ok())
-                        .unwrap_or_default()
-                        .iter()
-                        .map(super::row::display_value)
-                        .collect()
-                };
-                outcome.score = map.get("score").and_then(number);
-                outcome.grade =
-                    map.get("grade").filter(|g| !g.is_unit()).map(|g| Arc::from(super::row::display_value(g).as_str()));
-                outcome.fired = strings("fired").into_iter().map(|s| Arc::from(s.as_str())).collect();
-                outcome.reasons = strings("reasons").into();
-                outcome.tags = strings("tags").into_iter().map(|s| Arc::from(s.as_str())).collect();
-                if outcome.score.is_none() && outcome.grade.is_none() {
-                    outcome.errors.push(RuleError {
-                        rule: id.clone(),
-                        message: "the script returned neither `score` nor `grade`".into(),
-                    });
-                }
-                if set.grades.is_empty() && outcome.grade.is_none() && outcome.errors.is_empty() {
-                    outcome.grade = None;
-                }
+                outcome = script_outcome(ScriptResult::of(&map));
                 RuleStatus::Fired
             }
             Err(message) => {
@@ -728,6 +703,56 @@ impl Evaluator<'_> {
         }
         Dynamic::from_map(map)
     }
+}
+
+/// What a script returned, from rhai's map or from its translated columns.
+#[derive(Debug, Default, PartialEq)]
+pub struct ScriptResult {
+    pub score: Option<f64>,
+    pub grade: Option<String>,
+    pub fired: Vec<String>,
+    pub reasons: Vec<String>,
+    pub tags: Vec<String>,
+}
+
+impl ScriptResult {
+    /// What rhai's map holds: lists are shown as text, anything else in them is ignored.
+    pub fn of(map: &Map) -> ScriptResult {
+        let strings = |key: &str| -> Vec<String> {
+            map.get(key)
+                .and_then(|v| v.clone().into_array().ok())
+                .unwrap_or_default()
+                .iter()
+                .map(super::row::display_value)
+                .collect()
+        };
+        ScriptResult {
+            score: map.get("score").and_then(number),
+            grade: map.get("grade").filter(|g| !g.is_unit()).map(super::row::display_value),
+            fired: strings("fired"),
+            reasons: strings("reasons"),
+            tags: strings("tags"),
+        }
+    }
+}
+
+/// A script's outcome: neither a score nor a grade is an error.
+fn script_outcome(r: ScriptResult) -> Outcome {
+    let mut outcome = Outcome {
+        score: r.score,
+        grade: r.grade.map(|g| Arc::from(g.as_str())),
+        fired: r.fired.iter().map(|s| Arc::from(s.as_str())).collect(),
+        reasons: r.reasons.into(),
+        tags: r.tags.iter().map(|s| Arc::from(s.as_str())).collect(),
+        errors: ThinVec::new(),
+    };
+    if outcome.score.is_none() && outcome.grade.is_none() {
+        outcome.errors.push(RuleError {
+            rule: Arc::from("script"),
+            message: "the script returned neither `score` nor `grade`".into(),
+        });
+    }
+    outcome
 }
 
 /// Into `map`, the fields of `o` that rule expressions and outputs read, those `wanted`.

@@ -77,6 +77,24 @@ pub struct Translator<'a> {
     /// and stops on an overflow, while SQL may skip an operand (`coalesce`, `CASE`, folding),
     /// so each is computed where nothing can skip it and an overflow fails the query.
     pub checks: Vec<String>,
+    /// A script's `let` bindings so far, latest last (a name may be bound again).
+    bindings: Vec<(String, Sql)>,
+}
+
+/// A script translated: the SQL of each field of the map it returns (`None`: absent).
+#[derive(Debug, Default, Clone)]
+pub struct ScriptSql {
+    score: Option<String>,
+    grade: Option<String>,
+    lists: Vec<(ListField, String)>,
+}
+
+/// The list fields of a script's result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ListField {
+    Fired,
+    Reasons,
+    Tags,
 }
 
 impl<'a> Translator<'a> {
@@ -89,7 +107,57 @@ impl<'a> Translator<'a> {
             deps_used: BTreeSet::new(),
             lookups_used: BTreeSet::new(),
             checks: Vec::new(),
+            bindings: Vec::new(),
         }
+    }
+
+    /// A script made of `let` bindings and a final map literal (`#{ score: .., reasons:
+    /// [..], tags: .. }`), each value in the subset, plus `if` expressions, string
+    /// interpolation of text, integers, booleans and dates, list literals of text, and
+    /// `money`. Anything else (loops, functions, assignments, floats in interpolation)
+    /// keeps the script in rhai.
+    pub fn script(&mut self, e: &Expr) -> Option<ScriptSql> {
+        self.bindings.clear();
+        let (last, lets) = e.ast.statements().split_last()?;
+        for stmt in lets {
+            let Stmt::Var(x, _, _) = stmt else { return None };
+            let value = self.expr(&x.1)?;
+            self.bindings.push((x.0.name.to_string(), value));
+        }
+        let Stmt::Expr(map) = last else { return None };
+        let RhaiExpr::Map(map, _) = map.as_ref() else { return None };
+        let mut fields: Vec<(String, Sql)> = Vec::new();
+        for (key, value) in &map.0 {
+            fields.push((key.name.to_string(), self.expr(value)?));
+        }
+        // Constant values the optimiser left in the map's template.
+        for (key, value) in &map.1 {
+            if !value.is_unit() && !fields.iter().any(|(k, _)| k == key.as_str()) {
+                fields.push((key.to_string(), self.constant(value)?));
+            }
+        }
+        self.bindings.clear();
+        let mut out = ScriptSql::default();
+        for (key, sql) in fields {
+            match key.as_str() {
+                "score" if sql.ty.numeric() => out.score = Some(format!("CAST({} AS DOUBLE)", sql.text)),
+                "grade" if matches!(sql.ty, Ty::Text | Ty::Null) => {
+                    out.grade = Some(format!("CAST({} AS VARCHAR)", sql.text))
+                }
+                "fired" | "reasons" | "tags" if sql.ty == Ty::TextList => {
+                    let field = match key.as_str() {
+                        "fired" => ListField::Fired,
+                        "reasons" => ListField::Reasons,
+                        _ => ListField::Tags,
+                    };
+                    out.lists.push((field, sql.text));
+                }
+                "score" | "grade" | "fired" | "reasons" | "tags" => return None,
+                // Other fields are not read; they only had to evaluate without an error.
+                _ => {}
+            }
+        }
+        Some(out)
     }
 
     /// A condition: SQL that is true exactly when rhai fires it (a missing result does not
@@ -117,9 +185,8 @@ impl<'a> Translator<'a> {
 
     fn root(&mut self, e: &Expr) -> Option<Sql> {
         match e.ast.statements() {
-            [Stmt::Expr(x)] => self.expr(x),
-            [Stmt::FnCall(f, _)] => self.call(&f.name, &f.args),
-            _ => None,
+            [] => None,
+            statements => self.block(statements),
         }
     }
 
@@ -146,13 +213,60 @@ impl<'a> Translator<'a> {
                 coalesce(parts?)
             }
             RhaiExpr::FnCall(f, _) => self.call(&f.name, &f.args),
-            RhaiExpr::Stmt(block) => match block.statements() {
-                [Stmt::Expr(x)] => self.expr(x),
-                [Stmt::FnCall(f, _)] => self.call(&f.name, &f.args),
-                _ => None,
-            },
+            RhaiExpr::Stmt(block) => self.block(block.statements()),
+            RhaiExpr::InterpolatedString(parts, _) => {
+                let parts: Option<Vec<String>> = parts.iter().map(|p| self.piece(p)).collect();
+                Some(Sql::new(format!("concat({})", parts?.join(", ")), Ty::Text, false))
+            }
+            RhaiExpr::Array(items, _) => {
+                let items: Option<Vec<Sql>> = items.iter().map(|i| self.expr(i)).collect();
+                text_list(items?)
+            }
             _ => None,
         }
+    }
+
+    /// The value of a block in expression position: one expression, or an `if`.
+    fn block(&mut self, statements: &[Stmt]) -> Option<Sql> {
+        match statements {
+            [] => Some(Sql::new("NULL", Ty::Null, true)),
+            [Stmt::Expr(x)] => self.expr(x),
+            [Stmt::FnCall(f, _)] => self.call(&f.name, &f.args),
+            [Stmt::If(flow, _)] => {
+                // rhai stops on a condition that is not a boolean (a missing one included).
+                let cond = self.strict_bool(&flow.expr)?;
+                let then = self.block(flow.body.statements())?;
+                let other = self.block(flow.branch.statements())?;
+                let ty = match (then.ty, other.ty) {
+                    (a, b) if a == b => a,
+                    (Ty::Null, b) => b,
+                    (a, Ty::Null) if a != Ty::TextList => a,
+                    // An integer on one side and a float on the other: rhai's result changes
+                    // type from row to row, which one SQL column cannot.
+                    _ => return None,
+                };
+                if ty == Ty::TextList && (then.ty == Ty::Null || other.ty == Ty::Null) {
+                    return None;
+                }
+                let nullable = then.nullable || other.nullable;
+                Some(Sql::new(format!("(CASE WHEN {cond} THEN {} ELSE {} END)", then.text, other.text), ty, nullable))
+            }
+            _ => None,
+        }
+    }
+
+    /// One part of an interpolated string, as rhai's `to_string` writes it: a missing value
+    /// as nothing. Floats are not translated (rhai writes `1.0`, `1e20` its own way).
+    fn piece(&mut self, e: &RhaiExpr) -> Option<String> {
+        let s = self.expr(e)?;
+        let text = match s.ty {
+            Ty::Text => s.text,
+            Ty::Int | Ty::Bool => format!("CAST({} AS VARCHAR)", s.text),
+            Ty::Date => format!("strftime({}, '%Y-%m-%d')", s.text),
+            Ty::Null => return Some("''".into()),
+            Ty::Float | Ty::TextList => return None,
+        };
+        Some(format!("coalesce({text}, '')"))
     }
 
     /// A boolean operand of `&&`, `||` or `!`. A missing one is an error in rhai, which SQL
@@ -182,10 +296,17 @@ impl<'a> Translator<'a> {
         if let Some(day) = d.read_lock::<NaiveDate>() {
             return Some(date_literal(*day));
         }
+        if let Some(items) = d.read_lock::<rhai::Array>() {
+            let items: Option<Vec<Sql>> = items.iter().map(|i| self.constant(i)).collect();
+            return text_list(items?);
+        }
         None
     }
 
     fn variable(&mut self, name: &str) -> Option<Sql> {
+        if let Some((_, bound)) = self.bindings.iter().rev().find(|(n, _)| n == name) {
+            return Some(Sql::new(format!("({})", bound.text), bound.ty, bound.nullable));
+        }
         if name == super::compile::AS_OF {
             return Some(date_literal(self.as_of));
         }
@@ -336,6 +457,18 @@ impl<'a> Translator<'a> {
                 Ty::Float,
                 true,
             )),
+            ("money", [x]) if x.ty.numeric() => {
+                // `(x as f64).round() as i64`, then `-$1,234`; a missing value is empty text.
+                let n = format!("round(CAST({} AS DOUBLE))", x.text);
+                Some(Sql::new(
+                    format!(
+                        "(CASE WHEN {n} IS NULL THEN '' ELSE (CASE WHEN {n} < 0 THEN '-' ELSE '' END) || '$' || \
+                         format('{{:,}}', abs(CAST({n} AS BIGINT))) END)"
+                    ),
+                    Ty::Text,
+                    false,
+                ))
+            }
             ("lower" | "upper", [x]) if x.ty == Ty::Text => {
                 Some(Sql::new(format!("{name}({})", x.text), Ty::Text, true))
             }
@@ -429,6 +562,15 @@ fn float_comparison(op: &str, x: &str, y: &str) -> Sql {
     Sql::new(format!("coalesce({test}, false)"), Ty::Bool, false)
 }
 
+/// A list literal of text (or missing values, which rhai's results show as empty text).
+fn text_list(items: Vec<Sql>) -> Option<Sql> {
+    if !items.iter().all(|i| matches!(i.ty, Ty::Text | Ty::Null)) {
+        return None;
+    }
+    let items: Vec<String> = items.into_iter().map(|i| format!("coalesce(CAST({} AS VARCHAR), '')", i.text)).collect();
+    Some(Sql::new(format!("CAST([{}] AS VARCHAR[])", items.join(", ")), Ty::TextList, false))
+}
+
 fn coalesce(parts: Vec<Sql>) -> Option<Sql> {
     let kinds: BTreeSet<_> = parts.iter().map(|p| p.ty).filter(|t| *t != Ty::Null).collect();
     if kinds.len() > 1 || kinds.contains(&Ty::TextList) {
@@ -471,6 +613,8 @@ fn lookup_table(table: &str, column: &str) -> String {
 #[derive(Debug, Default)]
 pub struct Columns {
     by_expr: HashMap<usize, Column>,
+    /// A translated script's results.
+    script: Option<ScriptColumns>,
 }
 
 #[derive(Debug)]
@@ -478,6 +622,26 @@ pub enum Column {
     Bool(Vec<bool>),
     Number(Vec<Option<f64>>),
     Text(Vec<Option<String>>),
+    List(Vec<Vec<String>>),
+}
+
+impl Column {
+    fn len(&self) -> usize {
+        match self {
+            Column::Bool(v) => v.len(),
+            Column::Number(v) => v.len(),
+            Column::Text(v) => v.len(),
+            Column::List(v) => v.len(),
+        }
+    }
+}
+
+/// The fields of a translated script's result, as columns.
+#[derive(Debug, Default)]
+struct ScriptColumns {
+    score: Option<Column>,
+    grade: Option<Column>,
+    lists: Vec<(ListField, Column)>,
 }
 
 fn key(e: &Expr) -> usize {
@@ -497,7 +661,30 @@ impl Columns {
             Column::Number(v) => Some(v.get(row)?.map_or(Dynamic::UNIT, Dynamic::from_float)),
             Column::Text(v) => Some(v.get(row)?.as_ref().map_or(Dynamic::UNIT, |s| Dynamic::from(s.clone()))),
             Column::Bool(v) => Some(Dynamic::from_bool(*v.get(row)?)),
+            Column::List(_) => None,
         }
+    }
+
+    /// The script's result for one row, when the script was translated.
+    pub fn script_result(&self, row: usize) -> Option<super::eval::ScriptResult> {
+        let s = self.script.as_ref()?;
+        let mut result = super::eval::ScriptResult::default();
+        if let Some(Column::Number(v)) = &s.score {
+            result.score = *v.get(row)?;
+        }
+        if let Some(Column::Text(v)) = &s.grade {
+            result.grade = v.get(row)?.clone();
+        }
+        for (field, column) in &s.lists {
+            let Column::List(v) = column else { return None };
+            let items = v.get(row)?.clone();
+            match field {
+                ListField::Fired => result.fired = items,
+                ListField::Reasons => result.reasons = items,
+                ListField::Tags => result.tags = items,
+            }
+        }
+        Some(result)
     }
 
     pub fn has(&self, e: &Expr) -> bool {
@@ -505,7 +692,7 @@ impl Columns {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.by_expr.is_empty()
+        self.by_expr.is_empty() && self.script.is_none()
     }
 }
 
@@ -580,7 +767,7 @@ pub fn paths(set: &RuleSet, schema: &Schema, as_of: NaiveDate, lookups: &Lookups
                 note(&c.id, t.condition(&c.when).is_some());
             }
         }
-        Body::Script(_) => note("script", false),
+        Body::Script(s) => note("script", t.script(&s.script).is_some()),
     }
     out
 }
@@ -611,13 +798,25 @@ pub fn evaluate(
             None => tracing::debug!(rule_set = %set.name, expression = %e.source, "Runs in rhai."),
         }
     }
-    let total = expressions(set).len();
-    if selected.is_empty() {
+    let mut total = expressions(set).len();
+    let script = match &set.body {
+        Body::Script(s) => {
+            total += 1;
+            let sql = t.script(&s.script);
+            if sql.is_none() {
+                tracing::debug!(rule_set = %set.name, "The script runs in rhai.");
+            }
+            sql
+        }
+        _ => None,
+    };
+    if selected.is_empty() && script.is_none() {
         return Columns::default();
     }
-    match run(conn, &t, &selected, done, rows, uploaded) {
+    let vectorised = selected.len() + usize::from(script.is_some());
+    match run(conn, &t, &selected, script.as_ref(), done, rows, uploaded) {
         Ok(columns) => {
-            tracing::debug!(rule_set = %set.name, vectorised = selected.len(), expressions = total, "Evaluated in the warehouse.");
+            tracing::debug!(rule_set = %set.name, vectorised, expressions = total, "Evaluated in the warehouse.");
             columns
         }
         Err(e) => {
@@ -631,6 +830,7 @@ fn run(
     conn: &Connection,
     t: &Translator,
     selected: &[(&Expr, String)],
+    script: Option<&ScriptSql>,
     done: &[(&str, &[Outcome])],
     rows: usize,
     uploaded: &mut BTreeSet<String>,
@@ -648,30 +848,45 @@ fn run(
     for (table, column) in &t.lookups_used {
         upload_lookup(conn, t.lookups, table, column).map_err(err)?;
     }
-    let mut select: Vec<String> = selected.iter().enumerate().map(|(i, (_, sql))| format!("{sql} AS c{i}")).collect();
-    select.extend(t.checks.iter().enumerate().map(|(i, sql)| format!("{sql} AS overflow_check_{i}")));
+    let mut select: Vec<String> = selected.iter().map(|(_, sql)| sql.clone()).collect();
+    if let Some(s) = script {
+        select.extend(s.score.iter().chain(&s.grade).cloned());
+        select.extend(s.lists.iter().map(|(_, sql)| sql.clone()));
+    }
+    let results = select.len();
+    select.extend(t.checks.iter().cloned());
+    let select: Vec<String> = select.iter().enumerate().map(|(i, sql)| format!("{sql} AS c{i}")).collect();
     let sql = format!("SELECT {} FROM kw_entity e{joins} ORDER BY e.rowid", select.join(", "));
     let mut stmt = conn.prepare(&sql).map_err(err)?;
     let batches: Vec<_> = stmt.query_arrow([]).map_err(err)?.collect();
-    let mut by_expr = HashMap::new();
-    for (i, (e, _)) in selected.iter().enumerate() {
+    let mut columns = (0..results).map(|i| {
         let mut column = None;
         for batch in &batches {
-            let a = batch.column(i);
-            append(&mut column, a.as_ref())?;
+            append(&mut column, batch.column(i).as_ref())?;
         }
         let column = column.unwrap_or(Column::Bool(Vec::new()));
-        let len = match &column {
-            Column::Bool(v) => v.len(),
-            Column::Number(v) => v.len(),
-            Column::Text(v) => v.len(),
-        };
-        if len != rows {
-            return Err(format!("{len} rows instead of {rows}"));
+        match column.len() {
+            len if len == rows => Ok(column),
+            len => Err(format!("{len} rows instead of {rows}")),
         }
-        by_expr.insert(key(e), column);
+    });
+    let mut by_expr = HashMap::new();
+    for (e, _) in selected {
+        by_expr.insert(key(e), columns.next().ok_or("missing column")??);
     }
-    Ok(Columns { by_expr })
+    let script = match script {
+        Some(s) => Some(ScriptColumns {
+            score: s.score.as_ref().map(|_| columns.next().ok_or("missing column")).transpose()?.transpose()?,
+            grade: s.grade.as_ref().map(|_| columns.next().ok_or("missing column")).transpose()?.transpose()?,
+            lists: s
+                .lists
+                .iter()
+                .map(|(field, _)| Ok((*field, columns.next().ok_or("missing column")??)))
+                .collect::<Result<_, String>>()?,
+        }),
+        None => None,
+    };
+    Ok(Columns { by_expr, script })
 }
 
 fn append(column: &mut Option<Column>, a: &dyn Array) -> Result<(), String> {
@@ -696,6 +911,17 @@ fn append(column: &mut Option<Column>, a: &dyn Array) -> Result<(), String> {
                 return Err("mixed".into());
             };
             v.extend((0..a.len()).map(|i| a.is_valid(i).then(|| a.value(i).to_string())));
+        }
+        DataType::List(_) => {
+            let a = a.as_list::<i32>();
+            let Column::List(v) = column.get_or_insert_with(|| Column::List(Vec::new())) else {
+                return Err("mixed".into());
+            };
+            for i in 0..a.len() {
+                let items = a.value(i);
+                let items = items.as_string_opt::<i32>().ok_or("a list of text expected")?;
+                v.push(items.iter().map(|s| s.unwrap_or_default().to_string()).collect());
+            }
         }
         DataType::Null => {
             // An all-NULL column (`CAST(NULL AS ..)` folded away): missing everywhere.
@@ -814,6 +1040,21 @@ pub fn compile_for_test(engine: &rhai::Engine, schema: &Schema, names: &[&str], 
     super::compile::compile_expr(engine, &file, &src, schema, names, "a test expression").ok().map(|(e, _)| e)
 }
 
+/// Compiles `source` as a rule set's script (for tests).
+pub fn script_for_test(engine: &rhai::Engine, schema: &Schema, names: &[&str], source: &str) -> Option<Expr> {
+    let file = crate::diagnostic::SourceFile::new(
+        "test.rhai".to_string(),
+        std::path::Path::new("test.rhai"),
+        source.to_string(),
+    );
+    let src = serde_saphyr::Spanned {
+        value: source.to_string(),
+        referenced: serde_saphyr::Location::UNKNOWN,
+        defined: serde_saphyr::Location::UNKNOWN,
+    };
+    super::compile::compile_script(engine, &file, &src, schema, names, "a test script").ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -844,6 +1085,43 @@ mod tests {
             Want::Number => t.number(&e),
             Want::Text => t.text(&e),
         }
+    }
+
+    /// The lookup table scripts in these tests read.
+    pub(super) fn rates() -> Lookups {
+        let dir = std::env::temp_dir().join(format!("keepwell-vector-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("rates.csv"), "segment,rate\nx_a,75\nx_b,40\n_a,5\n").unwrap();
+        let (lookups, diags) = Lookups::load(&dir, &dir);
+        assert!(diags.is_empty());
+        lookups
+    }
+
+    const SCRIPT: &str = r#"
+        let marked = b == true;
+        let key = coalesce(s, "a");
+        let rate = if marked { 0 } else { lookup("rates", `${risk.grade}_${key}`, "rate") };
+        let rate = coalesce(rate, 100);
+        let kept = coalesce(f, 0.0) * rate / 100;
+        let note = if marked { ": marked" } else { "" };
+        #{
+            score: rate,
+            reasons: [`keeps ${money(kept)} of ${money(f)} (${rate}%)${note} on ${d} ${i} ${b}`],
+            tags: if rate < 100 { ["churn_risk"] } else { ["growth"] },
+        }
+    "#;
+
+    #[test]
+    fn a_script_of_lets_and_a_map_translates() {
+        let engine = super::super::engine::build(NaiveDate::from_ymd_opt(2026, 11, 23).unwrap(), Default::default());
+        let schema = schema();
+        let deps = vec!["risk".to_string()];
+        let e = script_for_test(&engine, &schema, &["risk"], SCRIPT).expect("compiles");
+        let lookups = rates();
+        let mut t = Translator::new(&schema, &deps, NaiveDate::from_ymd_opt(2026, 11, 23).unwrap(), &lookups);
+        let sql = t.script(&e).expect("translates");
+        assert!(sql.score.is_some() && sql.grade.is_none());
+        assert_eq!(sql.lists.iter().map(|(f, _)| *f).collect::<Vec<_>>(), [ListField::Reasons, ListField::Tags]);
     }
 
     #[test]
@@ -1022,7 +1300,7 @@ mod differential {
         };
         let Some(sql) = sql else { return Ok(()) };
         let conn = table(rows);
-        let Ok(columns) = run(&conn, &t, &[(&e, sql.clone())], &[], rows.len(), &mut BTreeSet::new()) else {
+        let Ok(columns) = run(&conn, &t, &[(&e, sql.clone())], None, &[], rows.len(), &mut BTreeSet::new()) else {
             return Ok(());
         };
         for (n, r) in rows.iter().enumerate() {
@@ -1055,8 +1333,67 @@ mod differential {
         Ok(())
     }
 
+    /// A script in the translatable shape, from random parts: a let-bound number, an `if`,
+    /// interpolation of every kind, `money`, list literals, a lookup with a built key.
+    fn script() -> impl Strategy<Value = String> {
+        let piece = prop::sample::select(vec!["s", "i", "b", "d", "k", "risk.grade", "n", "a"]);
+        let int = prop::sample::select(vec!["coalesce(i, 3)", "(i + 1)", "days_since(d)", "quarter(d)", "i", "7"]);
+        (num(), int, condition(), condition(), text(), text(), piece.clone(), piece).prop_map(
+            |(num, int, c1, c2, t1, t2, p1, p2)| {
+                format!(
+                    "let a = {num};\nlet n = {int};\nlet k = if {c1} {{ {t1} }} else {{ {t2} }};\n\
+                     let r = coalesce(lookup(\"rates\", `${{risk.grade}}_${{k}}`, \"rate\"), n);\n\
+                     #{{ score: a, grade: k, reasons: [`${{{p1}}} and ${{{p2}}}: ${{r}}`, money(a), k],\n\
+                     tags: if {c2} {{ [\"x\", k] }} else {{ [] }} }}"
+                )
+            },
+        )
+    }
+
+    /// Both paths for one script over `rows`, with `grades` as the results of `risk`.
+    fn check_script(source: &str, rows: &[Row], grades: &[Option<&str>]) -> Result<(), TestCaseError> {
+        let engine = super::super::engine::build(as_of(), Default::default());
+        let schema = schema();
+        let deps = vec!["risk".to_string()];
+        let Some(e) = super::script_for_test(&engine, &schema, &["risk"], source) else { return Ok(()) };
+        let lookups = super::tests::rates();
+        let mut t = Translator::new(&schema, &deps, as_of(), &lookups);
+        let Some(sql) = t.script(&e) else { return Ok(()) };
+        let risk: Vec<Outcome> = (0..rows.len())
+            .map(|n| Outcome { grade: grades[n % grades.len()].map(std::sync::Arc::from), ..Outcome::default() })
+            .collect();
+        let conn = table(rows);
+        let Ok(columns) = run(&conn, &t, &[], Some(&sql), &[("risk", &risk)], rows.len(), &mut BTreeSet::new()) else {
+            return Ok(());
+        };
+        let engine = super::super::engine::build(as_of(), std::sync::Arc::new(lookups.clone()));
+        for (n, r) in rows.iter().enumerate() {
+            let mut scope = scope(r);
+            let mut risk_map = rhai::Map::new();
+            risk_map.insert(
+                "grade".into(),
+                risk[n].grade.as_deref().map_or(Dynamic::UNIT, |g| Dynamic::from(g.to_string())),
+            );
+            scope.push_dynamic("risk", Dynamic::from_map(risk_map));
+            let rhai = engine.eval_ast_with_scope::<rhai::Map>(&mut scope, &e.ast);
+            let expected = rhai.as_ref().ok().map(super::super::eval::ScriptResult::of);
+            let got = columns.script_result(n);
+            prop_assert_eq!(&got, &expected, "script:\n{}\non {:?}\nrhai: {:?}\nSQL: {:?}", source, r, rhai, sql);
+        }
+        Ok(())
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig { cases: 400, ..ProptestConfig::default() })]
+
+        #[test]
+        fn scripts_agree(
+            source in script(),
+            rows in prop::collection::vec(row(), 1..12),
+            grades in prop::collection::vec(prop::option::weighted(0.8, prop::sample::select(vec!["x", "y", ""])), 1..4),
+        ) {
+            check_script(&source, &rows, &grades)?;
+        }
 
         #[test]
         fn conditions_agree(source in condition(), rows in prop::collection::vec(row(), 1..12)) {
