@@ -498,7 +498,6 @@ fn evaluate_escalation(
     let mut by_owner: BTreeMap<String, Vec<(f64, Vec<String>, String)>> = BTreeMap::new();
     let mut failures = 0usize;
     let mut first_failure = None;
-    let when_reads = reads_of([&e.when]);
     let reads = reads_of(
         [&e.when, &e.owner]
             .into_iter()
@@ -511,17 +510,17 @@ fn evaluate_escalation(
         Failed(String),
         Listed { owner: String, order: f64, cells: Vec<String>, manager: String, account: String, state: String },
     }
-    let (when_plan, plan) = (when_reads.plan(view), reads.plan(view));
+    let plan = reads.plan(view);
+    let hits = evaluate_condition(view, &e.when);
     // `when` first, with only what it reads; the columns only for the accounts listed.
     let rows: Vec<Row> = (0..view.entity.len())
         .into_par_iter()
         .map_init(Scope::new, |scope, row| {
             let run = |expr: &Expr, scope: &mut Scope| view.engine.eval_ast_with_scope::<Dynamic>(scope, &expr.ast);
-            fill_scope(scope, view, row, &when_plan);
-            match run(&e.when, scope) {
+            match &hits[row] {
                 Err(err) => return Row::Failed(format!("account `{}`: {err}", view.entity.keys[row])),
-                Ok(v) if !v.as_bool().unwrap_or(false) => return Row::Skip,
-                Ok(_) => {}
+                Ok(false) => return Row::Skip,
+                Ok(true) => {}
             }
             fill_scope(scope, view, row, &plan);
             let owner = run(&e.owner, scope).map(|v| display_value(&v)).unwrap_or_default();
@@ -571,6 +570,42 @@ fn evaluate_escalation(
             rows.sort_by(|a, b| b.0.total_cmp(&a.0));
             let managers = rows.iter().map(|(_, _, m)| m.clone()).collect();
             OwnerList { owner, rows: rows.into_iter().map(|(_, r, _)| r).collect(), managers }
+        })
+        .collect()
+}
+
+/// Whether `when` holds for each account (or why it failed). A condition that reads nothing
+/// but rule sets' grades is evaluated once per combination of grades rather than once per
+/// account: there are a handful of combinations and a million accounts.
+pub(crate) fn evaluate_condition(view: &RunView, when: &Expr) -> Vec<Result<bool, String>> {
+    let reads = reads_of([when]);
+    let plan = reads.plan(view);
+    let run = |scope: &mut Scope<'static>, row: usize| {
+        fill_scope(scope, view, row, &plan);
+        match view.engine.eval_ast_with_scope::<Dynamic>(scope, &when.ast) {
+            Ok(v) => Ok(v.as_bool().unwrap_or(false)),
+            Err(e) => Err(e.to_string()),
+        }
+    };
+    let grades_only = plan.columns.is_empty()
+        && reads.names.iter().all(|n| *n == AS_OF || plan.sets.iter().any(|(s, _, _)| s == n))
+        && plan.sets.iter().all(|(_, _, fields)| fields.is_some_and(|f| f.iter().all(|f| *f == "grade")));
+    if !grades_only {
+        return (0..view.entity.len()).into_par_iter().map_init(Scope::new, |scope, row| run(scope, row)).collect();
+    }
+    let mut known: HashMap<Vec<Option<&str>>, Result<bool, String>> = HashMap::new();
+    let mut key: Vec<Option<&str>> = Vec::with_capacity(plan.sets.len());
+    let mut scope = Scope::new();
+    (0..view.entity.len())
+        .map(|row| {
+            key.clear();
+            key.extend(plan.sets.iter().map(|&(_, set, _)| view.outcomes[set][row].grade.as_deref()));
+            if let Some(hit) = known.get(key.as_slice()) {
+                return hit.clone();
+            }
+            let hit = run(&mut scope, row);
+            known.insert(key.clone(), hit.clone());
+            hit
         })
         .collect()
 }

@@ -12,7 +12,7 @@ use rayon::prelude::*;
 use rhai::{Dynamic, Engine, Scope};
 
 use super::charts::{self, Layout, Series};
-use super::{RunView, compile_collecting, fill_scope, reads_of, safe_file_name, to_csv};
+use super::{RunView, compile_collecting, evaluate_condition, fill_scope, reads_of, safe_file_name, to_csv};
 use crate::delivery::{Attachment, Inline};
 use crate::diagnostic::{Diagnostic, Diagnostics, did_you_mean};
 use crate::job::Job;
@@ -377,41 +377,33 @@ pub fn build(view: &RunView, report: &Report, output: &str, out_dir: &Path) -> R
     // Top accounts at risk.
     let mut top = Vec::new();
     if let Some(t) = &report.top {
-        let when_reads = reads_of([&t.when]);
-        let reads = reads_of(std::iter::once(&t.when).chain(t.reasons.as_ref()));
-        let (when_plan, plan) = (when_reads.plan(view), reads.plan(view));
-        let mut listed: Vec<(usize, Vec<String>)> = (0..n)
-            .into_par_iter()
-            .map_init(Scope::new, |scope, r| {
-                fill_scope(scope, view, r, &when_plan);
-                let hit = view
-                    .engine
-                    .eval_ast_with_scope::<Dynamic>(scope, &t.when.ast)
-                    .ok()
-                    .and_then(|v| v.as_bool().ok())
-                    .unwrap_or(false);
-                if !hit {
-                    return None;
-                }
-                fill_scope(scope, view, r, &plan);
+        let hits = evaluate_condition(view, &t.when);
+        let mut listed: Vec<usize> = (0..n).filter(|&r| matches!(hits[r], Ok(true))).collect();
+        listed.sort_by(|&a, &b| arr[b].total_cmp(&arr[a]));
+        listed.truncate(t.limit);
+        // Reasons only for the accounts shown.
+        let reads = reads_of(t.reasons.as_ref());
+        let plan = reads.plan(view);
+        let mut scope = Scope::new();
+        let listed: Vec<(usize, Vec<String>)> = listed
+            .into_iter()
+            .map(|r| {
+                fill_scope(&mut scope, view, r, &plan);
                 let reasons = t
                     .reasons
                     .as_ref()
-                    .and_then(|e| view.engine.eval_ast_with_scope::<Dynamic>(scope, &e.ast).ok())
+                    .and_then(|e| view.engine.eval_ast_with_scope::<Dynamic>(&mut scope, &e.ast).ok())
                     .map(|v| match v.try_cast::<rhai::Array>() {
                         Some(list) => list.iter().map(display_value).filter(|s| !s.is_empty()).collect(),
                         None => Vec::new(),
                     })
                     .unwrap_or_default();
-                Some((r, reasons))
+                (r, reasons)
             })
-            .flatten()
             .collect();
-        listed.sort_by(|a, b| arr[b.0].total_cmp(&arr[a.0]));
         let risk = report.risk.as_deref().and_then(|s| sets.index(s));
         top = listed
             .into_iter()
-            .take(t.limit)
             .map(|(r, reasons)| {
                 let more = reasons.len().saturating_sub(TOP_REASONS);
                 let reasons = reasons[..reasons.len().min(TOP_REASONS)].to_vec();
