@@ -351,48 +351,27 @@ pub fn render(view: &RunView, outputs: &[Output], out_dir: &Path) -> Result<Rend
         let dir = out_dir.join(&e.name);
         std::fs::create_dir_all(&dir).map_err(|err| format!("cannot create `{}`: {err}", dir.display()))?;
         let labels: Vec<String> = e.columns.iter().map(|(l, _)| l.clone()).collect();
+        let spec = ListMail {
+            output: &e.name,
+            title: e.title.clone(),
+            subject: &e.subject,
+            cc: &e.cc,
+            columns: &labels,
+            dir: &dir,
+        };
         // One CSV and one mail per owner, rendered on every core.
         let per_owner: Vec<Result<OwnerMail, String>> = owners
             .par_iter()
             .map(|list| {
-                let csv = to_csv(&labels, &list.rows)?;
-                let file_name = format!("{}.csv", safe_file_name(&list.owner));
-                let path = dir.join(&file_name);
-                std::fs::write(&path, &csv).map_err(|err| format!("cannot write `{}`: {err}", path.display()))?;
-                let Ok(to) = list.owner.parse::<Mailbox>() else {
-                    return Ok((
-                        path,
-                        Err(format!(
-                            "escalation `{}`: owner `{}` is not an email address; their list was written to a file only",
-                            e.name, list.owner
-                        )),
-                    ));
-                };
-                let ctx = context! {
-                    job => view.job.name.clone(), as_of => view.as_of.to_string(), title => e.title.clone(), output => e.name.clone(),
-                    owner => list.owner.clone(), columns => labels.clone(), rows => list.rows.clone(), count => list.rows.len(),
-                };
-                let mail = Mail {
-                    output: e.name.clone(),
-                    to: vec![to],
-                    cc: e.cc.clone(),
-                    subject: render_one(view.templates, &e.subject, &ctx)?,
-                    text: render_one(view.templates, "escalation.txt", &ctx)?,
-                    html: render_one(view.templates, "escalation.html", &ctx)?,
-                    inline: Vec::new(),
-                    attachments: vec![Attachment { file_name, content_type: "text/csv".into(), body: csv }],
-                };
-                Ok((path, Ok(mail)))
+                list_mail(view, &spec, &list.owner, &list.rows, || {
+                    format!(
+                        "escalation `{}`: owner `{}` is not an email address; their list was written to a file only",
+                        e.name, list.owner
+                    )
+                })
             })
             .collect();
-        for result in per_owner {
-            let (path, mail) = result?;
-            rendered.files.push(path);
-            match mail {
-                Ok(mail) => rendered.mails.push(mail),
-                Err(warning) => rendered.warnings.push(warning),
-            }
-        }
+        collect_mails(per_owner, &mut rendered)?;
         if e.rollup.is_some() {
             rollup(view, e, &labels, owners, out_dir, &mut rendered)?;
         }
@@ -452,33 +431,84 @@ fn rollup(
     let dir = out_dir.join(&name);
     std::fs::create_dir_all(&dir).map_err(|err| format!("cannot create `{}`: {err}", dir.display()))?;
     let columns: Vec<String> = std::iter::once("Owner".to_string()).chain(labels.iter().cloned()).collect();
+    let spec = ListMail {
+        output: &name,
+        title: format!("{} (team roll-up)", e.title),
+        subject: "escalation.subject",
+        cc: &[],
+        columns: &columns,
+        dir: &dir,
+    };
+    let mut managers = Vec::new();
     for (manager, rows) in by_manager {
-        let Ok(to) = manager.parse::<Mailbox>() else {
+        if manager.parse::<Mailbox>().is_ok() {
+            managers.push((manager, rows));
+        } else {
             rendered
                 .warnings
                 .push(format!("escalation `{}`: manager `{manager}` is not an email address; no roll-up sent", e.name));
-            continue;
-        };
-        let csv = to_csv(&columns, &rows)?;
-        let file_name = format!("{}.csv", safe_file_name(manager));
-        let path = dir.join(&file_name);
-        std::fs::write(&path, &csv).map_err(|err| format!("cannot write `{}`: {err}", path.display()))?;
+        }
+    }
+    let per_manager: Vec<Result<OwnerMail, String>> = managers
+        .par_iter()
+        .map(|(manager, rows)| list_mail(view, &spec, manager, rows, || format!("`{manager}` is not an email address")))
+        .collect();
+    collect_mails(per_manager, rendered)
+}
+
+/// What the lists of one escalation (or its roll-up) share.
+struct ListMail<'a> {
+    output: &'a str,
+    title: String,
+    /// The subject's template.
+    subject: &'a str,
+    cc: &'a [Mailbox],
+    columns: &'a [String],
+    dir: &'a Path,
+}
+
+/// One owner's list: its CSV written to the output's folder, and the mail that carries it
+/// (or, for an owner who is not an email address, the warning `invalid` gives).
+fn list_mail(
+    view: &RunView,
+    spec: &ListMail,
+    owner: &str,
+    rows: &[Vec<String>],
+    invalid: impl Fn() -> String,
+) -> Result<OwnerMail, String> {
+    let csv = to_csv(spec.columns, rows)?;
+    let file_name = format!("{}.csv", safe_file_name(owner));
+    let path = spec.dir.join(&file_name);
+    std::fs::write(&path, &csv).map_err(|err| format!("cannot write `{}`: {err}", path.display()))?;
+    let Ok(to) = owner.parse::<Mailbox>() else {
+        return Ok((path, Err(invalid())));
+    };
+    let ctx = context! {
+        job => view.job.name.clone(), as_of => view.as_of.to_string(), title => spec.title.clone(), output => spec.output,
+        owner => owner, columns => spec.columns.to_vec(), rows => rows.to_vec(), count => rows.len(),
+    };
+    let mail = Mail {
+        output: spec.output.to_string(),
+        to: vec![to],
+        cc: spec.cc.to_vec(),
+        subject: render_one(view.templates, spec.subject, &ctx)?,
+        text: render_one(view.templates, "escalation.txt", &ctx)?,
+        html: render_one(view.templates, "escalation.html", &ctx)?,
+        inline: Vec::new(),
+        attachments: vec![Attachment { file_name, content_type: "text/csv".into(), body: csv }],
+    };
+    Ok((path, Ok(mail)))
+}
+
+/// The files and mails of rendered lists, in order; warnings for the lists without mail.
+fn collect_mails(lists: Vec<Result<OwnerMail, String>>, rendered: &mut Rendered) -> Result<(), String> {
+    for result in lists {
+        let (path, mail) = result?;
         rendered.files.push(path);
-        let title = format!("{} (team roll-up)", e.title);
-        let ctx = context! {
-            job => view.job.name.clone(), as_of => view.as_of.to_string(), title => title, output => name.clone(),
-            owner => manager, columns => columns.clone(), rows => rows.clone(), count => rows.len(),
-        };
-        rendered.mails.push(Mail {
-            output: name.clone(),
-            to: vec![to],
-            cc: Vec::new(),
-            subject: render_one(view.templates, "escalation.subject", &ctx)?,
-            text: render_one(view.templates, "escalation.txt", &ctx)?,
-            html: render_one(view.templates, "escalation.html", &ctx)?,
-            inline: Vec::new(),
-            attachments: vec![Attachment { file_name, content_type: "text/csv".into(), body: csv }],
-        });
+        match mail {
+            Ok(mail) => rendered.mails.push(mail),
+            Err(warning) => rendered.warnings.push(warning),
+        }
     }
     Ok(())
 }
