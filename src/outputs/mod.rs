@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 pub mod charts;
 pub mod report;
@@ -721,28 +722,42 @@ fn outcome_map(o: &Outcome, fields: Option<&HashSet<&str>>) -> Dynamic {
 }
 
 fn summary_context(view: &RunView, s: &Summary, lists: &[(&Escalation, Vec<OwnerList>)]) -> Value {
-    let arr_col = view.job.entity.arr.as_deref();
-    let total_arr: f64 = (0..view.entity.len())
-        .filter_map(|r| arr_col.and_then(|c| crate::rules::engine::number(&view.entity.value(c, r))))
-        .sum();
+    let arr_col = view.job.entity.arr.as_deref().and_then(|c| view.entity.column(c));
+    let arr: Vec<Option<f64>> = (0..view.entity.len())
+        .into_par_iter()
+        .map(|r| arr_col.and_then(|c| crate::rules::engine::number(&crate::rules::row::cell(c, r))))
+        .collect();
+    let total_arr: f64 = arr.iter().flatten().sum();
     // In the order the job lists its rule sets; dependencies it does not list come last.
     let listed = |name: &str| view.job.rule_sets.iter().position(|r| r.value == name).unwrap_or(usize::MAX);
     let mut ordered: Vec<(&RuleSet, &Vec<Outcome>)> = view.rule_sets.iter().zip(view.outcomes).collect();
     ordered.sort_by_key(|(set, _)| listed(&set.name));
     let sets: Vec<Value> = ordered
-        .into_iter()
+        .into_par_iter()
         .map(|(set, outcomes)| {
-            let mut grades: Vec<Value> = Vec::new();
             let grade_names = set.grade_names();
-            let names: Vec<Option<&str>> = grade_names.iter().map(|g| Some(&**g)).chain([None]).collect();
-            for g in names {
-                let rows: Vec<usize> = (0..outcomes.len()).filter(|&r| outcomes[r].grade.as_deref() == g).collect();
-                if rows.is_empty() && g.is_none() {
+            // Accounts and ARR per grade, the last slot for accounts without one (errors).
+            let mut accounts = vec![0usize; grade_names.len() + 1];
+            let mut sums = vec![0.0f64; grade_names.len() + 1];
+            for (o, arr) in outcomes.iter().zip(&arr) {
+                let slot = match &o.grade {
+                    None => Some(grade_names.len()),
+                    Some(g) => grade_names.iter().position(|n| Arc::ptr_eq(n, g) || n == g),
+                };
+                if let Some(slot) = slot {
+                    accounts[slot] += 1;
+                    if let Some(a) = arr {
+                        sums[slot] += a;
+                    }
+                }
+            }
+            let mut grades: Vec<Value> = Vec::new();
+            for (slot, name) in grade_names.iter().map(|g| Some(&**g)).chain([None]).enumerate() {
+                if accounts[slot] == 0 && name.is_none() {
                     continue;
                 }
-                let arr: f64 = rows.iter().filter_map(|&r| arr_col.and_then(|c| crate::rules::engine::number(&view.entity.value(c, r)))).sum();
-                grades.push(context! { grade => g.unwrap_or("error"), accounts => rows.len(), arr => arr,
-                    share => if view.entity.is_empty() { 0.0 } else { rows.len() as f64 * 100.0 / view.entity.len() as f64 } });
+                grades.push(context! { grade => name.unwrap_or("error"), accounts => accounts[slot], arr => sums[slot],
+                    share => if view.entity.is_empty() { 0.0 } else { accounts[slot] as f64 * 100.0 / view.entity.len() as f64 } });
             }
             context! { name => set.name.clone(), description => set.description.clone(), grades => grades }
         })
