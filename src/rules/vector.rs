@@ -29,7 +29,7 @@ use duckdb::arrow::datatypes::DataType;
 use rhai::{Dynamic, Expr as RhaiExpr, Stmt};
 
 use super::lookup::Lookups;
-use super::row::{ColumnType, Schema, display_value};
+use super::row::{ColumnType, Schema};
 use super::{Body, Expr, Outcome, Points, RuleSet, Scoring};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -70,9 +70,8 @@ pub struct Translator<'a> {
     pub depends_on: &'a [String],
     pub as_of: NaiveDate,
     pub lookups: &'a Lookups,
-    /// Dependencies and lookup tables the translated SQL reads.
-    pub deps_used: BTreeSet<String>,
-    pub lookups_used: BTreeSet<(String, String)>,
+    /// The fields of other rule sets' results the translated SQL reads.
+    pub deps_used: BTreeSet<(String, String)>,
     /// Integer arithmetic, selected on its own for every row: rhai evaluates every operand
     /// and stops on an overflow, while SQL may skip an operand (`coalesce`, `CASE`, folding),
     /// so each is computed where nothing can skip it and an overflow fails the query.
@@ -105,7 +104,6 @@ impl<'a> Translator<'a> {
             as_of,
             lookups,
             deps_used: BTreeSet::new(),
-            lookups_used: BTreeSet::new(),
             checks: Vec::new(),
             bindings: Vec::new(),
         }
@@ -326,14 +324,14 @@ impl<'a> Translator<'a> {
         if !self.depends_on.iter().any(|d| d == set) {
             return None;
         }
-        let col = format!("{}.{}", ident(&format!("d_{set}")), ident(field));
+        let col = format!("{}.{}", ident(&dep_table(set, field)), ident(field));
         let sql = match field {
             "grade" => Sql::new(col, Ty::Text, true),
             "score" => Sql::new(col, Ty::Float, true),
             "tags" | "fired" => Sql::new(col, Ty::TextList, false),
             _ => return None,
         };
-        self.deps_used.insert(set.to_string());
+        self.deps_used.insert((set.to_string(), field.to_string()));
         Some(sql)
     }
 
@@ -539,9 +537,29 @@ impl<'a> Translator<'a> {
         if key.ty != Ty::Text && key.ty != Ty::Null {
             return None;
         }
-        self.lookups_used.insert((table.to_string(), column.to_string()));
-        let name = ident(&lookup_table(table, column));
-        Some(Sql::new(format!("(SELECT v FROM {name} WHERE k = {})", key.text), ty, true))
+        // The table as a MAP literal: lookup tables are small, and a map is read in place
+        // where a subquery would be a join, once for every use of the value.
+        let sql_type = match ty {
+            Ty::Int => "BIGINT",
+            Ty::Float => "DOUBLE",
+            Ty::Bool => "BOOLEAN",
+            _ => "VARCHAR",
+        };
+        let mut entries: Vec<(&String, String)> = t
+            .rows()
+            .map(|(k, row)| {
+                let v = &row[index];
+                let value = if v.is_unit() { format!("CAST(NULL AS {sql_type})") } else { self.constant(v)?.text };
+                Some((k, value))
+            })
+            .collect::<Option<_>>()?;
+        if entries.is_empty() {
+            return Some(Sql::new(format!("CAST(NULL AS {sql_type})"), ty, true));
+        }
+        entries.sort();
+        let entries: Vec<String> =
+            entries.into_iter().map(|(k, v)| format!("{}: CAST({v} AS {sql_type})", text_literal(k).text)).collect();
+        Some(Sql::new(format!("(MAP {{{}}}[{}])", entries.join(", "), key.text), ty, true))
     }
 }
 
@@ -603,10 +621,6 @@ fn date_literal(d: NaiveDate) -> Sql {
 
 fn ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
-}
-
-fn lookup_table(table: &str, column: &str) -> String {
-    format!("kw_lookup_{table}_{column}")
 }
 
 /// The columns of one rule set's translated expressions, by expression.
@@ -837,16 +851,16 @@ fn run(
 ) -> Result<Columns, String> {
     let err = |e: duckdb::Error| e.to_string();
     let mut joins = String::new();
-    for dep in &t.deps_used {
-        if !uploaded.contains(dep) {
+    for (dep, field) in &t.deps_used {
+        let table = dep_table(dep, field);
+        if !uploaded.contains(&table) {
             let outcomes = done.iter().find(|(n, _)| n == dep).map(|(_, o)| *o).ok_or("dependency not evaluated")?;
-            upload_outcomes(conn, dep, outcomes).map_err(err)?;
-            uploaded.insert(dep.clone());
+            let started = std::time::Instant::now();
+            upload_field(conn, &table, field, outcomes).map_err(err)?;
+            tracing::debug!(rule_set = %dep, field = %field, seconds = started.elapsed().as_secs_f64(), "Results uploaded for the sets that read them.");
+            uploaded.insert(table.clone());
         }
-        joins.push_str(&format!(" POSITIONAL JOIN {}", ident(&format!("d_{dep}"))));
-    }
-    for (table, column) in &t.lookups_used {
-        upload_lookup(conn, t.lookups, table, column).map_err(err)?;
+        joins.push_str(&format!(" POSITIONAL JOIN {}", ident(&table)));
     }
     let mut select: Vec<String> = selected.iter().map(|(_, sql)| sql.clone()).collect();
     if let Some(s) = script {
@@ -917,10 +931,16 @@ fn append(column: &mut Option<Column>, a: &dyn Array) -> Result<(), String> {
             let Column::List(v) = column.get_or_insert_with(|| Column::List(Vec::new())) else {
                 return Err("mixed".into());
             };
+            // Read through the offsets: slicing each row's list allocates.
+            let items = a.values().as_string_opt::<i32>().ok_or("a list of text expected")?;
+            let offsets = a.value_offsets();
+            v.reserve(a.len());
             for i in 0..a.len() {
-                let items = a.value(i);
-                let items = items.as_string_opt::<i32>().ok_or("a list of text expected")?;
-                v.push(items.iter().map(|s| s.unwrap_or_default().to_string()).collect());
+                let (from, to) = (offsets[i] as usize, offsets[i + 1] as usize);
+                let list = if a.is_valid(i) { from..to } else { 0..0 };
+                v.push(
+                    list.map(|j| if items.is_valid(j) { items.value(j).to_string() } else { String::new() }).collect(),
+                );
             }
         }
         DataType::Null => {
@@ -937,84 +957,62 @@ fn append(column: &mut Option<Column>, a: &dyn Array) -> Result<(), String> {
 
 /// Drops the tables of rule-set results uploaded during a run's rules stage.
 pub fn drop_uploaded(conn: &Connection, uploaded: &BTreeSet<String>) {
-    for dep in uploaded {
-        let _ = conn.execute_batch(&format!("DROP TABLE IF EXISTS {}", ident(&format!("d_{dep}"))));
+    for table in uploaded {
+        let _ = conn.execute_batch(&format!("DROP TABLE IF EXISTS {}", ident(table)));
     }
 }
 
-/// A rule set's results as a table keyed by row, for the sets that read them.
-fn upload_outcomes(conn: &Connection, name: &str, outcomes: &[Outcome]) -> duckdb::Result<()> {
-    let table = ident(&format!("d_{name}"));
-    conn.execute_batch(
-        "CREATE OR REPLACE TEMP TABLE kw_dep (grade VARCHAR, score DOUBLE, tags VARCHAR, fired VARCHAR)",
-    )?;
-    {
-        use duckdb::arrow::array::{ArrayRef, Float64Builder, StringBuilder};
-        let join = |v: &[std::sync::Arc<str>]| v.iter().map(|s| &**s).collect::<Vec<_>>().join("\u{1f}");
-        let (mut grade, mut score, mut tags, mut fired) =
-            (StringBuilder::new(), Float64Builder::new(), StringBuilder::new(), StringBuilder::new());
-        for o in outcomes {
-            grade.append_option(o.grade.as_deref());
-            score.append_option(o.score);
-            tags.append_value(join(&o.tags));
-            fired.append_value(join(&o.fired));
+/// The table holding one field of a rule set's results, row by row.
+fn dep_table(set: &str, field: &str) -> String {
+    format!("d_{set}__{field}")
+}
+
+/// One field of a rule set's results (`grade`, `score`, `tags` or `fired`) as a one-column
+/// table in row order, for the sets that read it: only what they read is uploaded.
+fn upload_field(conn: &Connection, table: &str, field: &str, outcomes: &[Outcome]) -> duckdb::Result<()> {
+    use duckdb::arrow::array::{ArrayRef, Float64Builder, StringBuilder};
+    use std::sync::Arc;
+    let (column, ty, sql_type): (ArrayRef, DataType, &str) = match field {
+        "grade" => {
+            let mut b = StringBuilder::with_capacity(outcomes.len(), outcomes.len() * 8);
+            outcomes.iter().for_each(|o| b.append_option(o.grade.as_deref()));
+            (Arc::new(b.finish()), DataType::Utf8, "VARCHAR")
         }
-        let columns: Vec<ArrayRef> = vec![
-            std::sync::Arc::new(grade.finish()),
-            std::sync::Arc::new(score.finish()),
-            std::sync::Arc::new(tags.finish()),
-            std::sync::Arc::new(fired.finish()),
-        ];
-        let schema = duckdb::arrow::datatypes::Schema::new(vec![
-            duckdb::arrow::datatypes::Field::new("grade", DataType::Utf8, true),
-            duckdb::arrow::datatypes::Field::new("score", DataType::Float64, true),
-            duckdb::arrow::datatypes::Field::new("tags", DataType::Utf8, false),
-            duckdb::arrow::datatypes::Field::new("fired", DataType::Utf8, false),
-        ]);
-        let batch = duckdb::arrow::record_batch::RecordBatch::try_new(std::sync::Arc::new(schema), columns)
-            .map_err(|e| duckdb::Error::ToSqlConversionFailure(Box::new(e)))?;
-        let mut appender = conn.appender("kw_dep")?;
+        "score" => {
+            let mut b = Float64Builder::with_capacity(outcomes.len());
+            outcomes.iter().for_each(|o| b.append_option(o.score));
+            (Arc::new(b.finish()), DataType::Float64, "DOUBLE")
+        }
+        _ => {
+            // Lists travel as text joined by a separator no tag or rule id holds.
+            let mut b = StringBuilder::new();
+            for o in outcomes {
+                let list = if field == "tags" { &o.tags } else { &o.fired };
+                b.append_value(list.iter().map(|s| &**s).collect::<Vec<_>>().join("\u{1f}"));
+            }
+            (Arc::new(b.finish()), DataType::Utf8, "VARCHAR")
+        }
+    };
+    let name = ident(table);
+    let staged = matches!(field, "grade" | "score");
+    let target = if staged { name.clone() } else { "kw_dep".to_string() };
+    conn.execute_batch(&format!("CREATE OR REPLACE TEMP TABLE {target} (v {sql_type})"))?;
+    let schema = duckdb::arrow::datatypes::Schema::new(vec![duckdb::arrow::datatypes::Field::new("v", ty, true)]);
+    let batch = duckdb::arrow::record_batch::RecordBatch::try_new(Arc::new(schema), vec![column])
+        .map_err(|e| duckdb::Error::ToSqlConversionFailure(Box::new(e)))?;
+    {
+        let mut appender = conn.appender(if staged { table } else { "kw_dep" })?;
         appender.append_record_batch(batch)?;
         appender.flush()?;
     }
-    let split = |c: &str| format!("CASE WHEN {c} = '' THEN []::VARCHAR[] ELSE string_split({c}, chr(31)) END");
+    if staged {
+        return conn.execute_batch(&format!("ALTER TABLE {name} RENAME COLUMN v TO {}", ident(field)));
+    }
     conn.execute_batch(&format!(
-        "CREATE OR REPLACE TEMP TABLE {table} AS SELECT rowid AS kw_row, grade, score, {} AS tags, {} AS fired FROM kw_dep; \
+        "CREATE OR REPLACE TEMP TABLE {name} AS SELECT CASE WHEN v = '' THEN []::VARCHAR[] ELSE string_split(v, chr(31)) END AS {} FROM kw_dep; \
          DROP TABLE kw_dep;",
-        split("tags"),
-        split("fired")
+        ident(field)
     ))
-}
-
-fn upload_lookup(conn: &Connection, lookups: &Lookups, table: &str, column: &str) -> duckdb::Result<()> {
-    let name = ident(&lookup_table(table, column));
-    let Some(t) = lookups.table(table) else { return Ok(()) };
-    let Some(index) = t.columns.iter().skip(1).position(|c| c == column) else { return Ok(()) };
-    let values: Vec<(&String, &Dynamic)> = t.rows().map(|(k, v)| (k, &v[index])).collect();
-    let ty = values.iter().map(|(_, v)| *v).find(|v| !v.is_unit()).map_or("VARCHAR", |v| {
-        if v.is_int() {
-            "BIGINT"
-        } else if v.is_float() {
-            "DOUBLE"
-        } else if v.is_bool() {
-            "BOOLEAN"
-        } else {
-            "VARCHAR"
-        }
-    });
-    let rows: Vec<String> = values
-        .iter()
-        .map(|(k, v)| {
-            let value = if v.is_unit() { "NULL".to_string() } else { text_literal(&display_value(v)).text };
-            format!("({}, CAST({value} AS {ty}))", text_literal(k).text)
-        })
-        .collect();
-    let source = if rows.is_empty() {
-        format!("SELECT CAST(NULL AS VARCHAR) AS k, CAST(NULL AS {ty}) AS v WHERE false")
-    } else {
-        format!("SELECT * FROM (VALUES {}) t(k, v)", rows.join(", "))
-    };
-    conn.execute_batch(&format!("CREATE OR REPLACE TEMP TABLE {name} AS {source}"))
 }
 
 /// The warehouse connection and what translation needs, for the rules stage.
@@ -1140,7 +1138,7 @@ mod tests {
             (
                 "\"cash\" in risk.tags",
                 Want::Condition,
-                Some("coalesce(coalesce(list_contains(\"d_risk\".\"tags\", 'cash'), false), false)"),
+                Some("coalesce(coalesce(list_contains(\"d_risk__tags\".\"tags\", 'cash'), false), false)"),
             ),
             ("b", Want::Condition, Some("coalesce(e.\"b\", false)")),
             (
