@@ -202,14 +202,24 @@ impl Evaluator<'_> {
             };
             let in_warehouse = started.elapsed();
             let fields = dep_fields(set);
+            // Only the sets this one reads, in a buffer each thread reuses.
+            let read: Vec<(&str, &Vec<Outcome>)> = sets
+                .iter()
+                .zip(&results)
+                .filter(|(s, _)| set.depends_on.contains(&s.name))
+                .map(|(s, r)| (s.name.as_str(), r))
+                .collect();
             let outcomes: Vec<Outcome> = (0..entity.len())
                 .into_par_iter()
-                .map_init(Scope::new, |scope, row| {
-                    let done: Vec<(&str, &Outcome)> =
-                        sets.iter().zip(&results).map(|(s, r)| (s.name.as_str(), &r[row])).collect();
-                    let fast = Some(Fast { columns: &columns, row, fields: &fields });
-                    self.evaluate_with(set, &EntityRow { entity, row }, &done, previous, scope, None, fast)
-                })
+                .map_init(
+                    || (Scope::new(), Vec::with_capacity(read.len())),
+                    |(scope, done), row| {
+                        done.clear();
+                        done.extend(read.iter().map(|(name, r)| (*name, &r[row])));
+                        let fast = Some(Fast { columns: &columns, row, fields: &fields });
+                        self.evaluate_with(set, &EntityRow { entity, row }, done, previous, scope, None, fast)
+                    },
+                )
                 .collect();
             results.push(outcomes);
             timings.push(started.elapsed());
@@ -305,12 +315,14 @@ impl Evaluator<'_> {
         let mut outcome = Outcome::default();
         let mut total = ctx.set.score.base;
         for rule in rules {
-            let (status, points, reason) =
+            let (status, points, mut reason) =
                 if rule.enabled { self.run_rule(ctx, rule, scope) } else { (RuleStatus::Disabled, 0.0, None) };
             match &status {
                 RuleStatus::Fired => {
                     total += points;
-                    fire(&mut outcome, &rule.id, reason.clone(), &rule.tags);
+                    // The reason is kept twice only for `explain`.
+                    let fired = if trace.is_some() { reason.clone() } else { reason.take() };
+                    fire(&mut outcome, &rule.id, fired, &rule.tags);
                 }
                 RuleStatus::Error(message) => {
                     outcome.errors.push(RuleError { rule: rule.id.clone(), message: message.clone() })
@@ -397,7 +409,7 @@ impl Evaluator<'_> {
         let mut outcome = Outcome::default();
         let (mut weighted, mut weights) = (0.0, 0.0);
         for m in measures {
-            let (status, score, reason, detail) = match self.measure(ctx, m, scope) {
+            let (status, score, reason) = match self.measure(ctx, m, scope) {
                 Ok(Some(score)) => {
                     weighted += score * m.weight;
                     weights += m.weight;
@@ -407,31 +419,34 @@ impl Evaluator<'_> {
                         None
                     };
                     match reason {
-                        Some(Err(message)) => (RuleStatus::Error(message), score, None, None),
+                        Some(Err(message)) => (RuleStatus::Error(message), score, None),
                         Some(Ok(text)) => {
-                            fire(&mut outcome, &m.id, Some(text.clone()), &[]);
-                            (RuleStatus::Scored, score, Some(text), Some(format!("weight {}", m.weight)))
+                            // The reason is kept twice only for `explain`.
+                            let shown = trace.is_some().then(|| text.clone());
+                            fire(&mut outcome, &m.id, Some(text), &[]);
+                            (RuleStatus::Scored, score, shown)
                         }
                         None => {
                             if score < m.reason_below {
                                 fire(&mut outcome, &m.id, None, &[]);
                             }
-                            (RuleStatus::Scored, score, None, Some(format!("weight {}", m.weight)))
+                            (RuleStatus::Scored, score, None)
                         }
                     }
                 }
-                Ok(None) => (
-                    RuleStatus::NotApplicable,
-                    0.0,
-                    None,
-                    Some("N/A: its weight is spread over the other measures".into()),
-                ),
-                Err(message) => (RuleStatus::Error(message), 0.0, None, None),
+                Ok(None) => (RuleStatus::NotApplicable, 0.0, None),
+                Err(message) => (RuleStatus::Error(message), 0.0, None),
             };
             if let RuleStatus::Error(message) = &status {
                 outcome.errors.push(RuleError { rule: m.id.clone(), message: message.clone() });
             }
             if let Some(t) = trace.as_deref_mut() {
+                // Built for `explain` only: formatting it for every account was measurable.
+                let detail = match status {
+                    RuleStatus::Scored => Some(format!("weight {}", m.weight)),
+                    RuleStatus::NotApplicable => Some("N/A: its weight is spread over the other measures".into()),
+                    _ => None,
+                };
                 t.push(RuleTrace {
                     rule: m.id.clone(),
                     status,

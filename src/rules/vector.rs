@@ -626,7 +626,9 @@ fn ident(name: &str) -> String {
 /// The columns of one rule set's translated expressions, by expression.
 #[derive(Debug, Default)]
 pub struct Columns {
-    by_expr: HashMap<usize, Column>,
+    /// By the expression's address; a set has a handful, so a list is searched faster than
+    /// a hash map is hashed (this is read for every expression of every account).
+    by_expr: Vec<(usize, Column)>,
     /// A translated script's results.
     script: Option<ScriptColumns>,
 }
@@ -663,15 +665,20 @@ fn key(e: &Expr) -> usize {
 }
 
 impl Columns {
+    fn get(&self, e: &Expr) -> Option<&Column> {
+        let k = key(e);
+        self.by_expr.iter().find(|(x, _)| *x == k).map(|(_, c)| c)
+    }
+
     pub fn condition(&self, e: &Expr, row: usize) -> Option<bool> {
-        match self.by_expr.get(&key(e))? {
+        match self.get(e)? {
             Column::Bool(v) => v.get(row).copied(),
             _ => None,
         }
     }
 
     pub fn value(&self, e: &Expr, row: usize) -> Option<Dynamic> {
-        match self.by_expr.get(&key(e))? {
+        match self.get(e)? {
             Column::Number(v) => Some(v.get(row)?.map_or(Dynamic::UNIT, Dynamic::from_float)),
             Column::Text(v) => Some(v.get(row)?.as_ref().map_or(Dynamic::UNIT, |s| Dynamic::from(s.clone()))),
             Column::Bool(v) => Some(Dynamic::from_bool(*v.get(row)?)),
@@ -702,7 +709,7 @@ impl Columns {
     }
 
     pub fn has(&self, e: &Expr) -> bool {
-        self.by_expr.contains_key(&key(e))
+        self.get(e).is_some()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -884,9 +891,9 @@ fn run(
             len => Err(format!("{len} rows instead of {rows}")),
         }
     });
-    let mut by_expr = HashMap::new();
+    let mut by_expr = Vec::with_capacity(selected.len());
     for (e, _) in selected {
-        by_expr.insert(key(e), columns.next().ok_or("missing column")??);
+        by_expr.push((key(e), columns.next().ok_or("missing column")??));
     }
     let script = match script {
         Some(s) => Some(ScriptColumns {
