@@ -6,8 +6,9 @@
 //! `fired`; `+ - * /` and unary minus; comparisons; `&& || !`; `in` lists and `??`; the
 //! helpers `is_missing`, `present`, `coalesce`, `days_since`, `days_until`,
 //! `days_between`, `same_quarter`, `quarter`, `add_days`, `clamp`, `round`, `abs`, `min`,
-//! `max`, `pct`, `lower`, `upper`, `in_list`, `date`, `today` and `lookup` (a table column
-//! with a text key).
+//! `max`, `pct`, `lower`, `upper`, `in_list`, `date`, `today`, `money` and `lookup` (a table
+//! column with a text key, read from a MAP literal of the table). Scripts made of `let`
+//! bindings and a final result map translate too (see [`Translator::script`]).
 //!
 //! How the rhai semantics carry over:
 //! - a comparison with a missing value is false: every comparison is `coalesce(.., false)`;
