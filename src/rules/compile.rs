@@ -243,6 +243,7 @@ impl SetCompiler<'_> {
             body,
             inputs: Vec::new(),
             reason_vars: HashMap::new(),
+            reason_parts: HashMap::new(),
             reads_prev: false,
         };
         let mut inputs: Vec<String> = Vec::new();
@@ -255,8 +256,12 @@ impl SetCompiler<'_> {
         }
         let mut reads_prev = set.expressions().iter().any(|e| e.reads.iter().any(|r| r == PREV));
         let mut reason_vars = HashMap::new();
+        let mut reason_parts = HashMap::new();
         for name in set.reason_templates() {
             if let Ok(t) = self.templates.get_template(name) {
+                if let Some(parts) = super::reason::parse(t.source()) {
+                    reason_parts.insert(name.to_string(), parts);
+                }
                 let mut vars: Vec<String> = t.undeclared_variables(false).into_iter().collect();
                 vars.sort();
                 for v in &vars {
@@ -270,6 +275,7 @@ impl SetCompiler<'_> {
         }
         set.inputs = inputs;
         set.reason_vars = reason_vars;
+        set.reason_parts = reason_parts;
         set.reads_prev = reads_prev;
         (self.diags.errors() == errors_before).then_some(set)
     }

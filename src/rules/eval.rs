@@ -594,6 +594,11 @@ impl Evaluator<'_> {
     fn reason(&self, ctx: &Ctx, name: &str, scope: &mut Scope<'static>, points: f64) -> Result<String, String> {
         let vars = vars_of(ctx.set, name);
         self.ensure(ctx, scope, vars);
+        if let Some(parts) = ctx.set.reason_parts.get(name)
+            && let Some(text) = super::reason::render(parts, scope, points)
+        {
+            return Ok(text);
+        }
         self.render_reason(name, vars, scope, points)
     }
 

@@ -6,6 +6,7 @@ pub mod engine;
 pub mod eval;
 pub mod lookup;
 pub mod raw;
+pub mod reason;
 pub mod row;
 pub mod testing;
 pub mod vector;
@@ -34,6 +35,8 @@ pub struct RuleSet {
     pub inputs: Vec<String>,
     /// The names each reason template reads, by template name: only those are passed to it.
     pub reason_vars: std::collections::HashMap<String, Vec<String>>,
+    /// The reason templates that are plain text and values, written without minijinja.
+    pub reason_parts: std::collections::HashMap<String, Vec<reason::Part>>,
     /// Whether any expression or reason reads `prev`, so it is only built when needed.
     pub reads_prev: bool,
 }
