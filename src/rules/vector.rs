@@ -1033,32 +1033,25 @@ pub struct Vectorise<'a> {
 /// Compiles `source` as a rule expression over `schema` and the rule sets `names`, as a rule
 /// file would be (for tests).
 pub fn compile_for_test(engine: &rhai::Engine, schema: &Schema, names: &[&str], source: &str) -> Option<Expr> {
-    let file = crate::diagnostic::SourceFile::new(
-        "test.yaml".to_string(),
-        std::path::Path::new("test.yaml"),
-        source.to_string(),
-    );
-    let src = serde_saphyr::Spanned {
-        value: source.to_string(),
-        referenced: serde_saphyr::Location::UNKNOWN,
-        defined: serde_saphyr::Location::UNKNOWN,
-    };
+    let (file, src) = test_source("test.yaml", source);
     super::compile::compile_expr(engine, &file, &src, schema, names, "a test expression").ok().map(|(e, _)| e)
 }
 
 /// Compiles `source` as a rule set's script (for tests).
 pub fn script_for_test(engine: &rhai::Engine, schema: &Schema, names: &[&str], source: &str) -> Option<Expr> {
-    let file = crate::diagnostic::SourceFile::new(
-        "test.rhai".to_string(),
-        std::path::Path::new("test.rhai"),
-        source.to_string(),
-    );
+    let (file, src) = test_source("test.rhai", source);
+    super::compile::compile_script(engine, &file, &src, schema, names, "a test script").ok()
+}
+
+/// `source` as if read from a file named `name`, without a location in it.
+fn test_source(name: &str, source: &str) -> (crate::diagnostic::SourceFile, serde_saphyr::Spanned<String>) {
+    let file = crate::diagnostic::SourceFile::new(name.to_string(), std::path::Path::new(name), source.to_string());
     let src = serde_saphyr::Spanned {
         value: source.to_string(),
         referenced: serde_saphyr::Location::UNKNOWN,
         defined: serde_saphyr::Location::UNKNOWN,
     };
-    super::compile::compile_script(engine, &file, &src, schema, names, "a test script").ok()
+    (file, src)
 }
 
 #[cfg(test)]
