@@ -205,6 +205,141 @@ impl Transport {
     }
 }
 
+/// One run's mail on its way out, a batch at a time as outputs render it.
+///
+/// Messages are built on every core. Mail for the outbox folder is written at once and
+/// recorded as sent: writing the same file twice is harmless, so only what failed needs
+/// keeping for a retry. Over SMTP, mail is queued in the store's outbox and sent by
+/// [`Delivery::finish`], so a relay that is down loses nothing.
+pub struct Delivery<'a> {
+    store: &'a crate::store::Store,
+    transport: Transport,
+    from: Mailbox,
+    job: &'a str,
+    as_of: chrono::NaiveDate,
+    run_id: Option<i64>,
+    /// Mail of this job and day already sent by an earlier run (outbox folder only).
+    sent_before: std::collections::HashSet<(String, String)>,
+    pub sent: Vec<String>,
+    pub failed: Vec<String>,
+    /// Mail of this job and day sent by an earlier run, not sent again.
+    pub already_sent: usize,
+    /// Time spent building, writing and recording mail.
+    pub busy: Duration,
+}
+
+impl<'a> Delivery<'a> {
+    /// Over the outbox folder, earlier failures of `job` go first.
+    pub fn start(
+        store: &'a crate::store::Store,
+        transport: Transport,
+        from: Mailbox,
+        job: &'a str,
+        as_of: chrono::NaiveDate,
+        run_id: Option<i64>,
+    ) -> Result<Self, String> {
+        let started = std::time::Instant::now();
+        let mut delivery = Delivery {
+            store,
+            transport,
+            from,
+            job,
+            as_of,
+            run_id,
+            sent_before: Default::default(),
+            sent: Vec::new(),
+            failed: Vec::new(),
+            already_sent: 0,
+            busy: Duration::ZERO,
+        };
+        if delivery.direct() {
+            let (sent, failed) = flush_outbox(store, &delivery.transport, Some(job)).map_err(|e| e.to_string())?;
+            delivery.sent = sent;
+            delivery.failed = failed;
+            delivery.sent_before = store.sent_for(job, as_of).map_err(|e| e.to_string())?;
+        }
+        delivery.busy = started.elapsed();
+        Ok(delivery)
+    }
+
+    fn direct(&self) -> bool {
+        matches!(self.transport, Transport::Outbox(_))
+    }
+
+    /// Builds `mails` and writes them to the outbox folder, or queues them for SMTP.
+    pub fn send(&mut self, mails: Vec<Mail>) -> Result<(), String> {
+        use rayon::prelude::*;
+        let started = std::time::Instant::now();
+        let from = &self.from;
+        let queue = mails
+            .par_iter()
+            .map(|mail| {
+                let message = mail.to_message(from).map_err(|e| e.to_string())?;
+                Ok(crate::store::QueuedMail {
+                    output: mail.output.clone(),
+                    recipient: mail.to.first().map(|m| m.email.to_string()).unwrap_or_default(),
+                    subject: mail.subject.clone(),
+                    to: message.envelope().to().iter().map(|a| a.to_string()).collect(),
+                    message: message.formatted(),
+                })
+            })
+            .collect::<Result<Vec<_>, String>>()?;
+        drop(mails);
+        let sender = self.from.email.to_string();
+        if !self.direct() {
+            self.already_sent +=
+                self.store.enqueue(self.job, self.as_of, self.run_id, &sender, &queue).map_err(|e| e.to_string())?;
+            self.busy += started.elapsed();
+            return Ok(());
+        }
+        let (repeat, fresh): (Vec<_>, Vec<_>) =
+            queue.into_iter().partition(|m| self.sent_before.contains(&(m.output.clone(), m.recipient.clone())));
+        self.already_sent += repeat.len();
+        let day = Path::new(self.job).join(self.as_of.to_string());
+        let transport = &self.transport;
+        let delivered: Vec<(crate::store::QueuedMail, Result<String, String>)> = fresh
+            .into_par_iter()
+            .map(|m| {
+                let result = transport
+                    .send_raw(&sender, &m.to, &m.message, &day, &file_stem(&m.output, &m.recipient))
+                    .map_err(|e| e.to_string());
+                (m, result)
+            })
+            .collect();
+        self.store
+            .record_delivered(self.job, self.as_of, self.run_id, &sender, &delivered)
+            .map_err(|e| e.to_string())?;
+        for (m, r) in delivered {
+            match r {
+                Ok(path) => self.sent.push(path),
+                Err(e) => self.failed.push(format!("{} to {} ({}): {e}", m.output, m.recipient, self.as_of)),
+            }
+        }
+        self.busy += started.elapsed();
+        Ok(())
+    }
+
+    /// Sends what was queued for SMTP.
+    pub fn finish(&mut self) -> Result<(), String> {
+        let started = std::time::Instant::now();
+        if self.already_sent > 0 {
+            tracing::info!(job = %self.job, mails = self.already_sent, "Mail already sent for this day was not sent again.");
+        }
+        if !self.direct() {
+            let (s, f) = flush_outbox(self.store, &self.transport, Some(self.job)).map_err(|e| e.to_string())?;
+            self.sent.extend(s);
+            self.failed.extend(f);
+        }
+        self.busy += started.elapsed();
+        Ok(())
+    }
+}
+
+/// The name of a mail's file in the outbox folder, without `.eml`.
+fn file_stem(output: &str, recipient: &str) -> String {
+    format!("{output}--{}", recipient.replace(['/', '\\'], "_"))
+}
+
 /// Attempts per mail within one delivery, for transient SMTP errors.
 const SMTP_ATTEMPTS: u32 = 3;
 
@@ -229,7 +364,7 @@ pub fn flush_outbox(
         let mut last_recorded = std::time::Instant::now();
         for mail in &page {
             let dir = Path::new(&mail.job).join(mail.as_of.to_string());
-            let name = format!("{}--{}", mail.output, mail.recipient.replace(['/', '\\'], "_"));
+            let name = file_stem(&mail.output, &mail.recipient);
             let result = transport
                 .send_raw(&mail.sender, &mail.envelope_to, &mail.message, &dir, &name)
                 .map_err(|e| e.to_string());

@@ -11,6 +11,7 @@ use crate::project::Project;
 use crate::rules::RuleSetSources;
 use crate::rules::eval::{Evaluator, Outcome, Previous};
 use crate::rules::row::{Entity, display_value};
+use crate::rules::{OutcomeRef, SetOutcomes};
 use crate::runner::ENTITY_SNAPSHOT;
 use crate::store::Store;
 use crate::warehouse::Warehouse;
@@ -112,12 +113,10 @@ pub fn diff(project: &Project, options: &DiffOptions) -> Result<Diff, DiffError>
             names.push(&s.name);
         }
     }
-    let find = |plan: &Plan, out: &[Vec<Outcome>], name: &str| {
-        plan.rule_sets
-            .iter()
-            .position(|s| s.name == name)
-            .map(|i| (plan.rule_sets[i].grades.iter().map(|g| g.name.to_string()).collect::<Vec<_>>(), out[i].clone()))
-    };
+    fn find<'o>(plan: &Plan, out: &'o [SetOutcomes], name: &str) -> Side<'o> {
+        let i = plan.rule_sets.iter().position(|s| s.name == name)?;
+        Some((plan.rule_sets[i].grades.iter().map(|g| g.name.to_string()).collect(), &out[i]))
+    }
     let rule_sets = names
         .into_iter()
         .map(|name| set_diff(name, find(&base, &base_out, name), find(&work, &work_out, name), &entity, &work))
@@ -132,9 +131,9 @@ pub fn diff(project: &Project, options: &DiffOptions) -> Result<Diff, DiffError>
     })
 }
 
-type Side = Option<(Vec<String>, Vec<Outcome>)>;
+type Side<'a> = Option<(Vec<String>, &'a SetOutcomes)>;
 
-fn set_diff(name: &str, base: Side, work: Side, entity: &Entity, plan: &Plan) -> SetDiff {
+fn set_diff<'a>(name: &str, base: Side<'a>, work: Side<'a>, entity: &Entity, plan: &Plan) -> SetDiff {
     let status = match (&base, &work) {
         (None, _) => "added",
         (_, None) => "removed",
@@ -149,20 +148,21 @@ fn set_diff(name: &str, base: Side, work: Side, entity: &Entity, plan: &Plan) ->
         }
     }
     grades.push("none".into());
-    let empty = vec![Outcome::default(); entity.len()];
-    let before = base.as_ref().map_or(&empty, |b| &b.1);
-    let after = work.as_ref().map_or(&empty, |w| &w.1);
+    let nothing = Outcome::default();
+    let (before, after) = (base.as_ref().map(|b| b.1), work.as_ref().map(|w| w.1));
     let index = |g: Option<&str>| grades.iter().position(|x| Some(x.as_str()) == g).unwrap_or(grades.len() - 1);
     let mut matrix = vec![vec![0usize; grades.len()]; grades.len()];
     let (mut moved, mut moved_arr, mut score_changed) = (0, 0.0, 0);
     let mut accounts = Vec::new();
     for row in 0..entity.len() {
-        let (b, a) = (&before[row], &after[row]);
-        matrix[index(b.grade.as_deref())][index(a.grade.as_deref())] += 1;
-        let grade_moved = b.grade != a.grade;
+        let side = |s: Option<&'a SetOutcomes>| s.map_or(OutcomeRef::from(&nothing), |o| o.get(row));
+        let (b, a) = (side(before), side(after));
+        matrix[index(b.grade())][index(a.grade())] += 1;
+        let grade_moved = b.grade() != a.grade();
+        let (b_score, a_score) = (b.score(), a.score());
         let score_moved =
-            b.score.zip(a.score).is_some_and(|(x, y)| (x - y).abs() > 1e-9) || b.score.is_some() != a.score.is_some();
-        if !grade_moved && !score_moved && b.fired == a.fired {
+            b_score.zip(a_score).is_some_and(|(x, y)| (x - y).abs() > 1e-9) || b_score.is_some() != a_score.is_some();
+        if !grade_moved && !score_moved && b.fired() == a.fired() {
             continue;
         }
         let arr = plan.job.entity.arr.as_deref().and_then(|c| crate::rules::engine::number(&entity.value(c, row)));
@@ -173,20 +173,21 @@ fn set_diff(name: &str, base: Side, work: Side, entity: &Entity, plan: &Plan) ->
         if score_moved {
             score_changed += 1;
         }
-        let mut rules: Vec<String> = a.fired.iter().filter(|f| !b.fired.contains(f)).map(|f| format!("+{f}")).collect();
-        rules.extend(b.fired.iter().filter(|f| !a.fired.contains(f)).map(|f| format!("-{f}")));
+        let mut rules: Vec<String> =
+            a.fired().iter().filter(|f| !b.fired().contains(f)).map(|f| format!("+{f}")).collect();
+        rules.extend(b.fired().iter().filter(|f| !a.fired().contains(f)).map(|f| format!("-{f}")));
         if rules.is_empty() {
             // The same rules fired: a threshold or a rule's points changed.
-            rules.push(if b.score == a.score { "(grade thresholds)".into() } else { "(points)".into() });
+            rules.push(if b_score == a_score { "(grade thresholds)".into() } else { "(points)".into() });
         }
         accounts.push(AccountChange {
             account: entity.keys[row].to_string(),
             name: plan.job.entity.name.as_deref().map(|c| display_value(&entity.value(c, row))),
             arr,
-            before_grade: b.grade.as_deref().map(str::to_string),
-            after_grade: a.grade.as_deref().map(str::to_string),
-            before_score: b.score,
-            after_score: a.score,
+            before_grade: b.grade().map(str::to_string),
+            after_grade: a.grade().map(str::to_string),
+            before_score: b_score,
+            after_score: a_score,
             rules,
         });
     }

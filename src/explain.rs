@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use crate::plan::Plan;
 use crate::project::Project;
+use crate::rules::OutcomeRef;
 use crate::rules::eval::{EntityRow, Evaluator, Outcome, RuleStatus, RuleTrace};
 use crate::rules::row::{display_value, to_json};
 use crate::rules::{Body, RuleSet, RuleSetSources};
@@ -104,7 +105,7 @@ pub fn explain(
     let mut scope = Scope::new();
     for set in &plan.rule_sets {
         let mut trace = Vec::new();
-        let view: Vec<(&str, &Outcome)> = done.iter().map(|(n, o)| (n.as_str(), o)).collect();
+        let view: Vec<(&str, OutcomeRef)> = done.iter().map(|(n, o)| (n.as_str(), o.into())).collect();
         let outcome = evaluator.evaluate(
             set,
             &EntityRow { entity: &entity, row },

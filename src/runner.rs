@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use chrono::{NaiveDate, Utc};
 use serde_json::json;
 
-use crate::delivery::Transport;
+use crate::delivery::{Delivery, Transport};
 use crate::diagnostic::Diagnostics;
 use crate::freshness::{self, Freshness};
 use crate::outputs::{RunView, render};
@@ -299,15 +299,13 @@ fn execute(
     );
     report.rule_set_times = plan.rule_sets.iter().map(|s| s.name.clone()).zip(timings).collect();
     for (set, results) in plan.rule_sets.iter().zip(&outcomes) {
-        for (row, o) in results.iter().enumerate() {
-            for e in &o.errors {
-                report.account_errors.push(AccountError {
-                    rule_set: set.name.clone(),
-                    rule: e.rule.to_string(),
-                    account: entity.keys[row].to_string(),
-                    message: e.message.clone(),
-                });
-            }
+        for (row, e) in results.errors() {
+            report.account_errors.push(AccountError {
+                rule_set: set.name.clone(),
+                rule: e.rule.to_string(),
+                account: entity.keys[row].to_string(),
+                message: e.message.clone(),
+            });
         }
     }
     report.stages.push(("rules", started.elapsed()));
@@ -366,107 +364,54 @@ fn execute(
         previous: &previous,
         history: &history,
     };
-    let mut rendered = render(&view, &plan.outputs, &run_dir)?;
+    // Mail goes out as it is rendered, a batch at a time, so the run never holds all of it.
+    let mut preview = Vec::new();
+    let mut delivery = None;
+    if !options.dry_run && !options.no_mail {
+        let transport = Transport::from_settings(&project.mail, &project.outbox).map_err(|e| e.to_string())?;
+        let from: lettre::message::Mailbox = project
+            .mail
+            .from
+            .parse()
+            .map_err(|e| format!("mail.from `{}` is not an address: {e}", project.mail.from))?;
+        delivery = Some(Delivery::start(store, transport, from, &plan.job.name, options.as_of, report.run_id)?);
+    }
+    let rendered = render(&view, &plan.outputs, &run_dir, &mut |mails| match delivery.as_mut() {
+        Some(d) => d.send(mails),
+        None if options.dry_run => {
+            preview.extend(mails);
+            Ok(())
+        }
+        None => Ok(()),
+    })?;
     report.warnings.extend(rendered.warnings);
     report.files = rendered.files;
-    report.stages.push(("outputs", started.elapsed()));
+    let delivering = delivery.as_ref().map_or(Duration::ZERO, |d| d.busy);
+    report.stages.push(("outputs", started.elapsed().saturating_sub(delivering)));
     memory("outputs");
 
     if options.dry_run {
-        report.preview = rendered.mails;
+        report.preview = preview;
         return Ok(());
     }
-    if options.no_mail {
+    let Some(mut delivery) = delivery else {
         return Ok(());
-    }
+    };
     progress("delivering mail");
     let started = Instant::now();
-    let transport = Transport::from_settings(&project.mail, &project.outbox).map_err(|e| e.to_string())?;
-    let from: lettre::message::Mailbox =
-        project.mail.from.parse().map_err(|e| format!("mail.from `{}` is not an address: {e}", project.mail.from))?;
-    // Messages are built on every core and queued a few hundred at a time, each batch freed
-    // once it is in the outbox. Mail for the outbox folder is written at once: writing the
-    // same file twice is harmless, so only what failed needs keeping for a retry.
-    let mut already_sent = 0;
-    let direct = matches!(transport, Transport::Outbox(_));
-    // Earlier failures go first when this run's mail is written directly; over SMTP they go
-    // with this run's mail through the outbox.
-    let (mut sent, mut failed) = if direct {
-        crate::delivery::flush_outbox(store, &transport, Some(&plan.job.name)).map_err(|e| e.to_string())?
-    } else {
-        (Vec::new(), Vec::new())
-    };
-    let sent_before = if direct {
-        store.sent_for(&plan.job.name, options.as_of).map_err(|e| e.to_string())?
-    } else {
-        Default::default()
-    };
-    let mails = std::mem::take(&mut rendered.mails);
-    for chunk in mails.chunks(256) {
-        use rayon::prelude::*;
-        let queue = chunk
-            .par_iter()
-            .map(|mail| {
-                let message = mail.to_message(&from).map_err(|e| e.to_string())?;
-                Ok(crate::store::QueuedMail {
-                    output: mail.output.clone(),
-                    recipient: mail.to.first().map(|m| m.email.to_string()).unwrap_or_default(),
-                    subject: mail.subject.clone(),
-                    to: message.envelope().to().iter().map(|a| a.to_string()).collect(),
-                    message: message.formatted(),
-                })
-            })
-            .collect::<Result<Vec<_>, String>>()?;
-        if !direct {
-            already_sent += store
-                .enqueue(&plan.job.name, options.as_of, report.run_id, from.email.as_ref(), &queue)
-                .map_err(|e| e.to_string())?;
-            continue;
-        }
-        let (repeat, fresh): (Vec<_>, Vec<_>) =
-            queue.into_iter().partition(|m| sent_before.contains(&(m.output.clone(), m.recipient.clone())));
-        already_sent += repeat.len();
-        let day = std::path::Path::new(&plan.job.name).join(options.as_of.to_string());
-        let delivered: Vec<(crate::store::QueuedMail, Result<String, String>)> = fresh
-            .into_par_iter()
-            .map(|m| {
-                let name = format!("{}--{}", m.output, m.recipient.replace(['/', '\\'], "_"));
-                let result =
-                    transport.send_raw(from.email.as_ref(), &m.to, &m.message, &day, &name).map_err(|e| e.to_string());
-                (m, result)
-            })
-            .collect();
-        store
-            .record_delivered(&plan.job.name, options.as_of, report.run_id, from.email.as_ref(), &delivered)
-            .map_err(|e| e.to_string())?;
-        for (m, r) in delivered {
-            match r {
-                Ok(path) => sent.push(path),
-                Err(e) => failed.push(format!("{} to {} ({}): {e}", m.output, m.recipient, options.as_of)),
-            }
-        }
-    }
-    drop(mails);
-    if already_sent > 0 {
-        tracing::info!(job = %plan.job.name, mails = already_sent, "Mail already sent for this day was not sent again.");
-    }
-    if !direct {
-        let (s, f) =
-            crate::delivery::flush_outbox(store, &transport, Some(&plan.job.name)).map_err(|e| e.to_string())?;
-        sent.extend(s);
-        failed.extend(f);
-    }
-    report.mails = sent;
-    report.mails_already_sent = already_sent;
-    report.warnings.extend(failed.into_iter().map(|f| format!("mail not sent, kept in the outbox: {f}")));
-    tracing::debug!(seconds = started.elapsed().as_secs_f64(), mails = report.mails.len(), "Mail delivered.");
+    delivery.finish()?;
+    report.mails = std::mem::take(&mut delivery.sent);
+    report.mails_already_sent = delivery.already_sent;
+    report.warnings.extend(delivery.failed.iter().map(|f| format!("mail not sent, kept in the outbox: {f}")));
+    tracing::debug!(seconds = delivery.busy.as_secs_f64(), mails = report.mails.len(), "Mail delivered.");
     store.record_escalated(&plan.job.name, options.as_of, &rendered.escalated, &spill).map_err(|e| e.to_string())?;
     tracing::debug!(
         seconds = started.elapsed().as_secs_f64(),
         accounts = rendered.escalated.len(),
         "Escalations recorded."
     );
-    report.stages.push(("deliver", started.elapsed()));
+    // Mail was written while outputs rendered: its time counts here.
+    report.stages.push(("deliver", started.elapsed() + delivering));
     memory("deliver");
     Ok(())
 }

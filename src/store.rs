@@ -8,14 +8,17 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDate, Utc};
-use duckdb::arrow::array::{ArrayRef, Date32Builder, Float64Builder, Int64Builder, ListBuilder, StringBuilder};
+use duckdb::arrow::array::{
+    Array, ArrayRef, Date32Array, Date32Builder, Int64Array, ListBuilder, StringArray, StringBuilder,
+};
 use duckdb::arrow::datatypes::{DataType, Field, Schema as ArrowSchema};
 use duckdb::arrow::record_batch::RecordBatch;
 use duckdb::{Connection, params};
 use rayon::prelude::*;
 
 use crate::rules::RuleSet;
-use crate::rules::eval::{Outcome, PrevOutcome, Previous, grade_since};
+use crate::rules::SetOutcomes;
+use crate::rules::eval::{PrevOutcome, Previous, grade_since};
 use crate::rules::row::{Entity, display_value};
 use crate::warehouse::Reject;
 
@@ -179,7 +182,7 @@ pub struct Publication<'a> {
     pub as_of: NaiveDate,
     pub entity: &'a Entity,
     pub rule_sets: &'a [RuleSet],
-    pub outcomes: &'a [Vec<Outcome>],
+    pub outcomes: &'a [SetOutcomes],
     pub previous: &'a Previous,
     pub name_column: Option<&'a str>,
     pub owner_column: Option<&'a str>,
@@ -314,7 +317,8 @@ impl Store {
             .into_par_iter()
             .map(|i| {
                 let path = p.staging.join(format!("outcomes-{i}.parquet"));
-                write_parquet(&path, &outcomes_batch(p, i)?, false)?;
+                let (schema, batches) = outcomes_batches(p, i);
+                write_parquet_batches(&path, schema, batches, false)?;
                 Ok(path)
             })
             .collect::<Result<_, StoreError>>()?;
@@ -346,10 +350,8 @@ impl Store {
         tracing::debug!(seconds = started.elapsed().as_secs_f64(), "Accounts appended.");
         let mut errors = self.conn.appender("rule_errors")?;
         for (set, outcomes) in p.rule_sets.iter().zip(p.outcomes) {
-            for (row, o) in outcomes.iter().enumerate() {
-                for e in &o.errors {
-                    errors.append_row(params![p.run_id, set.name, &*e.rule, &*p.entity.keys[row], e.message])?;
-                }
+            for (row, e) in outcomes.errors() {
+                errors.append_row(params![p.run_id, set.name, &*e.rule, &*p.entity.keys[row], e.message])?;
             }
         }
         errors.flush()?;
@@ -463,7 +465,6 @@ impl Store {
         Ok(already as usize)
     }
 
-    /// Mail not yet sent, oldest first; only `job`'s when given.
     /// The (output, recipient) pairs of `job`'s mail already sent for `as_of`.
     pub fn sent_for(
         &self,
@@ -684,6 +685,16 @@ const OUTCOME_COLUMNS: &str =
 /// inserts it. With other sizes the partial row groups stayed uncompressed until the next
 /// checkpoint, which then took seconds (5-8 s for 9M outcomes).
 pub fn write_parquet(path: &Path, batch: &RecordBatch, compress: bool) -> Result<(), StoreError> {
+    write_parquet_batches(path, batch.schema(), std::iter::once(Ok(batch.clone())), compress)
+}
+
+/// [`write_parquet`] for batches of `schema`, written as they come.
+fn write_parquet_batches(
+    path: &Path,
+    schema: Arc<ArrowSchema>,
+    batches: impl Iterator<Item = Result<RecordBatch, StoreError>>,
+    compress: bool,
+) -> Result<(), StoreError> {
     use parquet::arrow::ArrowWriter;
     use parquet::basic::Compression;
     use parquet::file::properties::WriterProperties;
@@ -693,54 +704,25 @@ pub fn write_parquet(path: &Path, batch: &RecordBatch, compress: bool) -> Result
         .set_compression(if compress { Compression::SNAPPY } else { Compression::UNCOMPRESSED })
         .set_max_row_group_row_count(Some(DUCKDB_ROW_GROUP))
         .build();
-    let mut writer = ArrowWriter::try_new(file, batch.schema(), Some(props)).map_err(|e| failed(e.to_string()))?;
-    writer.write(batch).map_err(|e| failed(e.to_string()))?;
+    let mut writer = ArrowWriter::try_new(file, schema, Some(props)).map_err(|e| failed(e.to_string()))?;
+    for batch in batches {
+        writer.write(&batch?).map_err(|e| failed(e.to_string()))?;
+    }
     writer.close().map_err(|e| failed(e.to_string()))?;
     Ok(())
 }
 
-/// The outcomes of the `set`-th rule set, one row per account.
-fn outcomes_batch(p: &Publication, set: usize) -> Result<RecordBatch, StoreError> {
+/// The outcomes of the `set`-th rule set, one row per account, a batch per chunk: the
+/// results' own arrays with the run's columns beside them.
+fn outcomes_batches(
+    p: &Publication,
+    set: usize,
+) -> (Arc<ArrowSchema>, impl Iterator<Item = Result<RecordBatch, StoreError>>) {
     let (rule_set, outcomes) = (&p.rule_sets[set], &p.outcomes[set]);
-    let rows = outcomes.len();
-    let mut run_id = Int64Builder::with_capacity(rows);
-    let mut job = StringBuilder::new();
-    let mut as_of = Date32Builder::with_capacity(rows);
-    let mut account = StringBuilder::new();
-    let mut set_name = StringBuilder::new();
-    let mut score = Float64Builder::with_capacity(rows);
-    let mut grade = StringBuilder::new();
-    let mut since = Date32Builder::with_capacity(rows);
-    let mut fired = ListBuilder::new(StringBuilder::new());
-    let mut reasons = ListBuilder::new(StringBuilder::new());
-    let mut tags = ListBuilder::new(StringBuilder::new());
-    let mut errors = ListBuilder::new(StringBuilder::new());
     let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch");
-    let days = |d: NaiveDate| (d - epoch).num_days() as i32;
-    fn push<'s>(list: &mut ListBuilder<StringBuilder>, items: impl Iterator<Item = &'s str>) {
-        for item in items {
-            list.values().append_value(item);
-        }
-        list.append(true);
-    }
-    for (row, o) in outcomes.iter().enumerate() {
-        let key = &p.entity.keys[row];
-        run_id.append_value(p.run_id);
-        job.append_value(p.job);
-        as_of.append_value(days(p.as_of));
-        account.append_value(&**key);
-        set_name.append_value(&rule_set.name);
-        score.append_option(o.score);
-        grade.append_option(o.grade.as_deref());
-        since.append_option(grade_since(o.grade.as_deref(), p.previous.get(&rule_set.name, key), p.as_of).map(days));
-        push(&mut fired, o.fired.iter().map(|v| &**v));
-        push(&mut reasons, o.reasons.iter().map(String::as_str));
-        push(&mut tags, o.tags.iter().map(|v| &**v));
-        let messages: Vec<String> = o.errors.iter().map(|e| format!("{}: {}", e.rule, e.message)).collect();
-        push(&mut errors, messages.iter().map(String::as_str));
-    }
+    let days = move |d: NaiveDate| (d - epoch).num_days() as i32;
     let list = || DataType::List(Arc::new(Field::new("item", DataType::Utf8, true)));
-    let schema = ArrowSchema::new(vec![
+    let schema = Arc::new(ArrowSchema::new(vec![
         Field::new("run_id", DataType::Int64, false),
         Field::new("job", DataType::Utf8, false),
         Field::new("as_of", DataType::Date32, false),
@@ -753,22 +735,44 @@ fn outcomes_batch(p: &Publication, set: usize) -> Result<RecordBatch, StoreError
         Field::new("reasons", list(), true),
         Field::new("tags", list(), true),
         Field::new("errors", list(), true),
-    ]);
-    let columns: Vec<ArrayRef> = vec![
-        Arc::new(run_id.finish()),
-        Arc::new(job.finish()),
-        Arc::new(as_of.finish()),
-        Arc::new(account.finish()),
-        Arc::new(set_name.finish()),
-        Arc::new(score.finish()),
-        Arc::new(grade.finish()),
-        Arc::new(since.finish()),
-        Arc::new(fired.finish()),
-        Arc::new(reasons.finish()),
-        Arc::new(tags.finish()),
-        Arc::new(errors.finish()),
-    ];
-    Ok(RecordBatch::try_new(Arc::new(schema), columns)?)
+    ]));
+    let batches = outcomes.chunks().iter().enumerate().map({
+        let schema = schema.clone();
+        move |(n, chunk)| {
+            let first = n * crate::rules::outcomes::CHUNK;
+            let rows = chunk.len();
+            let keys = &p.entity.keys[first..first + rows];
+            let mut since = Date32Builder::with_capacity(rows);
+            for (i, key) in keys.iter().enumerate() {
+                let grade = chunk.grade.is_valid(i).then(|| chunk.grade.value(i));
+                since.append_option(grade_since(grade, p.previous.get(&rule_set.name, key), p.as_of).map(days));
+            }
+            let mut errors = ListBuilder::new(StringBuilder::new());
+            let mut next = chunk.errors().peekable();
+            for i in 0..rows {
+                while let Some((_, e)) = next.next_if(|(row, _)| *row == i) {
+                    errors.values().append_value(format!("{}: {}", e.rule, e.message));
+                }
+                errors.append(true);
+            }
+            let columns: Vec<ArrayRef> = vec![
+                Arc::new(Int64Array::from(vec![p.run_id; rows])),
+                Arc::new(StringArray::from_iter_values(std::iter::repeat_n(p.job, rows))),
+                Arc::new(Date32Array::from(vec![days(p.as_of); rows])),
+                Arc::new(StringArray::from_iter_values(keys.iter().map(|k| &**k))),
+                Arc::new(StringArray::from_iter_values(std::iter::repeat_n(rule_set.name.as_str(), rows))),
+                Arc::new(chunk.score.clone()),
+                Arc::new(chunk.grade.clone()),
+                Arc::new(since.finish()),
+                Arc::new(chunk.fired.to_list_array()),
+                Arc::new(chunk.reasons.to_list_array()),
+                Arc::new(chunk.tags.to_list_array()),
+                Arc::new(errors.finish()),
+            ];
+            Ok(RecordBatch::try_new(schema.clone(), columns)?)
+        }
+    });
+    (schema, batches)
 }
 
 fn outbox_mail(r: &duckdb::Row) -> duckdb::Result<OutboxMail> {

@@ -71,6 +71,11 @@ pub struct Warehouse {
     conn: Connection,
 }
 
+/// The warehouse's memory limit unless `warehouse.memory_limit` sets one: beyond it DuckDB
+/// spills to the run's folder. At 1M accounts the shipped job runs as fast under it as with
+/// DuckDB's default (80% of the machine), which would hold several GB it does not need.
+pub const DEFAULT_MEMORY_LIMIT: &str = "1.5GB";
+
 impl Warehouse {
     /// `spill_dir` is where DuckDB may spill to disk; it becomes readable to feature SQL, so
     /// it must be a folder of keepwell's own (`None`: no spilling).
@@ -79,9 +84,11 @@ impl Warehouse {
         if let Some(threads) = settings.threads {
             conn.execute_batch(&format!("SET threads = {threads}"))?;
         }
-        if let Some(limit) = &settings.memory_limit {
-            conn.execute_batch(&format!("SET memory_limit = {}", sql_string(limit)))?;
-        }
+        let limit = settings.memory_limit.as_deref().unwrap_or(DEFAULT_MEMORY_LIMIT);
+        conn.execute_batch(&format!("SET memory_limit = {}", sql_string(limit)))?;
+        // Memory DuckDB frees goes back to the system as it goes, not at exit: otherwise the
+        // sources' 2-3 GB at 1M accounts stayed resident through the rest of the run.
+        conn.execute_batch("SET allocator_background_threads = true")?;
         let spill = spill_dir.map_or(String::new(), |d| d.display().to_string());
         conn.execute_batch(&format!("SET temp_directory = {}", sql_string(&spill)))?;
         Ok(Warehouse { conn })

@@ -4,7 +4,6 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 pub mod charts;
 pub mod report;
@@ -21,7 +20,7 @@ use crate::job::Job;
 use crate::job::raw::{RawColumn, RawEscalation, RawOutput, RawSummary};
 use crate::rules::compile::{AS_OF, compile_expr};
 use crate::rules::row::{Entity, Schema, display_value};
-use crate::rules::{Expr, Outcome, RuleSet};
+use crate::rules::{Expr, OutcomeRef, RuleSet, SetOutcomes};
 use crate::yaml;
 
 /// Default templates, shipped inside the binary.
@@ -285,7 +284,7 @@ pub struct RunView<'a> {
     pub as_of: NaiveDate,
     pub entity: &'a Entity,
     pub rule_sets: &'a [RuleSet],
-    pub outcomes: &'a [Vec<Outcome>],
+    pub outcomes: &'a [SetOutcomes],
     pub engine: &'a Engine,
     pub templates: &'a Environment<'static>,
     pub rule_errors: usize,
@@ -323,10 +322,10 @@ pub struct OwnerList {
 /// An owner's list written to a file, and their mail (or why there is none).
 type OwnerMail = (PathBuf, Result<Mail, String>);
 
-/// Rendered outputs: mails to send and files written.
+/// Rendered outputs: files written, warnings and what was listed. The mails go to the
+/// caller's sink as they are rendered.
 #[derive(Debug, Default)]
 pub struct Rendered {
-    pub mails: Vec<Mail>,
     pub files: Vec<PathBuf>,
     pub warnings: Vec<String>,
     /// Per escalation: owners and accounts listed.
@@ -335,7 +334,16 @@ pub struct Rendered {
     pub escalated: Vec<Escalated>,
 }
 
-pub fn render(view: &RunView, outputs: &[Output], out_dir: &Path) -> Result<Rendered, String> {
+/// Where rendered mail goes, a batch at a time: delivered, kept for a preview or dropped.
+pub type MailSink<'s> = dyn FnMut(Vec<Mail>) -> Result<(), String> + 's;
+
+/// Owners' lists rendered at once on every core before their mail goes to the sink: enough
+/// to keep the cores busy, few enough that a run never holds all its mail (1 GB at 1M
+/// accounts).
+const MAIL_BATCH: usize = 256;
+
+/// Renders every output, handing mail to `sink` in batches as it is rendered.
+pub fn render(view: &RunView, outputs: &[Output], out_dir: &Path, sink: &mut MailSink) -> Result<Rendered, String> {
     let mut rendered = Rendered::default();
     let mut lists: Vec<(&Escalation, Vec<OwnerList>)> = Vec::new();
     for output in outputs {
@@ -361,20 +369,22 @@ pub fn render(view: &RunView, outputs: &[Output], out_dir: &Path) -> Result<Rend
             dir: &dir,
         };
         // One CSV and one mail per owner, rendered on every core.
-        let per_owner: Vec<Result<OwnerMail, String>> = owners
-            .par_iter()
-            .map(|list| {
-                list_mail(view, &spec, &list.owner, &list.rows, || {
-                    format!(
-                        "escalation `{}`: owner `{}` is not an email address; their list was written to a file only",
-                        e.name, list.owner
-                    )
+        for batch in owners.chunks(MAIL_BATCH) {
+            let per_owner: Vec<Result<OwnerMail, String>> = batch
+                .par_iter()
+                .map(|list| {
+                    list_mail(view, &spec, &list.owner, &list.rows, || {
+                        format!(
+                            "escalation `{}`: owner `{}` is not an email address; their list was written to a file only",
+                            e.name, list.owner
+                        )
+                    })
                 })
-            })
-            .collect();
-        collect_mails(per_owner, &mut rendered)?;
+                .collect();
+            collect_mails(per_owner, &mut rendered, sink)?;
+        }
         if e.rollup.is_some() {
-            rollup(view, e, &labels, owners, out_dir, &mut rendered)?;
+            rollup(view, e, &labels, owners, out_dir, &mut rendered, sink)?;
         }
         tracing::debug!(output = %e.name, seconds = started.elapsed().as_secs_f64(), "Escalation lists rendered.");
     }
@@ -404,7 +414,7 @@ pub fn render(view: &RunView, outputs: &[Output], out_dir: &Path) -> Result<Rend
                 attachments,
             };
             tracing::debug!(output = %s.name, seconds = started.elapsed().as_secs_f64(), "Summary rendered.");
-            rendered.mails.push(mail);
+            sink(vec![mail])?;
         }
     }
     Ok(rendered)
@@ -419,6 +429,7 @@ fn rollup(
     owners: &[OwnerList],
     out_dir: &Path,
     rendered: &mut Rendered,
+    sink: &mut MailSink,
 ) -> Result<(), String> {
     let mut by_manager: BTreeMap<&str, Vec<Vec<String>>> = BTreeMap::new();
     for list in owners {
@@ -450,11 +461,16 @@ fn rollup(
                 .push(format!("escalation `{}`: manager `{manager}` is not an email address; no roll-up sent", e.name));
         }
     }
-    let per_manager: Vec<Result<OwnerMail, String>> = managers
-        .par_iter()
-        .map(|(manager, rows)| list_mail(view, &spec, manager, rows, || format!("`{manager}` is not an email address")))
-        .collect();
-    collect_mails(per_manager, rendered)
+    for batch in managers.chunks(MAIL_BATCH) {
+        let per_manager: Vec<Result<OwnerMail, String>> = batch
+            .par_iter()
+            .map(|(manager, rows)| {
+                list_mail(view, &spec, manager, rows, || format!("`{manager}` is not an email address"))
+            })
+            .collect();
+        collect_mails(per_manager, rendered, sink)?;
+    }
+    Ok(())
 }
 
 /// What the lists of one escalation (or its roll-up) share.
@@ -501,17 +517,23 @@ fn list_mail(
     Ok((path, Ok(mail)))
 }
 
-/// The files and mails of rendered lists, in order; warnings for the lists without mail.
-fn collect_mails(lists: Vec<Result<OwnerMail, String>>, rendered: &mut Rendered) -> Result<(), String> {
+/// The files of rendered lists, in order, and their mails to the sink; warnings for the
+/// lists without mail.
+fn collect_mails(
+    lists: Vec<Result<OwnerMail, String>>,
+    rendered: &mut Rendered,
+    sink: &mut MailSink,
+) -> Result<(), String> {
+    let mut mails = Vec::with_capacity(lists.len());
     for result in lists {
         let (path, mail) = result?;
         rendered.files.push(path);
         match mail {
-            Ok(mail) => rendered.mails.push(mail),
+            Ok(mail) => mails.push(mail),
             Err(warning) => rendered.warnings.push(warning),
         }
     }
-    Ok(())
+    if mails.is_empty() { Ok(()) } else { sink(mails) }
 }
 
 fn render_one(env: &Environment<'static>, name: &str, ctx: &Value) -> Result<String, String> {
@@ -630,7 +652,7 @@ pub(crate) fn evaluate_condition(view: &RunView, when: &Expr) -> Vec<Result<bool
     (0..view.entity.len())
         .map(|row| {
             key.clear();
-            key.extend(plan.sets.iter().map(|&(_, set, _)| view.outcomes[set][row].grade.as_deref()));
+            key.extend(plan.sets.iter().map(|&(_, set, _)| view.outcomes[set].get(row).grade()));
             if let Some(hit) = known.get(key.as_slice()) {
                 return hit.clone();
             }
@@ -679,7 +701,7 @@ pub(crate) fn fill_scope(scope: &mut Scope<'static>, view: &RunView, row: usize,
     scope.clear();
     scope.push_dynamic(AS_OF, Dynamic::from(view.as_of));
     for &(name, set, fields) in &plan.sets {
-        scope.push_dynamic(name, outcome_map(&view.outcomes[set][row], fields));
+        scope.push_dynamic(name, outcome_map(view.outcomes[set].get(row), fields));
     }
     for &(name, column) in &plan.columns {
         scope.push_dynamic(name, crate::rules::row::cell(column, row));
@@ -715,7 +737,7 @@ impl<'a> Reads<'a> {
 }
 
 /// A rule set's result as expressions see it; with `fields`, only those.
-fn outcome_map(o: &Outcome, fields: Option<&HashSet<&str>>) -> Dynamic {
+fn outcome_map(o: OutcomeRef, fields: Option<&HashSet<&str>>) -> Dynamic {
     let mut map = Map::new();
     crate::rules::eval::insert_result_fields(&mut map, o, |f| fields.is_none_or(|set| set.contains(f)));
     Dynamic::from_map(map)
@@ -730,7 +752,7 @@ fn summary_context(view: &RunView, s: &Summary, lists: &[(&Escalation, Vec<Owner
     let total_arr: f64 = arr.iter().flatten().sum();
     // In the order the job lists its rule sets; dependencies it does not list come last.
     let listed = |name: &str| view.job.rule_sets.iter().position(|r| r.value == name).unwrap_or(usize::MAX);
-    let mut ordered: Vec<(&RuleSet, &Vec<Outcome>)> = view.rule_sets.iter().zip(view.outcomes).collect();
+    let mut ordered: Vec<(&RuleSet, &SetOutcomes)> = view.rule_sets.iter().zip(view.outcomes).collect();
     ordered.sort_by_key(|(set, _)| listed(&set.name));
     let sets: Vec<Value> = ordered
         .into_par_iter()
@@ -740,9 +762,9 @@ fn summary_context(view: &RunView, s: &Summary, lists: &[(&Escalation, Vec<Owner
             let mut accounts = vec![0usize; grade_names.len() + 1];
             let mut sums = vec![0.0f64; grade_names.len() + 1];
             for (o, arr) in outcomes.iter().zip(&arr) {
-                let slot = match &o.grade {
+                let slot = match o.grade() {
                     None => Some(grade_names.len()),
-                    Some(g) => grade_names.iter().position(|n| Arc::ptr_eq(n, g) || n == g),
+                    Some(g) => grade_names.iter().position(|n| &**n == g),
                 };
                 if let Some(slot) = slot {
                     accounts[slot] += 1;

@@ -6,7 +6,6 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::Write;
 use std::path::Path;
-use std::sync::Arc;
 
 use chrono::{Datelike, NaiveDate};
 use minijinja::{Value, context};
@@ -187,7 +186,7 @@ impl<'a> Sets<'a> {
         self.view.rule_sets.iter().position(|s| s.name == name)
     }
     fn grade(&self, set: usize, row: usize) -> Option<&'a str> {
-        self.view.outcomes[set][row].grade.as_deref()
+        self.view.outcomes[set].get(row).grade()
     }
     fn grades(&self, set: usize) -> Vec<String> {
         self.view.rule_sets[set].grade_names().iter().map(|g| g.to_string()).collect()
@@ -292,7 +291,7 @@ pub fn build(view: &RunView, report: &Report, output: &str, out_dir: &Path) -> R
         let mut today = vec![0.0; categories.len()];
         let mut kept = vec![0.0; categories.len()];
         for (r, (cat, value)) in cat_of.iter().zip(&arr).enumerate() {
-            let (Some(c), Some(score)) = (cat, view.outcomes[set][r].score) else { continue };
+            let (Some(c), Some(score)) = (cat, view.outcomes[set].get(r).score()) else { continue };
             today[*c] += value;
             kept[*c] += value * score / 100.0;
         }
@@ -463,21 +462,21 @@ pub fn build(view: &RunView, report: &Report, output: &str, out_dir: &Path) -> R
         .outcomes
         .par_iter()
         .map(|outcomes| {
-            let mut names: Vec<Arc<str>> = Vec::new();
+            let mut names: Vec<&str> = Vec::new();
             let grades = ordered
                 .iter()
-                .map(|&r| match &outcomes[r].grade {
+                .map(|&r| match outcomes.get(r).grade() {
                     None => 0,
-                    Some(g) => match names.iter().position(|n| Arc::ptr_eq(n, g) || n == g) {
+                    Some(g) => match names.iter().position(|n| *n == g) {
                         Some(i) => i as u32 + 1,
                         None => {
-                            names.push(g.clone());
+                            names.push(g);
                             names.len() as u32
                         }
                     },
                 })
                 .collect();
-            SetColumns { names, grades, scores: ordered.iter().map(|&r| outcomes[r].score).collect() }
+            SetColumns { names, grades, scores: ordered.iter().map(|&r| outcomes.get(r).score()).collect() }
         })
         .collect();
     // Rows `from..to` of the list as CSV, written field by field (a million accounts are
@@ -496,7 +495,7 @@ pub fn build(view: &RunView, report: &Report, output: &str, out_dir: &Path) -> R
             for set in &by_set {
                 w.write_field(match set.grades[i] {
                     0 => "",
-                    g => &set.names[g as usize - 1],
+                    g => set.names[g as usize - 1],
                 })?;
                 match set.scores[i] {
                     Some(x) => w.write_field(format_float((x * 100.0).round() / 100.0))?,
@@ -567,8 +566,8 @@ fn text_cell<'a>(column: &'a ArrayRef, row: usize, buf: &'a mut String) -> &'a s
 
 /// One rule set's grades and scores in the list's order: `grades` index `names` from 1
 /// (0: no grade).
-struct SetColumns {
-    names: Vec<Arc<str>>,
+struct SetColumns<'a> {
+    names: Vec<&'a str>,
     grades: Vec<u32>,
     scores: Vec<Option<f64>>,
 }

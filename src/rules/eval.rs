@@ -5,12 +5,12 @@ use std::sync::Arc;
 
 use chrono::NaiveDate;
 use minijinja::Environment;
-use rayon::prelude::*;
 use rhai::{Dynamic, Engine, EvalAltResult, Map, Scope};
 use thin_vec::ThinVec;
 
 use super::compile::{AS_OF, PREV};
 use super::engine::number;
+use super::outcomes::{OutcomeRef, SetOutcomes, TextList};
 use super::row::{Entity, to_template_value};
 use super::{Body, Class, Expr, Measure, Points, Rule, RuleSet, Scoring};
 
@@ -169,11 +169,11 @@ struct Ctx<'c> {
 }
 
 /// Results of the rule sets already evaluated, by name, for dependent sets to read.
-pub type Done<'a> = [(&'a str, &'a Outcome)];
+pub type Done<'a> = [(&'a str, OutcomeRef<'a>)];
 
 impl Evaluator<'_> {
-    /// Every rule set (in dependency order) for every account. Index: `[set][row]`.
-    pub fn evaluate_all(&self, sets: &[RuleSet], entity: &Entity, previous: &Previous) -> Vec<Vec<Outcome>> {
+    /// Every rule set (in dependency order) for every account. Index: `[set]`, then row.
+    pub fn evaluate_all(&self, sets: &[RuleSet], entity: &Entity, previous: &Previous) -> Vec<SetOutcomes> {
         self.evaluate_timed(sets, entity, previous, None).0
     }
 
@@ -185,8 +185,8 @@ impl Evaluator<'_> {
         entity: &Entity,
         previous: &Previous,
         vector: Option<&super::vector::Vectorise>,
-    ) -> (Vec<Vec<Outcome>>, Vec<std::time::Duration>) {
-        let mut results: Vec<Vec<Outcome>> = Vec::with_capacity(sets.len());
+    ) -> (Vec<SetOutcomes>, Vec<std::time::Duration>) {
+        let mut results: Vec<SetOutcomes> = Vec::with_capacity(sets.len());
         let mut timings = Vec::with_capacity(sets.len());
         let mut uploaded = std::collections::BTreeSet::new();
         for set in sets {
@@ -194,8 +194,8 @@ impl Evaluator<'_> {
             // The warehouse works on this thread; the rows then go to every core.
             let columns = match vector {
                 Some(v) => {
-                    let done: Vec<(&str, &[Outcome])> =
-                        sets.iter().zip(&results).map(|(s, r)| (s.name.as_str(), r.as_slice())).collect();
+                    let done: Vec<(&str, &SetOutcomes)> =
+                        sets.iter().zip(&results).map(|(s, r)| (s.name.as_str(), r)).collect();
                     super::vector::evaluate(v, set, self.as_of, &done, entity.len(), &mut uploaded)
                 }
                 None => super::vector::Columns::default(),
@@ -203,24 +203,22 @@ impl Evaluator<'_> {
             let in_warehouse = started.elapsed();
             let fields = dep_fields(set);
             // Only the sets this one reads, in a buffer each thread reuses.
-            let read: Vec<(&str, &Vec<Outcome>)> = sets
+            let read: Vec<(&str, &SetOutcomes)> = sets
                 .iter()
                 .zip(&results)
                 .filter(|(s, _)| set.depends_on.contains(&s.name))
                 .map(|(s, r)| (s.name.as_str(), r))
                 .collect();
-            let outcomes: Vec<Outcome> = (0..entity.len())
-                .into_par_iter()
-                .map_init(
-                    || (Scope::new(), Vec::with_capacity(read.len())),
-                    |(scope, done), row| {
-                        done.clear();
-                        done.extend(read.iter().map(|(name, r)| (*name, &r[row])));
-                        let fast = Some(Fast { columns: &columns, row, fields: &fields });
-                        self.evaluate_with(set, &EntityRow { entity, row }, done, previous, scope, None, fast)
-                    },
-                )
-                .collect();
+            let outcomes = SetOutcomes::evaluate(
+                entity.len(),
+                || (Scope::new(), Vec::with_capacity(read.len())),
+                |(scope, done), row| {
+                    done.clear();
+                    done.extend(read.iter().map(|(name, r)| (*name, r.get(row))));
+                    let fast = Some(Fast { columns: &columns, row, fields: &fields });
+                    self.evaluate_with(set, &EntityRow { entity, row }, done, previous, scope, None, fast)
+                },
+            );
             results.push(outcomes);
             timings.push(started.elapsed());
             tracing::debug!(
@@ -617,7 +615,7 @@ impl Evaluator<'_> {
             } else if name == PREV {
                 self.prev_map(ctx.previous.get(&ctx.set.name, key))
             } else if ctx.set.depends_on.iter().any(|d| d == name) {
-                let outcome = ctx.done.iter().find(|(n, _)| n == name).map(|(_, o)| *o);
+                let outcome = ctx.done.iter().find(|(n, _)| n == name).map(|&(_, o)| o);
                 let fields = ctx.fields.and_then(|f| f.get(name.as_str())).and_then(Option::as_ref);
                 self.outcome_map_of(outcome, ctx.previous.get(name, key), fields)
             } else {
@@ -662,7 +660,7 @@ impl Evaluator<'_> {
         let prev = if set.reads_prev { self.prev_map(previous.get(&set.name, key)) } else { Dynamic::UNIT };
         scope.push_dynamic(PREV, prev);
         for dep in &set.depends_on {
-            let outcome = done.iter().find(|(n, _)| n == dep).map(|(_, o)| *o);
+            let outcome = done.iter().find(|(n, _)| n == dep).map(|&(_, o)| o);
             scope.push_dynamic(dep.clone(), self.outcome_map(outcome, previous.get(dep, key)));
         }
         for column in &set.inputs {
@@ -692,14 +690,14 @@ impl Evaluator<'_> {
 
     /// What a dependent rule set sees of this one: `risk.score`, `risk.grade`, `risk.tags`,
     /// `risk.fired`, `risk.reasons`, `risk.prev_grade`, `risk.days_in_grade`.
-    pub fn outcome_map(&self, outcome: Option<&Outcome>, prev: Option<&PrevOutcome>) -> Dynamic {
+    pub fn outcome_map(&self, outcome: Option<OutcomeRef>, prev: Option<&PrevOutcome>) -> Dynamic {
         self.outcome_map_of(outcome, prev, None)
     }
 
     /// [`Evaluator::outcome_map`] with only `fields`, when given.
     fn outcome_map_of(
         &self,
-        outcome: Option<&Outcome>,
+        outcome: Option<OutcomeRef>,
         prev: Option<&PrevOutcome>,
         fields: Option<&std::collections::HashSet<String>>,
     ) -> Dynamic {
@@ -714,7 +712,7 @@ impl Evaluator<'_> {
                 );
             }
             if wanted("days_in_grade") {
-                let since = grade_since(o.grade.as_deref(), prev, self.as_of);
+                let since = grade_since(o.grade(), prev, self.as_of);
                 map.insert(
                     "days_in_grade".into(),
                     since.map_or(Dynamic::UNIT, |s| Dynamic::from_int((self.as_of - s).num_days())),
@@ -776,22 +774,22 @@ fn script_outcome(r: ScriptResult) -> Outcome {
 }
 
 /// Into `map`, the fields of `o` that rule expressions and outputs read, those `wanted`.
-pub(crate) fn insert_result_fields(map: &mut Map, o: &Outcome, wanted: impl Fn(&str) -> bool) {
-    let strings = |v: &[Arc<str>]| Dynamic::from_array(v.iter().map(|s| Dynamic::from(s.to_string())).collect());
+pub(crate) fn insert_result_fields(map: &mut Map, o: OutcomeRef, wanted: impl Fn(&str) -> bool) {
+    let strings = |v: TextList| Dynamic::from_array(v.iter().map(|s| Dynamic::from(s.to_string())).collect());
     if wanted("score") {
-        map.insert("score".into(), o.score.map_or(Dynamic::UNIT, Dynamic::from_float));
+        map.insert("score".into(), o.score().map_or(Dynamic::UNIT, Dynamic::from_float));
     }
     if wanted("grade") {
-        map.insert("grade".into(), o.grade.as_deref().map_or(Dynamic::UNIT, |g| Dynamic::from(g.to_string())));
+        map.insert("grade".into(), o.grade().map_or(Dynamic::UNIT, |g| Dynamic::from(g.to_string())));
     }
     if wanted("tags") {
-        map.insert("tags".into(), strings(&o.tags));
+        map.insert("tags".into(), strings(o.tags()));
     }
     if wanted("fired") {
-        map.insert("fired".into(), strings(&o.fired));
+        map.insert("fired".into(), strings(o.fired()));
     }
     if wanted("reasons") {
-        map.insert("reasons".into(), Dynamic::from_array(o.reasons.iter().map(|r| Dynamic::from(r.clone())).collect()));
+        map.insert("reasons".into(), strings(o.reasons()));
     }
 }
 

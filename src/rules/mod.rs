@@ -5,6 +5,7 @@ pub mod compile;
 pub mod engine;
 pub mod eval;
 pub mod lookup;
+pub mod outcomes;
 pub mod raw;
 pub mod reason;
 pub mod row;
@@ -20,6 +21,7 @@ use crate::yaml::TextMap;
 
 pub use compile::{RuleSetSources, compile_rule_sets};
 pub use eval::{Outcome, RuleError, RuleTrace};
+pub use outcomes::{OutcomeRef, SetOutcomes, TextList};
 
 /// A compiled rule set, ready to evaluate.
 #[derive(Debug)]

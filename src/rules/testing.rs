@@ -13,6 +13,7 @@ use rhai::{Dynamic, Engine, Scope};
 
 use super::RuleSet;
 use super::eval::{Evaluator, Outcome, PrevOutcome, Previous, RowValues};
+use super::outcomes::OutcomeRef;
 use super::raw::{RawExpect, RawGiven, RawTest};
 use super::row::{ColumnType, Schema, format_float};
 
@@ -102,7 +103,7 @@ fn run_test(ctx: &TestContext, set: &RuleSet, test: &RawTest) -> TestResult {
         let outcome = match test.given.get(&s.name) {
             Some(given) => given_outcome(given),
             None => {
-                let view: Vec<(&str, &Outcome)> = done.iter().map(|(n, o)| (n.as_str(), o)).collect();
+                let view: Vec<(&str, OutcomeRef)> = done.iter().map(|(n, o)| (n.as_str(), o.into())).collect();
                 let prev = if s.name == set.name { &previous } else { &Previous::default() };
                 evaluator.evaluate(s, &row, &view, prev, &mut scope, None)
             }

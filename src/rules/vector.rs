@@ -31,7 +31,7 @@ use rhai::{Dynamic, Expr as RhaiExpr, Stmt};
 
 use super::lookup::Lookups;
 use super::row::{ColumnType, Schema};
-use super::{Body, Expr, Outcome, Points, RuleSet, Scoring};
+use super::{Body, Expr, Points, RuleSet, Scoring, SetOutcomes};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Ty {
@@ -802,7 +802,7 @@ pub fn evaluate(
     v: &Vectorise,
     set: &RuleSet,
     as_of: NaiveDate,
-    done: &[(&str, &[Outcome])],
+    done: &[(&str, &SetOutcomes)],
     rows: usize,
     uploaded: &mut BTreeSet<String>,
 ) -> Columns {
@@ -853,7 +853,7 @@ fn run(
     t: &Translator,
     selected: &[(&Expr, String)],
     script: Option<&ScriptSql>,
-    done: &[(&str, &[Outcome])],
+    done: &[(&str, &SetOutcomes)],
     rows: usize,
     uploaded: &mut BTreeSet<String>,
 ) -> Result<Columns, String> {
@@ -977,26 +977,26 @@ fn dep_table(set: &str, field: &str) -> String {
 
 /// One field of a rule set's results (`grade`, `score`, `tags` or `fired`) as a one-column
 /// table in row order, for the sets that read it: only what they read is uploaded.
-fn upload_field(conn: &Connection, table: &str, field: &str, outcomes: &[Outcome]) -> duckdb::Result<()> {
+fn upload_field(conn: &Connection, table: &str, field: &str, outcomes: &SetOutcomes) -> duckdb::Result<()> {
     use duckdb::arrow::array::{ArrayRef, Float64Builder, StringBuilder};
     use std::sync::Arc;
     let (column, ty, sql_type): (ArrayRef, DataType, &str) = match field {
         "grade" => {
             let mut b = StringBuilder::with_capacity(outcomes.len(), outcomes.len() * 8);
-            outcomes.iter().for_each(|o| b.append_option(o.grade.as_deref()));
+            outcomes.iter().for_each(|o| b.append_option(o.grade()));
             (Arc::new(b.finish()), DataType::Utf8, "VARCHAR")
         }
         "score" => {
             let mut b = Float64Builder::with_capacity(outcomes.len());
-            outcomes.iter().for_each(|o| b.append_option(o.score));
+            outcomes.iter().for_each(|o| b.append_option(o.score()));
             (Arc::new(b.finish()), DataType::Float64, "DOUBLE")
         }
         _ => {
             // Lists travel as text joined by a separator no tag or rule id holds.
             let mut b = StringBuilder::new();
-            for o in outcomes {
-                let list = if field == "tags" { &o.tags } else { &o.fired };
-                b.append_value(list.iter().map(|s| &**s).collect::<Vec<_>>().join("\u{1f}"));
+            for o in outcomes.iter() {
+                let list = if field == "tags" { o.tags() } else { o.fired() };
+                b.append_value(list.iter().collect::<Vec<_>>().join("\u{1f}"));
             }
             (Arc::new(b.finish()), DataType::Utf8, "VARCHAR")
         }
@@ -1358,11 +1358,16 @@ mod differential {
         let lookups = super::tests::rates();
         let mut t = Translator::new(&schema, &deps, as_of(), &lookups);
         let Some(sql) = t.script(&e) else { return Ok(()) };
-        let risk: Vec<Outcome> = (0..rows.len())
-            .map(|n| Outcome { grade: grades[n % grades.len()].map(std::sync::Arc::from), ..Outcome::default() })
+        let risk: Vec<crate::rules::Outcome> = (0..rows.len())
+            .map(|n| crate::rules::Outcome {
+                grade: grades[n % grades.len()].map(std::sync::Arc::from),
+                ..Default::default()
+            })
             .collect();
         let conn = table(rows);
-        let Ok(columns) = run(&conn, &t, &[], Some(&sql), &[("risk", &risk)], rows.len(), &mut BTreeSet::new()) else {
+        let stored = SetOutcomes::from_outcomes(&risk);
+        let Ok(columns) = run(&conn, &t, &[], Some(&sql), &[("risk", &stored)], rows.len(), &mut BTreeSet::new())
+        else {
             return Ok(());
         };
         let engine = super::super::engine::build(as_of(), std::sync::Arc::new(lookups.clone()));
