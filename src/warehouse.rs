@@ -420,7 +420,9 @@ impl Warehouse {
     pub fn read_entity(&self, spec: &EntitySpec, schema: Schema) -> Result<Entity, WarehouseError> {
         let view = ident(&spec.view);
         let key = ident(&spec.key);
+        let started = std::time::Instant::now();
         self.conn.execute_batch(&format!("CREATE TABLE kw_entity AS SELECT * FROM {view} ORDER BY {key}"))?;
+        tracing::debug!(seconds = started.elapsed().as_secs_f64(), "Entity materialised.");
         let sql = format!(
             "SELECT CAST({key} AS VARCHAR), count(*) AS n, count(*) OVER () FROM kw_entity GROUP BY ALL HAVING count(*) > 1 ORDER BY n DESC, 1 LIMIT 5"
         );
@@ -438,6 +440,7 @@ impl Warehouse {
                 examples: examples.join(", "),
             });
         }
+        tracing::debug!(seconds = started.elapsed().as_secs_f64(), "Entity keys checked.");
         let mut stmt = self.conn.prepare("SELECT * FROM kw_entity")?;
         let batches: Vec<RecordBatch> = stmt.query_arrow([])?.collect();
         let schema_ref = match batches.first() {

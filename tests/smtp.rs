@@ -187,10 +187,17 @@ fn the_executive_report_carries_its_charts_inline_and_the_list_attached() {
     }
     assert_eq!(summary.matches("Content-Type: image/png").count(), 2, "{summary}");
     assert!(summary.contains("Content-Disposition: inline"), "{summary}");
-    // The HTML shows each chart by its Content-ID (quoted-printable writes `=` as `=3D`).
-    let unfolded = summary.replace("=\r\n", "").replace("=\n", "");
+    // The HTML, in base64, shows each chart by its Content-ID.
+    use base64::Engine as _;
+    let unix = summary.replace("\r\n", "\n");
+    let part = &unix[unix.find("Content-Type: text/html").expect("html part")..];
+    assert!(part.contains("Content-Transfer-Encoding: base64"), "{part}");
+    let body = &part[part.find("\n\n").expect("html body") + 2..];
+    let encoded: String = body.lines().take_while(|l| !l.starts_with("--")).collect();
+    let html = base64::engine::general_purpose::STANDARD.decode(encoded.trim()).expect("base64");
+    let html = String::from_utf8(html).expect("utf-8");
     for cid in ["arr-by-grade", "red-arr-trend"] {
-        assert!(unfolded.contains(&format!("src=3D\"cid:{cid}\"")), "no cid:{cid} image in\n{summary}");
+        assert!(html.contains(&format!("src=\"cid:{cid}\"")), "no cid:{cid} image in\n{html}");
     }
     assert!(summary.contains("Content-Disposition: attachment; filename=\"nightly-2026-11-23.csv\""), "{summary}");
 }
