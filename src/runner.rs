@@ -275,10 +275,17 @@ fn execute(
     let entity = warehouse.read_entity(&plan.job.entity, plan.schema.clone()).map_err(|e| e.to_string())?;
     report.accounts = entity.len();
     tracing::debug!(seconds = started.elapsed().as_secs_f64(), "Entity read.");
-    if report.run_id.is_some() {
-        crate::store::write_parquet(&run_dir.join(ENTITY_SNAPSHOT), &entity.batch, true).map_err(|e| e.to_string())?;
-        tracing::debug!(seconds = started.elapsed().as_secs_f64(), "Entity snapshot written.");
-    }
+    // The snapshot is written on a thread of its own beside the rules stage, which leaves
+    // part of the machine idle; the run waits for it before publishing.
+    let snapshot = report.run_id.map(|_| {
+        let (path, batch) = (run_dir.join(ENTITY_SNAPSHOT), entity.batch.clone());
+        std::thread::spawn(move || {
+            let started = Instant::now();
+            let written = crate::store::write_parquet(&path, &batch, true).map_err(|e| e.to_string());
+            tracing::debug!(seconds = started.elapsed().as_secs_f64(), "Entity snapshot written.");
+            written
+        })
+    });
     warehouse.release_sources(plan.job.sources.iter().map(|s| s.name.as_str())).map_err(|e| e.to_string())?;
     report.stages.push(("features", started.elapsed()));
     memory("features");
@@ -307,6 +314,9 @@ fn execute(
                 message: e.message.clone(),
             });
         }
+    }
+    if let Some(snapshot) = snapshot {
+        snapshot.join().map_err(|_| "writing the entity snapshot failed".to_string())??;
     }
     report.stages.push(("rules", started.elapsed()));
     memory("rules");

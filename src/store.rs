@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use duckdb::arrow::array::{
-    Array, ArrayRef, Date32Array, Date32Builder, Int64Array, ListBuilder, StringArray, StringBuilder,
+    Array, ArrayRef, Date32Array, Date32Builder, Float64Array, Int64Array, ListBuilder, StringArray, StringBuilder,
 };
 use duckdb::arrow::datatypes::{DataType, Field, Schema as ArrowSchema};
 use duckdb::arrow::record_batch::RecordBatch;
@@ -313,15 +313,24 @@ impl Store {
         // Each rule set's outcomes become one Parquet file, written on every core, which
         // DuckDB then reads in parallel with its lists as lists: appending the rows through
         // duckdb-rs converted every value on one thread and took more than twice as long.
-        let files: Vec<PathBuf> = (0..p.rule_sets.len())
-            .into_par_iter()
-            .map(|i| {
-                let path = p.staging.join(format!("outcomes-{i}.parquet"));
-                let (schema, batches) = outcomes_batches(p, i);
-                write_parquet_batches(&path, schema, batches, false)?;
-                Ok(path)
-            })
-            .collect::<Result<_, StoreError>>()?;
+        // The accounts' facts go the same way, beside them.
+        let accounts = p.staging.join("accounts.parquet");
+        let (files, staged): (Result<Vec<PathBuf>, StoreError>, Result<(), StoreError>) = rayon::join(
+            || {
+                (0..p.rule_sets.len())
+                    .into_par_iter()
+                    .map(|i| {
+                        let path = p.staging.join(format!("outcomes-{i}.parquet"));
+                        let (schema, batches) = outcomes_batches(p, i);
+                        write_parquet_batches(&path, schema, batches, false)?;
+                        Ok(path)
+                    })
+                    .collect()
+            },
+            || write_parquet(&accounts, &accounts_batch(p)?, false),
+        );
+        let files = files?;
+        staged?;
         tracing::debug!(seconds = started.elapsed().as_secs_f64(), "Outcomes staged.");
         let list: Vec<String> = files.iter().map(|f| crate::warehouse::sql_string(&f.display().to_string())).collect();
         let inserted = self.conn.execute_batch(&format!(
@@ -333,20 +342,13 @@ impl Store {
         }
         inserted?;
         tracing::debug!(seconds = started.elapsed().as_secs_f64(), "Outcomes appended.");
-        let mut accounts = self.conn.appender("accounts")?;
-        for row in 0..p.entity.len() {
-            let text = |c: Option<&str>| c.map(|c| display_value(&p.entity.value(c, row))).filter(|s| !s.is_empty());
-            let arr = p.arr_column.and_then(|c| crate::rules::engine::number(&p.entity.value(c, row)));
-            accounts.append_row(params![
-                p.run_id,
-                &*p.entity.keys[row],
-                text(p.name_column),
-                text(p.owner_column),
-                arr
-            ])?;
-        }
-        accounts.flush()?;
-        drop(accounts);
+        let inserted = self.conn.execute_batch(&format!(
+            "INSERT INTO accounts (run_id, account_id, name, owner, arr) \
+             SELECT run_id, account_id, name, owner, arr FROM read_parquet({})",
+            crate::warehouse::sql_string(&accounts.display().to_string())
+        ));
+        let _ = std::fs::remove_file(&accounts);
+        inserted?;
         tracing::debug!(seconds = started.elapsed().as_secs_f64(), "Accounts appended.");
         let mut errors = self.conn.appender("rule_errors")?;
         for (set, outcomes) in p.rule_sets.iter().zip(p.outcomes) {
@@ -711,6 +713,48 @@ fn write_parquet_batches(
     writer.close().map_err(|e| failed(e.to_string()))?;
     Ok(())
 }
+
+/// Each account's name, owner and ARR as the run saw them, as text and a number.
+fn accounts_batch(p: &Publication) -> Result<RecordBatch, StoreError> {
+    let rows = p.entity.len();
+    // Chunks of accounts converted on every core.
+    let ranges: Vec<(usize, usize)> = (0..rows).step_by(CONVERT).map(|f| (f, (f + CONVERT).min(rows))).collect();
+    let text = |column: Option<&str>| -> StringArray {
+        let parts: Vec<Vec<Option<String>>> = ranges
+            .par_iter()
+            .map(|&(from, to)| {
+                (from..to)
+                    .map(|row| column.map(|c| display_value(&p.entity.value(c, row))).filter(|s| !s.is_empty()))
+                    .collect()
+            })
+            .collect();
+        parts.into_iter().flatten().collect()
+    };
+    let arr: Float64Array = (0..rows)
+        .into_par_iter()
+        .map(|row| p.arr_column.and_then(|c| crate::rules::engine::number(&p.entity.value(c, row))))
+        .collect::<Vec<_>>()
+        .into_iter()
+        .collect();
+    let schema = ArrowSchema::new(vec![
+        Field::new("run_id", DataType::Int64, false),
+        Field::new("account_id", DataType::Utf8, false),
+        Field::new("name", DataType::Utf8, true),
+        Field::new("owner", DataType::Utf8, true),
+        Field::new("arr", DataType::Float64, true),
+    ]);
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(Int64Array::from(vec![p.run_id; rows])),
+        Arc::new(StringArray::from_iter_values(p.entity.keys.iter().map(|k| &**k))),
+        Arc::new(text(p.name_column)),
+        Arc::new(text(p.owner_column)),
+        Arc::new(arr),
+    ];
+    Ok(RecordBatch::try_new(Arc::new(schema), columns)?)
+}
+
+/// Accounts per task when converting values for the store.
+const CONVERT: usize = 16 * 1024;
 
 /// The outcomes of the `set`-th rule set, one row per account, a batch per chunk: the
 /// results' own arrays with the run's columns beside them.
