@@ -413,3 +413,45 @@ fn mail_that_cannot_be_written_waits_in_the_outbox_for_a_retry() {
     assert!(rerun.stdout.contains("already sent for this day"), "{}", rerun.stdout);
     assert_eq!(p.query("SELECT status, attempts FROM outbox ORDER BY output"), ["sent|2", "sent|2"]);
 }
+
+/// List columns that only name a column or a rule set's field are read without rhai; they
+/// must show exactly what the same expression evaluated in rhai shows.
+#[test]
+fn list_columns_read_directly_show_what_rhai_shows() {
+    let direct =
+        ["name", "arr", "seats", "industry", "risk.grade", "health.score", "risk.reasons", "risk.fired", "risk.tags"];
+    let mut columns = String::new();
+    for (i, c) in direct.iter().enumerate() {
+        columns.push_str(&format!("        - D{i}: {c}\n        - R{i}: ({c})\n"));
+    }
+    let job = common::JOB
+        .replace("      order_by: arr\n", "      order_by: health.score\n")
+        .replace("when: risk.grade == \"high\" || health.grade == \"red\"", "when: true")
+        .replace(
+            "        - Account: name\n        - ARR: arr\n        - Why: risk.reasons + health.reasons\n",
+            &columns,
+        );
+    // Two rules that fire together, for lists of more than one item.
+    let risk = format!(
+        "{}    tags: [industry, market]\n  - id: seats_known\n    when: seats > 0\n    points: 1\n    reason: \"{{{{ seats }}}} seats\"\n    tags: [size]\n",
+        common::RISK
+    );
+    let p = Project::new(&[("jobs/nightly.yaml", &job), ("rules/risk.yaml", &risk)]);
+    let out = p.keepwell(&["run", "nightly", "--as-of", "2026-11-23"]);
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    let reasons = p.query("SELECT reasons FROM outcomes WHERE rule_set = 'risk' AND len(reasons) > 1");
+    assert!(!reasons.is_empty(), "no account with two reasons");
+    let mut rows = 0;
+    for file in p.files_under(".keepwell/runs/1/at_risk") {
+        let csv = std::fs::read_to_string(p.path().join(&file)).expect("csv");
+        let mut reader = csv::Reader::from_reader(csv.as_bytes());
+        for record in reader.records() {
+            let record = record.expect("row");
+            for i in 0..direct.len() {
+                assert_eq!(record[2 * i], record[2 * i + 1], "`{}` in {}", direct[i], file.display());
+            }
+            rows += 1;
+        }
+    }
+    assert_eq!(rows, 3);
+}

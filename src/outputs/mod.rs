@@ -551,13 +551,25 @@ fn evaluate_escalation(
     let mut by_owner: BTreeMap<String, Vec<(f64, Vec<String>, String)>> = BTreeMap::new();
     let mut failures = 0usize;
     let mut first_failure = None;
-    let reads = reads_of(
-        [&e.when, &e.owner]
+    // Expressions that only name a column or a rule set's field are read directly; the
+    // scope holds only what the others read.
+    let owner_expr = Cell::of(view, &e.owner);
+    let order_expr = e.order_by.as_ref().map(|o| Cell::of(view, o));
+    let rollup_expr = e.rollup.as_ref().map(|r| Cell::of(view, r));
+    let column_exprs: Vec<Cell> = e.columns.iter().map(|(_, c)| Cell::of(view, c)).collect();
+    let evaluated = || {
+        [&owner_expr]
             .into_iter()
-            .chain(e.order_by.as_ref())
-            .chain(e.rollup.as_ref())
-            .chain(e.columns.iter().map(|(_, c)| c)),
-    );
+            .chain(order_expr.as_ref())
+            .chain(rollup_expr.as_ref())
+            .chain(&column_exprs)
+            .filter_map(|c| match c {
+                Cell::Eval(e) => Some(*e),
+                _ => None,
+            })
+    };
+    let needs_scope = evaluated().next().is_some();
+    let reads = reads_of(evaluated());
     enum Row {
         Skip,
         Failed(String),
@@ -575,17 +587,24 @@ fn evaluate_escalation(
                 Ok(false) => return Row::Skip,
                 Ok(true) => {}
             }
-            fill_scope(scope, view, row, &plan);
-            let owner = run(&e.owner, scope).map(|v| display_value(&v)).unwrap_or_default();
+            if needs_scope {
+                fill_scope(scope, view, row, &plan);
+            }
+            let text = |c: &Cell, scope: &mut Scope| match c {
+                Cell::Eval(expr) => run(expr, scope).map(|v| display_value(&v)).unwrap_or_default(),
+                direct => direct.text(view, row),
+            };
+            let owner = text(&owner_expr, scope);
             let owner = if owner.is_empty() { "unassigned".to_string() } else { owner };
-            let order = e
-                .order_by
-                .as_ref()
-                .and_then(|o| run(o, scope).ok())
-                .and_then(|v| crate::rules::engine::number(&v))
-                .unwrap_or(0.0);
-            let cells: Vec<String> =
-                e.columns.iter().map(|(_, c)| run(c, scope).map(|v| display_value(&v)).unwrap_or_default()).collect();
+            let order = match &order_expr {
+                Some(Cell::Eval(expr)) => run(expr, scope).ok().and_then(|v| crate::rules::engine::number(&v)),
+                Some(Cell::Column(c)) => crate::rules::engine::number(&crate::rules::row::cell(c, row)),
+                // Only a score is a number; grades and lists are not.
+                Some(Cell::Field(set, ResultField::Score)) => view.outcomes[*set].get(row).score(),
+                Some(Cell::Field(..)) | None => None,
+            }
+            .unwrap_or(0.0);
+            let cells: Vec<String> = column_exprs.iter().map(|c| text(c, scope)).collect();
             let account = view.entity.keys[row].to_string();
             let state = cells.join("\u{1f}");
             // Unchanged since it was last sent, and not yet time to remind: leave it out.
@@ -596,8 +615,7 @@ fn evaluate_escalation(
             {
                 return Row::Skip;
             }
-            let manager =
-                e.rollup.as_ref().and_then(|r| run(r, scope).ok()).map(|v| display_value(&v)).unwrap_or_default();
+            let manager = rollup_expr.as_ref().map(|r| text(r, scope)).unwrap_or_default();
             Row::Listed { owner, order, cells, manager, account, state }
         })
         .collect();
@@ -661,6 +679,71 @@ pub(crate) fn evaluate_condition(view: &RunView, when: &Expr) -> Vec<Result<bool
             hit
         })
         .collect()
+}
+
+/// How an output expression is read for each account: directly when it only names an
+/// entity column or a field of a rule set's result (most list columns), else in rhai.
+/// Both give the same text.
+enum Cell<'a> {
+    Column(&'a duckdb::arrow::array::ArrayRef),
+    Field(usize, ResultField),
+    Eval(&'a Expr),
+}
+
+#[derive(Clone, Copy)]
+enum ResultField {
+    Grade,
+    Score,
+    Reasons,
+    Tags,
+    Fired,
+}
+
+impl<'a> Cell<'a> {
+    fn of(view: &'a RunView, e: &'a Expr) -> Cell<'a> {
+        let name = e.source.trim();
+        let is_ident = |s: &str| {
+            s.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        };
+        let set = |s: &str| view.rule_sets.iter().position(|r| r.name == s);
+        match name.split_once('.') {
+            None if is_ident(name) && name != AS_OF && set(name).is_none() => {
+                view.entity.column(name).map_or(Cell::Eval(e), Cell::Column)
+            }
+            Some((s, field)) if is_ident(s) => {
+                let field = match field {
+                    "grade" => ResultField::Grade,
+                    "score" => ResultField::Score,
+                    "reasons" => ResultField::Reasons,
+                    "tags" => ResultField::Tags,
+                    "fired" => ResultField::Fired,
+                    _ => return Cell::Eval(e),
+                };
+                set(s).map_or(Cell::Eval(e), |i| Cell::Field(i, field))
+            }
+            _ => Cell::Eval(e),
+        }
+    }
+
+    /// The text of a directly read cell, as `display_value` shows the value rhai reads.
+    fn text(&self, view: &RunView, row: usize) -> String {
+        match self {
+            Cell::Column(c) => display_value(&crate::rules::row::cell(c, row)),
+            Cell::Field(set, field) => {
+                let o = view.outcomes[*set].get(row);
+                let list = |l: crate::rules::TextList| l.iter().collect::<Vec<_>>().join("; ");
+                match field {
+                    ResultField::Grade => o.grade().unwrap_or_default().to_string(),
+                    ResultField::Score => o.score().map(crate::rules::row::format_float).unwrap_or_default(),
+                    ResultField::Reasons => list(o.reasons()),
+                    ResultField::Tags => list(o.tags()),
+                    ResultField::Fired => list(o.fired()),
+                }
+            }
+            Cell::Eval(_) => String::new(),
+        }
+    }
 }
 
 /// Output expressions see every entity column, every rule set's results and `as_of`.
