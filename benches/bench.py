@@ -96,7 +96,11 @@ def bench(size, work, keepwell, sql_bin, python):
                                "--out", str(data)])
         print(f"  generated {size:,} accounts in {seconds:.1f} s ({rss:.0f} MB)", flush=True)
     project = work / f"project-{size}"
-    shutil.rmtree(project, ignore_errors=True)
+    # The previous bench's project is moved aside and deleted once this bench is done:
+    # deleting its thousands of files just before the run made ext4 search past their
+    # freshly freed inodes for every file the run creates (a second of the lists stage).
+    if project.exists():
+        project.rename(work / f".trash-{size}-{time.time_ns()}")
     project.mkdir(parents=True)
     for d in ("jobs", "rules"):
         shutil.copytree(ROOT / d, project / d)
@@ -195,6 +199,8 @@ def main():
     print()
     print(text)
     (work / "results.json").write_text(json.dumps(results, indent=2))
+    for trash in work.glob(".trash-*"):
+        shutil.rmtree(trash, ignore_errors=True)
     if args.write:
         path = ROOT / "BENCHMARKS.md"
         doc = path.read_text()
