@@ -272,7 +272,10 @@ fn execute(
     progress("building features");
     let started = Instant::now();
     warehouse.create_features(&plan.job.features).map_err(|d| format!("{} ({})", d.message, d.location()))?;
-    let entity = warehouse.read_entity(&plan.job.entity, plan.schema.clone()).map_err(|e| e.to_string())?;
+    warehouse.materialise_entity(&plan.job.entity).map_err(|e| e.to_string())?;
+    // The rest of the run reads only the entity: the sources go before it is read into Arrow.
+    warehouse.release_sources(plan.job.sources.iter().map(|s| s.name.as_str())).map_err(|e| e.to_string())?;
+    let entity = warehouse.entity(&plan.job.entity, plan.schema.clone()).map_err(|e| e.to_string())?;
     report.accounts = entity.len();
     tracing::debug!(seconds = started.elapsed().as_secs_f64(), "Entity read.");
     // The snapshot is written on a thread of its own beside the rules stage, which leaves
@@ -286,7 +289,6 @@ fn execute(
             written
         })
     });
-    warehouse.release_sources(plan.job.sources.iter().map(|s| s.name.as_str())).map_err(|e| e.to_string())?;
     report.stages.push(("features", started.elapsed()));
     memory("features");
     held(&warehouse, &entity);

@@ -342,6 +342,29 @@ pub type MailSink<'s> = dyn FnMut(Vec<Mail>) -> Result<(), String> + 's;
 /// accounts).
 const MAIL_BATCH: usize = 256;
 
+/// At most this many listed accounts per batch: a manager's roll-up can hold thousands,
+/// and 256 of them at once were most of a run's peak memory.
+const MAIL_BATCH_ROWS: usize = 16 * 1024;
+
+/// Consecutive batches of `items`, each of at most [`MAIL_BATCH`] items and, unless one item
+/// alone has more, [`MAIL_BATCH_ROWS`] rows.
+fn mail_batches<T>(items: &[T], rows: impl Fn(&T) -> usize) -> Vec<&[T]> {
+    let mut batches = Vec::new();
+    let (mut start, mut count) = (0, 0);
+    for (i, item) in items.iter().enumerate() {
+        let n = rows(item);
+        if i > start && (i - start == MAIL_BATCH || count + n > MAIL_BATCH_ROWS) {
+            batches.push(&items[start..i]);
+            (start, count) = (i, 0);
+        }
+        count += n;
+    }
+    if start < items.len() {
+        batches.push(&items[start..]);
+    }
+    batches
+}
+
 /// Renders every output, handing mail to `sink` in batches as it is rendered.
 pub fn render(view: &RunView, outputs: &[Output], out_dir: &Path, sink: &mut MailSink) -> Result<Rendered, String> {
     let mut rendered = Rendered::default();
@@ -369,7 +392,7 @@ pub fn render(view: &RunView, outputs: &[Output], out_dir: &Path, sink: &mut Mai
             dir: &dir,
         };
         // One CSV and one mail per owner, rendered on every core.
-        for batch in owners.chunks(MAIL_BATCH) {
+        for batch in mail_batches(owners, |o| o.rows.len()) {
             let per_owner: Vec<Result<OwnerMail, String>> = batch
                 .par_iter()
                 .map(|list| {
@@ -461,7 +484,7 @@ fn rollup(
                 .push(format!("escalation `{}`: manager `{manager}` is not an email address; no roll-up sent", e.name));
         }
     }
-    for batch in managers.chunks(MAIL_BATCH) {
+    for batch in mail_batches(&managers, |(_, rows)| rows.len()) {
         let per_manager: Vec<Result<OwnerMail, String>> = batch
             .par_iter()
             .map(|(manager, rows)| {
@@ -889,4 +912,26 @@ pub(crate) fn to_csv(labels: &[String], rows: &[Vec<String>]) -> Result<String, 
 
 pub(crate) fn safe_file_name(s: &str) -> String {
     s.chars().map(|c| if c.is_ascii_alphanumeric() || "@._-".contains(c) { c } else { '_' }).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{MAIL_BATCH, MAIL_BATCH_ROWS, mail_batches};
+
+    #[test]
+    fn mail_batches_hold_few_mails_and_few_rows() {
+        let sizes = |items: &[usize]| -> Vec<Vec<usize>> {
+            mail_batches(items, |&n| n).into_iter().map(<[usize]>::to_vec).collect()
+        };
+        assert_eq!(sizes(&[]), Vec::<Vec<usize>>::new());
+        assert_eq!(sizes(&[3, 4]), [vec![3, 4]]);
+        let big = MAIL_BATCH_ROWS;
+        // One list larger than the limit goes alone; the rest fill batches up to it.
+        assert_eq!(
+            sizes(&[1, big + 5, big / 2, big / 2, 1]),
+            [vec![1], vec![big + 5], vec![big / 2, big / 2], vec![1]]
+        );
+        let many = vec![1; MAIL_BATCH * 2 + 1];
+        assert_eq!(sizes(&many).iter().map(Vec::len).collect::<Vec<_>>(), [MAIL_BATCH, MAIL_BATCH, 1]);
+    }
 }
