@@ -88,7 +88,7 @@ def target_dir():
     return Path(json.loads(meta)["target_directory"])
 
 
-def bench(size, work, keepwell, sql_bin, python):
+def bench(size, work, keepwell, sql_bin, python, repeat):
     data = work / f"data-{size}"
     if not (data / "accounts.csv").exists():
         shutil.rmtree(data, ignore_errors=True)
@@ -96,40 +96,58 @@ def bench(size, work, keepwell, sql_bin, python):
                                "--out", str(data)])
         print(f"  generated {size:,} accounts in {seconds:.1f} s ({rss:.0f} MB)", flush=True)
     project = work / f"project-{size}"
-    # The previous bench's project is moved aside and deleted once this bench is done:
-    # deleting its thousands of files just before the run made ext4 search past their
-    # freshly freed inodes for every file the run creates (a second of the lists stage).
-    if project.exists():
-        project.rename(work / f".trash-{size}-{time.time_ns()}")
-    project.mkdir(parents=True)
-    for d in ("jobs", "rules"):
-        shutil.copytree(ROOT / d, project / d)
-    (project / "fixtures").symlink_to(data)
-    result = {"size": size}
+    runs = {"keepwell": [], "sql": [], "pandas": []}
+    for attempt in range(repeat):
+        # The previous run's project is moved aside and deleted once the bench is done:
+        # deleting its thousands of files just before a run made ext4 search past their
+        # freshly freed inodes for every file the run creates (a second of the lists stage).
+        if project.exists():
+            project.rename(work / f".trash-{size}-{time.time_ns()}")
+        project.mkdir(parents=True)
+        for d in ("jobs", "rules"):
+            shutil.copytree(ROOT / d, project / d)
+        (project / "fixtures").symlink_to(data)
 
-    seconds, rss, _ = run([keepwell, "-C", str(project), "-q", "run", "nightly", "--as-of", AS_OF])
-    report = json.loads((project / ".keepwell/runs/1/run.json").read_text())
-    result["keepwell"] = {"wall": seconds, "rss": rss, "stages": {s["stage"]: s["seconds"] for s in report["stages"]},
-                          "status": report["status"], "mails": report.get("mails")}
-    print(f"  keepwell  {seconds:7.1f} s  {rss:7.0f} MB  " +
-          ", ".join(f"{k} {v:.1f}" for k, v in result["keepwell"]["stages"].items()), flush=True)
+        seconds, rss, _ = run([keepwell, "-C", str(project), "-q", "run", "nightly", "--as-of", AS_OF])
+        report = json.loads((project / ".keepwell/runs/1/run.json").read_text())
+        k = {"wall": seconds, "rss": rss, "stages": {s["stage"]: s["seconds"] for s in report["stages"]},
+             "status": report["status"], "mails": report.get("mails")}
+        runs["keepwell"].append(k)
+        print(f"  keepwell  {seconds:7.1f} s  {rss:7.0f} MB  " +
+              ", ".join(f"{n} {v:.1f}" for n, v in k["stages"].items()), flush=True)
 
-    out = work / f"sql-{size}"
-    shutil.rmtree(out, ignore_errors=True)
-    seconds, rss, stdout = run([sql_bin, str(data), str(out), AS_OF, "--compare",
-                                str(project / ".keepwell/keepwell.duckdb")])
-    result["sql"] = {"wall": seconds, "rss": rss, **json.loads(stdout.strip().splitlines()[-1])}
-    print(f"  SQL       {seconds:7.1f} s  {rss:7.0f} MB  load {result['sql']['load']:.1f}, features "
-          f"{result['sql']['features']:.1f}, rules {result['sql']['rules']:.1f}", flush=True)
-
-    if python:
-        out = work / f"pandas-{size}"
+        out = work / f"sql-{size}"
         shutil.rmtree(out, ignore_errors=True)
-        seconds, rss, stdout = run([python, str(ROOT / "benches/pandas_baseline.py"), str(data), str(out), AS_OF,
-                                    "--compare", str(work / f"sql-{size}/scores.parquet")])
-        result["pandas"] = {"wall": seconds, "rss": rss, **json.loads(stdout.strip().splitlines()[-1])}
-        print(f"  pandas    {seconds:7.1f} s  {rss:7.0f} MB", flush=True)
+        seconds, rss, stdout = run([sql_bin, str(data), str(out), AS_OF, "--compare",
+                                    str(project / ".keepwell/keepwell.duckdb")])
+        sql = {"wall": seconds, "rss": rss, **json.loads(stdout.strip().splitlines()[-1])}
+        runs["sql"].append(sql)
+        print(f"  SQL       {seconds:7.1f} s  {rss:7.0f} MB  load {sql['load']:.1f}, features "
+              f"{sql['features']:.1f}, rules {sql['rules']:.1f}", flush=True)
+
+        if python:
+            out = work / f"pandas-{size}"
+            shutil.rmtree(out, ignore_errors=True)
+            seconds, rss, stdout = run([python, str(ROOT / "benches/pandas_baseline.py"), str(data), str(out), AS_OF,
+                                        "--compare", str(work / f"sql-{size}/scores.parquet")])
+            runs["pandas"].append({"wall": seconds, "rss": rss, **json.loads(stdout.strip().splitlines()[-1])})
+            print(f"  pandas    {seconds:7.1f} s  {rss:7.0f} MB", flush=True)
+    # Each tool's median run by wall time, with the range of its walls; peak RSS is the
+    # largest of its runs.
+    result = {"size": size}
+    for name, rs in runs.items():
+        if rs:
+            median = dict(sorted(rs, key=lambda r: r["wall"])[len(rs) // 2])
+            median["walls"] = sorted(r["wall"] for r in rs)
+            median["rss"] = max(r["rss"] for r in rs)
+            result[name] = median
     return result
+
+
+def wall(r):
+    """The median wall time, with the range when there were several runs."""
+    walls = r.get("walls", [r["wall"]])
+    return f"{r['wall']:.1f} s" + (f" ({walls[0]:.1f}-{walls[-1]:.1f})" if len(walls) > 1 else "")
 
 
 def markdown(results, rules, command):
@@ -138,25 +156,27 @@ def markdown(results, rules, command):
         "",
         f"The shipped nightly job: 12 sources, 8 feature views, 9 rule sets with {rules} rules, measures",
         "and classes, two escalation lists, the executive report, mail to the outbox folder.",
+        f"Each tool ran {len(results[0]['keepwell'].get('walls', [1]))} times per size, interleaved; each row is "
+        "its median run by wall time (peak RSS: the largest of its runs).",
         "",
-        "| accounts | run | wall | peak RSS | load | features | rules | publish | outputs | deliver | rule evaluations/s |",
+        "| accounts | run | wall (median, range) | peak RSS | load | features | rules | publish | outputs | deliver | rule evaluations/s |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in results:
         k = r["keepwell"]
         st = k["stages"]
         evals = r["size"] * rules / st["rules"] if st.get("rules") else 0
-        lines.append(f"| {r['size']:,} | keepwell | {k['wall']:.1f} s | {k['rss']:,.0f} MB | {st.get('load', 0):.1f} | "
+        lines.append(f"| {r['size']:,} | keepwell | {wall(k)} | {k['rss']:,.0f} MB | {st.get('load', 0):.1f} | "
                      f"{st.get('features', 0):.1f} | {st.get('rules', 0):.1f} | {st.get('publish', 0):.1f} | "
                      f"{st.get('outputs', 0):.1f} | {st.get('deliver', 0):.1f} | {evals / 1e6:.1f}M |")
         s = r["sql"]
         evals = r["size"] * rules / s["rules"] if s["rules"] else 0
-        lines.append(f"| {r['size']:,} | SQL baseline | {s['wall']:.1f} s | {s['rss']:,.0f} MB | {s['load']:.1f} | "
+        lines.append(f"| {r['size']:,} | SQL baseline | {wall(s)} | {s['rss']:,.0f} MB | {s['load']:.1f} | "
                      f"{s['features']:.1f} | {s['rules']:.1f} | | | | {evals / 1e6:.1f}M |")
         if "pandas" in r:
             p = r["pandas"]
             evals = r["size"] * rules / p["rules"] if p.get("rules") else 0
-            lines.append(f"| {r['size']:,} | pandas baseline | {p['wall']:.1f} s | {p['rss']:,.0f} MB | "
+            lines.append(f"| {r['size']:,} | pandas baseline | {wall(p)} | {p['rss']:,.0f} MB | "
                          f"{p['load']:.1f} | {p['features']:.1f} | {p['rules']:.1f} | | | | {evals / 1e6:.1f}M |")
     lines += ["", "| accounts | keepwell ÷ SQL (target ≤ 1.3) | pandas ÷ keepwell (target ≥ 2) | "
               "keepwell RSS (target ≤ 1.5 GB, ≤ half of pandas) | rules: keepwell evaluations/s (target ≥ 100M) | "
@@ -176,6 +196,7 @@ def markdown(results, rules, command):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", default="100000,1000000", help="comma-separated account counts")
+    ap.add_argument("--repeat", type=int, default=3, help="runs of each tool per size; the median is reported")
     ap.add_argument("--write", action="store_true", help="write the figures into BENCHMARKS.md")
     args = ap.parse_args()
     sizes = [int(s) for s in args.sizes.split(",") if s]
@@ -193,7 +214,7 @@ def main():
     results = []
     for size in sizes:
         print(f"{size:,} accounts", flush=True)
-        results.append(bench(size, work, keepwell, sql_bin, python))
+        results.append(bench(size, work, keepwell, sql_bin, python, args.repeat))
     command = "make bench" + (f" BENCH_SIZES={args.sizes}" if args.sizes != "100000,1000000" else "")
     text = markdown(results, rules, command)
     print()
