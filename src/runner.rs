@@ -395,7 +395,18 @@ fn execute(
             Ok(())
         }
         None => Ok(()),
-    })?;
+    });
+    let rendered = match rendered {
+        Ok(rendered) => rendered,
+        Err(e) => {
+            // What went out before the failure is still reported.
+            if let Some(d) = delivery {
+                report.mails = d.sent;
+                report.warnings.extend(unsent(&d.failed));
+            }
+            return Err(e);
+        }
+    };
     report.warnings.extend(rendered.warnings);
     report.files = rendered.files;
     let delivering = delivery.as_ref().map_or(Duration::ZERO, |d| d.busy);
@@ -414,7 +425,7 @@ fn execute(
     delivery.finish()?;
     report.mails = std::mem::take(&mut delivery.sent);
     report.mails_already_sent = delivery.already_sent;
-    report.warnings.extend(delivery.failed.iter().map(|f| format!("mail not sent, kept in the outbox: {f}")));
+    report.warnings.extend(unsent(&delivery.failed));
     tracing::debug!(seconds = delivery.busy.as_secs_f64(), mails = report.mails.len(), "Mail delivered.");
     store.record_escalated(&plan.job.name, options.as_of, &rendered.escalated, &spill).map_err(|e| e.to_string())?;
     tracing::debug!(
@@ -426,6 +437,11 @@ fn execute(
     report.stages.push(("deliver", started.elapsed() + delivering));
     memory("deliver");
     Ok(())
+}
+
+/// The warnings for mail that could not be sent.
+fn unsent(failed: &[String]) -> impl Iterator<Item = String> + '_ {
+    failed.iter().map(|f| format!("mail not sent, kept in the outbox: {f}"))
 }
 
 /// Logs what the warehouse and the entity hold (debug level).

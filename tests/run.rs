@@ -455,3 +455,26 @@ fn list_columns_read_directly_show_what_rhai_shows() {
     }
     assert_eq!(rows, 3);
 }
+
+/// Mail goes out as outputs render it: when a later output fails, the mail already written
+/// stays written, the run fails, and its record lists that mail.
+#[test]
+fn a_failing_output_keeps_the_mail_already_written() {
+    let p = Project::new(&[("templates/summary.txt", "{{ 1 // 0 }}\n")]);
+    let out = p.keepwell(&["run", "nightly", "--as-of", "2026-11-23"]);
+    assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
+    assert!(out.stdout.contains("template `summary.txt` failed"), "{}", out.stdout);
+    let sent = ".keepwell/outbox/nightly/2026-11-23/at_risk--ann@example.com.eml";
+    assert!(p.path().join(sent).exists(), "{:?}", p.files_under(".keepwell/outbox"));
+    let run: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(p.path().join(".keepwell/runs/1/run.json")).expect("run.json"))
+            .expect("json");
+    assert_eq!(run["status"], "failed");
+    let mails: Vec<&str> = run["mails"].as_array().expect("mails").iter().filter_map(|m| m.as_str()).collect();
+    assert!(mails.iter().any(|m| m.ends_with("at_risk--ann@example.com.eml")), "{mails:?}");
+    // The same day again sends only what did not go out.
+    p.write("templates/summary.txt", "ok\n");
+    let again = p.keepwell(&["run", "nightly", "--as-of", "2026-11-23"]);
+    assert_eq!(again.code, 0, "{}\n{}", again.stdout, again.stderr);
+    assert_eq!(p.query("SELECT output, status FROM outbox ORDER BY output"), ["at_risk|sent", "summary|sent"]);
+}
