@@ -763,6 +763,8 @@ fn outcomes_batches(
     set: usize,
 ) -> (Arc<ArrowSchema>, impl Iterator<Item = Result<RecordBatch, StoreError>>) {
     let (rule_set, outcomes) = (&p.rule_sets[set], &p.outcomes[set]);
+    // The set's previous results, found once rather than for each account.
+    let previous = p.previous.by_set.get(&rule_set.name);
     let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch");
     let days = move |d: NaiveDate| (d - epoch).num_days() as i32;
     let list = || DataType::List(Arc::new(Field::new("item", DataType::Utf8, true)));
@@ -789,7 +791,7 @@ fn outcomes_batches(
             let mut since = Date32Builder::with_capacity(rows);
             for (i, key) in keys.iter().enumerate() {
                 let grade = chunk.grade.is_valid(i).then(|| chunk.grade.value(i));
-                since.append_option(grade_since(grade, p.previous.get(&rule_set.name, key), p.as_of).map(days));
+                since.append_option(grade_since(grade, previous.and_then(|m| m.get(key)), p.as_of).map(days));
             }
             let mut errors = ListBuilder::new(StringBuilder::new());
             let mut next = chunk.errors().peekable();

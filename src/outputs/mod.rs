@@ -615,7 +615,8 @@ fn evaluate_escalation(
             }
             let text = |c: &Cell, scope: &mut Scope| match c {
                 Cell::Eval(expr) => run(expr, scope).map(|v| display_value(&v)).unwrap_or_default(),
-                direct => direct.text(view, row),
+                Cell::Column(column) => display_value(&crate::rules::row::cell(column, row)),
+                Cell::Field(set, field) => field.text(view.outcomes[*set].get(row)),
             };
             let owner = text(&owner_expr, scope);
             let owner = if owner.is_empty() { "unassigned".to_string() } else { owner };
@@ -748,23 +749,18 @@ impl<'a> Cell<'a> {
             _ => Cell::Eval(e),
         }
     }
+}
 
-    /// The text of a directly read cell, as `display_value` shows the value rhai reads.
-    fn text(&self, view: &RunView, row: usize) -> String {
+impl ResultField {
+    /// The field's text, as `display_value` shows the value rhai reads.
+    fn text(self, o: OutcomeRef) -> String {
+        let list = |l: crate::rules::TextList| l.iter().collect::<Vec<_>>().join("; ");
         match self {
-            Cell::Column(c) => display_value(&crate::rules::row::cell(c, row)),
-            Cell::Field(set, field) => {
-                let o = view.outcomes[*set].get(row);
-                let list = |l: crate::rules::TextList| l.iter().collect::<Vec<_>>().join("; ");
-                match field {
-                    ResultField::Grade => o.grade().unwrap_or_default().to_string(),
-                    ResultField::Score => o.score().map(crate::rules::row::format_float).unwrap_or_default(),
-                    ResultField::Reasons => list(o.reasons()),
-                    ResultField::Tags => list(o.tags()),
-                    ResultField::Fired => list(o.fired()),
-                }
-            }
-            Cell::Eval(_) => String::new(),
+            ResultField::Grade => o.grade().unwrap_or_default().to_string(),
+            ResultField::Score => o.score().map(crate::rules::row::format_float).unwrap_or_default(),
+            ResultField::Reasons => list(o.reasons()),
+            ResultField::Tags => list(o.tags()),
+            ResultField::Fired => list(o.fired()),
         }
     }
 }

@@ -23,7 +23,6 @@ pub const CHUNK: usize = 4096;
 #[derive(Debug, Clone, Default)]
 pub struct SetOutcomes {
     chunks: Vec<Chunk>,
-    len: usize,
 }
 
 /// The outcomes of up to [`CHUNK`] consecutive accounts.
@@ -131,20 +130,21 @@ impl SetOutcomes {
                 },
             )
             .collect();
-        SetOutcomes { chunks, len: rows }
+        SetOutcomes { chunks }
     }
 
     /// Outcomes evaluated elsewhere, in row order.
     pub fn from_outcomes(outcomes: &[Outcome]) -> SetOutcomes {
-        SetOutcomes { chunks: outcomes.chunks(CHUNK).map(Chunk::new).collect(), len: outcomes.len() }
+        SetOutcomes { chunks: outcomes.chunks(CHUNK).map(Chunk::new).collect() }
     }
 
+    /// Every chunk but the last is full.
     pub fn len(&self) -> usize {
-        self.len
+        self.chunks.last().map_or(0, |last| (self.chunks.len() - 1) * CHUNK + last.len())
     }
 
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.chunks.is_empty()
     }
 
     pub fn get(&self, row: usize) -> OutcomeRef<'_> {
