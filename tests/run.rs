@@ -478,3 +478,79 @@ fn a_failing_output_keeps_the_mail_already_written() {
     assert_eq!(again.code, 0, "{}\n{}", again.stdout, again.stderr);
     assert_eq!(p.query("SELECT output, status FROM outbox ORDER BY output"), ["at_risk|sent", "summary|sent"]);
 }
+
+/// Points and classification sets whose expressions all run in the warehouse are assembled
+/// from their columns; the outcomes, reasons, tags and errors must be those of rhai, also
+/// where a reason fails for one account (that account is then evaluated the general way).
+#[test]
+fn sets_assembled_from_columns_match_rhai_even_when_a_reason_fails() {
+    let risk = "\
+score: { base: 5, min: 0, max: 100 }
+grades:
+  - { grade: high, min: 40 }
+  - { grade: medium, min: 20 }
+  - { grade: low }
+rules:
+  - id: hard_hit_industry
+    when: industry in [\"travel\", \"retail\"]
+    points: 30
+    tags: [industry, exposure]
+    reason: \"{{ industry }} is hit hard\"
+  - id: per_seat
+    when: seats > 0
+    points: active_users / seats * 40
+    tags: [exposure, usage]
+    reason: \"{{ points }} points for {{ 100 // (seats - 10) }}\"
+  - id: switched_off
+    when: true
+    points: 1000
+    enabled: false
+  - id: small
+    when: arr < 60000
+    points: -10
+    tags: [size]
+";
+    let stage = "\
+depends_on: [risk]
+classes:
+  - class: exposed
+    when: risk.grade == \"high\"
+    reason: \"exposed: {{ risk.reasons | join('; ') }}\"
+  - class: small
+    when: arr < 10000
+    reason: \"{{ name }} is small\"
+default: steady
+default_reason: \"{{ name }} holds {{ seats }} seats\"
+";
+    let job = common::JOB.replace("rule_sets: [risk, health]", "rule_sets: [risk, health, stage]");
+    let mut results = Vec::new();
+    for vectorise in ["on", "off"] {
+        let p = Project::new(&[("jobs/nightly.yaml", &job), ("rules/risk.yaml", risk), ("rules/stage.yaml", stage)]);
+        let out = p.keepwell_with(
+            &["run", "nightly", "--as-of", "2026-11-23", "--no-mail"],
+            &[("KEEPWELL_VECTORISE", vectorise)],
+        );
+        // Degraded: one account's rule failed, the others were scored.
+        assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
+        assert!(out.stdout.contains("rule `per_seat` of `risk` for account `A3`"), "{}", out.stdout);
+        results.push(p.query(
+            "SELECT account_id, rule_set, score, grade, CAST(fired AS VARCHAR), CAST(reasons AS VARCHAR), \
+             CAST(tags AS VARCHAR), CAST(errors AS VARCHAR) FROM outcomes ORDER BY account_id, rule_set",
+        ));
+    }
+    assert_eq!(results[0], results[1], "vectorised, then rhai");
+    assert_eq!(results[0].len(), 9);
+    let risk_and_stage: Vec<&String> = results[0].iter().filter(|r| !r.contains("|health|")).collect();
+    assert_eq!(
+        risk_and_stage,
+        [
+            "A1|risk|43.0|high|[hard_hit_industry, per_seat]|[travel is hit hard, 8 points for 1]|[industry, exposure, usage]|[]",
+            "A1|stage|NULL|exposed|[exposed]|['exposed: travel is hit hard; 8 points for 1']|[]|[]",
+            "A2|risk|33.0|medium|[per_seat, small]|[38 points for 3]|[exposure, usage, size]|[]",
+            "A2|stage|NULL|steady|[]|[Globex holds 40 seats]|[]|[]",
+            "A3|risk|NULL|NULL|[hard_hit_industry, small]|[retail is hit hard]|[industry, exposure, size]|\
+             ['per_seat: the reason could not be written: invalid operation: unable to calculate 100 // 0 (in risk/per_seat/reason:1)']",
+            "A3|stage|NULL|small|[small]|[Initech is small]|[]|[]",
+        ]
+    );
+}

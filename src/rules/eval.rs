@@ -209,16 +209,19 @@ impl Evaluator<'_> {
                 .filter(|(s, _)| set.depends_on.contains(&s.name))
                 .map(|(s, r)| (s.name.as_str(), r))
                 .collect();
-            let outcomes = SetOutcomes::evaluate(
-                entity.len(),
-                || (Scope::new(), Vec::with_capacity(read.len())),
-                |(scope, done), row| {
-                    done.clear();
-                    done.extend(read.iter().map(|(name, r)| (*name, r.get(row))));
-                    let fast = Some(Fast { columns: &columns, row, fields: &fields });
-                    self.evaluate_with(set, &EntityRow { entity, row }, done, previous, scope, None, fast)
-                },
-            );
+            let columnar = self.columnar(set, &columns, entity, &read, previous, &fields);
+            let outcomes = columnar.unwrap_or_else(|| {
+                SetOutcomes::evaluate(
+                    entity.len(),
+                    || (Scope::new(), Vec::with_capacity(read.len())),
+                    |(scope, done), row| {
+                        done.clear();
+                        done.extend(read.iter().map(|(name, r)| (*name, r.get(row))));
+                        let fast = Some(Fast { columns: &columns, row, fields: &fields });
+                        self.evaluate_with(set, &EntityRow { entity, row }, done, previous, scope, None, fast)
+                    },
+                )
+            });
             results.push(outcomes);
             timings.push(started.elapsed());
             tracing::debug!(
@@ -232,6 +235,140 @@ impl Evaluator<'_> {
             super::vector::drop_uploaded(v.conn, &uploaded);
         }
         (results, timings)
+    }
+
+    /// A points or classification set whose every condition and points expression was
+    /// evaluated in the warehouse, assembled from its columns a chunk at a time, without an
+    /// outcome per account. Only reasons are still rendered per account (for the rules that
+    /// fired); an account whose reason fails is evaluated the general way, so it records the
+    /// same error. `None` when some expression runs in rhai.
+    fn columnar(
+        &self,
+        set: &RuleSet,
+        columns: &super::vector::Columns,
+        entity: &Entity,
+        read: &[(&str, &SetOutcomes)],
+        previous: &Previous,
+        fields: &DepFields,
+    ) -> Option<SetOutcomes> {
+        /// What one rule contributes, with its columns.
+        struct Plan<'p> {
+            id: &'p str,
+            when: &'p [bool],
+            points: Result<f64, &'p [Option<f64>]>,
+            tags: &'p [Arc<str>],
+            reason: Option<&'p str>,
+        }
+        let plan: Vec<Plan> = match &set.body {
+            Body::Points(rules) => rules
+                .iter()
+                .filter(|r| r.enabled)
+                .map(|r| {
+                    Some(Plan {
+                        id: &r.id,
+                        when: columns.bools(&r.when)?,
+                        points: match &r.points {
+                            Points::Fixed(p) => Ok(*p),
+                            Points::Computed(e) => Err(columns.numbers(e)?),
+                        },
+                        tags: &r.tags,
+                        reason: r.reason.as_deref(),
+                    })
+                })
+                .collect::<Option<_>>()?,
+            Body::Classification { classes, .. } => classes
+                .iter()
+                .map(|c| {
+                    let when = columns.bools(&c.when)?;
+                    Some(Plan { id: &c.id, when, points: Ok(0.0), tags: &[], reason: c.reason.as_deref() })
+                })
+                .collect::<Option<_>>()?,
+            Body::Scorecard(_) | Body::Script(_) => return None,
+        };
+        let rows = entity.len();
+        if plan.iter().any(|p| p.when.len() != rows || p.points.is_err_and(|v| v.len() != rows)) {
+            return None;
+        }
+        let classes = matches!(set.body, Body::Classification { .. });
+        let (default, default_reason) = match &set.body {
+            Body::Classification { default, default_reason, .. } => (default.as_deref(), default_reason.as_deref()),
+            _ => (None, None),
+        };
+        let outcomes = SetOutcomes::build(
+            rows,
+            || (Scope::new(), Vec::with_capacity(read.len()), Vec::new(), Vec::new(), Vec::<&str>::new()),
+            |(scope, done, fired, reasons, tags), row, chunk| {
+                // The rules that fire, with their points; for classes, the first match.
+                fired.clear();
+                let mut total = set.score.base;
+                for (i, p) in plan.iter().enumerate() {
+                    if p.when[row] {
+                        let points = match p.points {
+                            Ok(points) => points,
+                            Err(column) => column[row].unwrap_or(0.0),
+                        };
+                        total += points;
+                        fired.push((i, points));
+                        if classes {
+                            break;
+                        }
+                    }
+                }
+                let reason_of = |fired: &[(usize, f64)]| -> Vec<(&str, f64)> {
+                    match fired.first() {
+                        None if classes => default_reason.map(|r| (r, 0.0)).into_iter().collect(),
+                        _ => fired.iter().filter_map(|&(i, p)| Some((plan[i].reason?, p))).collect(),
+                    }
+                };
+                let wanted = reason_of(fired);
+                reasons.clear();
+                if !wanted.is_empty() {
+                    scope.clear();
+                    done.clear();
+                    done.extend(read.iter().map(|(name, r)| (*name, r.get(row))));
+                    let here = EntityRow { entity, row };
+                    let ctx = Ctx {
+                        set,
+                        row: &here,
+                        done,
+                        previous,
+                        fast: Some((columns, row)),
+                        fields: Some(fields),
+                        full: false,
+                    };
+                    for (name, points) in wanted {
+                        match self.reason(&ctx, name, scope, points) {
+                            Ok(text) => reasons.push(text),
+                            Err(_) => {
+                                // The general path records the error as a failed rule does.
+                                let fast = Some(Fast { columns, row, fields });
+                                chunk.push(&self.evaluate_with(set, &here, done, previous, scope, None, fast));
+                                return;
+                            }
+                        }
+                    }
+                }
+                tags.clear();
+                for &(i, _) in fired.iter() {
+                    chunk.fired.item(plan[i].id);
+                    for tag in plan[i].tags {
+                        if !tags.contains(&&**tag) {
+                            tags.push(tag);
+                        }
+                    }
+                }
+                reasons.iter().for_each(|r| chunk.reasons.item(r));
+                tags.iter().for_each(|t| chunk.tags.item(t));
+                if classes {
+                    let grade = fired.first().map_or(default, |&(i, _)| Some(plan[i].id));
+                    chunk.end_row(None, grade);
+                } else {
+                    let score = total.clamp(set.score.min, set.score.max);
+                    chunk.end_row(Some(score), set.grade_name(score));
+                }
+            },
+        );
+        Some(outcomes)
     }
 
     /// One rule set for one account; with `trace`, records what each rule did.

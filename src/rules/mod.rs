@@ -235,6 +235,15 @@ impl RuleSet {
 
     /// The grade for a score: the first grade whose threshold the score reaches.
     pub fn grade_for(&self, score: f64) -> Option<Arc<str>> {
-        self.grades.iter().find(|g| g.min.is_none_or(|min| score >= min)).map(|g| g.name.clone())
+        self.grade_of(score).map(|g| g.name.clone())
+    }
+
+    /// [`RuleSet::grade_for`] without a new reference to the name.
+    pub fn grade_name(&self, score: f64) -> Option<&str> {
+        self.grade_of(score).map(|g| &*g.name)
+    }
+
+    fn grade_of(&self, score: f64) -> Option<&Grade> {
+        self.grades.iter().find(|g| g.min.is_none_or(|min| score >= min))
     }
 }

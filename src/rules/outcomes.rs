@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use duckdb::arrow::array::{Array, Float64Array, ListArray, StringArray, StringBuilder};
+use duckdb::arrow::array::{Array, Float64Array, Float64Builder, ListArray, StringArray, StringBuilder};
 use duckdb::arrow::buffer::OffsetBuffer;
 use duckdb::arrow::datatypes::{DataType, Field};
 use rayon::prelude::*;
@@ -46,24 +46,6 @@ pub struct Texts {
 }
 
 impl Texts {
-    fn build<'o, I, S>(rows: &'o [Outcome], items: impl Fn(&'o Outcome) -> I) -> Texts
-    where
-        I: Iterator<Item = &'o S>,
-        S: AsRef<str> + ?Sized + 'o,
-    {
-        let mut lengths = Vec::with_capacity(rows.len());
-        let mut values = StringBuilder::new();
-        for o in rows {
-            let mut n = 0;
-            for item in items(o) {
-                values.append_value(item.as_ref());
-                n += 1;
-            }
-            lengths.push(n);
-        }
-        Texts { offsets: OffsetBuffer::from_lengths(lengths), values: values.finish() }
-    }
-
     fn row(&self, i: usize) -> TextList<'_> {
         let offsets = self.offsets.as_ref();
         TextList::Column(&self.values, offsets[i] as usize, offsets[i + 1] as usize)
@@ -76,25 +58,100 @@ impl Texts {
     }
 }
 
+/// [`Texts`] a row at a time: the row's items, then [`TextsBuilder::end_row`].
+pub struct TextsBuilder {
+    lengths: Vec<usize>,
+    values: StringBuilder,
+    open: usize,
+}
+
+impl TextsBuilder {
+    fn new(rows: usize) -> Self {
+        TextsBuilder { lengths: Vec::with_capacity(rows), values: StringBuilder::new(), open: 0 }
+    }
+
+    pub fn item(&mut self, s: &str) {
+        self.values.append_value(s);
+        self.open += 1;
+    }
+
+    pub fn end_row(&mut self) {
+        self.lengths.push(std::mem::take(&mut self.open));
+    }
+
+    fn finish(mut self) -> Texts {
+        Texts { offsets: OffsetBuffer::from_lengths(self.lengths), values: self.values.finish() }
+    }
+}
+
+/// A [`Chunk`] built an account at a time: from an evaluated [`Outcome`], or written field by
+/// field by a columnar evaluation (no outcome built per account).
+pub struct ChunkBuilder {
+    score: Float64Builder,
+    grade: StringBuilder,
+    pub fired: TextsBuilder,
+    pub reasons: TextsBuilder,
+    pub tags: TextsBuilder,
+    rows: u32,
+    error_rows: Vec<u32>,
+    errors: Vec<RuleError>,
+}
+
+impl ChunkBuilder {
+    pub fn new(rows: usize) -> Self {
+        ChunkBuilder {
+            score: Float64Builder::with_capacity(rows),
+            grade: StringBuilder::with_capacity(rows, rows * 8),
+            fired: TextsBuilder::new(rows),
+            reasons: TextsBuilder::new(rows),
+            tags: TextsBuilder::new(rows),
+            rows: 0,
+            error_rows: Vec::new(),
+            errors: Vec::new(),
+        }
+    }
+
+    /// Ends an account written field by field: its fired rules, reasons and tags were given
+    /// as items, in order; it has no errors.
+    pub fn end_row(&mut self, score: Option<f64>, grade: Option<&str>) {
+        self.score.append_option(score);
+        self.grade.append_option(grade);
+        self.fired.end_row();
+        self.reasons.end_row();
+        self.tags.end_row();
+        self.rows += 1;
+    }
+
+    /// Appends an evaluated outcome.
+    pub fn push(&mut self, o: &Outcome) {
+        o.fired.iter().for_each(|s| self.fired.item(s));
+        o.reasons.iter().for_each(|s| self.reasons.item(s));
+        o.tags.iter().for_each(|s| self.tags.item(s));
+        for e in &o.errors {
+            self.error_rows.push(self.rows);
+            self.errors.push(e.clone());
+        }
+        self.end_row(o.score, o.grade.as_deref());
+    }
+
+    pub fn finish(mut self) -> Chunk {
+        Chunk {
+            score: self.score.finish(),
+            grade: self.grade.finish(),
+            fired: self.fired.finish(),
+            reasons: self.reasons.finish(),
+            tags: self.tags.finish(),
+            error_rows: self.error_rows,
+            errors: self.errors,
+        }
+    }
+}
+
 impl Chunk {
     fn new(rows: &[Outcome]) -> Chunk {
-        let mut error_rows = Vec::new();
-        let mut errors = Vec::new();
-        for (i, o) in rows.iter().enumerate() {
-            for e in &o.errors {
-                error_rows.push(i as u32);
-                errors.push(e.clone());
-            }
-        }
-        Chunk {
-            score: rows.iter().map(|o| o.score).collect(),
-            grade: rows.iter().map(|o| o.grade.as_deref()).collect(),
-            fired: Texts::build(rows, |o| o.fired.iter().map(|s| &**s)),
-            reasons: Texts::build(rows, |o| o.reasons.iter().map(String::as_str)),
-            tags: Texts::build(rows, |o| o.tags.iter().map(|s| &**s)),
-            error_rows,
-            errors,
-        }
+        let mut b = ChunkBuilder::new(rows.len());
+        rows.iter().for_each(|o| b.push(o));
+        b.finish()
     }
 
     pub fn len(&self) -> usize {
@@ -119,16 +176,23 @@ impl SetOutcomes {
         I: Fn() -> T + Sync + Send,
         F: Fn(&mut T, usize) -> Outcome + Sync + Send,
     {
+        Self::build(rows, init, |state, row, chunk| chunk.push(&outcome(state, row)))
+    }
+
+    /// Like [`SetOutcomes::evaluate`], with `write` appending each row to its chunk itself.
+    pub fn build<T, I, F>(rows: usize, init: I, write: F) -> SetOutcomes
+    where
+        I: Fn() -> T + Sync + Send,
+        F: Fn(&mut T, usize, &mut ChunkBuilder) + Sync + Send,
+    {
         let chunks = (0..rows.div_ceil(CHUNK))
             .into_par_iter()
-            .map_init(
-                || (init(), Vec::with_capacity(CHUNK)),
-                |(state, buffer), c| {
-                    buffer.clear();
-                    buffer.extend((c * CHUNK..rows.min((c + 1) * CHUNK)).map(|row| outcome(state, row)));
-                    Chunk::new(buffer)
-                },
-            )
+            .map_init(init, |state, c| {
+                let range = c * CHUNK..rows.min((c + 1) * CHUNK);
+                let mut chunk = ChunkBuilder::new(range.len());
+                range.for_each(|row| write(state, row, &mut chunk));
+                chunk.finish()
+            })
             .collect();
         SetOutcomes { chunks }
     }

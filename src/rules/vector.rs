@@ -709,6 +709,22 @@ impl Columns {
         Some(result)
     }
 
+    /// A condition's column, when it was translated.
+    pub fn bools(&self, e: &Expr) -> Option<&[bool]> {
+        match self.get(e)? {
+            Column::Bool(v) => Some(v),
+            _ => None,
+        }
+    }
+
+    /// A number's column, when it was translated.
+    pub fn numbers(&self, e: &Expr) -> Option<&[Option<f64>]> {
+        match self.get(e)? {
+            Column::Number(v) => Some(v),
+            _ => None,
+        }
+    }
+
     pub fn has(&self, e: &Expr) -> bool {
         self.get(e).is_some()
     }
