@@ -70,16 +70,21 @@ def machine():
 
 
 def build():
+    """Builds keepwell and the two bench binaries; returns the binaries' paths by name."""
     subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=ROOT, check=True)
-    msgs = subprocess.run(
-        ["cargo", "bench", "--bench", "sql_baseline", "--no-run", "--message-format=json", "--quiet"],
-        cwd=ROOT, check=True, capture_output=True, text=True,
-    ).stdout
-    for line in msgs.splitlines():
-        m = json.loads(line)
-        if m.get("reason") == "compiler-artifact" and m["target"]["name"] == "sql_baseline" and m.get("executable"):
-            return m["executable"]
-    sys.exit("could not find the sql_baseline bench binary")
+    found = {}
+    for name in ("sql_baseline", "rule_evaluation"):
+        msgs = subprocess.run(
+            ["cargo", "bench", "--bench", name, "--no-run", "--message-format=json", "--quiet"],
+            cwd=ROOT, check=True, capture_output=True, text=True,
+        ).stdout
+        for line in msgs.splitlines():
+            m = json.loads(line)
+            if m.get("reason") == "compiler-artifact" and m["target"]["name"] == name and m.get("executable"):
+                found[name] = m["executable"]
+        if name not in found:
+            sys.exit(f"could not find the {name} bench binary")
+    return found
 
 
 def target_dir():
@@ -144,13 +149,88 @@ def bench(size, work, keepwell, sql_bin, python, repeat):
     return result
 
 
+def sixty_rules():
+    """The performance issue's workload: 60 simple rules, points summed, as keepwell rules
+    and as the hand-written SQL sum of one CASE WHEN per rule (the same conditions)."""
+    import random
+    r = random.Random(60)
+    yaml, sql = [], []
+    for i in range(60):
+        a, b = r.sample(range(12), 2)
+        t, u = r.randint(10, 90), r.randint(10, 90)
+        f = r.randint(12, 17)
+        rhai, cond = [
+            (f"m{a} > {t}", f"m{a} > {t}"),
+            (f"m{a} >= {t} && m{b} < {u}", f"m{a} >= {t} AND m{b} < {u}"),
+            (f"f{f} * 2 > {t}.5", f"f{f} * 2 > {t}.5"),
+            (f'segment in ["ent", "strategic"] && m{a} < {t}', f"segment IN ('ent', 'strategic') AND m{a} < {t}"),
+            (f"is_missing(m{a}) || m{b} + m{a} > {t + 50}", f"m{a} IS NULL OR m{b} + m{a} > {t + 50}"),
+        ][i % 5]
+        points = r.choice([-10, -5, 5, 10, 15, 20])
+        yaml.append(f"  - id: r{i:02}\n    when: {rhai}\n    points: {points}\n")
+        sql.append(f"CASE WHEN {cond} THEN {points} ELSE 0 END")
+    rules = ("description: Sixty simple rules, points summed (the performance issue's workload).\n"
+             "score: { base: 0 }\ngrades:\n  - { grade: high, min: 50 }\n  - { grade: low }\nrules:\n" + "".join(yaml))
+    columns = "".join(f"      m{k}: INTEGER\n" for k in range(12)) + "".join(f"      f{k}: DOUBLE\n" for k in range(12, 18))
+    job = ("name: points\nsources:\n  accounts:\n    path: data/accounts.parquet\n    primary_key: account_id\n"
+           f"    columns:\n      account_id: VARCHAR\n{columns}      segment: VARCHAR\n"
+           "entity:\n  view: accounts\n  key: account_id\nrule_sets: [points]\n")
+    return rules, job, " + ".join(sql)
+
+
+def rules_bench(size, work, keepwell, rb_bin, repeat):
+    """keepwell's rules stage against one hand-written query on the issue's workload."""
+    project = work / f"rules-{size}"
+    if not (project / "data/accounts.parquet").exists():
+        run([rb_bin, project, "--generate", size])
+    rules, job, sql = sixty_rules()
+    for path, text in (("rules/points.yaml", rules), ("jobs/points.yaml", job), ("rules.sql", sql)):
+        (project / path).parent.mkdir(parents=True, exist_ok=True)
+        (project / path).write_text(text)
+    keepwell_runs, sql_runs = [], []
+    for _ in range(repeat):
+        shutil.rmtree(project / ".keepwell", ignore_errors=True)
+        seconds, rss, _ = run([keepwell, "-C", project, "-q", "run", "points", "--as-of", AS_OF])
+        report = json.loads((project / ".keepwell/runs/1/run.json").read_text())
+        stages = {s["stage"]: s["seconds"] for s in report["stages"]}
+        keepwell_runs.append({"wall": seconds, "rss": rss, "rules": stages["rules"]})
+        _, _, stdout = run([rb_bin, project, project / "rules.sql", "--compare", project / ".keepwell/keepwell.duckdb"])
+        sql_runs.append(json.loads(stdout.strip().splitlines()[-1]))
+        print(f"  60 rules: keepwell rules stage {stages['rules']:.2f} s, one SQL query {sql_runs[-1]['rules']:.2f} s, "
+              f"{sql_runs[-1]['differ']} scores differ", flush=True)
+    median = lambda rs: sorted(rs, key=lambda r: r["rules"])[len(rs) // 2]
+    return {"size": size, "keepwell": median(keepwell_runs), "sql": median(sql_runs),
+            "keepwell_range": [min(r["rules"] for r in keepwell_runs), max(r["rules"] for r in keepwell_runs)],
+            "differ": max(r["differ"] for r in sql_runs)}
+
+
 def wall(r):
     """The median wall time, with the range when there were several runs."""
     walls = r.get("walls", [r["wall"]])
     return f"{r['wall']:.1f} s" + (f" ({walls[0]:.1f}-{walls[-1]:.1f})" if len(walls) > 1 else "")
 
 
-def markdown(results, rules, command):
+def rules_markdown(micro):
+    lines = [
+        "",
+        "Rule evaluation alone, on the performance issue's own workload (`benches/rule_evaluation.rs`):",
+        "generated accounts × 60 simple rules (comparisons, `&&`, `||`, `in`, `is_missing`, arithmetic),",
+        "points summed. keepwell: the rules stage of `keepwell run` (SQL in the warehouse, then the",
+        "outcomes assembled with fired rules, grades and scores); SQL: one hand-written query, a CASE WHEN",
+        "per rule summed, the score only. Medians of the runs.",
+        "",
+        "| accounts | keepwell rules stage | keepwell evaluations/s | one SQL query | SQL evaluations/s | scores that differ |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for m in micro:
+        k, s, n = m["keepwell"], m["sql"], m["size"] * 60
+        lo, hi = m["keepwell_range"]
+        lines.append(f"| {m['size']:,} | {k['rules']:.2f} s ({lo:.2f}-{hi:.2f}) | {n / k['rules'] / 1e6:.0f}M | "
+                     f"{s['rules']:.2f} s | {n / s['rules'] / 1e6:.0f}M | {m['differ']} |")
+    return lines
+
+
+def markdown(results, micro, rules, command):
     lines = [
         f"Machine: {machine()}. Command: `{command}`. Measured {time.strftime('%Y-%m-%d')}.",
         "",
@@ -190,7 +270,7 @@ def markdown(results, rules, command):
         lines.append(f"| {r['size']:,} | {k['wall'] / s['wall']:.2f} | {pandas} | {k['rss']:,.0f} MB{half} | "
                      f"{r['size'] * rules / k['stages']['rules'] / 1e6:.1f}M | "
                      f"{'all' if worst == 1 else f'{worst:.2%} in the worst rule set'} |")
-    return "\n".join(lines)
+    return "\n".join(lines + rules_markdown(micro))
 
 
 def main():
@@ -198,9 +278,10 @@ def main():
     ap.add_argument("--sizes", default="100000,1000000", help="comma-separated account counts")
     ap.add_argument("--repeat", type=int, default=3, help="runs of each tool per size; the median is reported")
     ap.add_argument("--write", action="store_true", help="write the figures into BENCHMARKS.md")
+    ap.add_argument("--rules-only", action="store_true", help="only the 60-rule evaluation; prints, never writes")
     args = ap.parse_args()
     sizes = [int(s) for s in args.sizes.split(",") if s]
-    sql_bin = build()
+    bins = build()
     work = target_dir() / "bench"
     work.mkdir(parents=True, exist_ok=True)
     keepwell = str(target_dir() / "release/keepwell")
@@ -211,15 +292,23 @@ def main():
         print("pandas is not installed: the pandas baseline is skipped (pip install pandas pyarrow)")
         python = None
     rules = rule_count()
+    if args.rules_only:
+        micro = [rules_bench(size, work, keepwell, bins["rule_evaluation"], args.repeat) for size in sizes]
+        print("\n".join(rules_markdown(micro)))
+        return
     results = []
     for size in sizes:
         print(f"{size:,} accounts", flush=True)
-        results.append(bench(size, work, keepwell, sql_bin, python, args.repeat))
+        results.append(bench(size, work, keepwell, bins["sql_baseline"], python, args.repeat))
+    micro = []
+    for size in sizes:
+        print(f"{size:,} accounts × 60 rules", flush=True)
+        micro.append(rules_bench(size, work, keepwell, bins["rule_evaluation"], args.repeat))
     command = "make bench" + (f" BENCH_SIZES={args.sizes}" if args.sizes != "100000,1000000" else "")
-    text = markdown(results, rules, command)
+    text = markdown(results, micro, rules, command)
     print()
     print(text)
-    (work / "results.json").write_text(json.dumps(results, indent=2))
+    (work / "results.json").write_text(json.dumps({"job": results, "rules": micro}, indent=2))
     for trash in work.glob(".trash-*"):
         shutil.rmtree(trash, ignore_errors=True)
     if args.write:
