@@ -254,7 +254,7 @@ impl Evaluator<'_> {
         /// What one rule contributes, with its columns.
         struct Plan<'p> {
             id: &'p str,
-            when: &'p [bool],
+            when: super::vector::Flags<'p>,
             points: Result<f64, &'p [Option<f64>]>,
             tags: &'p [Arc<str>],
             reason: Option<&'p str>,
@@ -266,7 +266,7 @@ impl Evaluator<'_> {
                 .map(|r| {
                     Some(Plan {
                         id: &r.id,
-                        when: columns.bools(&r.when)?,
+                        when: columns.flags(&r.when)?,
                         points: match &r.points {
                             Points::Fixed(p) => Ok(*p),
                             Points::Computed(e) => Err(columns.numbers(e)?),
@@ -279,7 +279,7 @@ impl Evaluator<'_> {
             Body::Classification { classes, .. } => classes
                 .iter()
                 .map(|c| {
-                    let when = columns.bools(&c.when)?;
+                    let when = columns.flags(&c.when)?;
                     Some(Plan { id: &c.id, when, points: Ok(0.0), tags: &[], reason: c.reason.as_deref() })
                 })
                 .collect::<Option<_>>()?,
@@ -302,7 +302,7 @@ impl Evaluator<'_> {
                 fired.clear();
                 let mut total = set.score.base;
                 for (i, p) in plan.iter().enumerate() {
-                    if p.when[row] {
+                    if p.when.get(row) {
                         let points = match p.points {
                             Ok(points) => points,
                             Err(column) => column[row].unwrap_or(0.0),

@@ -22,6 +22,7 @@
 //!   10^d`, halves away from zero).
 
 use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
 
 use chrono::NaiveDate;
 use duckdb::Connection;
@@ -637,15 +638,49 @@ pub struct Columns {
 #[derive(Debug)]
 pub enum Column {
     Bool(Vec<bool>),
+    /// One bit of a mask per row: conditions come back from the warehouse 64 to a column.
+    Bit(Arc<Vec<u64>>, u32),
+    /// A column of masks, before it is shared out among its conditions.
+    Masks(Vec<u64>),
     Number(Vec<Option<f64>>),
     Text(Vec<Option<String>>),
     List(Vec<Vec<String>>),
+}
+
+/// A condition's results, row by row.
+#[derive(Debug, Clone, Copy)]
+pub enum Flags<'a> {
+    Bools(&'a [bool]),
+    Bits(&'a [u64], u32),
+}
+
+impl Flags<'_> {
+    #[inline]
+    pub fn get(self, row: usize) -> bool {
+        match self {
+            Flags::Bools(v) => v[row],
+            Flags::Bits(words, bit) => words[row] >> bit & 1 == 1,
+        }
+    }
+
+    pub fn len(self) -> usize {
+        match self {
+            Flags::Bools(v) => v.len(),
+            Flags::Bits(words, _) => words.len(),
+        }
+    }
+
+    pub fn is_empty(self) -> bool {
+        self.len() == 0
+    }
 }
 
 impl Column {
     fn len(&self) -> usize {
         match self {
             Column::Bool(v) => v.len(),
+            Column::Bit(words, _) => words.len(),
+            Column::Masks(words) => words.len(),
             Column::Number(v) => v.len(),
             Column::Text(v) => v.len(),
             Column::List(v) => v.len(),
@@ -674,6 +709,7 @@ impl Columns {
     pub fn condition(&self, e: &Expr, row: usize) -> Option<bool> {
         match self.get(e)? {
             Column::Bool(v) => v.get(row).copied(),
+            Column::Bit(words, bit) => Some(words.get(row)? >> bit & 1 == 1),
             _ => None,
         }
     }
@@ -683,7 +719,8 @@ impl Columns {
             Column::Number(v) => Some(v.get(row)?.map_or(Dynamic::UNIT, Dynamic::from_float)),
             Column::Text(v) => Some(v.get(row)?.as_ref().map_or(Dynamic::UNIT, |s| Dynamic::from(s.clone()))),
             Column::Bool(v) => Some(Dynamic::from_bool(*v.get(row)?)),
-            Column::List(_) => None,
+            Column::Bit(words, bit) => Some(Dynamic::from_bool(words.get(row)? >> bit & 1 == 1)),
+            Column::List(_) | Column::Masks(_) => None,
         }
     }
 
@@ -710,9 +747,10 @@ impl Columns {
     }
 
     /// A condition's column, when it was translated.
-    pub fn bools(&self, e: &Expr) -> Option<&[bool]> {
+    pub fn flags(&self, e: &Expr) -> Option<Flags<'_>> {
         match self.get(e)? {
-            Column::Bool(v) => Some(v),
+            Column::Bool(v) => Some(Flags::Bools(v)),
+            Column::Bit(words, bit) => Some(Flags::Bits(words, *bit)),
             _ => None,
         }
     }
@@ -824,7 +862,7 @@ pub fn evaluate(
 ) -> Columns {
     let (conn, schema, lookups) = (v.conn, v.schema, v.lookups);
     let mut t = Translator::new(schema, &set.depends_on, as_of, lookups);
-    let mut selected: Vec<(&Expr, String)> = Vec::new();
+    let mut selected: Vec<(&Expr, Want, String)> = Vec::new();
     for (e, want) in expressions(set) {
         let sql = match want {
             Want::Condition => t.condition(e),
@@ -832,7 +870,7 @@ pub fn evaluate(
             Want::Text => t.text(e),
         };
         match sql {
-            Some(sql) => selected.push((e, sql)),
+            Some(sql) => selected.push((e, want, sql)),
             None => tracing::debug!(rule_set = %set.name, expression = %e.source, "Runs in rhai."),
         }
     }
@@ -867,7 +905,7 @@ pub fn evaluate(
 fn run(
     conn: &Connection,
     t: &Translator,
-    selected: &[(&Expr, String)],
+    selected: &[(&Expr, Want, String)],
     script: Option<&ScriptSql>,
     done: &[(&str, &SetOutcomes)],
     rows: usize,
@@ -886,13 +924,34 @@ fn run(
         }
         joins.push_str(&format!(" POSITIONAL JOIN {}", ident(&table)));
     }
-    let mut select: Vec<String> = selected.iter().map(|(_, sql)| sql.clone()).collect();
+    // Conditions travel 64 to a column, as the bits of a mask (one column each took longer
+    // to sort and read back than to evaluate); the other values one column each.
+    let (conditions, values): (Vec<_>, Vec<_>) =
+        selected.iter().partition(|(_, want, _)| matches!(want, Want::Condition));
+    let masks: Vec<&[&(&Expr, Want, String)]> = conditions.chunks(64).collect();
+    let mut select: Vec<String> = masks
+        .iter()
+        .map(|group| {
+            let bits: Vec<String> = group
+                .iter()
+                .enumerate()
+                .map(|(bit, (_, _, sql))| {
+                    format!("(CASE WHEN {sql} THEN {}::UBIGINT ELSE 0::UBIGINT END)", 1u64 << bit)
+                })
+                .collect();
+            bits.join(" | ")
+        })
+        .collect();
+    select.extend(values.iter().map(|(_, _, sql)| sql.clone()));
     if let Some(s) = script {
         select.extend(s.score.iter().chain(&s.grade).cloned());
         select.extend(s.lists.iter().map(|(_, sql)| sql.clone()));
     }
     let results = select.len();
-    select.extend(t.checks.iter().cloned());
+    // The overflow checks as one column: `least` evaluates every argument on every row.
+    if !t.checks.is_empty() {
+        select.push(format!("least({})", t.checks.join(", ")));
+    }
     let select: Vec<String> = select.iter().enumerate().map(|(i, sql)| format!("{sql} AS c{i}")).collect();
     // Sorted by row even without joined tables: DuckDB documents a single table's order as
     // kept through SELECT, but at 1M accounts the results of a set that joins nothing came
@@ -912,7 +971,17 @@ fn run(
         }
     });
     let mut by_expr = Vec::with_capacity(selected.len());
-    for (e, _) in selected {
+    for group in &masks {
+        let words = match columns.next().ok_or("missing column")?? {
+            Column::Masks(words) => Arc::new(words),
+            empty if empty.len() == 0 => Arc::new(Vec::new()),
+            _ => return Err("a column of masks expected".into()),
+        };
+        for (bit, (e, _, _)) in group.iter().enumerate() {
+            by_expr.push((key(e), Column::Bit(words.clone(), bit as u32)));
+        }
+    }
+    for (e, _, _) in values {
         by_expr.push((key(e), columns.next().ok_or("missing column")??));
     }
     let script = match script {
@@ -938,6 +1007,13 @@ fn append(column: &mut Option<Column>, a: &dyn Array) -> Result<(), String> {
                 return Err("mixed".into());
             };
             v.extend((0..a.len()).map(|i| a.is_valid(i) && a.value(i)));
+        }
+        DataType::UInt64 => {
+            let a = a.as_primitive::<duckdb::arrow::datatypes::UInt64Type>();
+            let Column::Masks(v) = column.get_or_insert_with(|| Column::Masks(Vec::new())) else {
+                return Err("mixed".into());
+            };
+            v.extend((0..a.len()).map(|i| if a.is_valid(i) { a.value(i) } else { 0 }));
         }
         DataType::Float64 => {
             let a = a.as_primitive::<duckdb::arrow::datatypes::Float64Type>();
@@ -1305,6 +1381,35 @@ mod differential {
         scope
     }
 
+    /// Conditions come back 64 to a column: with more than 64, and numbers among them, each
+    /// expression still reads its own results.
+    #[test]
+    fn many_conditions_share_masks_and_keep_their_own_results() {
+        let engine = super::super::engine::build(as_of(), Default::default());
+        let schema = schema();
+        let lookups = Lookups::default();
+        let mut t = Translator::new(&schema, &[], as_of(), &lookups);
+        let rows: Vec<Row> = (-3..140)
+            .map(|n| Row { i: (n % 7 != 0).then_some(n), f: Some(n as f64 / 2.0), s: None, b: None, d: None })
+            .collect();
+        let conditions: Vec<Expr> =
+            (0..130).map(|k| compile_for_test(&engine, &schema, &[], &format!("i > {k}")).unwrap()).collect();
+        let number = compile_for_test(&engine, &schema, &[], "f * 2").unwrap();
+        let mut selected: Vec<(&Expr, Want, String)> =
+            conditions.iter().map(|e| (e, Want::Condition, t.condition(e).unwrap())).collect();
+        selected.insert(70, (&number, Want::Number, t.number(&number).unwrap()));
+        let columns = run(&table(&rows), &t, &selected, None, &[], rows.len(), &mut BTreeSet::new()).unwrap();
+        for (n, r) in rows.iter().enumerate() {
+            for (k, e) in conditions.iter().enumerate() {
+                let expected = r.i.is_some_and(|i| i > k as i64);
+                assert_eq!(columns.condition(e, n), Some(expected), "i > {k} on {r:?}");
+                assert_eq!(columns.flags(e).map(|f| f.get(n)), Some(expected), "i > {k} on {r:?}");
+            }
+            let got = columns.value(&number, n).and_then(|v| v.as_float().ok());
+            assert_eq!(got, r.f.map(|f| f * 2.0));
+        }
+    }
+
     /// Both paths for one expression; `Err` from SQL means "falls back", which is always fine.
     fn check(source: &str, rows: &[Row], want: Want) -> Result<(), TestCaseError> {
         let engine = super::super::engine::build(as_of(), Default::default());
@@ -1318,7 +1423,8 @@ mod differential {
         };
         let Some(sql) = sql else { return Ok(()) };
         let conn = table(rows);
-        let Ok(columns) = run(&conn, &t, &[(&e, sql.clone())], None, &[], rows.len(), &mut BTreeSet::new()) else {
+        let Ok(columns) = run(&conn, &t, &[(&e, want, sql.clone())], None, &[], rows.len(), &mut BTreeSet::new())
+        else {
             return Ok(());
         };
         for (n, r) in rows.iter().enumerate() {
