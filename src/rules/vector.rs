@@ -654,12 +654,17 @@ pub enum Flags<'a> {
     Bits(&'a [u64], u32),
 }
 
+#[inline]
+fn is_set(word: u64, bit: u32) -> bool {
+    word >> bit & 1 == 1
+}
+
 impl Flags<'_> {
     #[inline]
     pub fn get(self, row: usize) -> bool {
         match self {
             Flags::Bools(v) => v[row],
-            Flags::Bits(words, bit) => words[row] >> bit & 1 == 1,
+            Flags::Bits(words, bit) => is_set(words[row], bit),
         }
     }
 
@@ -709,7 +714,7 @@ impl Columns {
     pub fn condition(&self, e: &Expr, row: usize) -> Option<bool> {
         match self.get(e)? {
             Column::Bool(v) => v.get(row).copied(),
-            Column::Bit(words, bit) => Some(words.get(row)? >> bit & 1 == 1),
+            Column::Bit(words, bit) => Some(is_set(*words.get(row)?, *bit)),
             _ => None,
         }
     }
@@ -719,7 +724,7 @@ impl Columns {
             Column::Number(v) => Some(v.get(row)?.map_or(Dynamic::UNIT, Dynamic::from_float)),
             Column::Text(v) => Some(v.get(row)?.as_ref().map_or(Dynamic::UNIT, |s| Dynamic::from(s.clone()))),
             Column::Bool(v) => Some(Dynamic::from_bool(*v.get(row)?)),
-            Column::Bit(words, bit) => Some(Dynamic::from_bool(words.get(row)? >> bit & 1 == 1)),
+            Column::Bit(words, bit) => Some(Dynamic::from_bool(is_set(*words.get(row)?, *bit))),
             Column::List(_) | Column::Masks(_) => None,
         }
     }
