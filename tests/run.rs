@@ -479,9 +479,10 @@ fn a_failing_output_keeps_the_mail_already_written() {
     assert_eq!(p.query("SELECT output, status FROM outbox ORDER BY output"), ["at_risk|sent", "summary|sent"]);
 }
 
-/// Points and classification sets whose expressions all run in the warehouse are assembled
-/// from their columns; the outcomes, reasons, tags and errors must be those of rhai, also
-/// where a reason fails for one account (that account is then evaluated the general way).
+/// Points, classification and scorecard sets whose expressions all run in the warehouse are
+/// assembled from their columns; the outcomes, reasons, tags and errors must be those of
+/// rhai, also where a reason fails or a map lacks a value for one account (that account is
+/// then evaluated the general way).
 #[test]
 fn sets_assembled_from_columns_match_rhai_even_when_a_reason_fails() {
     let risk = "\
@@ -522,10 +523,37 @@ classes:
 default: steady
 default_reason: \"{{ name }} holds {{ seats }} seats\"
 ";
-    let job = common::JOB.replace("rule_sets: [risk, health]", "rule_sets: [risk, health, stage]");
+    let card = "\
+grades:
+  - { grade: good, min: 60 }
+  - { grade: poor }
+measures:
+  - id: utilisation
+    weight: 2
+    score: active_users / seats * 100
+    reason: \"{{ active_users }} of {{ seats }} seats\"
+  - id: size
+    weight: 1
+    value: arr
+    bands:
+      - { min: 100000, score: 100 }
+      - { min: 20000, score: 50 }
+    reason_below: 100
+    reason: \"ARR {{ arr | money }}{% if points %}, {{ points }} points{% endif %}\"
+  - id: sector
+    weight: 1
+    value: industry
+    map: { travel: 20, healthcare: 90 }
+";
+    let job = common::JOB.replace("rule_sets: [risk, health]", "rule_sets: [risk, health, stage, card]");
     let mut results = Vec::new();
     for vectorise in ["on", "off"] {
-        let p = Project::new(&[("jobs/nightly.yaml", &job), ("rules/risk.yaml", risk), ("rules/stage.yaml", stage)]);
+        let p = Project::new(&[
+            ("jobs/nightly.yaml", &job),
+            ("rules/risk.yaml", risk),
+            ("rules/stage.yaml", stage),
+            ("rules/card.yaml", card),
+        ]);
         let out = p.keepwell_with(
             &["run", "nightly", "--as-of", "2026-11-23", "--no-mail"],
             &[("KEEPWELL_VECTORISE", vectorise)],
@@ -539,15 +567,18 @@ default_reason: \"{{ name }} holds {{ seats }} seats\"
         ));
     }
     assert_eq!(results[0], results[1], "vectorised, then rhai");
-    assert_eq!(results[0].len(), 9);
+    assert_eq!(results[0].len(), 12);
     let risk_and_stage: Vec<&String> = results[0].iter().filter(|r| !r.contains("|health|")).collect();
     assert_eq!(
         risk_and_stage,
         [
+            "A1|card|40.0|poor|[utilisation, sector]|[20 of 100 seats]|[]|[]",
             "A1|risk|43.0|high|[hard_hit_industry, per_seat]|[travel is hit hard, 8 points for 1]|[industry, exposure, usage]|[]",
             "A1|stage|NULL|exposed|[exposed]|['exposed: travel is hit hard; 8 points for 1']|[]|[]",
+            "A2|card|82.5|good|[size]|['ARR $50,000, 50 points']|[]|[]",
             "A2|risk|33.0|medium|[per_seat, small]|[38 points for 3]|[exposure, usage, size]|[]",
             "A2|stage|NULL|steady|[]|[Globex holds 40 seats]|[]|[]",
+            "A3|card|NULL|NULL|[utilisation]|[2 of 10 seats]|[]|['sector: `retail` is not listed in the map of measure `sector`']",
             "A3|risk|NULL|NULL|[hard_hit_industry, small]|[retail is hit hard]|[industry, exposure, size]|\
              ['per_seat: the reason could not be written: invalid operation: unable to calculate 100 // 0 (in risk/per_seat/reason:1)']",
             "A3|stage|NULL|small|[small]|[Initech is small]|[]|[]",

@@ -283,7 +283,10 @@ impl Evaluator<'_> {
                     Some(Plan { id: &c.id, when, points: Ok(0.0), tags: &[], reason: c.reason.as_deref() })
                 })
                 .collect::<Option<_>>()?,
-            Body::Scorecard(_) | Body::Script(_) => return None,
+            Body::Scorecard(measures) => {
+                return self.scorecard_columnar(set, measures, columns, entity, read, previous, fields);
+            }
+            Body::Script(_) => return None,
         };
         let rows = entity.len();
         if plan.iter().any(|p| p.when.len() != rows || p.points.is_err_and(|v| v.len() != rows)) {
@@ -365,6 +368,113 @@ impl Evaluator<'_> {
                 } else {
                     let score = total.clamp(set.score.min, set.score.max);
                     chunk.end_row(Some(score), set.grade_name(score));
+                }
+            },
+        );
+        Some(outcomes)
+    }
+
+    /// [`Evaluator::columnar`] for a scorecard whose every measure's value was evaluated in
+    /// the warehouse: the weighted mean of the measures that have a score, the measures
+    /// below their `reason_below` fired with their reasons. An account with an error (a text
+    /// the map does not list, a reason that fails) is evaluated the general way.
+    #[allow(clippy::too_many_arguments)]
+    fn scorecard_columnar(
+        &self,
+        set: &RuleSet,
+        measures: &[Measure],
+        columns: &super::vector::Columns,
+        entity: &Entity,
+        read: &[(&str, &SetOutcomes)],
+        previous: &Previous,
+        fields: &DepFields,
+    ) -> Option<SetOutcomes> {
+        use super::vector::Column;
+        let rows = entity.len();
+        let values: Vec<&Column> = measures
+            .iter()
+            .map(|m| {
+                let column = columns.column(m.scoring.expr())?;
+                let fits = match (&m.scoring, column) {
+                    (Scoring::Map { .. }, Column::Text(v)) => v.len() == rows,
+                    (Scoring::Direct(_) | Scoring::Bands { .. }, Column::Number(v)) => v.len() == rows,
+                    _ => false,
+                };
+                fits.then_some(column)
+            })
+            .collect::<Option<_>>()?;
+        let outcomes = SetOutcomes::build(
+            rows,
+            || (Scope::new(), Vec::with_capacity(read.len())),
+            |(scope, done), row, chunk| {
+                let (mut weighted, mut weights) = (0.0, 0.0);
+                let mut fired: Vec<(usize, f64)> = Vec::new();
+                let mut failed = false;
+                for (i, (m, column)) in measures.iter().zip(&values).enumerate() {
+                    // A measure's score from 0 to 100, or none when its value is missing.
+                    let score = match (&m.scoring, column) {
+                        (Scoring::Direct(_), Column::Number(v)) => v[row],
+                        (Scoring::Bands { bands, .. }, Column::Number(v)) => v[row]
+                            .and_then(|x| bands.iter().find(|(min, _)| min.is_none_or(|m| x >= m)).map(|&(_, s)| s)),
+                        (Scoring::Map { map, .. }, Column::Text(v)) => match &v[row] {
+                            None => None,
+                            Some(key) => match map.iter().find(|(k, _)| k == key) {
+                                Some(&(_, s)) => Some(s),
+                                None => {
+                                    failed = true;
+                                    break;
+                                }
+                            },
+                        },
+                        _ => unreachable!("checked above"),
+                    };
+                    let Some(score) = score.map(|s| s.clamp(0.0, 100.0)) else { continue };
+                    weighted += score * m.weight;
+                    weights += m.weight;
+                    if score < m.reason_below {
+                        fired.push((i, score));
+                    }
+                }
+                let mut reasons = Vec::new();
+                if !failed && fired.iter().any(|&(i, _)| measures[i].reason.is_some()) {
+                    scope.clear();
+                    done.clear();
+                    done.extend(read.iter().map(|(name, r)| (*name, r.get(row))));
+                    let here = EntityRow { entity, row };
+                    let ctx = Ctx {
+                        set,
+                        row: &here,
+                        done,
+                        previous,
+                        fast: Some((columns, row)),
+                        fields: Some(fields),
+                        full: false,
+                    };
+                    for &(i, score) in &fired {
+                        let Some(name) = &measures[i].reason else { continue };
+                        match self.reason(&ctx, name, scope, score) {
+                            Ok(text) => reasons.push(text),
+                            Err(_) => {
+                                failed = true;
+                                break;
+                            }
+                        }
+                    }
+                }
+                if failed {
+                    // The general path records the error as a failed measure does.
+                    let fast = Some(Fast { columns, row, fields });
+                    chunk.push(&self.evaluate_with(set, &EntityRow { entity, row }, done, previous, scope, None, fast));
+                    return;
+                }
+                fired.iter().for_each(|&(i, _)| chunk.fired.item(&measures[i].id));
+                reasons.iter().for_each(|r| chunk.reasons.item(r));
+                match (weights > 0.0).then(|| weighted / weights) {
+                    Some(score) => {
+                        let score = score.clamp(set.score.min, set.score.max);
+                        chunk.end_row(Some(score), set.grade_name(score));
+                    }
+                    None => chunk.end_row(None, None),
                 }
             },
         );

@@ -751,6 +751,11 @@ impl Columns {
         Some(result)
     }
 
+    /// An expression's column, when it was translated.
+    pub fn column(&self, e: &Expr) -> Option<&Column> {
+        self.get(e)
+    }
+
     /// A condition's column, when it was translated.
     pub fn flags(&self, e: &Expr) -> Option<Flags<'_>> {
         match self.get(e)? {
