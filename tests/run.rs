@@ -585,3 +585,44 @@ measures:
         ]
     );
 }
+
+/// An account a scorecard assembled from its columns leaves to the general path (its value
+/// is not in the map) still reads its own results of the sets the scorecard depends on.
+#[test]
+fn an_account_left_to_the_general_path_reads_its_own_dependencies() {
+    let card = "\
+depends_on: [risk]
+grades:
+  - { grade: good, min: 60 }
+  - { grade: poor }
+measures:
+  - id: utilisation
+    weight: 1
+    score: active_users / seats * 100
+    reason: \"{{ active_users }} of {{ seats }} seats, {{ risk.reasons | join('; ') }}\"
+  - id: sector
+    weight: 1
+    value: industry
+    map: { travel: 20, healthcare: 90 }
+";
+    let job = common::JOB.replace("rule_sets: [risk, health]", "rule_sets: [risk, health, card]");
+    let mut results = Vec::new();
+    for vectorise in ["on", "off"] {
+        let p = Project::new(&[("jobs/nightly.yaml", &job), ("rules/card.yaml", card)]);
+        let out = p.keepwell_with(
+            &["run", "nightly", "--as-of", "2026-11-23", "--no-mail"],
+            &[("KEEPWELL_VECTORISE", vectorise)],
+        );
+        assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
+        results.push(p.query(
+            "SELECT account_id, score, CAST(fired AS VARCHAR), CAST(reasons AS VARCHAR), CAST(errors AS VARCHAR) \
+             FROM outcomes WHERE rule_set = 'card' ORDER BY account_id",
+        ));
+    }
+    assert_eq!(results[0], results[1], "vectorised, then rhai");
+    assert!(
+        results[0][2].starts_with("A3|NULL|[utilisation]|['2 of 10 seats, retail is hit hard']|"),
+        "{:?}",
+        results[0]
+    );
+}

@@ -117,6 +117,42 @@ struct Fast<'f> {
     fields: &'f DepFields,
 }
 
+/// What a rule set assembled from its columns reads for the accounts still evaluated one
+/// at a time (their reasons, or all of them when something fails).
+struct Assembly<'a> {
+    set: &'a RuleSet,
+    columns: &'a super::vector::Columns,
+    entity: &'a Entity,
+    read: &'a [(&'a str, &'a SetOutcomes)],
+    previous: &'a Previous,
+    fields: &'a DepFields,
+}
+
+/// Buffers each thread reuses from account to account when assembling a set.
+struct Scratch<'a, 'p> {
+    scope: Scope<'static>,
+    done: Vec<(&'a str, OutcomeRef<'a>)>,
+    /// The rules or measures that fired, by index, with their points or score.
+    fired: Vec<(usize, f64)>,
+    /// The reason templates to write, with the points they show.
+    wanted: Vec<(&'p str, f64)>,
+    reasons: Vec<String>,
+    tags: Vec<&'p str>,
+}
+
+impl Scratch<'_, '_> {
+    fn new(sets_read: usize) -> Self {
+        Scratch {
+            scope: Scope::new(),
+            done: Vec::with_capacity(sets_read),
+            fired: Vec::new(),
+            wanted: Vec::new(),
+            reasons: Vec::new(),
+            tags: Vec::new(),
+        }
+    }
+}
+
 /// The fields `set` reads of the rule sets it depends on, from its expressions.
 fn dep_fields(set: &RuleSet) -> DepFields {
     let mut fields: DepFields = HashMap::new();
@@ -297,10 +333,11 @@ impl Evaluator<'_> {
             Body::Classification { default, default_reason, .. } => (default.as_deref(), default_reason.as_deref()),
             _ => (None, None),
         };
+        let assembly = Assembly { set, columns, entity, read, previous, fields };
         let outcomes = SetOutcomes::build(
             rows,
-            || (Scope::new(), Vec::with_capacity(read.len()), Vec::new(), Vec::new(), Vec::<&str>::new()),
-            |(scope, done, fired, reasons, tags), row, chunk| {
+            || Scratch::new(read.len()),
+            |Scratch { scope, done, fired, wanted, reasons, tags }, row, chunk| {
                 // The rules that fire, with their points; for classes, the first match.
                 fired.clear();
                 let mut total = set.score.base;
@@ -317,39 +354,15 @@ impl Evaluator<'_> {
                         }
                     }
                 }
-                let reason_of = |fired: &[(usize, f64)]| -> Vec<(&str, f64)> {
-                    match fired.first() {
-                        None if classes => default_reason.map(|r| (r, 0.0)).into_iter().collect(),
-                        _ => fired.iter().filter_map(|&(i, p)| Some((plan[i].reason?, p))).collect(),
-                    }
-                };
-                let wanted = reason_of(fired);
-                reasons.clear();
-                if !wanted.is_empty() {
-                    scope.clear();
-                    done.clear();
-                    done.extend(read.iter().map(|(name, r)| (*name, r.get(row))));
-                    let here = EntityRow { entity, row };
-                    let ctx = Ctx {
-                        set,
-                        row: &here,
-                        done,
-                        previous,
-                        fast: Some((columns, row)),
-                        fields: Some(fields),
-                        full: false,
-                    };
-                    for (name, points) in wanted {
-                        match self.reason(&ctx, name, scope, points) {
-                            Ok(text) => reasons.push(text),
-                            Err(_) => {
-                                // The general path records the error as a failed rule does.
-                                let fast = Some(Fast { columns, row, fields });
-                                chunk.push(&self.evaluate_with(set, &here, done, previous, scope, None, fast));
-                                return;
-                            }
-                        }
-                    }
+                wanted.clear();
+                match fired.first() {
+                    None if classes => wanted.extend(default_reason.map(|r| (r, 0.0))),
+                    _ => wanted.extend(fired.iter().filter_map(|&(i, p)| Some((plan[i].reason?, p)))),
+                }
+                if !self.assembled_reasons(&assembly, row, scope, done, wanted, reasons) {
+                    // The general path records the error as a failed rule does.
+                    self.assembled_generally(&assembly, row, scope, done, chunk);
+                    return;
                 }
                 tags.clear();
                 for &(i, _) in fired.iter() {
@@ -403,12 +416,13 @@ impl Evaluator<'_> {
                 fits.then_some(column)
             })
             .collect::<Option<_>>()?;
+        let assembly = Assembly { set, columns, entity, read, previous, fields };
         let outcomes = SetOutcomes::build(
             rows,
-            || (Scope::new(), Vec::with_capacity(read.len())),
-            |(scope, done), row, chunk| {
+            || Scratch::new(read.len()),
+            |Scratch { scope, done, fired, wanted, reasons, .. }, row, chunk| {
                 let (mut weighted, mut weights) = (0.0, 0.0);
-                let mut fired: Vec<(usize, f64)> = Vec::new();
+                fired.clear();
                 let mut failed = false;
                 for (i, (m, column)) in measures.iter().zip(&values).enumerate() {
                     // A measure's score from 0 to 100, or none when its value is missing.
@@ -435,36 +449,11 @@ impl Evaluator<'_> {
                         fired.push((i, score));
                     }
                 }
-                let mut reasons = Vec::new();
-                if !failed && fired.iter().any(|&(i, _)| measures[i].reason.is_some()) {
-                    scope.clear();
-                    done.clear();
-                    done.extend(read.iter().map(|(name, r)| (*name, r.get(row))));
-                    let here = EntityRow { entity, row };
-                    let ctx = Ctx {
-                        set,
-                        row: &here,
-                        done,
-                        previous,
-                        fast: Some((columns, row)),
-                        fields: Some(fields),
-                        full: false,
-                    };
-                    for &(i, score) in &fired {
-                        let Some(name) = &measures[i].reason else { continue };
-                        match self.reason(&ctx, name, scope, score) {
-                            Ok(text) => reasons.push(text),
-                            Err(_) => {
-                                failed = true;
-                                break;
-                            }
-                        }
-                    }
-                }
-                if failed {
+                wanted.clear();
+                wanted.extend(fired.iter().filter_map(|&(i, score)| Some((measures[i].reason.as_deref()?, score))));
+                if failed || !self.assembled_reasons(&assembly, row, scope, done, wanted, reasons) {
                     // The general path records the error as a failed measure does.
-                    let fast = Some(Fast { columns, row, fields });
-                    chunk.push(&self.evaluate_with(set, &EntityRow { entity, row }, done, previous, scope, None, fast));
+                    self.assembled_generally(&assembly, row, scope, done, chunk);
                     return;
                 }
                 fired.iter().for_each(|&(i, _)| chunk.fired.item(&measures[i].id));
@@ -479,6 +468,60 @@ impl Evaluator<'_> {
             },
         );
         Some(outcomes)
+    }
+
+    /// Writes the reasons `wanted` (template and points, in order) of an account of a set
+    /// assembled from its columns into `out`; `false` when one of them fails.
+    fn assembled_reasons<'a>(
+        &self,
+        a: &Assembly<'a>,
+        row: usize,
+        scope: &mut Scope<'static>,
+        done: &mut Vec<(&'a str, OutcomeRef<'a>)>,
+        wanted: &[(&str, f64)],
+        out: &mut Vec<String>,
+    ) -> bool {
+        out.clear();
+        if wanted.is_empty() {
+            return true;
+        }
+        scope.clear();
+        done.clear();
+        done.extend(a.read.iter().map(|(name, r)| (*name, r.get(row))));
+        let here = EntityRow { entity: a.entity, row };
+        let ctx = Ctx {
+            set: a.set,
+            row: &here,
+            done,
+            previous: a.previous,
+            fast: Some((a.columns, row)),
+            fields: Some(a.fields),
+            full: false,
+        };
+        for &(name, points) in wanted {
+            match self.reason(&ctx, name, scope, points) {
+                Ok(text) => out.push(text),
+                Err(_) => return false,
+            }
+        }
+        true
+    }
+
+    /// An account of a set assembled from its columns evaluated the general way instead, for
+    /// the errors it records.
+    fn assembled_generally<'a>(
+        &self,
+        a: &Assembly<'a>,
+        row: usize,
+        scope: &mut Scope<'static>,
+        done: &mut Vec<(&'a str, OutcomeRef<'a>)>,
+        chunk: &mut super::outcomes::ChunkBuilder,
+    ) {
+        done.clear();
+        done.extend(a.read.iter().map(|(name, r)| (*name, r.get(row))));
+        let fast = Some(Fast { columns: a.columns, row, fields: a.fields });
+        let here = EntityRow { entity: a.entity, row };
+        chunk.push(&self.evaluate_with(a.set, &here, done, a.previous, scope, None, fast));
     }
 
     /// One rule set for one account; with `trace`, records what each rule did.

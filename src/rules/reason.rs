@@ -236,6 +236,16 @@ mod tests {
     use super::*;
     use minijinja::Environment;
 
+    /// The reason templates' environment (the `money` filter, the number formatter) with
+    /// `source` as template `t`.
+    fn template_env(source: &str) -> Environment<'static> {
+        let mut env = Environment::new();
+        let diags = crate::outputs::load_templates(std::path::Path::new("/nonexistent"), &mut env);
+        assert!(diags.is_empty());
+        env.add_template_owned("t", source.to_string()).unwrap();
+        env
+    }
+
     #[test]
     fn plain_templates_parse_and_others_do_not() {
         assert_eq!(
@@ -287,11 +297,8 @@ mod tests {
     /// A field of another rule set's result, as `{{ health.grade }}` reads it.
     #[test]
     fn fields_read_as_minijinja_writes_them() {
-        let mut env = Environment::new();
-        let diags = crate::outputs::load_templates(std::path::Path::new("/nonexistent"), &mut env);
-        assert!(diags.is_empty());
         let source = "health {{ h.grade }}{% if h.score %}, {{ h.score }} points{% endif %}";
-        env.add_template_owned("t", source.to_string()).unwrap();
+        let env = template_env(source);
         let parts = parse(source).unwrap();
         let map = |grade: Option<Dynamic>, score: Dynamic| {
             let mut m = rhai::Map::new();
@@ -326,11 +333,8 @@ mod tests {
     /// leave the others to it.
     #[test]
     fn joins_and_ifs_read_as_minijinja_writes_them() {
-        let mut env = Environment::new();
-        let diags = crate::outputs::load_templates(std::path::Path::new("/nonexistent"), &mut env);
-        assert!(diags.is_empty());
         let source = "[{{ v | join(', ') }}] {% if v %}yes {{ w }}{% else %}no{% endif %}.{% if points %}p{% endif %}";
-        env.add_template_owned("t", source.to_string()).unwrap();
+        let env = template_env(source);
         let parts = parse(source).unwrap();
         let day = chrono::NaiveDate::from_ymd_opt(2026, 11, 23).unwrap();
         let text = |s: &str| Dynamic::from(s.to_string());
@@ -380,11 +384,8 @@ mod tests {
     /// The fast path writes what minijinja writes, value for value.
     #[test]
     fn plain_reasons_read_as_minijinja_writes_them() {
-        let mut env = Environment::new();
-        let diags = crate::outputs::load_templates(std::path::Path::new("/nonexistent"), &mut env);
-        assert!(diags.is_empty());
         let source = "v={{ v }} m={{ v | money }} p={{ points }} n={{ -v }}";
-        env.add_template_owned("t", source.to_string()).unwrap();
+        let env = template_env(source);
         let parts = parse(source).unwrap();
         let day = chrono::NaiveDate::from_ymd_opt(2026, 11, 23).unwrap();
         let values = [
