@@ -160,15 +160,72 @@ impl<'a> Translator<'a> {
         Some(out)
     }
 
-    /// A condition: SQL that is true exactly when rhai fires it (a missing result does not
-    /// fire; a non-boolean result is an error in rhai, so it is not translated).
+    /// A condition: SQL that is true exactly when rhai fires it, and false or NULL when it
+    /// does not (a missing result does not fire; a non-boolean result is an error in rhai, so
+    /// it is not translated). It is read as `CASE WHEN`, where NULL does not fire either, so
+    /// the comparisons under `&&` and `||` need no `coalesce`, which costs DuckDB more than the
+    /// comparison itself.
     pub fn condition(&mut self, e: &Expr) -> Option<String> {
-        let s = self.root(e)?;
+        let s = match e.ast.statements() {
+            [] => return None,
+            statements => self.lax_block(statements)?,
+        };
         match s.ty {
-            Ty::Bool => Some(format!("coalesce({}, false)", s.text)),
+            Ty::Bool => Some(s.text),
             Ty::Null => Some("false".into()),
             _ => None,
         }
+    }
+
+    /// A boolean whose NULL stands for false: `&&`, `||`, comparisons and `in` lists, which
+    /// rhai never leaves missing, written without turning NULL into false. Only `AND`, `OR`
+    /// and `CASE WHEN` may read it; anything else reads [`Translator::expr`]'s strict form.
+    /// `nullable` is set only for a value rhai itself can leave missing (a bare column).
+    fn lax(&mut self, e: &RhaiExpr) -> Option<Sql> {
+        match e {
+            RhaiExpr::And(list, _) | RhaiExpr::Or(list, _) => {
+                let op = if matches!(e, RhaiExpr::And(..)) { " AND " } else { " OR " };
+                let parts: Option<Vec<String>> = list.iter().map(|x| self.lax_operand(x)).collect();
+                Some(Sql::new(format!("({})", parts?.join(op)), Ty::Bool, false))
+            }
+            RhaiExpr::FnCall(f, _) if lax_call(&f.name, f.args.len()) => self.lax_call(f),
+            RhaiExpr::Stmt(block) => self.lax_block(block.statements()),
+            _ => self.expr(e),
+        }
+    }
+
+    fn lax_block(&mut self, statements: &[Stmt]) -> Option<Sql> {
+        match statements {
+            [Stmt::Expr(x)] => self.lax(x),
+            [Stmt::FnCall(f, _)] if lax_call(&f.name, f.args.len()) => self.lax_call(f),
+            _ => self.block(statements),
+        }
+    }
+
+    /// A comparison or an `in` list (see [`lax_call`]), NULL when a side is missing.
+    fn lax_call(&mut self, f: &rhai::FnCallExpr) -> Option<Sql> {
+        let args = f.args.as_slice();
+        let text = match (f.name.as_str(), args) {
+            (name, [a, b]) if comparison_op(name).is_some() => {
+                let (x, y) = (self.expr(a)?, self.expr(b)?);
+                self.comparison(name, &x, &y, (numeric_constant(a), numeric_constant(b)))?
+            }
+            ("contains", [list, x]) | ("in_list", [x, list]) => {
+                let x = self.expr(x)?;
+                self.contains(list, &x)?
+            }
+            _ => return None,
+        };
+        Some(Sql::new(text, Ty::Bool, false))
+    }
+
+    /// An operand of `&&` or `||` (or an `if`'s condition), NULL standing for false. A
+    /// missing one is an error in rhai, which SQL cannot reproduce faithfully (DuckDB folds
+    /// `x OR true` without evaluating `x`), so an operand that can be missing (a bare
+    /// boolean column) is not translated.
+    fn lax_operand(&mut self, e: &RhaiExpr) -> Option<String> {
+        let s = self.lax(e)?;
+        (s.ty == Ty::Bool && !s.nullable).then_some(s.text)
     }
 
     /// A number (points, a measure's value or score): DOUBLE, NULL when missing.
@@ -203,10 +260,9 @@ impl<'a> Translator<'a> {
                 (RhaiExpr::Variable(v, _, _), RhaiExpr::Property(p, _)) => self.field(&v.1, &p.2),
                 _ => None,
             },
-            RhaiExpr::And(list, _) | RhaiExpr::Or(list, _) => {
-                let op = if matches!(e, RhaiExpr::And(..)) { " AND " } else { " OR " };
-                let parts: Option<Vec<String>> = list.iter().map(|x| self.strict_bool(x)).collect();
-                Some(Sql::new(format!("({})", parts?.join(op)), Ty::Bool, false))
+            RhaiExpr::And(..) | RhaiExpr::Or(..) => {
+                let lax = self.lax(e)?;
+                Some(Sql::new(format!("({}) IS TRUE", lax.text), Ty::Bool, false))
             }
             RhaiExpr::Coalesce(list, _) => {
                 let parts: Option<Vec<Sql>> = list.iter().map(|x| self.expr(x)).collect();
@@ -234,7 +290,7 @@ impl<'a> Translator<'a> {
             [Stmt::FnCall(f, _)] => self.call(&f.name, &f.args),
             [Stmt::If(flow, _)] => {
                 // rhai stops on a condition that is not a boolean (a missing one included).
-                let cond = self.strict_bool(&flow.expr)?;
+                let cond = self.lax_operand(&flow.expr)?;
                 let then = self.block(flow.body.statements())?;
                 let other = self.block(flow.branch.statements())?;
                 let ty = match (then.ty, other.ty) {
@@ -269,9 +325,8 @@ impl<'a> Translator<'a> {
         Some(format!("coalesce({text}, '')"))
     }
 
-    /// A boolean operand of `&&`, `||` or `!`. A missing one is an error in rhai, which SQL
-    /// cannot reproduce faithfully (DuckDB folds `x OR true` without evaluating `x`), so an
-    /// operand that can be missing (a bare boolean column) is not translated.
+    /// The operand of `!`: false when rhai's is false, so not NULL. A missing one is an error
+    /// in rhai (see [`Translator::lax_operand`]), so a bare boolean column is not translated.
     fn strict_bool(&mut self, e: &RhaiExpr) -> Option<String> {
         let s = self.expr(e)?;
         (s.ty == Ty::Bool && !s.nullable).then_some(s.text)
@@ -355,7 +410,7 @@ impl<'a> Translator<'a> {
         if let ("contains" | "in_list", [first, second]) = (name, args) {
             let (list, x) = if name == "contains" { (first, second) } else { (second, first) };
             let x = self.expr(x)?;
-            return self.contains(list, &x);
+            return Some(Sql::new(format!("({}) IS TRUE", self.contains(list, &x)?), Ty::Bool, false));
         }
         let a: Vec<Sql> = args.iter().map(|x| self.expr(x)).collect::<Option<_>>()?;
         let as_of = date_literal(self.as_of).text;
@@ -381,24 +436,9 @@ impl<'a> Translator<'a> {
                 true,
             )),
             ("==" | "!=" | "<" | "<=" | ">" | ">=", [x, y]) => {
-                let op = match name {
-                    "==" => "=",
-                    "!=" => "<>",
-                    o => o,
-                };
-                let comparable = (x.ty.numeric() && y.ty.numeric())
-                    || x.ty == y.ty && matches!(x.ty, Ty::Text | Ty::Date | Ty::Bool)
-                    || (x.ty == Ty::Null || y.ty == Ty::Null)
-                        && !matches!(x.ty, Ty::TextList)
-                        && !matches!(y.ty, Ty::TextList);
-                let ordered = !matches!(op, "=" | "<>");
-                if !comparable || (ordered && (x.ty == Ty::Bool || y.ty == Ty::Bool)) {
-                    return None;
-                }
-                if x.ty == Ty::Float || y.ty == Ty::Float {
-                    return Some(float_comparison(name, &x.text, &y.text));
-                }
-                Some(Sql::new(format!("coalesce({} {op} {}, false)", x.text, y.text), Ty::Bool, false))
+                let constants = (numeric_constant(&args[0]), numeric_constant(&args[1]));
+                let lax = self.comparison(name, x, y, constants)?;
+                Some(Sql::new(format!("({lax}) IS TRUE"), Ty::Bool, false))
             }
             ("is_missing", [x]) => Some(Sql::new(format!("({} IS NULL)", x.text), Ty::Bool, false)),
             ("present", [x]) => Some(Sql::new(format!("({} IS NOT NULL)", x.text), Ty::Bool, false)),
@@ -476,6 +516,23 @@ impl<'a> Translator<'a> {
         }
     }
 
+    /// A comparison, NULL when either side is missing (see [`Translator::lax`]). `constants`
+    /// holds either side's value when it is a number literal.
+    fn comparison(&mut self, name: &str, x: &Sql, y: &Sql, constants: (Option<f64>, Option<f64>)) -> Option<String> {
+        let op = comparison_op(name)?;
+        let comparable = (x.ty.numeric() && y.ty.numeric())
+            || x.ty == y.ty && matches!(x.ty, Ty::Text | Ty::Date | Ty::Bool)
+            || (x.ty == Ty::Null || y.ty == Ty::Null) && !matches!(x.ty, Ty::TextList) && !matches!(y.ty, Ty::TextList);
+        let ordered = !matches!(op, "=" | "<>");
+        if !comparable || (ordered && (x.ty == Ty::Bool || y.ty == Ty::Bool)) {
+            return None;
+        }
+        if x.ty == Ty::Float || y.ty == Ty::Float {
+            return Some(float_comparison(name, x, y, constants));
+        }
+        Some(format!("{} {op} {}", x.text, y.text))
+    }
+
     fn checked(&mut self, sql: Sql) -> Sql {
         if sql.ty == Ty::Int {
             self.checks.push(sql.text.clone());
@@ -484,13 +541,13 @@ impl<'a> Translator<'a> {
     }
 
     /// `x in [..]` and `in_list(x, [..])` with literals of `x`'s kind; `"t" in set.tags`.
-    fn contains(&mut self, list_expr: &RhaiExpr, x: &Sql) -> Option<Sql> {
+    /// NULL when `x` is missing (see [`Translator::lax`]).
+    fn contains(&mut self, list_expr: &RhaiExpr, x: &Sql) -> Option<String> {
         let items: Vec<Sql> = match list_expr {
             RhaiExpr::Dot(..) => {
                 let list = self.expr(list_expr)?;
                 if list.ty == Ty::TextList && x.ty == Ty::Text {
-                    let sql = format!("coalesce(list_contains({}, {}), false)", list.text, x.text);
-                    return Some(Sql::new(sql, Ty::Bool, false));
+                    return Some(format!("list_contains({}, {})", list.text, x.text));
                 }
                 return None;
             }
@@ -502,7 +559,7 @@ impl<'a> Translator<'a> {
             _ => return None,
         };
         if items.is_empty() {
-            return Some(Sql::new("false", Ty::Bool, false));
+            return Some("false".into());
         }
         // rhai compares floats in a list with its tolerance (see `float_comparison`): only
         // integers and text are translated.
@@ -515,7 +572,7 @@ impl<'a> Translator<'a> {
             return None;
         }
         let list: Vec<String> = items.into_iter().map(|i| i.text).collect();
-        Some(Sql::new(format!("coalesce({} IN ({}), false)", x.text, list.join(", ")), Ty::Bool, false))
+        Some(format!("{} IN ({})", x.text, list.join(", ")))
     }
 
     /// `lookup("table", key, "column")`: a text key (or a constant one) and a column whose
@@ -565,21 +622,183 @@ impl<'a> Translator<'a> {
     }
 }
 
+/// Whether a call is a comparison or an `in` list, which [`Translator::lax`] writes without
+/// turning NULL into false.
+fn lax_call(name: &str, args: usize) -> bool {
+    args == 2 && (comparison_op(name).is_some() || matches!(name, "contains" | "in_list"))
+}
+
+/// The SQL operator of a rhai comparison.
+fn comparison_op(name: &str) -> Option<&'static str> {
+    Some(match name {
+        "==" => "=",
+        "!=" => "<>",
+        "<" => "<",
+        "<=" => "<=",
+        ">" => ">",
+        ">=" => ">=",
+        _ => return None,
+    })
+}
+
+/// The value of a number literal, as rhai converts it to compare it with a float.
+fn numeric_constant(e: &RhaiExpr) -> Option<f64> {
+    match e {
+        RhaiExpr::IntegerConstant(i, _) => Some(*i as f64),
+        RhaiExpr::FloatConstant(f, _) => Some(**f),
+        RhaiExpr::DynamicConstant(d, _) => d.as_float().ok().or_else(|| d.as_int().ok().map(|i| i as f64)),
+        _ => None,
+    }
+}
+
 /// rhai compares a float with a relative tolerance of `f64::EPSILON` (an absolute one when
-/// either side is zero), so `1e-17 <= 0.0` is true there; the SQL does the same.
-fn float_comparison(op: &str, x: &str, y: &str) -> Sql {
-    let (x, y) = (format!("CAST({x} AS DOUBLE)"), format!("CAST({y} AS DOUBLE)"));
-    let eps = float_literal(f64::EPSILON).text;
-    let max = format!("(CASE WHEN {x} * {y} = 0 THEN 1.0 ELSE greatest(abs({x}), abs({y})) END)");
-    let test = match op {
-        "==" => format!("abs({x} - {y}) / {max} <= {eps}"),
-        "!=" => format!("abs({x} - {y}) / {max} > {eps}"),
-        ">" => format!("({x} - {y}) / {max} > {eps}"),
-        ">=" => format!("({x} - {y}) / {max} > -{eps}"),
-        "<" => format!("({y} - {x}) / {max} > {eps}"),
-        _ => format!("({y} - {x}) / {max} > -{eps}"),
+/// either side is zero), so `1e-17 <= 0.0` is true there; the SQL does the same, NULL when
+/// either side is missing. Against a number literal, the values the comparison accepts are
+/// one range of doubles, found once here, so each row costs one `BETWEEN`; otherwise each
+/// row computes rhai's formula.
+fn float_comparison(name: &str, x: &Sql, y: &Sql, constants: (Option<f64>, Option<f64>)) -> String {
+    let (x, y) = (format!("CAST({} AS DOUBLE)", x.text), format!("CAST({} AS DOUBLE)", y.text));
+    let range = match constants {
+        (None, Some(c)) => AcceptedRange::find(name, |v| rhai_float_compare(name, v, c), c).map(|r| (r, &x)),
+        (Some(c), None) => {
+            // `c < v` accepts what `v > c` does.
+            let mirrored = match name {
+                "<" => ">",
+                "<=" => ">=",
+                ">" => "<",
+                ">=" => "<=",
+                same => same,
+            };
+            AcceptedRange::find(mirrored, |v| rhai_float_compare(name, c, v), c).map(|r| (r, &y))
+        }
+        _ => None,
     };
-    Sql::new(format!("coalesce({test}, false)"), Ty::Bool, false)
+    if let Some((range, value)) = range {
+        return range.sql(value);
+    }
+    let eps = float_literal(f64::EPSILON).text;
+    // Rust's `max` passes over a NaN, where DuckDB's `greatest` returns it.
+    let max = format!(
+        "(CASE WHEN {x} * {y} = 0 THEN 1.0 WHEN isnan(abs({x})) THEN abs({y}) WHEN isnan(abs({y})) THEN abs({x}) \
+         ELSE greatest(abs({x}), abs({y})) END)"
+    );
+    // NaN (from an infinity or a NaN) is rejected by rhai's `>`; DuckDB orders it above every number.
+    let above = |v: String, bound: &str| format!("(NOT isnan({v}) AND {v} > {bound})");
+    let zero = matches!(name, "==" | ">=" | "<=");
+    let test = match name {
+        "==" => format!("abs({x} - {y}) / {max} <= {eps}"),
+        "!=" => above(format!("abs({x} - {y}) / {max}"), &eps),
+        ">" => above(format!("({x} - {y}) / {max}"), &eps),
+        ">=" => above(format!("({x} - {y}) / {max}"), &format!("-{eps}")),
+        "<" => above(format!("({y} - {x}) / {max}"), &eps),
+        _ => above(format!("({y} - {x}) / {max}"), &format!("-{eps}")),
+    };
+    // A zero `max` (NaN against zero) is rhai's own case; `greatest` passes over a missing
+    // value, so that is tested first.
+    format!("(CASE WHEN {x} IS NULL OR {y} IS NULL THEN NULL WHEN {max} = 0 THEN {zero} ELSE {test} END)")
+}
+
+/// rhai's comparison of two floats (`rhai::func::builtin`, checked arithmetic), to the bit.
+fn rhai_float_compare(name: &str, x: f64, y: f64) -> bool {
+    let max = if x * y == 0.0 { 1.0 } else { x.abs().max(y.abs()) };
+    if max == 0.0 {
+        return matches!(name, "==" | ">=" | "<=");
+    }
+    match name {
+        "==" => (x - y).abs() / max <= f64::EPSILON,
+        "!=" => (x - y).abs() / max > f64::EPSILON,
+        ">" => (x - y) / max > f64::EPSILON,
+        ">=" => (x - y) / max > -f64::EPSILON,
+        "<" => (y - x) / max > f64::EPSILON,
+        _ => (y - x) / max > -f64::EPSILON,
+    }
+}
+
+/// The finite doubles a comparison with a constant accepts: from `lo` to `hi`, or all but
+/// those (`!=`). Infinities and NaN are never accepted (rhai's formula gives NaN for them).
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct AcceptedRange {
+    lo: f64,
+    hi: f64,
+    outside: bool,
+}
+
+impl AcceptedRange {
+    /// The range `accepts` describes around the constant `c`, comparing a value with `c` by
+    /// `op` (the constant on the right), or `None` when `c` is outside
+    /// the magnitudes whose shape is known (near zero the tolerance is absolute) or the
+    /// range found does not agree with `accepts` on every value checked: then the formula
+    /// runs row by row.
+    fn find(op: &str, accepts: impl Fn(f64) -> bool, c: f64) -> Option<AcceptedRange> {
+        if !(1e-10..=1e300).contains(&c.abs())
+            || [f64::INFINITY, f64::NEG_INFINITY, f64::NAN].iter().any(|v| accepts(*v))
+        {
+            return None;
+        }
+        // The last value on the same side as `v`, walking from `v` a few ulps at a time.
+        let edge = |mut v: f64, step: fn(f64) -> f64| -> Option<f64> {
+            let inside = accepts(v);
+            for _ in 0..64 {
+                let next = step(v);
+                if accepts(next) != inside {
+                    return Some(v);
+                }
+                v = next;
+            }
+            None
+        };
+        type Step = fn(f64) -> f64;
+        let (down, up): (Step, Step) = (f64::next_down, f64::next_up);
+        let at_c = accepts(c);
+        let range = match (op, at_c) {
+            (">" | ">=", true) => AcceptedRange { lo: edge(c, down)?, hi: f64::MAX, outside: false },
+            (">" | ">=", false) => AcceptedRange { lo: edge(c, up)?.next_up(), hi: f64::MAX, outside: false },
+            ("<" | "<=", true) => AcceptedRange { lo: f64::MIN, hi: edge(c, up)?, outside: false },
+            ("<" | "<=", false) => AcceptedRange { lo: f64::MIN, hi: edge(c, down)?.next_down(), outside: false },
+            ("==", true) => AcceptedRange { lo: edge(c, down)?, hi: edge(c, up)?, outside: false },
+            ("!=", false) => AcceptedRange { lo: edge(c, down)?, hi: edge(c, up)?, outside: true },
+            _ => return None,
+        };
+        let mut samples =
+            vec![0.0, -0.0, f64::MIN_POSITIVE, 5e-324, 1e-300, 1e-10, f64::EPSILON, 0.5, 1.0, 1e300, f64::MAX];
+        samples.extend([c, c / 2.0, c * 2.0, c * (1.0 + 1e-15), c * (1.0 - 1e-15), range.lo, range.hi]);
+        samples.extend(samples.clone().iter().map(|v| -v));
+        for bound in [range.lo, range.hi, c] {
+            let (mut down, mut up) = (bound, bound);
+            for _ in 0..256 {
+                (down, up) = (down.next_down(), up.next_up());
+                samples.extend([down, up]);
+            }
+        }
+        // And doubles spread over every magnitude, from a fixed sequence.
+        let mut bits = 0x9E37_79B9_7F4A_7C15u64;
+        for _ in 0..2048 {
+            bits = bits.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            samples.push(f64::from_bits(bits));
+        }
+        let agrees = samples.iter().filter(|v| v.is_finite()).all(|v| accepts(*v) == range.contains(*v));
+        agrees.then_some(range)
+    }
+
+    fn contains(&self, v: f64) -> bool {
+        v.is_finite() && ((self.lo..=self.hi).contains(&v) != self.outside)
+    }
+
+    /// DuckDB orders NaN above every number, so the finite bounds keep it out too.
+    fn sql(&self, value: &str) -> String {
+        let between = |lo: f64, hi: f64| format!("{value} BETWEEN {} AND {}", exact_double(lo), exact_double(hi));
+        if self.outside {
+            format!("({} AND NOT ({}))", between(f64::MIN, f64::MAX), between(self.lo, self.hi))
+        } else {
+            format!("({})", between(self.lo, self.hi))
+        }
+    }
+}
+
+/// A double as DuckDB reads it back to the bit: from text (a literal with a decimal point
+/// would be read as a DECIMAL first, and its conversion may round twice).
+fn exact_double(f: f64) -> String {
+    format!("CAST('{f:?}' AS DOUBLE)")
 }
 
 /// A list literal of text (or missing values, which rhai's results show as empty text).
@@ -967,6 +1186,7 @@ fn run(
     // kept through SELECT, but at 1M accounts the results of a set that joins nothing came
     // back out of order without it (the bench's check against the SQL baseline caught it).
     let sql = format!("SELECT {} FROM kw_entity e{joins} ORDER BY e.rowid", select.join(", "));
+    tracing::trace!(sql = %sql, "Rule set query.");
     let mut stmt = conn.prepare(&sql).map_err(err)?;
     let batches: Vec<_> = stmt.query_arrow([]).map_err(err)?.collect();
     let mut columns = (0..results).map(|i| {
@@ -1193,10 +1413,11 @@ mod tests {
 
     /// The lookup table scripts in these tests read.
     pub(super) fn rates() -> Lookups {
-        let dir = std::env::temp_dir().join(format!("keepwell-vector-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        // A folder of its own for each call: tests run on several threads at once.
+        let dir = tempfile::tempdir().unwrap();
+        let dir = dir.path();
         std::fs::write(dir.join("rates.csv"), "segment,rate\nx_a,75\nx_b,40\n_a,5\n").unwrap();
-        let (lookups, diags) = Lookups::load(&dir, &dir);
+        let (lookups, diags) = Lookups::load(dir, dir);
         assert!(diags.is_empty());
         lookups
     }
@@ -1231,22 +1452,28 @@ mod tests {
     #[test]
     fn the_subset_translates() {
         let cases = [
+            ("i > 3", Want::Condition, Some("CAST(e.\"i\" AS BIGINT) > CAST(3 AS BIGINT)")),
+            ("s in [\"a\", \"b\"]", Want::Condition, Some("CAST(e.\"s\" AS VARCHAR) IN ('a', 'b')")),
+            ("\"cash\" in risk.tags", Want::Condition, Some("list_contains(\"d_risk__tags\".\"tags\", 'cash')")),
+            ("b", Want::Condition, Some("e.\"b\"")),
             (
-                "i > 3",
+                "i > 3 && (s == \"a\" || !(i < 9))",
                 Want::Condition,
-                Some("coalesce(coalesce(CAST(e.\"i\" AS BIGINT) > CAST(3 AS BIGINT), false), false)"),
+                Some(
+                    "(CAST(e.\"i\" AS BIGINT) > CAST(3 AS BIGINT) AND (CAST(e.\"s\" AS VARCHAR) = 'a' OR \
+                     (NOT (CAST(e.\"i\" AS BIGINT) < CAST(9 AS BIGINT)) IS TRUE)))",
+                ),
             ),
+            // rhai's tolerance, worked out once: the doubles `f > 2.5` accepts start 2 ulps up.
             (
-                "s in [\"a\", \"b\"]",
+                "f > 2.5",
                 Want::Condition,
-                Some("coalesce(coalesce(CAST(e.\"s\" AS VARCHAR) IN ('a', 'b'), false), false)"),
+                Some(
+                    "(CAST(CAST(e.\"f\" AS DOUBLE) AS DOUBLE) BETWEEN CAST('2.500000000000001' AS DOUBLE) \
+                     AND CAST('1.7976931348623157e308' AS DOUBLE))",
+                ),
             ),
-            (
-                "\"cash\" in risk.tags",
-                Want::Condition,
-                Some("coalesce(coalesce(list_contains(\"d_risk__tags\".\"tags\", 'cash'), false), false)"),
-            ),
-            ("b", Want::Condition, Some("coalesce(e.\"b\", false)")),
+            ("b && i > 3", Want::Condition, None),
             (
                 "i / 0",
                 Want::Number,
@@ -1286,7 +1513,14 @@ mod differential {
 
     fn row() -> impl Strategy<Value = Row> {
         let int = prop_oneof![-20i64..20, Just(i64::MAX / 2), Just(i64::MIN / 2), Just(0)];
-        let float = prop_oneof![Just(0.0), Just(-0.0), Just(0.5), Just(2.25), Just(-1.5), Just(1e10), -100.0f64..100.0];
+        // The constants of `num()` and the doubles next to them, where rhai's tolerance decides.
+        let near = prop::sample::select(vec![0.5, 2.25, 3.0, -1.5, 1.0]).prop_flat_map(|c: f64| {
+            (-4i32..5).prop_map(move |ulps| {
+                let step = if ulps < 0 { f64::next_down } else { f64::next_up };
+                (0..ulps.abs()).fold(c, |v, _| step(v))
+            })
+        });
+        let float = prop_oneof![Just(0.0), Just(-0.0), Just(-1.5), Just(1e10), near, -100.0f64..100.0,];
         let text = prop::sample::select(vec!["a", "b", "B", "ab", "", "Zürich"]);
         let day = (0i64..800).prop_map(|n| NaiveDate::from_ymd_opt(2025, 1, 1).unwrap() + chrono::Duration::days(n));
         (
@@ -1417,6 +1651,71 @@ mod differential {
             }
             let got = columns.value(&number, n).and_then(|v| v.as_float().ok());
             assert_eq!(got, r.f.map(|f| f * 2.0));
+        }
+    }
+
+    /// A float compared with a number literal is one `BETWEEN` worked out from rhai's
+    /// tolerance; with anything else, rhai's formula row by row. Both must accept exactly the
+    /// doubles rhai accepts: around each constant ulp by ulp, far from it, and infinities and
+    /// NaN (which rhai's formula rejects, and DuckDB orders above every number).
+    #[test]
+    fn float_comparisons_accept_what_rhai_accepts() {
+        let engine = super::super::engine::build(as_of(), Default::default());
+        let schema = schema();
+        let lookups = Lookups::default();
+        let constants = [
+            "0.5",
+            "2.25",
+            "3.0",
+            "-1.5",
+            "59.5",
+            "0.1",
+            "0.3333333333333333",
+            "123456.789",
+            "1e-10",
+            "-7e-10",
+            "1e300",
+            "7",
+            "-3",
+            "0.0",
+            "1e-300",
+        ];
+        let mut values = vec![0.0, -0.0, f64::INFINITY, f64::NEG_INFINITY, f64::NAN, f64::MAX, f64::MIN, 5e-324, 1e-20];
+        for c in constants {
+            let c: f64 = c.parse().unwrap();
+            values.extend([c / 2.0, c * 2.0, -c, c * (1.0 + 1e-15), c * (1.0 - 1e-15)]);
+            let (mut down, mut up) = (c, c);
+            values.push(c);
+            for _ in 0..8 {
+                (down, up) = (down.next_down(), up.next_up());
+                values.extend([down, up]);
+            }
+        }
+        let rows: Vec<Row> = values
+            .iter()
+            .enumerate()
+            .map(|(n, f)| Row { i: Some(n as i64 % 5), f: Some(*f), s: None, b: None, d: None })
+            .collect();
+        let mut sources = Vec::new();
+        for op in ["<", "<=", ">", ">=", "==", "!="] {
+            sources.push(format!("f {op} i"));
+            for c in constants {
+                sources.extend([format!("f {op} {c}"), format!("{c} {op} f")]);
+            }
+        }
+        let exprs: Vec<Expr> =
+            sources.iter().map(|src| compile_for_test(&engine, &schema, &[], src).unwrap()).collect();
+        let mut t = Translator::new(&schema, &[], as_of(), &lookups);
+        let selected: Vec<(&Expr, Want, String)> =
+            exprs.iter().map(|e| (e, Want::Condition, t.condition(e).expect("translates"))).collect();
+        let between = selected.iter().filter(|(_, _, sql)| sql.contains("BETWEEN")).count();
+        assert!(between > sources.len() * 3 / 4, "most comparisons with a constant are one range: {between}");
+        let columns = run(&table(&rows), &t, &selected, None, &[], rows.len(), &mut BTreeSet::new()).unwrap();
+        for (e, _, sql) in &selected {
+            for (n, r) in rows.iter().enumerate() {
+                let rhai = engine.eval_ast_with_scope::<Dynamic>(&mut scope(r), &e.ast).unwrap().as_bool().unwrap();
+                assert_eq!(columns.condition(e, n), Some(rhai), "`{}` with f = {:?}\nSQL: {sql}", e.source, r.f);
+            }
         }
     }
 
