@@ -586,6 +586,46 @@ measures:
     );
 }
 
+/// More conditions than one mask holds (64): rules beyond the first mask fire and count, and
+/// a class beyond it is the first match, as in rhai.
+#[test]
+fn sets_wider_than_one_mask_match_rhai() {
+    let mut wide =
+        String::from("score: { base: 0 }\ngrades:\n  - { grade: high, min: 50 }\n  - { grade: low }\nrules:\n");
+    let mut tier = String::from("classes:\n");
+    for k in 0..70 {
+        wide.push_str(&format!("  - id: r{k}\n    when: seats > {k}\n    points: 1\n    tags: [t{}]\n", k % 3));
+        tier.push_str(&format!("  - class: c{k}\n    when: seats > {}\n", 200 - 3 * k));
+    }
+    tier.push_str("default: none\n");
+    let job = common::JOB.replace("rule_sets: [risk, health]", "rule_sets: [risk, health, wide, tier]");
+    let mut results = Vec::new();
+    for vectorise in ["on", "off"] {
+        let p = Project::new(&[("jobs/nightly.yaml", &job), ("rules/wide.yaml", &wide), ("rules/tier.yaml", &tier)]);
+        let out = p.keepwell_with(
+            &["run", "nightly", "--as-of", "2026-11-23", "--no-mail"],
+            &[("KEEPWELL_VECTORISE", vectorise)],
+        );
+        assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+        results.push(p.query(
+            "SELECT account_id, rule_set, score, grade, len(fired), fired[-1], CAST(tags AS VARCHAR) \
+             FROM outcomes WHERE rule_set IN ('wide', 'tier') ORDER BY account_id, rule_set",
+        ));
+    }
+    assert_eq!(results[0], results[1], "vectorised, then rhai");
+    assert_eq!(
+        results[0],
+        [
+            "A1|tier|NULL|c34|1|c34|[]",
+            "A1|wide|70.0|high|70|r69|[t0, t1, t2]",
+            "A2|tier|NULL|c54|1|c54|[]",
+            "A2|wide|40.0|low|40|r39|[t0, t1, t2]",
+            "A3|tier|NULL|c64|1|c64|[]",
+            "A3|wide|10.0|low|10|r9|[t0, t1, t2]",
+        ]
+    );
+}
+
 /// An account a scorecard assembled from its columns leaves to the general path (its value
 /// is not in the map) still reads its own results of the sets the scorecard depends on.
 #[test]

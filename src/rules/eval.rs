@@ -12,6 +12,7 @@ use super::compile::{AS_OF, PREV};
 use super::engine::number;
 use super::outcomes::{OutcomeRef, SetOutcomes, TextList};
 use super::row::{Entity, to_template_value};
+use super::vector::Flags;
 use super::{Body, Class, Expr, Measure, Points, Rule, RuleSet, Scoring};
 
 /// An account's result for one rule set.
@@ -290,7 +291,7 @@ impl Evaluator<'_> {
         /// What one rule contributes, with its columns.
         struct Plan<'p> {
             id: &'p str,
-            when: super::vector::Flags<'p>,
+            when: Flags<'p>,
             points: Result<f64, &'p [Option<f64>]>,
             tags: &'p [Arc<str>],
             reason: Option<&'p str>,
@@ -333,6 +334,18 @@ impl Evaluator<'_> {
             Body::Classification { default, default_reason, .. } => (default.as_deref(), default_reason.as_deref()),
             _ => (None, None),
         };
+        // The conditions as the warehouse packs them: rule `i` is bit `i % 64` of mask
+        // `i / 64`. Then only the rules that fire are visited, by the masks' set bits.
+        let masks: Option<Vec<&[u64]>> =
+            plan.chunks(64)
+                .map(|group| {
+                    let Flags::Bits(words, 0) = group[0].when else { return None };
+                    let packed = group.iter().enumerate().all(
+                        |(bit, p)| matches!(p.when, Flags::Bits(w, b) if std::ptr::eq(w, words) && b as usize == bit),
+                    );
+                    packed.then_some(words)
+                })
+                .collect();
         let assembly = Assembly { set, columns, entity, read, previous, fields };
         let outcomes = SetOutcomes::build(
             rows,
@@ -341,16 +354,34 @@ impl Evaluator<'_> {
                 // The rules that fire, with their points; for classes, the first match.
                 fired.clear();
                 let mut total = set.score.base;
-                for (i, p) in plan.iter().enumerate() {
-                    if p.when.get(row) {
-                        let points = match p.points {
-                            Ok(points) => points,
-                            Err(column) => column[row].unwrap_or(0.0),
-                        };
-                        total += points;
-                        fired.push((i, points));
-                        if classes {
-                            break;
+                // Counts rule `i` as fired; true when no other rule is to be looked at.
+                let mut fire = |i: usize| {
+                    let points = match plan[i].points {
+                        Ok(points) => points,
+                        Err(column) => column[row].unwrap_or(0.0),
+                    };
+                    total += points;
+                    fired.push((i, points));
+                    classes
+                };
+                match &masks {
+                    Some(masks) => {
+                        'masks: for (group, words) in masks.iter().enumerate() {
+                            let mut word = words[row];
+                            while word != 0 {
+                                let bit = word.trailing_zeros() as usize;
+                                word &= word - 1;
+                                if fire(group * 64 + bit) {
+                                    break 'masks;
+                                }
+                            }
+                        }
+                    }
+                    None => {
+                        for (i, p) in plan.iter().enumerate() {
+                            if p.when.get(row) && fire(i) {
+                                break;
+                            }
                         }
                     }
                 }
