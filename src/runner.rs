@@ -278,11 +278,13 @@ fn execute(
     let entity = warehouse.entity(&plan.job.entity, plan.schema.clone()).map_err(|e| e.to_string())?;
     report.accounts = entity.len();
     tracing::debug!(seconds = started.elapsed().as_secs_f64(), "Entity read.");
-    // The snapshot is written on a thread of its own beside the rules stage, which leaves
-    // part of the machine idle; the run waits for it before publishing.
+    // The snapshot is written on a thread of its own beside the rules stage, at the lowest
+    // priority: it takes what the rules leave of the machine without slowing them. The run
+    // waits for it before publishing, in the publish stage.
     let snapshot = report.run_id.map(|_| {
         let (path, batch) = (run_dir.join(ENTITY_SNAPSHOT), entity.batch.clone());
         std::thread::spawn(move || {
+            background_priority();
             let started = Instant::now();
             let written = crate::store::write_parquet(&path, &batch, true).map_err(|e| e.to_string());
             tracing::debug!(seconds = started.elapsed().as_secs_f64(), "Entity snapshot written.");
@@ -317,9 +319,6 @@ fn execute(
             });
         }
     }
-    if let Some(snapshot) = snapshot {
-        snapshot.join().map_err(|_| "writing the entity snapshot failed".to_string())??;
-    }
     report.stages.push(("rules", started.elapsed()));
     memory("rules");
     held(&warehouse, &entity);
@@ -327,6 +326,11 @@ fn execute(
     if let Some(run_id) = report.run_id {
         progress("publishing results");
         let started = Instant::now();
+        if let Some(snapshot) = snapshot {
+            let waited = Instant::now();
+            snapshot.join().map_err(|_| "writing the entity snapshot failed".to_string())??;
+            tracing::debug!(seconds = waited.elapsed().as_secs_f64(), "Entity snapshot awaited.");
+        }
         let publication = Publication {
             run_id,
             job: &plan.job.name,
@@ -455,6 +459,15 @@ fn held(warehouse: &Warehouse, entity: &crate::rules::row::Entity) {
         .ok();
     let entity_mb = entity.batch.get_array_memory_size() / 1_000_000;
     tracing::debug!(warehouse_mb = used.unwrap_or(0) / 1_000_000, entity_mb, "Memory held.");
+}
+
+/// Lowers the calling thread to the lowest scheduling priority (nice 19), where the system
+/// allows it: its work then waits for cores the rest of the run leaves idle.
+fn background_priority() {
+    #[cfg(target_os = "linux")]
+    if let Err(e) = rustix::process::setpriority_process(Some(rustix::thread::gettid()), 19) {
+        tracing::debug!(error = %e, "The thread's priority stays as it is.");
+    }
 }
 
 /// Logs the process's resident memory at the end of a stage (debug level), from
