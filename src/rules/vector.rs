@@ -465,15 +465,16 @@ impl<'a> Translator<'a> {
                 Ty::Date,
                 true,
             )),
-            ("clamp", [x, lo, hi]) if x.ty.numeric() && lo.ty.numeric() && hi.ty.numeric() => Some(Sql::new(
-                format!(
-                    "(CASE WHEN {0} IS NULL OR {1} IS NULL OR {2} IS NULL THEN NULL \
-                     ELSE least(greatest(CAST({0} AS DOUBLE), CAST({1} AS DOUBLE)), CAST({2} AS DOUBLE)) END)",
-                    x.text, lo.text, hi.text
-                ),
-                Ty::Float,
-                true,
-            )),
+            ("clamp", [x, lo, hi]) if x.ty.numeric() && lo.ty.numeric() && hi.ty.numeric() => {
+                // `x.max(lo).min(hi)` in Rust.
+                let [x, lo, hi] = [x, lo, hi].map(|v| format!("CAST({} AS DOUBLE)", v.text));
+                let clamped = rust_float("least", &rust_float("greatest", &x, &lo), &hi);
+                Some(Sql::new(
+                    format!("(CASE WHEN {x} IS NULL OR {lo} IS NULL OR {hi} IS NULL THEN NULL ELSE {clamped} END)"),
+                    Ty::Float,
+                    true,
+                ))
+            }
             ("round", [x, _])
                 if (x.ty == Ty::Float || x.ty == Ty::Null) && matches!(args[1], RhaiExpr::IntegerConstant(..)) =>
             {
@@ -484,10 +485,18 @@ impl<'a> Translator<'a> {
             }
             ("abs", [x]) if x.ty.numeric() => Some(self.checked(Sql::new(format!("abs({})", x.text), x.ty, true))),
             ("min" | "max", [x, y]) if x.ty.numeric() && y.ty.numeric() && x.ty != Ty::Null && y.ty != Ty::Null => {
+                let chosen = if x.ty == Ty::Float || y.ty == Ty::Float {
+                    // rhai: `if x <= y { x } else { y }` (`>=` for max), a NaN never comparing;
+                    // DuckDB orders NaN above every number.
+                    let (x, y) = (format!("CAST({} AS DOUBLE)", x.text), format!("CAST({} AS DOUBLE)", y.text));
+                    let op = if name == "min" { "<=" } else { ">=" };
+                    format!("(CASE WHEN {x} {op} {y} AND NOT isnan({x}) AND NOT isnan({y}) THEN {x} ELSE {y} END)")
+                } else {
+                    format!("{}({}, {})", if name == "min" { "least" } else { "greatest" }, x.text, y.text)
+                };
                 let ty = if x.ty == Ty::Float || y.ty == Ty::Float { Ty::Float } else { Ty::Int };
-                let f = if name == "min" { "least" } else { "greatest" };
                 Some(Sql::new(
-                    format!("(CASE WHEN {0} IS NULL OR {1} IS NULL THEN NULL ELSE {f}({0}, {1}) END)", x.text, y.text),
+                    format!("(CASE WHEN {} IS NULL OR {} IS NULL THEN NULL ELSE {chosen} END)", x.text, y.text),
                     ty,
                     true,
                 ))
@@ -620,6 +629,12 @@ impl<'a> Translator<'a> {
             entries.into_iter().map(|(k, v)| format!("{}: CAST({v} AS {sql_type})", text_literal(k).text)).collect();
         Some(Sql::new(format!("(MAP {{{}}}[{}])", entries.join(", "), key.text), ty, true))
     }
+}
+
+/// Rust's `f64::max` (`greatest`) or `f64::min` (`least`) of two doubles: a NaN is passed
+/// over, where DuckDB orders it above every number.
+fn rust_float(f: &str, a: &str, b: &str) -> String {
+    format!("(CASE WHEN isnan({a}) THEN {b} WHEN isnan({b}) THEN {a} ELSE {f}({a}, {b}) END)")
 }
 
 /// Whether a call is a comparison or an `in` list, which [`Translator::lax`] writes without
@@ -1520,7 +1535,20 @@ mod differential {
                 (0..ulps.abs()).fold(c, |v, _| step(v))
             })
         });
-        let float = prop_oneof![Just(0.0), Just(-0.0), Just(-1.5), Just(1e10), near, -100.0f64..100.0,];
+        // And the values DuckDB and Rust treat differently: infinities, NaN, and one that
+        // overflows when doubled.
+        let float = prop_oneof![
+            Just(0.0),
+            Just(-0.0),
+            Just(-1.5),
+            Just(1e10),
+            Just(f64::INFINITY),
+            Just(f64::NEG_INFINITY),
+            Just(f64::NAN),
+            Just(1e308),
+            near,
+            -100.0f64..100.0,
+        ];
         let text = prop::sample::select(vec!["a", "b", "B", "ab", "", "Zürich"]);
         let day = (0i64..800).prop_map(|n| NaiveDate::from_ymd_opt(2025, 1, 1).unwrap() + chrono::Duration::days(n));
         (
