@@ -322,6 +322,9 @@ fn execute(
     report.stages.push(("rules", started.elapsed()));
     memory("rules");
     held(&warehouse, &entity);
+    // Nothing after the rules reads the warehouse: what it holds (the entity's table, its
+    // buffers) goes back to the system before the outcomes are published and mailed.
+    drop(warehouse);
 
     if let Some(run_id) = report.run_id {
         progress("publishing results");
