@@ -768,6 +768,11 @@ fn outcomes_batches(
     let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch");
     let days = move |d: NaiveDate| (d - epoch).num_days() as i32;
     let list = || DataType::List(Arc::new(Field::new("item", DataType::Utf8, true)));
+    // Fired rules may be kept as keys into the set's rule ids: a list of a dictionary then.
+    let fired_type = match outcomes.chunks().first() {
+        Some(chunk) => chunk.fired.to_list_array().data_type().clone(),
+        None => list(),
+    };
     let schema = Arc::new(ArrowSchema::new(vec![
         Field::new("run_id", DataType::Int64, false),
         Field::new("job", DataType::Utf8, false),
@@ -777,7 +782,7 @@ fn outcomes_batches(
         Field::new("score", DataType::Float64, true),
         Field::new("grade", DataType::Utf8, true),
         Field::new("grade_since", DataType::Date32, true),
-        Field::new("fired", list(), true),
+        Field::new("fired", fired_type.clone(), true),
         Field::new("reasons", list(), true),
         Field::new("tags", list(), true),
         Field::new("errors", list(), true),
@@ -801,6 +806,10 @@ fn outcomes_batches(
                 }
                 errors.append(true);
             }
+            let mut fired: ArrayRef = Arc::new(chunk.fired.to_list_array());
+            if fired.data_type() != &fired_type {
+                fired = duckdb::arrow::compute::cast(&fired, &fired_type)?;
+            }
             let columns: Vec<ArrayRef> = vec![
                 Arc::new(Int64Array::from(vec![p.run_id; rows])),
                 Arc::new(StringArray::from_iter_values(std::iter::repeat_n(p.job, rows))),
@@ -810,7 +819,7 @@ fn outcomes_batches(
                 Arc::new(chunk.score.clone()),
                 Arc::new(chunk.grade.clone()),
                 Arc::new(since.finish()),
-                Arc::new(chunk.fired.to_list_array()),
+                fired,
                 Arc::new(chunk.reasons.to_list_array()),
                 Arc::new(chunk.tags.to_list_array()),
                 Arc::new(errors.finish()),

@@ -347,8 +347,11 @@ impl Evaluator<'_> {
                 })
                 .collect();
         let assembly = Assembly { set, columns, entity, read, previous, fields };
-        let outcomes = SetOutcomes::build(
+        // The fired rules are kept as keys into the rules' ids.
+        let ids: Vec<&str> = plan.iter().map(|p| p.id).collect();
+        let outcomes = SetOutcomes::build_with_ids(
             rows,
+            Some(&ids),
             || Scratch::new(read.len()),
             |Scratch { scope, done, fired, wanted, reasons, tags }, row, chunk| {
                 // The rules that fire, with their points; for classes, the first match.
@@ -397,7 +400,7 @@ impl Evaluator<'_> {
                 }
                 tags.clear();
                 for &(i, _) in fired.iter() {
-                    chunk.fired.item(plan[i].id);
+                    chunk.fired.key(i as u16, plan[i].id);
                     for tag in plan[i].tags {
                         if !tags.contains(&&**tag) {
                             tags.push(tag);

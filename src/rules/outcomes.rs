@@ -8,9 +8,11 @@
 
 use std::sync::Arc;
 
-use duckdb::arrow::array::{Array, Float64Array, Float64Builder, ListArray, StringArray, StringBuilder};
+use duckdb::arrow::array::{
+    Array, ArrayRef, DictionaryArray, Float64Array, Float64Builder, ListArray, StringArray, StringBuilder, UInt16Array,
+};
 use duckdb::arrow::buffer::OffsetBuffer;
-use duckdb::arrow::datatypes::{DataType, Field};
+use duckdb::arrow::datatypes::Field;
 use rayon::prelude::*;
 
 use super::eval::{Outcome, RuleError};
@@ -42,45 +44,124 @@ pub struct Chunk {
 #[derive(Debug, Clone)]
 pub struct Texts {
     offsets: OffsetBuffer<i32>,
-    values: StringArray,
+    values: Values,
+}
+
+#[derive(Debug, Clone)]
+enum Values {
+    Text(StringArray),
+    /// Each item as a key into a few names, two bytes an item: the rules that fired, out of
+    /// a rule set's rule ids (a set of 60 rules fires about 25M at 1M accounts).
+    Keys {
+        keys: UInt16Array,
+        names: StringArray,
+    },
 }
 
 impl Texts {
     fn row(&self, i: usize) -> TextList<'_> {
         let offsets = self.offsets.as_ref();
-        TextList::Column(&self.values, offsets[i] as usize, offsets[i + 1] as usize)
+        let (start, end) = (offsets[i] as usize, offsets[i + 1] as usize);
+        match &self.values {
+            Values::Text(values) => TextList::Column(values, start, end),
+            Values::Keys { keys, names } => TextList::Keyed(&keys.values()[start..end], names),
+        }
     }
 
-    /// The lists as an Arrow list array, for the store.
+    /// The lists as an Arrow list array, for the store: keyed items as a dictionary, which
+    /// the Parquet writer stores as it would have encoded the texts.
     pub fn to_list_array(&self) -> ListArray {
-        let field = Arc::new(Field::new("item", DataType::Utf8, true));
-        ListArray::new(field, self.offsets.clone(), Arc::new(self.values.clone()), None)
+        let values: ArrayRef = match &self.values {
+            Values::Text(values) => Arc::new(values.clone()),
+            Values::Keys { keys, names } => Arc::new(DictionaryArray::new(keys.clone(), Arc::new(names.clone()))),
+        };
+        let field = Arc::new(Field::new("item", values.data_type().clone(), true));
+        ListArray::new(field, self.offsets.clone(), values, None)
     }
 }
 
 /// [`Texts`] a row at a time: the row's items, then [`TextsBuilder::end_row`].
 pub struct TextsBuilder {
     lengths: Vec<usize>,
-    values: StringBuilder,
     open: usize,
+    values: ValuesBuilder,
+}
+
+enum ValuesBuilder {
+    Text(StringBuilder),
+    /// Keys into `names`; a text not among them is added to them.
+    Keys {
+        keys: Vec<u16>,
+        names: Vec<String>,
+    },
 }
 
 impl TextsBuilder {
     fn new(rows: usize) -> Self {
-        TextsBuilder { lengths: Vec::with_capacity(rows), values: StringBuilder::new(), open: 0 }
+        TextsBuilder { lengths: Vec::with_capacity(rows), open: 0, values: ValuesBuilder::Text(StringBuilder::new()) }
+    }
+
+    /// Items written as keys into `names` with [`TextsBuilder::key`]; `None` when there are
+    /// too many names for a key.
+    fn keyed(rows: usize, names: &[&str]) -> Option<Self> {
+        (names.len() <= usize::from(u16::MAX)).then(|| TextsBuilder {
+            lengths: Vec::with_capacity(rows),
+            open: 0,
+            values: ValuesBuilder::Keys { keys: Vec::new(), names: names.iter().map(|n| n.to_string()).collect() },
+        })
     }
 
     pub fn item(&mut self, s: &str) {
-        self.values.append_value(s);
+        match &mut self.values {
+            ValuesBuilder::Text(values) => values.append_value(s),
+            ValuesBuilder::Keys { keys, names } => {
+                let key = match names.iter().position(|n| n == s) {
+                    Some(key) => key,
+                    None => {
+                        names.push(s.to_string());
+                        names.len() - 1
+                    }
+                };
+                match u16::try_from(key) {
+                    Ok(key) => keys.push(key),
+                    Err(_) => {
+                        // More names than keys: the items so far become text.
+                        let mut text = StringBuilder::new();
+                        keys.iter().for_each(|&k| text.append_value(&names[usize::from(k)]));
+                        text.append_value(s);
+                        self.values = ValuesBuilder::Text(text);
+                    }
+                }
+            }
+        }
         self.open += 1;
+    }
+
+    /// The item `names[key]` of a builder made by [`TextsBuilder::keyed`]; anything else
+    /// takes it as the text `name`.
+    #[inline]
+    pub fn key(&mut self, key: u16, name: &str) {
+        match &mut self.values {
+            ValuesBuilder::Keys { keys, .. } => {
+                keys.push(key);
+                self.open += 1;
+            }
+            ValuesBuilder::Text(_) => self.item(name),
+        }
     }
 
     pub fn end_row(&mut self) {
         self.lengths.push(std::mem::take(&mut self.open));
     }
 
-    fn finish(mut self) -> Texts {
-        Texts { offsets: OffsetBuffer::from_lengths(self.lengths), values: self.values.finish() }
+    fn finish(self) -> Texts {
+        let values = match self.values {
+            ValuesBuilder::Text(mut values) => Values::Text(values.finish()),
+            ValuesBuilder::Keys { keys, names } => {
+                Values::Keys { keys: UInt16Array::from(keys), names: StringArray::from(names) }
+            }
+        };
+        Texts { offsets: OffsetBuffer::from_lengths(self.lengths), values }
     }
 }
 
@@ -99,10 +180,15 @@ pub struct ChunkBuilder {
 
 impl ChunkBuilder {
     pub fn new(rows: usize) -> Self {
+        Self::with_ids(rows, None)
+    }
+
+    /// A builder whose fired rules are keys into `ids` (see [`TextsBuilder::key`]).
+    fn with_ids(rows: usize, ids: Option<&[&str]>) -> Self {
         ChunkBuilder {
             score: Float64Builder::with_capacity(rows),
             grade: StringBuilder::with_capacity(rows, rows * 8),
-            fired: TextsBuilder::new(rows),
+            fired: ids.and_then(|ids| TextsBuilder::keyed(rows, ids)).unwrap_or_else(|| TextsBuilder::new(rows)),
             reasons: TextsBuilder::new(rows),
             tags: TextsBuilder::new(rows),
             rows: 0,
@@ -185,11 +271,21 @@ impl SetOutcomes {
         I: Fn() -> T + Sync + Send,
         F: Fn(&mut T, usize, &mut ChunkBuilder) + Sync + Send,
     {
+        Self::build_with_ids(rows, None, init, write)
+    }
+
+    /// [`SetOutcomes::build`] with the fired rules kept as keys into `ids`: `write` gives
+    /// them with `chunk.fired.key(..)`.
+    pub fn build_with_ids<T, I, F>(rows: usize, ids: Option<&[&str]>, init: I, write: F) -> SetOutcomes
+    where
+        I: Fn() -> T + Sync + Send,
+        F: Fn(&mut T, usize, &mut ChunkBuilder) + Sync + Send,
+    {
         let chunks = (0..rows.div_ceil(CHUNK))
             .into_par_iter()
             .map_init(init, |state, c| {
                 let range = c * CHUNK..rows.min((c + 1) * CHUNK);
-                let mut chunk = ChunkBuilder::new(range.len());
+                let mut chunk = ChunkBuilder::with_ids(range.len(), ids);
                 range.for_each(|row| write(state, row, &mut chunk));
                 chunk.finish()
             })
@@ -297,6 +393,8 @@ impl<'a> OutcomeRef<'a> {
 pub enum TextList<'a> {
     /// Values `start..end` of a column.
     Column(&'a StringArray, usize, usize),
+    /// Keys into names.
+    Keyed(&'a [u16], &'a StringArray),
     Shared(&'a [Arc<str>]),
     Owned(&'a [String]),
 }
@@ -305,6 +403,7 @@ impl<'a> TextList<'a> {
     pub fn len(self) -> usize {
         match self {
             TextList::Column(_, start, end) => end - start,
+            TextList::Keyed(keys, _) => keys.len(),
             TextList::Shared(v) => v.len(),
             TextList::Owned(v) => v.len(),
         }
@@ -317,6 +416,7 @@ impl<'a> TextList<'a> {
     pub fn get(self, i: usize) -> &'a str {
         match self {
             TextList::Column(values, start, _) => values.value(start + i),
+            TextList::Keyed(keys, names) => names.value(usize::from(keys[i])),
             TextList::Shared(v) => &v[i],
             TextList::Owned(v) => &v[i],
         }
@@ -348,6 +448,7 @@ impl PartialEq for TextList<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use duckdb::arrow::datatypes::DataType;
     use thin_vec::thin_vec;
 
     fn outcome(n: usize) -> Outcome {
@@ -401,6 +502,51 @@ mod tests {
                 .collect();
             assert_eq!(errors, want);
         }
+    }
+
+    /// Fired rules kept as keys into the set's rule ids read back as their texts, a text
+    /// given that is not among the ids included, and store as the same lists of text.
+    #[test]
+    fn fired_rules_kept_as_keys_read_back_and_store_as_text() {
+        use duckdb::arrow::compute::cast;
+        let rows = CHUNK + 9;
+        let expected: Vec<Outcome> = (0..rows).map(outcome).collect();
+        // `r0` is not among the ids: it is added to the chunk's names.
+        let keyed =
+            SetOutcomes::build_with_ids(rows, Some(&["r1", "r9"]), || (), |_, row, chunk| chunk.push(&expected[row]));
+        let plain = SetOutcomes::from_outcomes(&expected);
+        for (row, o) in expected.iter().enumerate() {
+            assert_same(keyed.get(row), o);
+        }
+        for (k, p) in keyed.chunks().iter().zip(plain.chunks()) {
+            let list = k.fired.to_list_array();
+            assert!(matches!(list.value_type(), DataType::Dictionary(..)), "{:?}", list.data_type());
+            let as_text = cast(&list, p.fired.to_list_array().data_type()).unwrap();
+            assert_eq!(as_text.as_ref(), &p.fired.to_list_array() as &dyn Array);
+        }
+        // `key` on a builder of texts writes the name.
+        let mut texts = TextsBuilder::new(1);
+        texts.key(3, "r3");
+        texts.end_row();
+        assert_eq!(texts.finish().row(0).iter().collect::<Vec<_>>(), ["r3"]);
+    }
+
+    /// More names than a key holds: the items so far become texts, and read back the same.
+    #[test]
+    fn a_keyed_list_with_too_many_names_becomes_text() {
+        let names: Vec<String> = (0..u16::MAX).map(|n| format!("n{n}")).collect();
+        let names: Vec<&str> = names.iter().map(|n| n.as_str()).collect();
+        let mut texts = TextsBuilder::keyed(2, &names).expect("65,535 names fit");
+        texts.key(7, "n7");
+        texts.item("x");
+        texts.end_row();
+        texts.item("y");
+        texts.key(2, "n2");
+        texts.end_row();
+        assert!(matches!(texts.values, ValuesBuilder::Text(_)), "y has no key left");
+        let texts = texts.finish();
+        assert_eq!(texts.row(0).iter().collect::<Vec<_>>(), ["n7", "x"]);
+        assert_eq!(texts.row(1).iter().collect::<Vec<_>>(), ["y", "n2"]);
     }
 
     #[test]
