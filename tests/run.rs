@@ -479,6 +479,22 @@ fn a_failing_output_keeps_the_mail_already_written() {
     assert_eq!(p.query("SELECT output, status FROM outbox ORDER BY output"), ["at_risk|sent", "summary|sent"]);
 }
 
+/// Runs the nightly job of a project made of `files` with every expression the warehouse
+/// can take there (`KEEPWELL_VECTORISE` on), then all in rhai (off): each run must exit with
+/// `code` and pass `check`; `query`'s rows for each, in that order.
+fn on_both_paths(files: &[(&str, &str)], code: i32, query: &str, check: impl Fn(&common::Output)) -> [Vec<String>; 2] {
+    ["on", "off"].map(|vectorise| {
+        let p = Project::new(files);
+        let out = p.keepwell_with(
+            &["run", "nightly", "--as-of", "2026-11-23", "--no-mail"],
+            &[("KEEPWELL_VECTORISE", vectorise)],
+        );
+        assert_eq!(out.code, code, "{}\n{}", out.stdout, out.stderr);
+        check(&out);
+        p.query(query)
+    })
+}
+
 /// Points, classification and scorecard sets whose expressions all run in the warehouse are
 /// assembled from their columns; the outcomes, reasons, tags and errors must be those of
 /// rhai, also where a reason fails or a map lacks a value for one account (that account is
@@ -546,26 +562,20 @@ measures:
     map: { travel: 20, healthcare: 90 }
 ";
     let job = common::JOB.replace("rule_sets: [risk, health]", "rule_sets: [risk, health, stage, card]");
-    let mut results = Vec::new();
-    for vectorise in ["on", "off"] {
-        let p = Project::new(&[
-            ("jobs/nightly.yaml", &job),
-            ("rules/risk.yaml", risk),
-            ("rules/stage.yaml", stage),
-            ("rules/card.yaml", card),
-        ]);
-        let out = p.keepwell_with(
-            &["run", "nightly", "--as-of", "2026-11-23", "--no-mail"],
-            &[("KEEPWELL_VECTORISE", vectorise)],
-        );
-        // Degraded: one account's rule failed, the others were scored.
-        assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
-        assert!(out.stdout.contains("rule `per_seat` of `risk` for account `A3`"), "{}", out.stdout);
-        results.push(p.query(
-            "SELECT account_id, rule_set, score, grade, CAST(fired AS VARCHAR), CAST(reasons AS VARCHAR), \
-             CAST(tags AS VARCHAR), CAST(errors AS VARCHAR) FROM outcomes ORDER BY account_id, rule_set",
-        ));
-    }
+    let files = [
+        ("jobs/nightly.yaml", job.as_str()),
+        ("rules/risk.yaml", risk),
+        ("rules/stage.yaml", stage),
+        ("rules/card.yaml", card),
+    ];
+    // Degraded: one account's rule failed, the others were scored.
+    let results = on_both_paths(
+        &files,
+        1,
+        "SELECT account_id, rule_set, score, grade, CAST(fired AS VARCHAR), CAST(reasons AS VARCHAR), \
+         CAST(tags AS VARCHAR), CAST(errors AS VARCHAR) FROM outcomes ORDER BY account_id, rule_set",
+        |out| assert!(out.stdout.contains("rule `per_seat` of `risk` for account `A3`"), "{}", out.stdout),
+    );
     assert_eq!(results[0], results[1], "vectorised, then rhai");
     assert_eq!(results[0].len(), 12);
     let risk_and_stage: Vec<&String> = results[0].iter().filter(|r| !r.contains("|health|")).collect();
@@ -599,19 +609,13 @@ fn sets_wider_than_one_mask_match_rhai() {
     }
     tier.push_str("default: none\n");
     let job = common::JOB.replace("rule_sets: [risk, health]", "rule_sets: [risk, health, wide, tier]");
-    let mut results = Vec::new();
-    for vectorise in ["on", "off"] {
-        let p = Project::new(&[("jobs/nightly.yaml", &job), ("rules/wide.yaml", &wide), ("rules/tier.yaml", &tier)]);
-        let out = p.keepwell_with(
-            &["run", "nightly", "--as-of", "2026-11-23", "--no-mail"],
-            &[("KEEPWELL_VECTORISE", vectorise)],
-        );
-        assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
-        results.push(p.query(
-            "SELECT account_id, rule_set, score, grade, len(fired), fired[-1], CAST(tags AS VARCHAR) \
-             FROM outcomes WHERE rule_set IN ('wide', 'tier') ORDER BY account_id, rule_set",
-        ));
-    }
+    let results = on_both_paths(
+        &[("jobs/nightly.yaml", &job), ("rules/wide.yaml", &wide), ("rules/tier.yaml", &tier)],
+        0,
+        "SELECT account_id, rule_set, score, grade, len(fired), fired[-1], CAST(tags AS VARCHAR) \
+         FROM outcomes WHERE rule_set IN ('wide', 'tier') ORDER BY account_id, rule_set",
+        |_| {},
+    );
     assert_eq!(results[0], results[1], "vectorised, then rhai");
     assert_eq!(
         results[0],
@@ -646,19 +650,13 @@ measures:
     map: { travel: 20, healthcare: 90 }
 ";
     let job = common::JOB.replace("rule_sets: [risk, health]", "rule_sets: [risk, health, card]");
-    let mut results = Vec::new();
-    for vectorise in ["on", "off"] {
-        let p = Project::new(&[("jobs/nightly.yaml", &job), ("rules/card.yaml", card)]);
-        let out = p.keepwell_with(
-            &["run", "nightly", "--as-of", "2026-11-23", "--no-mail"],
-            &[("KEEPWELL_VECTORISE", vectorise)],
-        );
-        assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
-        results.push(p.query(
-            "SELECT account_id, score, CAST(fired AS VARCHAR), CAST(reasons AS VARCHAR), CAST(errors AS VARCHAR) \
-             FROM outcomes WHERE rule_set = 'card' ORDER BY account_id",
-        ));
-    }
+    let results = on_both_paths(
+        &[("jobs/nightly.yaml", &job), ("rules/card.yaml", card)],
+        1,
+        "SELECT account_id, score, CAST(fired AS VARCHAR), CAST(reasons AS VARCHAR), CAST(errors AS VARCHAR) \
+         FROM outcomes WHERE rule_set = 'card' ORDER BY account_id",
+        |_| {},
+    );
     assert_eq!(results[0], results[1], "vectorised, then rhai");
     assert!(
         results[0][2].starts_with("A3|NULL|[utilisation]|['2 of 10 seats, retail is hit hard']|"),

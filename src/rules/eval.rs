@@ -288,6 +288,7 @@ impl Evaluator<'_> {
         previous: &Previous,
         fields: &DepFields,
     ) -> Option<SetOutcomes> {
+        let assembly = Assembly { set, columns, entity, read, previous, fields };
         /// What one rule contributes, with its columns.
         struct Plan<'p> {
             id: &'p str,
@@ -321,7 +322,7 @@ impl Evaluator<'_> {
                 })
                 .collect::<Option<_>>()?,
             Body::Scorecard(measures) => {
-                return self.scorecard_columnar(set, measures, columns, entity, read, previous, fields);
+                return self.scorecard_columnar(&assembly, measures);
             }
             Body::Script(_) => return None,
         };
@@ -346,7 +347,6 @@ impl Evaluator<'_> {
                     packed.then_some(words)
                 })
                 .collect();
-        let assembly = Assembly { set, columns, entity, read, previous, fields };
         // The fired rules are kept as keys into the rules' ids.
         let ids: Vec<&str> = plan.iter().map(|p| p.id).collect();
         let outcomes = SetOutcomes::build_with_ids(
@@ -425,18 +425,9 @@ impl Evaluator<'_> {
     /// the warehouse: the weighted mean of the measures that have a score, the measures
     /// below their `reason_below` fired with their reasons. An account with an error (a text
     /// the map does not list, a reason that fails) is evaluated the general way.
-    #[allow(clippy::too_many_arguments)]
-    fn scorecard_columnar(
-        &self,
-        set: &RuleSet,
-        measures: &[Measure],
-        columns: &super::vector::Columns,
-        entity: &Entity,
-        read: &[(&str, &SetOutcomes)],
-        previous: &Previous,
-        fields: &DepFields,
-    ) -> Option<SetOutcomes> {
+    fn scorecard_columnar(&self, assembly: &Assembly, measures: &[Measure]) -> Option<SetOutcomes> {
         use super::vector::Column;
+        let &Assembly { set, columns, entity, read, .. } = assembly;
         let rows = entity.len();
         let values: Vec<&Column> = measures
             .iter()
@@ -450,7 +441,6 @@ impl Evaluator<'_> {
                 fits.then_some(column)
             })
             .collect::<Option<_>>()?;
-        let assembly = Assembly { set, columns, entity, read, previous, fields };
         let outcomes = SetOutcomes::build(
             rows,
             || Scratch::new(read.len()),
@@ -485,9 +475,9 @@ impl Evaluator<'_> {
                 }
                 wanted.clear();
                 wanted.extend(fired.iter().filter_map(|&(i, score)| Some((measures[i].reason.as_deref()?, score))));
-                if failed || !self.assembled_reasons(&assembly, row, scope, done, wanted, reasons) {
+                if failed || !self.assembled_reasons(assembly, row, scope, done, wanted, reasons) {
                     // The general path records the error as a failed measure does.
-                    self.assembled_generally(&assembly, row, scope, done, chunk);
+                    self.assembled_generally(assembly, row, scope, done, chunk);
                     return;
                 }
                 fired.iter().for_each(|&(i, _)| chunk.fired.item(&measures[i].id));
