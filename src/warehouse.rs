@@ -4,10 +4,11 @@
 
 use std::path::{Path, PathBuf};
 
-use duckdb::Connection;
 use duckdb::arrow::array::{Array, ArrayRef, UInt64Array};
 use duckdb::arrow::compute::concat;
 use duckdb::arrow::record_batch::RecordBatch;
+use duckdb::{Connection, Statement};
+use rayon::prelude::*;
 
 use crate::diagnostic::{Diagnostic, SourceFile, did_you_mean};
 use crate::job::{EntitySpec, Feature, Format, Source};
@@ -73,11 +74,13 @@ pub struct Warehouse {
 }
 
 /// The warehouse's memory limit unless `warehouse.memory_limit` sets one: beyond it DuckDB
-/// spills to the run's folder. Measured on the shipped job at 1M accounts (2 cores): with
-/// 1.5GB the features spill and take 8.5 s, with 2.5GB 7.5 s, and the run's peak stays at
-/// its outputs (3.3 GB); with 3.5GB the features take 5.8 s and the peak is theirs (4.1 GB);
-/// DuckDB's own default (80% of the machine) held 4.3 GB.
-pub const DEFAULT_MEMORY_LIMIT: &str = "2.5GB";
+/// spills to the run's folder. Measured on the shipped job at 1M accounts (2 cores), whose
+/// sources take 2.1 GB in DuckDB: with 1.6GB the features take 7.7-8 s and the run peaks
+/// near 1.95 GB (in the rules stage), with 2.5GB 7.5-7.9 s and a peak of 2.6 GB (in the
+/// features), with 1.4GB or less they spill more (8.7 s at 1.4GB, 10.4 s at 1GB) for no
+/// lower peak; with 3.5GB they take 5.8 s and peak at 4.1 GB. DuckDB's own default (80% of
+/// the machine) held 4.3 GB.
+pub const DEFAULT_MEMORY_LIMIT: &str = "1.6GB";
 
 impl Warehouse {
     /// `spill_dir` is where DuckDB may spill to disk; it becomes readable to feature SQL, so
@@ -168,7 +171,7 @@ impl Warehouse {
                 first: report.rejects[0].to_string(),
             });
         }
-        self.check_duplicates(source)
+        self.check_duplicates(source, report.rows)
     }
 
     fn header(&self, source: &Source, file: &Path) -> Result<Vec<String>, WarehouseError> {
@@ -305,7 +308,7 @@ impl Warehouse {
         Ok(rejects)
     }
 
-    fn check_duplicates(&self, source: &Source) -> Result<(), WarehouseError> {
+    fn check_duplicates(&self, source: &Source, rows: u64) -> Result<(), WarehouseError> {
         if source.primary_key.is_empty() {
             return Ok(());
         }
@@ -318,17 +321,14 @@ impl Warehouse {
         // Equal keys have equal hashes, so no repeated hash means no repeated key; only the
         // rows of a repeated hash are grouped by the key.
         let mut stmt = self.conn.prepare(&format!("SELECT hash({key}) FROM {t}"))?;
-        let mut hashes: Vec<u64> = Vec::new();
+        let mut hashes = HashBuckets::new(rows);
         let mut unread = false;
-        for batch in stmt.query_arrow([])? {
-            match batch.column(0).as_any().downcast_ref::<UInt64Array>() {
-                Some(column) => hashes.extend_from_slice(column.values()),
-                // Not the type `hash` gives: the exact check below decides.
-                None => unread = true,
-            }
-        }
-        radsort::sort(&mut hashes);
-        let repeated = unread || hashes.windows(2).any(|w| w[0] == w[1]);
+        for_each_batch(&mut stmt, [], |batch| match batch.column(0).as_any().downcast_ref::<UInt64Array>() {
+            Some(column) => hashes.extend(column.values()),
+            // Not the type `hash` gives: the exact check below decides.
+            None => unread = true,
+        })?;
+        let repeated = unread || hashes.any_repeated();
         drop(hashes);
         if !repeated {
             return Ok(());
@@ -463,7 +463,8 @@ impl Warehouse {
     /// The materialised entity, read into Arrow.
     pub fn entity(&self, spec: &EntitySpec, schema: Schema) -> Result<Entity, WarehouseError> {
         let mut stmt = self.conn.prepare("SELECT * FROM kw_entity")?;
-        let batches: Vec<RecordBatch> = stmt.query_arrow([])?.collect();
+        let mut batches = Vec::new();
+        for_each_batch(&mut stmt, [], |batch| batches.push(batch))?;
         let schema_ref = match batches.first() {
             Some(b) => b.schema(),
             None => stmt.schema(),
@@ -492,6 +493,49 @@ impl Warehouse {
         };
         Entity::new(&spec.key, schema, batch)
             .map_err(|message| WarehouseError::Load { source_name: spec.view.clone(), message })
+    }
+}
+
+/// Runs a statement and gives its result to `each` a batch at a time, as DuckDB produces
+/// them: DuckDB never holds the whole result (`query_arrow` materialises it first, which
+/// held the entity twice over at 1M accounts), and a failure is an error, not a panic.
+pub fn for_each_batch<P: duckdb::Params>(
+    stmt: &mut Statement,
+    params: P,
+    mut each: impl FnMut(RecordBatch),
+) -> duckdb::Result<()> {
+    drop(stmt.stream_arrow(params)?);
+    while let Some(array) = stmt.step()? {
+        each(RecordBatch::from(&array));
+    }
+    Ok(())
+}
+
+/// 64-bit hashes of a source's keys, kept in 256 buckets by their top byte: equal hashes
+/// share a bucket, so each bucket is sorted on its own. Sorting them as one vector needed
+/// a copy as large as it (0.24 GB more at 30M rows, on top of the warehouse at its limit).
+struct HashBuckets {
+    buckets: Vec<Vec<u64>>,
+}
+
+impl HashBuckets {
+    /// Buckets for about `rows` hashes, each with room for an even share and some more.
+    fn new(rows: u64) -> Self {
+        let share = usize::try_from(rows / 256).unwrap_or(0);
+        HashBuckets { buckets: (0..256).map(|_| Vec::with_capacity(share + share / 16 + 16)).collect() }
+    }
+
+    fn extend(&mut self, hashes: &[u64]) {
+        for &h in hashes {
+            self.buckets[(h >> 56) as usize].push(h);
+        }
+    }
+
+    fn any_repeated(&mut self) -> bool {
+        self.buckets.par_iter_mut().any(|bucket| {
+            radsort::sort(bucket);
+            bucket.windows(2).any(|w| w[0] == w[1])
+        })
     }
 }
 
@@ -567,4 +611,30 @@ pub fn ident(name: &str) -> String {
 
 pub fn sql_string(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::HashBuckets;
+
+    /// A repeated hash is found whichever bucket it falls in and however the hashes came
+    /// in batches; distinct hashes, including ones that differ only in their top byte or
+    /// only in their lowest bit, are not.
+    #[test]
+    fn hash_buckets_find_exactly_the_repeated_hashes() {
+        let distinct: Vec<u64> = (1..10_000u64).map(|i| i.wrapping_mul(0x9E37_79B9_7F4A_7C15)).collect();
+        let mut edges = vec![0, 1, u64::MAX, u64::MAX - 1, 1 << 56, (1 << 56) | 1];
+        edges.extend(&distinct);
+        for rows in [0, edges.len() as u64, 1 << 20] {
+            let mut buckets = HashBuckets::new(rows);
+            edges.chunks(999).for_each(|batch| buckets.extend(batch));
+            assert!(!buckets.any_repeated(), "rows {rows}");
+        }
+        for repeated in [0, u64::MAX, 1 << 56, distinct[4321]] {
+            let mut buckets = HashBuckets::new(edges.len() as u64);
+            buckets.extend(&edges);
+            buckets.extend(&[repeated]);
+            assert!(buckets.any_repeated(), "{repeated:#x}");
+        }
+    }
 }

@@ -1200,7 +1200,8 @@ fn run(
     let sql = format!("SELECT {} FROM kw_entity e{joins} ORDER BY e.rowid", select.join(", "));
     tracing::trace!(sql = %sql, "Rule set query.");
     let mut stmt = conn.prepare(&sql).map_err(err)?;
-    let batches: Vec<_> = stmt.query_arrow([]).map_err(err)?.collect();
+    let mut batches = Vec::new();
+    crate::warehouse::for_each_batch(&mut stmt, [], |batch| batches.push(batch)).map_err(err)?;
     let mut columns = (0..results).map(|i| {
         let mut column = None;
         for batch in &batches {
