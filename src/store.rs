@@ -4,7 +4,6 @@
 //! A run's outcomes are written and published in one transaction at the end of the run:
 //! a run that fails leaves the last published results as they were.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -13,7 +12,7 @@ use duckdb::arrow::array::AsArray;
 use duckdb::arrow::array::{
     Array, ArrayRef, Date32Array, Date32Builder, Float64Array, Int64Array, ListBuilder, StringArray, StringBuilder,
 };
-use duckdb::arrow::datatypes::{DataType, Date32Type, Field, Float64Type, Int64Type, Schema as ArrowSchema};
+use duckdb::arrow::datatypes::{DataType, Date32Type, Field, Float64Type, Schema as ArrowSchema};
 use duckdb::arrow::record_batch::RecordBatch;
 use duckdb::{Connection, params};
 use rayon::prelude::*;
@@ -232,89 +231,91 @@ impl Store {
     /// The latest published results of `job` for a day before `as_of`, with the scores of
     /// the last few published runs for trends.
     ///
-    /// The rows of those runs are streamed and put together here: grouping them in DuckDB
-    /// (9M groups at 1M accounts, each with its ordered scores) ran out of the store's memory.
+    /// The latest run's rows are read first, then each earlier run's, oldest first, adding
+    /// its scores to the accounts already there: grouping the runs' rows in DuckDB (9M
+    /// groups at 1M accounts, each with its ordered scores) ran out of the store's memory,
+    /// and each run's rows are contiguous in the store, so each is a short scan.
     pub fn previous(&self, job: &str, as_of: NaiveDate) -> Result<Previous, StoreError> {
-        let runs: i64 = self.conn.query_row(
-            "SELECT count(*) FROM (SELECT 1 FROM runs WHERE job = ? AND published AND as_of < ? LIMIT ?)",
-            params![job, as_of, HISTORY_RUNS],
-            |r| r.get(0),
-        )?;
-        // `k` numbers the recent runs oldest first: the latest is `runs - 1`.
         let mut stmt = self.conn.prepare(
-            "WITH recent AS (SELECT run_id, as_of FROM runs WHERE job = ? AND published AND as_of < ? \
-                             ORDER BY as_of DESC, run_id DESC LIMIT ?), \
-                  numbered AS (SELECT run_id, CAST(row_number() OVER (ORDER BY as_of, run_id) - 1 AS BIGINT) AS k FROM recent) \
-             SELECT o.rule_set, o.account_id, n.k, o.as_of, o.score, o.grade, o.grade_since \
-             FROM outcomes o JOIN numbered n USING (run_id)",
+            "SELECT run_id FROM runs WHERE job = ? AND published AND as_of < ? ORDER BY as_of DESC, run_id DESC LIMIT ?",
         )?;
-        // Each account's scores as (run number, score), and its latest outcome once seen.
-        type Partial = (Vec<(u8, Option<f64>)>, Option<PrevOutcome>);
-        let mut partial: HashMap<String, HashMap<Arc<str>, Partial>> = HashMap::new();
+        let recent: Vec<i64> =
+            stmt.query_map(params![job, as_of, HISTORY_RUNS], |r| r.get(0))?.collect::<Result<_, _>>()?;
+        let mut previous = Previous::default();
+        let Some((&latest, earlier)) = recent.split_first() else {
+            return Ok(previous);
+        };
+        // One key per account, shared by every set's map, and each map sized at once.
+        let mut keys: hashbrown::HashMap<Box<str>, Arc<str>> = hashbrown::HashMap::new();
+        let mut stmt = self.conn.prepare("SELECT rule_set, count(*) FROM outcomes WHERE run_id = ? GROUP BY ALL")?;
+        let counts = stmt.query_map(params![latest], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
+        for count in counts {
+            let (set, n) = count?;
+            previous.by_set.insert(set, hashbrown::HashMap::with_capacity(usize::try_from(n).unwrap_or(0)));
+        }
         let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch");
         let date = |a: &Date32Array, i: usize| a.is_valid(i).then(|| epoch + chrono::Duration::days(a.value(i).into()));
-        let mut failed = None;
-        crate::warehouse::for_each_batch(&mut stmt, params![job, as_of, HISTORY_RUNS], |batch| {
-            let columns = (|| -> Result<_, StoreError> {
-                let text = |i: usize| duckdb::arrow::compute::cast(batch.column(i), &DataType::Utf8);
-                let (sets, accounts, grades) = (text(0)?, text(1)?, text(5)?);
-                let k = duckdb::arrow::compute::cast(batch.column(2), &DataType::Int64)?;
-                let days = duckdb::arrow::compute::cast(batch.column(3), &DataType::Date32)?;
-                let score = duckdb::arrow::compute::cast(batch.column(4), &DataType::Float64)?;
-                let since = duckdb::arrow::compute::cast(batch.column(6), &DataType::Date32)?;
-                Ok((sets, accounts, grades, k, days, score, since))
-            })();
-            let (sets, accounts, grades, k, days, score, since) = match columns {
-                Ok(c) => c,
-                Err(e) => {
-                    failed.get_or_insert(e);
-                    return;
-                }
-            };
-            let (sets, accounts, grades) =
-                (sets.as_string::<i32>(), accounts.as_string::<i32>(), grades.as_string::<i32>());
-            let (k, score) = (k.as_primitive::<Int64Type>(), score.as_primitive::<Float64Type>());
-            let (days, since) = (days.as_primitive::<Date32Type>(), since.as_primitive::<Date32Type>());
-            for i in 0..batch.num_rows() {
-                let set = match partial.get_mut(sets.value(i)) {
-                    Some(set) => set,
-                    None => partial.entry(sets.value(i).to_string()).or_default(),
+        let mut stmt = self
+            .conn
+            .prepare("SELECT rule_set, account_id, as_of, score, grade, grade_since FROM outcomes WHERE run_id = ?")?;
+        for run in std::iter::once(latest).chain(earlier.iter().rev().copied()) {
+            let mut failed = None;
+            crate::warehouse::for_each_batch(&mut stmt, params![run], |batch| {
+                let cast = |i: usize, to: &DataType| duckdb::arrow::compute::cast(batch.column(i), to);
+                let columns = (|| -> Result<_, StoreError> {
+                    Ok((
+                        cast(0, &DataType::Utf8)?,
+                        cast(1, &DataType::Utf8)?,
+                        cast(2, &DataType::Date32)?,
+                        cast(3, &DataType::Float64)?,
+                        cast(4, &DataType::Utf8)?,
+                        cast(5, &DataType::Date32)?,
+                    ))
+                })();
+                let (sets, accounts, days, scores, grades, since) = match columns {
+                    Ok(c) => c,
+                    Err(e) => {
+                        failed.get_or_insert(e);
+                        return;
+                    }
                 };
-                let account = accounts.value(i);
-                let entry = match set.get_mut(account) {
-                    Some(entry) => entry,
-                    None => set.entry(Arc::from(account)).or_default(),
-                };
-                let run = k.value(i);
-                let score = score.is_valid(i).then(|| score.value(i));
-                entry.0.push((run as u8, score));
-                if run == runs - 1 {
-                    entry.1 = Some(PrevOutcome {
-                        as_of: date(days, i).unwrap_or(epoch),
-                        score,
-                        grade: grades.is_valid(i).then(|| grades.value(i).to_string()),
-                        grade_since: date(since, i),
-                        scores: Vec::new(),
-                    });
+                let (sets, accounts, grades) =
+                    (sets.as_string::<i32>(), accounts.as_string::<i32>(), grades.as_string::<i32>());
+                let (days, since) = (days.as_primitive::<Date32Type>(), since.as_primitive::<Date32Type>());
+                let scores = scores.as_primitive::<Float64Type>();
+                for i in 0..batch.num_rows() {
+                    if run == latest && !previous.by_set.contains_key(sets.value(i)) {
+                        previous.by_set.insert(sets.value(i).to_string(), hashbrown::HashMap::new());
+                    }
+                    let Some(by_account) = previous.by_set.get_mut(sets.value(i)) else { continue };
+                    let score = scores.is_valid(i).then(|| scores.value(i));
+                    let account = accounts.value(i);
+                    if run == latest {
+                        let key = match keys.get(account) {
+                            Some(key) => key.clone(),
+                            None => keys.entry(account.into()).or_insert_with(|| Arc::from(account)).clone(),
+                        };
+                        by_account.insert(
+                            key,
+                            PrevOutcome {
+                                as_of: date(days, i).unwrap_or(epoch),
+                                score,
+                                grade: grades.is_valid(i).then(|| grades.value(i).to_string()),
+                                grade_since: date(since, i),
+                                scores: Vec::with_capacity(recent.len()),
+                            },
+                        );
+                    } else if let Some(p) = by_account.get_mut(account) {
+                        p.scores.push(score);
+                    }
                 }
+            })?;
+            if let Some(e) = failed {
+                return Err(e);
             }
-        })?;
-        if let Some(e) = failed {
-            return Err(e);
         }
-        let mut previous = Previous::default();
-        for (set, accounts) in partial {
-            let by_account = accounts
-                .into_iter()
-                .filter_map(|(account, (mut scores, latest))| {
-                    let mut latest = latest?;
-                    scores.sort_unstable_by_key(|&(run, _)| run);
-                    latest.scores = scores.into_iter().map(|(_, score)| score).collect();
-                    Some((account, latest))
-                })
-                .collect();
-            previous.by_set.insert(set, by_account);
-        }
+        // The latest score comes last.
+        previous.by_set.values_mut().flat_map(|m| m.values_mut()).for_each(|p| p.scores.push(p.score));
         Ok(previous)
     }
 
