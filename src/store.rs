@@ -19,7 +19,7 @@ use rayon::prelude::*;
 
 use crate::rules::RuleSet;
 use crate::rules::SetOutcomes;
-use crate::rules::eval::{PrevOutcome, Previous, grade_since};
+use crate::rules::eval::{AccountMap, PrevOutcome, Previous, grade_since};
 use crate::rules::outcomes::{Chunk, Texts};
 use crate::rules::row::{Entity, display_value};
 use crate::warehouse::Reject;
@@ -246,12 +246,14 @@ impl Store {
             return Ok(previous);
         };
         // One key per account, shared by every set's map, and each map sized at once.
-        let mut keys: hashbrown::HashMap<Box<str>, Arc<str>> = hashbrown::HashMap::new();
+        let mut keys: hashbrown::HashMap<Box<str>, Arc<str>, foldhash::quality::RandomState> =
+            hashbrown::HashMap::default();
         let mut stmt = self.conn.prepare("SELECT rule_set, count(*) FROM outcomes WHERE run_id = ? GROUP BY ALL")?;
         let counts = stmt.query_map(params![latest], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
         for count in counts {
             let (set, n) = count?;
-            previous.by_set.insert(set, hashbrown::HashMap::with_capacity(usize::try_from(n).unwrap_or(0)));
+            let n = usize::try_from(n).unwrap_or(0);
+            previous.by_set.insert(set, AccountMap::with_capacity_and_hasher(n, Default::default()));
         }
         let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch");
         let date = |a: &Date32Array, i: usize| a.is_valid(i).then(|| epoch + chrono::Duration::days(a.value(i).into()));
@@ -259,6 +261,7 @@ impl Store {
             .conn
             .prepare("SELECT rule_set, account_id, as_of, score, grade, grade_since FROM outcomes WHERE run_id = ?")?;
         for run in std::iter::once(latest).chain(earlier.iter().rev().copied()) {
+            let started = std::time::Instant::now();
             let mut failed = None;
             crate::warehouse::for_each_batch(&mut stmt, params![run], |batch| {
                 let cast = |i: usize, to: &DataType| duckdb::arrow::compute::cast(batch.column(i), to);
@@ -285,7 +288,7 @@ impl Store {
                 let scores = scores.as_primitive::<Float64Type>();
                 for i in 0..batch.num_rows() {
                     if run == latest && !previous.by_set.contains_key(sets.value(i)) {
-                        previous.by_set.insert(sets.value(i).to_string(), hashbrown::HashMap::new());
+                        previous.by_set.insert(sets.value(i).to_string(), AccountMap::default());
                     }
                     let Some(by_account) = previous.by_set.get_mut(sets.value(i)) else { continue };
                     let score = scores.is_valid(i).then(|| scores.value(i));
@@ -313,6 +316,7 @@ impl Store {
             if let Some(e) = failed {
                 return Err(e);
             }
+            tracing::debug!(run, seconds = started.elapsed().as_secs_f64(), "An earlier run's results read.");
         }
         // The latest score comes last.
         previous.by_set.values_mut().flat_map(|m| m.values_mut()).for_each(|p| p.scores.push(p.score));
