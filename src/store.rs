@@ -19,7 +19,7 @@ use rayon::prelude::*;
 
 use crate::rules::RuleSet;
 use crate::rules::SetOutcomes;
-use crate::rules::eval::{AccountMap, PrevOutcome, Previous, grade_since};
+use crate::rules::eval::{PrevOutcome, Previous, grade_since};
 use crate::rules::outcomes::{Chunk, Texts};
 use crate::rules::row::{Entity, display_value};
 use crate::warehouse::Reject;
@@ -245,16 +245,6 @@ impl Store {
         let Some((&latest, earlier)) = recent.split_first() else {
             return Ok(previous);
         };
-        // One key per account, shared by every set's map, and each map sized at once.
-        let mut keys: hashbrown::HashMap<Box<str>, Arc<str>, foldhash::quality::RandomState> =
-            hashbrown::HashMap::default();
-        let mut stmt = self.conn.prepare("SELECT rule_set, count(*) FROM outcomes WHERE run_id = ? GROUP BY ALL")?;
-        let counts = stmt.query_map(params![latest], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
-        for count in counts {
-            let (set, n) = count?;
-            let n = usize::try_from(n).unwrap_or(0);
-            previous.by_set.insert(set, AccountMap::with_capacity_and_hasher(n, Default::default()));
-        }
         let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch");
         let date = |a: &Date32Array, i: usize| a.is_valid(i).then(|| epoch + chrono::Duration::days(a.value(i).into()));
         let mut stmt = self
@@ -263,6 +253,9 @@ impl Store {
         for run in std::iter::once(latest).chain(earlier.iter().rev().copied()) {
             let started = std::time::Instant::now();
             let mut failed = None;
+            // The rows of a set come in the order of the first set's, so the account after
+            // the last one found is tried before a lookup.
+            let (mut set, mut position) = (String::new(), 0);
             crate::warehouse::for_each_batch(&mut stmt, params![run], |batch| {
                 let cast = |i: usize, to: &DataType| duckdb::arrow::compute::cast(batch.column(i), to);
                 let columns = (|| -> Result<_, StoreError> {
@@ -287,28 +280,24 @@ impl Store {
                 let (days, since) = (days.as_primitive::<Date32Type>(), since.as_primitive::<Date32Type>());
                 let scores = scores.as_primitive::<Float64Type>();
                 for i in 0..batch.num_rows() {
-                    if run == latest && !previous.by_set.contains_key(sets.value(i)) {
-                        previous.by_set.insert(sets.value(i).to_string(), AccountMap::default());
+                    if sets.value(i) != set {
+                        set.clear();
+                        set.push_str(sets.value(i));
+                        position = 0;
                     }
-                    let Some(by_account) = previous.by_set.get_mut(sets.value(i)) else { continue };
                     let score = scores.is_valid(i).then(|| scores.value(i));
-                    let account = accounts.value(i);
+                    let Some(slot) = previous.slot(accounts.value(i), position, run == latest) else { continue };
+                    position = slot + 1;
                     if run == latest {
-                        let key = match keys.get(account) {
-                            Some(key) => key.clone(),
-                            None => keys.entry(account.into()).or_insert_with(|| Arc::from(account)).clone(),
+                        let outcome = PrevOutcome {
+                            as_of: date(days, i).unwrap_or(epoch),
+                            score,
+                            grade: grades.is_valid(i).then(|| grades.value(i).to_string()),
+                            grade_since: date(since, i),
+                            scores: Vec::with_capacity(recent.len()),
                         };
-                        by_account.insert(
-                            key,
-                            PrevOutcome {
-                                as_of: date(days, i).unwrap_or(epoch),
-                                score,
-                                grade: grades.is_valid(i).then(|| grades.value(i).to_string()),
-                                grade_since: date(since, i),
-                                scores: Vec::with_capacity(recent.len()),
-                            },
-                        );
-                    } else if let Some(p) = by_account.get_mut(account) {
+                        previous.put(&set, slot, outcome);
+                    } else if let Some(p) = previous.get_mut(&set, slot) {
                         p.scores.push(score);
                     }
                 }
@@ -319,7 +308,7 @@ impl Store {
             tracing::debug!(run, seconds = started.elapsed().as_secs_f64(), "An earlier run's results read.");
         }
         // The latest score comes last.
-        previous.by_set.values_mut().flat_map(|m| m.values_mut()).for_each(|p| p.scores.push(p.score));
+        previous.outcomes_mut().for_each(|p| p.scores.push(p.score));
         Ok(previous)
     }
 
@@ -829,7 +818,7 @@ fn outcomes_batches(
 ) -> (Arc<ArrowSchema>, impl Iterator<Item = Result<RecordBatch, StoreError>>) {
     let (rule_set, outcomes) = (&p.rule_sets[set], &p.outcomes[set]);
     // The set's previous results, found once rather than for each account.
-    let previous = p.previous.by_set.get(&rule_set.name);
+    let previous = p.previous.set(&rule_set.name);
     let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch");
     let days = move |d: NaiveDate| (d - epoch).num_days() as i32;
     let list = || DataType::List(Arc::new(Field::new("item", DataType::Utf8, true)));
@@ -967,15 +956,9 @@ mod tests {
     fn streamed(store: &Store, job: &str, as_of: NaiveDate) -> Vec<String> {
         let previous = store.previous(job, as_of).unwrap();
         let mut rows: Vec<String> = previous
-            .by_set
             .iter()
-            .flat_map(|(set, accounts)| {
-                accounts.iter().map(move |(account, p)| {
-                    format!(
-                        "{set} {account} {} {:?} {:?} {:?} {:?}",
-                        p.as_of, p.score, p.grade, p.grade_since, p.scores
-                    )
-                })
+            .map(|(set, account, p)| {
+                format!("{set} {account} {} {:?} {:?} {:?} {:?}", p.as_of, p.score, p.grade, p.grade_since, p.scores)
             })
             .collect();
         rows.sort();

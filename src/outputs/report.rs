@@ -315,7 +315,7 @@ pub fn build(view: &RunView, report: &Report, output: &str, out_dir: &Path) -> R
     }
 
     // Movements since the previous run.
-    let since = view.previous.by_set.values().flat_map(|m| m.values()).map(|p| p.as_of).max();
+    let since = view.previous.iter().map(|(_, _, p)| p.as_of).max();
     let mut movements = Vec::new();
     let mut moved = |title: String, rows: Vec<(usize, String)>| {
         let total: f64 = rows.iter().map(|(r, _)| arr[*r]).sum();

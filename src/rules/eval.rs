@@ -52,16 +52,97 @@ pub struct PrevOutcome {
 /// at 1M accounts spent 12 s reading one earlier run).
 pub type AccountMap<V> = hashbrown::HashMap<Arc<str>, V, foldhash::quality::RandomState>;
 
-/// Previous results by rule set, then by account key.
+/// Previous results by rule set, then by account key: one index of the accounts, shared by
+/// every set, and each set's outcomes in a vector by that index. Reading a store's earlier
+/// runs then takes one hash lookup an account (none while the rows come in the same order
+/// as the first set's) instead of one a row, and no map per set.
 #[derive(Debug, Clone, Default)]
 pub struct Previous {
-    /// With a fast hash: a run with history at 1M accounts looks up 9M outcomes, twice.
-    pub by_set: HashMap<String, AccountMap<PrevOutcome>>,
+    accounts: AccountMap<u32>,
+    keys: Vec<Arc<str>>,
+    sets: HashMap<String, Vec<Option<PrevOutcome>>>,
 }
 
 impl Previous {
     pub fn get(&self, set: &str, account: &str) -> Option<&PrevOutcome> {
-        self.by_set.get(set).and_then(|m| m.get(account))
+        let slot = *self.accounts.get(account)? as usize;
+        self.sets.get(set)?.get(slot)?.as_ref()
+    }
+
+    /// The outcomes of one set, for looking up many accounts.
+    pub fn set(&self, set: &str) -> Option<PrevSet<'_>> {
+        self.sets.get(set).map(|outcomes| PrevSet { accounts: &self.accounts, outcomes })
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.sets.values().all(|v| v.iter().all(Option::is_none))
+    }
+
+    /// Every previous outcome with its set and account, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str, &PrevOutcome)> {
+        self.sets.iter().flat_map(|(set, outcomes)| {
+            outcomes.iter().zip(&self.keys).filter_map(move |(o, key)| Some((set.as_str(), &**key, o.as_ref()?)))
+        })
+    }
+
+    /// The slot of `account`, `hint` first: rows that come in the order of the first set's
+    /// need no lookup. `None` when it is new and `add` is false.
+    pub fn slot(&mut self, account: &str, hint: usize, add: bool) -> Option<usize> {
+        if self.keys.get(hint).is_some_and(|k| &**k == account) {
+            return Some(hint);
+        }
+        if let Some(&slot) = self.accounts.get(account) {
+            return Some(slot as usize);
+        }
+        if !add {
+            return None;
+        }
+        let key: Arc<str> = Arc::from(account);
+        let slot = self.keys.len();
+        self.accounts.insert(key.clone(), u32::try_from(slot).expect("fewer than 4G accounts"));
+        self.keys.push(key);
+        Some(slot)
+    }
+
+    /// Sets the outcome of `account` in `set`.
+    pub fn insert(&mut self, set: &str, account: &str, outcome: PrevOutcome) {
+        let slot = self.slot(account, usize::MAX, true).expect("added");
+        self.put(set, slot, outcome);
+    }
+
+    /// Sets the outcome at `slot` (from [`Previous::slot`]) in `set`.
+    pub fn put(&mut self, set: &str, slot: usize, outcome: PrevOutcome) {
+        let outcomes = match self.sets.get_mut(set) {
+            Some(outcomes) => outcomes,
+            None => self.sets.entry(set.to_string()).or_default(),
+        };
+        if outcomes.len() <= slot {
+            outcomes.resize(slot + 1, None);
+        }
+        outcomes[slot] = Some(outcome);
+    }
+
+    /// The outcome at `slot` in `set`, to change.
+    pub fn get_mut(&mut self, set: &str, slot: usize) -> Option<&mut PrevOutcome> {
+        self.sets.get_mut(set)?.get_mut(slot)?.as_mut()
+    }
+
+    /// Every previous outcome, to change.
+    pub fn outcomes_mut(&mut self) -> impl Iterator<Item = &mut PrevOutcome> {
+        self.sets.values_mut().flatten().flatten()
+    }
+}
+
+/// One set's previous outcomes (see [`Previous::set`]).
+#[derive(Debug, Clone, Copy)]
+pub struct PrevSet<'a> {
+    accounts: &'a AccountMap<u32>,
+    outcomes: &'a [Option<PrevOutcome>],
+}
+
+impl<'a> PrevSet<'a> {
+    pub fn get(self, account: &str) -> Option<&'a PrevOutcome> {
+        self.outcomes.get(*self.accounts.get(account)? as usize)?.as_ref()
     }
 }
 

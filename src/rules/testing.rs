@@ -90,7 +90,7 @@ fn run_test(ctx: &TestContext, set: &RuleSet, test: &RawTest) -> TestResult {
                 prev.scores.iter().map(|s| Some(*s)).collect()
             },
         };
-        previous.by_set.entry(set.name.clone()).or_default().insert(Arc::from("test"), outcome);
+        previous.insert(&set.name, "test", outcome);
     }
     for name in test.given.keys() {
         if !set.depends_on.contains(name) {
