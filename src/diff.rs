@@ -99,7 +99,9 @@ pub fn diff(project: &Project, options: &DiffOptions) -> Result<Diff, DiffError>
         None => (fresh_entity(project, &work, as_of)?, "freshly loaded sources".to_string()),
     };
     let previous = match &run {
-        Some(_) => store.previous(&work.job.name, as_of).map_err(|e| DiffError::Failed(e.to_string()))?,
+        Some(_) => {
+            store.previous(&work.job.name, as_of, work.reads_prev()).map_err(|e| DiffError::Failed(e.to_string()))?
+        }
         None => Previous::default(),
     };
     let evaluate = |plan: &Plan| {

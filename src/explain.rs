@@ -98,7 +98,9 @@ pub fn explain(
     let row = entity.row_of(account).ok_or_else(|| {
         ExplainError::NotFound(format!("account `{account}` is not in run {} of `{}`", record.run_id, record.job))
     })?;
-    let previous = store.previous(&record.job, record.as_of).map_err(|e| ExplainError::Failed(e.to_string()))?;
+    let previous = store
+        .previous(&record.job, record.as_of, plan.reads_prev())
+        .map_err(|e| ExplainError::Failed(e.to_string()))?;
     let evaluator = Evaluator { engine: &plan.engine, templates: &plan.templates, as_of: record.as_of };
     let mut done: Vec<(String, Outcome)> = Vec::new();
     let mut sets = Vec::new();

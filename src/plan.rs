@@ -28,6 +28,11 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// Whether a rule set reads `prev` (and so the scores of earlier runs for trends).
+    pub fn reads_prev(&self) -> bool {
+        self.rule_sets.iter().any(|s| s.reads_prev)
+    }
+
     /// Compiles the job at `job_path` for a run on `as_of`; every problem is returned at once.
     pub fn compile(
         project: &Project,

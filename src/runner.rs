@@ -297,7 +297,7 @@ fn execute(
 
     progress("evaluating rules");
     let started = Instant::now();
-    let previous = store.previous(&plan.job.name, options.as_of).map_err(|e| e.to_string())?;
+    let previous = store.previous(&plan.job.name, options.as_of, plan.reads_prev()).map_err(|e| e.to_string())?;
     let vector =
         crate::rules::vector::Vectorise { conn: warehouse.connection(), schema: &plan.schema, lookups: &plan.lookups };
     let evaluator = Evaluator { engine: &plan.engine, templates: &plan.templates, as_of: options.as_of };
