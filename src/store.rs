@@ -252,8 +252,7 @@ impl Store {
         if !trends {
             earlier = &[];
         }
-        let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch");
-        let date = |a: &Date32Array, i: usize| a.is_valid(i).then(|| epoch + chrono::Duration::days(a.value(i).into()));
+        let date = |a: &Date32Array, i: usize| a.is_valid(i).then(|| a.value_as_date(i)).flatten();
         let mut stmt = self
             .conn
             .prepare("SELECT rule_set, account_id, as_of, score, grade, grade_since FROM outcomes WHERE run_id = ?")?;
@@ -297,7 +296,7 @@ impl Store {
                     position = slot + 1;
                     if run == latest {
                         let outcome = PrevOutcome {
-                            as_of: date(days, i).unwrap_or(epoch),
+                            as_of: date(days, i).unwrap_or_default(),
                             score,
                             grade: grades.is_valid(i).then(|| grades.value(i).to_string()),
                             grade_since: date(since, i),

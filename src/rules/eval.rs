@@ -74,10 +74,6 @@ impl Previous {
         self.sets.get(set).map(|outcomes| PrevSet { accounts: &self.accounts, outcomes })
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.sets.values().all(|v| v.iter().all(Option::is_none))
-    }
-
     /// Every previous outcome with its set and account, in no particular order.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str, &PrevOutcome)> {
         self.sets.iter().flat_map(|(set, outcomes)| {

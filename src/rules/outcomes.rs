@@ -115,48 +115,49 @@ enum ValuesBuilder {
     },
 }
 
-/// The distinct texts of a chunk, in the order first seen, with a hash index.
-#[derive(Default)]
+/// The distinct texts of a chunk, in the order first seen, with a hash index: laid out as
+/// an Arrow string array's offsets and bytes, which [`Names::finish`] hands over as they are.
 struct Names {
     text: String,
-    /// Where each name ends in `text`; the first starts at 0.
-    ends: Vec<usize>,
+    /// Name `k` is `text[offsets[k]..offsets[k + 1]]`.
+    offsets: Vec<i32>,
     index: HashTable<u16>,
     hasher: DefaultHashBuilder,
 }
 
+impl Default for Names {
+    fn default() -> Self {
+        Names { text: String::new(), offsets: vec![0], index: HashTable::new(), hasher: DefaultHashBuilder::default() }
+    }
+}
+
 impl Names {
-    fn get<'a>(text: &'a str, ends: &[usize], key: u16) -> &'a str {
+    fn get<'a>(text: &'a str, offsets: &[i32], key: u16) -> &'a str {
         let k = usize::from(key);
-        &text[if k == 0 { 0 } else { ends[k - 1] }..ends[k]]
+        &text[offsets[k] as usize..offsets[k + 1] as usize]
     }
 
     /// The key of `s`, added if it is new; `None` when every key is taken.
     fn key(&mut self, s: &str) -> Option<u16> {
-        let Names { text, ends, index, hasher } = self;
+        let Names { text, offsets, index, hasher } = self;
         let hash = hasher.hash_one(s);
         let entry =
-            index.entry(hash, |&k| Self::get(text, ends, k) == s, |&k| hasher.hash_one(Self::get(text, ends, k)));
+            index.entry(hash, |&k| Self::get(text, offsets, k) == s, |&k| hasher.hash_one(Self::get(text, offsets, k)));
         match entry {
             Entry::Occupied(e) => Some(*e.get()),
             Entry::Vacant(e) => {
-                let key = u16::try_from(ends.len()).ok()?;
+                let key = u16::try_from(offsets.len() - 1).ok()?;
+                let end = i32::try_from(text.len() + s.len()).ok()?;
                 text.push_str(s);
-                ends.push(text.len());
+                offsets.push(end);
                 e.insert(key);
                 Some(key)
             }
         }
     }
 
-    fn iter(&self) -> impl Iterator<Item = &str> {
-        (0..self.ends.len()).map(|k| Self::get(&self.text, &self.ends, k as u16))
-    }
-
     fn finish(self) -> StringArray {
-        let mut array = StringBuilder::with_capacity(self.ends.len(), self.text.len());
-        self.iter().for_each(|n| array.append_value(n));
-        array.finish()
+        StringArray::new(OffsetBuffer::new(self.offsets.into()), self.text.into_bytes().into(), None)
     }
 }
 
@@ -187,7 +188,7 @@ impl TextsBuilder {
                 None => {
                     // More names than keys: the items so far become text.
                     let mut text = StringBuilder::new();
-                    keys.iter().for_each(|&k| text.append_value(Names::get(&names.text, &names.ends, k)));
+                    keys.iter().for_each(|&k| text.append_value(Names::get(&names.text, &names.offsets, k)));
                     text.append_value(s);
                     self.values = ValuesBuilder::Text(text);
                 }
