@@ -241,22 +241,24 @@ impl Store {
     /// they took about 1 GB and a second for each earlier run.
     pub fn previous(&self, job: &str, as_of: NaiveDate, trends: bool) -> Result<Previous, StoreError> {
         let mut stmt = self.conn.prepare(
-            "SELECT run_id FROM runs WHERE job = ? AND published AND as_of < ? ORDER BY as_of DESC, run_id DESC LIMIT ?",
+            "SELECT run_id, as_of FROM runs WHERE job = ? AND published AND as_of < ? \
+             ORDER BY as_of DESC, run_id DESC LIMIT ?",
         )?;
-        let recent: Vec<i64> =
-            stmt.query_map(params![job, as_of, HISTORY_RUNS], |r| r.get(0))?.collect::<Result<_, _>>()?;
-        let mut previous = Previous::default();
-        let Some((&latest, mut earlier)) = recent.split_first() else {
-            return Ok(previous);
+        let recent: Vec<(i64, NaiveDate)> = stmt
+            .query_map(params![job, as_of, HISTORY_RUNS], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<Result<_, _>>()?;
+        let Some((&(latest, latest_as_of), mut earlier)) = recent.split_first() else {
+            return Ok(Previous::default());
         };
+        let mut previous = Previous::new(latest_as_of);
         if !trends {
             earlier = &[];
         }
         let date = |a: &Date32Array, i: usize| a.is_valid(i).then(|| a.value_as_date(i)).flatten();
         let mut stmt = self
             .conn
-            .prepare("SELECT rule_set, account_id, as_of, score, grade, grade_since FROM outcomes WHERE run_id = ?")?;
-        for run in std::iter::once(latest).chain(earlier.iter().rev().copied()) {
+            .prepare("SELECT rule_set, account_id, score, grade, grade_since FROM outcomes WHERE run_id = ?")?;
+        for run in std::iter::once(latest).chain(earlier.iter().rev().map(|&(run, _)| run)) {
             let started = std::time::Instant::now();
             let mut failed = None;
             // The rows of a set come in the order of the first set's, so the account after
@@ -268,13 +270,12 @@ impl Store {
                     Ok((
                         cast(0, &DataType::Utf8)?,
                         cast(1, &DataType::Utf8)?,
-                        cast(2, &DataType::Date32)?,
-                        cast(3, &DataType::Float64)?,
-                        cast(4, &DataType::Utf8)?,
-                        cast(5, &DataType::Date32)?,
+                        cast(2, &DataType::Float64)?,
+                        cast(3, &DataType::Utf8)?,
+                        cast(4, &DataType::Date32)?,
                     ))
                 })();
-                let (sets, accounts, days, scores, grades, since) = match columns {
+                let (sets, accounts, scores, grades, since) = match columns {
                     Ok(c) => c,
                     Err(e) => {
                         failed.get_or_insert(e);
@@ -283,7 +284,7 @@ impl Store {
                 };
                 let (sets, accounts, grades) =
                     (sets.as_string::<i32>(), accounts.as_string::<i32>(), grades.as_string::<i32>());
-                let (days, since) = (days.as_primitive::<Date32Type>(), since.as_primitive::<Date32Type>());
+                let since = since.as_primitive::<Date32Type>();
                 let scores = scores.as_primitive::<Float64Type>();
                 for i in 0..batch.num_rows() {
                     if sets.value(i) != set {
@@ -296,15 +297,15 @@ impl Store {
                     position = slot + 1;
                     if run == latest {
                         let outcome = PrevOutcome {
-                            as_of: date(days, i).unwrap_or_default(),
+                            as_of: latest_as_of,
                             score,
-                            grade: grades.is_valid(i).then(|| grades.value(i).to_string()),
+                            grade: grades.is_valid(i).then(|| grades.value(i)),
                             grade_since: date(since, i),
-                            scores: if trends { Vec::with_capacity(recent.len()) } else { Vec::new() },
+                            scores: &[],
                         };
-                        previous.put(&set, slot, outcome);
-                    } else if let Some(p) = previous.get_mut(&set, slot) {
-                        p.scores.push(score);
+                        previous.put(&set, slot, &outcome);
+                    } else {
+                        previous.push_score(&set, slot, score);
                     }
                 }
             })?;
@@ -315,7 +316,7 @@ impl Store {
         }
         // The latest score comes last.
         if trends {
-            previous.outcomes_mut().for_each(|p| p.scores.push(p.score));
+            previous.push_own_scores();
         }
         Ok(previous)
     }

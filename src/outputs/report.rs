@@ -315,7 +315,7 @@ pub fn build(view: &RunView, report: &Report, output: &str, out_dir: &Path) -> R
     }
 
     // Movements since the previous run.
-    let since = view.previous.iter().map(|(_, _, p)| p.as_of).max();
+    let since = view.previous.as_of();
     let mut movements = Vec::new();
     let mut moved = |title: String, rows: Vec<(usize, String)>| {
         let total: f64 = rows.iter().map(|(r, _)| arr[*r]).sum();
@@ -329,7 +329,7 @@ pub fn build(view: &RunView, report: &Report, output: &str, out_dir: &Path) -> R
             .collect();
         movements.push(context! { title => title, count => count, arr => total, accounts => shown, more => count.saturating_sub(MOVEMENT_ROWS) });
     };
-    let previous_grade = |set: &str, r: usize| view.previous.get(set, &view.entity.keys[r]).map(|p| p.grade.as_deref());
+    let previous_grade = |set: &str, r: usize| view.previous.get(set, &view.entity.keys[r]).map(|p| p.grade);
     if since.is_some() {
         if let Some(g) = &report.red
             && let Some(set) = sets.index(&g.rule_set)

@@ -37,14 +37,14 @@ pub struct RuleError {
 }
 
 /// An account's previous result for a rule set, from the last published run.
-#[derive(Debug, Clone, PartialEq)]
-pub struct PrevOutcome {
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PrevOutcome<'a> {
     pub as_of: NaiveDate,
     pub score: Option<f64>,
-    pub grade: Option<String>,
+    pub grade: Option<&'a str>,
     pub grade_since: Option<NaiveDate>,
     /// Scores of the last few published runs, oldest first, this one included.
-    pub scores: Vec<Option<f64>>,
+    pub scores: &'a [Option<f64>],
 }
 
 /// A map by account key. foldhash's quality hash, not its fast one: on keys such as
@@ -52,32 +52,113 @@ pub struct PrevOutcome {
 /// at 1M accounts spent 12 s reading one earlier run).
 pub type AccountMap<V> = hashbrown::HashMap<Arc<str>, V, foldhash::quality::RandomState>;
 
-/// Previous results by rule set, then by account key: one index of the accounts, shared by
-/// every set, and each set's outcomes in a vector by that index. Reading a store's earlier
-/// runs then takes one hash lookup an account (none while the rows come in the same order
-/// as the first set's) instead of one a row, and no map per set.
+/// Previous results by rule set, then by account key, all from the run of one day: one index
+/// of the accounts, shared by every set, and each set's outcomes in columns by that index.
+/// Reading a store's earlier runs then takes one hash lookup an account (none while the rows
+/// come in the same order as the first set's) instead of one a row, and no map per set; in
+/// columns, with each set's few grades kept once, 9M outcomes take about 0.15 GB (as one
+/// struct each, with its grade's text, about 1 GB).
 #[derive(Debug, Clone, Default)]
 pub struct Previous {
+    as_of: NaiveDate,
     accounts: AccountMap<u32>,
     keys: Vec<Arc<str>>,
-    sets: HashMap<String, Vec<Option<PrevOutcome>>>,
+    sets: HashMap<String, PrevColumns>,
+}
+
+/// One set's previous outcomes, by account slot.
+#[derive(Debug, Clone, Default)]
+struct PrevColumns {
+    /// [`NO_OUTCOME`], [`NO_GRADE`] or an index into `grades`.
+    grade: Vec<u32>,
+    score: Vec<f64>,
+    scored: Vec<bool>,
+    since: Vec<Option<NaiveDate>>,
+    grades: Vec<Arc<str>>,
+    /// Each slot's scores (see [`PrevOutcome::scores`]); empty unless trends are read.
+    scores: Vec<Vec<Option<f64>>>,
+}
+
+const NO_OUTCOME: u32 = u32::MAX;
+const NO_GRADE: u32 = u32::MAX - 1;
+
+impl PrevColumns {
+    fn get(&self, as_of: NaiveDate, slot: usize) -> Option<PrevOutcome<'_>> {
+        let grade = *self.grade.get(slot)?;
+        if grade == NO_OUTCOME {
+            return None;
+        }
+        Some(PrevOutcome {
+            as_of,
+            score: self.scored[slot].then(|| self.score[slot]),
+            grade: (grade != NO_GRADE).then(|| &*self.grades[grade as usize]),
+            grade_since: self.since[slot],
+            scores: self.scores.get(slot).map_or(&[], Vec::as_slice),
+        })
+    }
+
+    fn put(&mut self, slot: usize, outcome: &PrevOutcome) {
+        if self.grade.len() <= slot {
+            let len = slot + 1;
+            self.grade.resize(len, NO_OUTCOME);
+            self.score.resize(len, 0.0);
+            self.scored.resize(len, false);
+            self.since.resize(len, None);
+        }
+        self.grade[slot] = match outcome.grade {
+            None => NO_GRADE,
+            Some(g) => match self.grades.iter().position(|known| &**known == g) {
+                Some(i) => i as u32,
+                None => {
+                    self.grades.push(Arc::from(g));
+                    u32::try_from(self.grades.len() - 1).ok().filter(|&i| i < NO_GRADE).expect("fewer grades")
+                }
+            },
+        };
+        self.score[slot] = outcome.score.unwrap_or_default();
+        self.scored[slot] = outcome.score.is_some();
+        self.since[slot] = outcome.grade_since;
+        if !outcome.scores.is_empty() {
+            self.trend_mut(slot).extend_from_slice(outcome.scores);
+        }
+    }
+
+    fn trend_mut(&mut self, slot: usize) -> &mut Vec<Option<f64>> {
+        if self.scores.len() <= slot {
+            self.scores.resize_with(slot + 1, Vec::new);
+        }
+        &mut self.scores[slot]
+    }
 }
 
 impl Previous {
-    pub fn get(&self, set: &str, account: &str) -> Option<&PrevOutcome> {
+    /// No outcomes yet; those added are of the run of `as_of`.
+    pub fn new(as_of: NaiveDate) -> Previous {
+        Previous { as_of, ..Previous::default() }
+    }
+
+    /// The day of the run the outcomes come from; `None` when there are none.
+    pub fn as_of(&self) -> Option<NaiveDate> {
+        (!self.keys.is_empty()).then_some(self.as_of)
+    }
+
+    pub fn get(&self, set: &str, account: &str) -> Option<PrevOutcome<'_>> {
         let slot = *self.accounts.get(account)? as usize;
-        self.sets.get(set)?.get(slot)?.as_ref()
+        self.sets.get(set)?.get(self.as_of, slot)
     }
 
     /// The outcomes of one set, for looking up many accounts.
     pub fn set(&self, set: &str) -> Option<PrevSet<'_>> {
-        self.sets.get(set).map(|outcomes| PrevSet { accounts: &self.accounts, outcomes })
+        self.sets.get(set).map(|outcomes| PrevSet { accounts: &self.accounts, outcomes, as_of: self.as_of })
     }
 
     /// Every previous outcome with its set and account, in no particular order.
-    pub fn iter(&self) -> impl Iterator<Item = (&str, &str, &PrevOutcome)> {
-        self.sets.iter().flat_map(|(set, outcomes)| {
-            outcomes.iter().zip(&self.keys).filter_map(move |(o, key)| Some((set.as_str(), &**key, o.as_ref()?)))
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str, PrevOutcome<'_>)> {
+        let (as_of, keys) = (self.as_of, &self.keys);
+        self.sets.iter().flat_map(move |(set, outcomes)| {
+            keys.iter()
+                .enumerate()
+                .filter_map(move |(slot, key)| Some((set.as_str(), &**key, outcomes.get(as_of, slot)?)))
         })
     }
 
@@ -100,32 +181,42 @@ impl Previous {
         Some(slot)
     }
 
-    /// Sets the outcome of `account` in `set`.
-    pub fn insert(&mut self, set: &str, account: &str, outcome: PrevOutcome) {
+    /// Sets the outcome of `account` in `set` (its `as_of` is the one of the whole).
+    pub fn insert(&mut self, set: &str, account: &str, outcome: &PrevOutcome) {
         let slot = self.slot(account, usize::MAX, true).expect("added");
         self.put(set, slot, outcome);
     }
 
     /// Sets the outcome at `slot` (from [`Previous::slot`]) in `set`.
-    pub fn put(&mut self, set: &str, slot: usize, outcome: PrevOutcome) {
-        let outcomes = match self.sets.get_mut(set) {
-            Some(outcomes) => outcomes,
-            None => self.sets.entry(set.to_string()).or_default(),
-        };
-        if outcomes.len() <= slot {
-            outcomes.resize(slot + 1, None);
+    pub fn put(&mut self, set: &str, slot: usize, outcome: &PrevOutcome) {
+        self.columns_mut(set).put(slot, outcome);
+    }
+
+    fn columns_mut(&mut self, set: &str) -> &mut PrevColumns {
+        if !self.sets.contains_key(set) {
+            self.sets.insert(set.to_string(), PrevColumns::default());
         }
-        outcomes[slot] = Some(outcome);
+        self.sets.get_mut(set).expect("inserted")
     }
 
-    /// The outcome at `slot` in `set`, to change.
-    pub fn get_mut(&mut self, set: &str, slot: usize) -> Option<&mut PrevOutcome> {
-        self.sets.get_mut(set)?.get_mut(slot)?.as_mut()
+    /// Adds `score` to the scores of the outcome at `slot` in `set`, if it has one.
+    pub fn push_score(&mut self, set: &str, slot: usize, score: Option<f64>) {
+        let Some(columns) = self.sets.get_mut(set) else { return };
+        if columns.grade.get(slot).is_some_and(|&g| g != NO_OUTCOME) {
+            columns.trend_mut(slot).push(score);
+        }
     }
 
-    /// Every previous outcome, to change.
-    pub fn outcomes_mut(&mut self) -> impl Iterator<Item = &mut PrevOutcome> {
-        self.sets.values_mut().flatten().flatten()
+    /// Ends each outcome's scores with its own score.
+    pub fn push_own_scores(&mut self) {
+        for columns in self.sets.values_mut() {
+            for slot in 0..columns.grade.len() {
+                if columns.grade[slot] != NO_OUTCOME {
+                    let score = columns.scored[slot].then(|| columns.score[slot]);
+                    columns.trend_mut(slot).push(score);
+                }
+            }
+        }
     }
 }
 
@@ -133,12 +224,13 @@ impl Previous {
 #[derive(Debug, Clone, Copy)]
 pub struct PrevSet<'a> {
     accounts: &'a AccountMap<u32>,
-    outcomes: &'a [Option<PrevOutcome>],
+    outcomes: &'a PrevColumns,
+    as_of: NaiveDate,
 }
 
 impl<'a> PrevSet<'a> {
-    pub fn get(self, account: &str) -> Option<&'a PrevOutcome> {
-        self.outcomes.get(*self.accounts.get(account)? as usize)?.as_ref()
+    pub fn get(self, account: &str) -> Option<PrevOutcome<'a>> {
+        self.outcomes.get(self.as_of, *self.accounts.get(account)? as usize)
     }
 }
 
@@ -1067,11 +1159,11 @@ impl Evaluator<'_> {
 
     /// `prev.score`, `prev.grade`, `prev.days_in_grade`, `prev.as_of`, `prev.scores`:
     /// missing on a first run.
-    fn prev_map(&self, prev: Option<&PrevOutcome>) -> Dynamic {
+    fn prev_map(&self, prev: Option<PrevOutcome>) -> Dynamic {
         let mut map = Map::new();
         if let Some(p) = prev {
             map.insert("score".into(), p.score.map_or(Dynamic::UNIT, Dynamic::from_float));
-            map.insert("grade".into(), p.grade.clone().map_or(Dynamic::UNIT, Dynamic::from));
+            map.insert("grade".into(), p.grade.map_or(Dynamic::UNIT, |g| Dynamic::from(g.to_string())));
             map.insert(
                 "days_in_grade".into(),
                 p.grade_since.map_or(Dynamic::UNIT, |s| Dynamic::from_int((p.as_of - s).num_days())),
@@ -1087,7 +1179,7 @@ impl Evaluator<'_> {
 
     /// What a dependent rule set sees of this one: `risk.score`, `risk.grade`, `risk.tags`,
     /// `risk.fired`, `risk.reasons`, `risk.prev_grade`, `risk.days_in_grade`.
-    pub fn outcome_map(&self, outcome: Option<OutcomeRef>, prev: Option<&PrevOutcome>) -> Dynamic {
+    pub fn outcome_map(&self, outcome: Option<OutcomeRef>, prev: Option<PrevOutcome>) -> Dynamic {
         self.outcome_map_of(outcome, prev, None)
     }
 
@@ -1095,7 +1187,7 @@ impl Evaluator<'_> {
     fn outcome_map_of(
         &self,
         outcome: Option<OutcomeRef>,
-        prev: Option<&PrevOutcome>,
+        prev: Option<PrevOutcome>,
         fields: Option<&std::collections::HashSet<String>>,
     ) -> Dynamic {
         let mut map = Map::new();
@@ -1105,7 +1197,7 @@ impl Evaluator<'_> {
             if wanted("prev_grade") {
                 map.insert(
                     "prev_grade".into(),
-                    prev.and_then(|p| p.grade.clone()).map_or(Dynamic::UNIT, Dynamic::from),
+                    prev.and_then(|p| p.grade).map_or(Dynamic::UNIT, |g| Dynamic::from(g.to_string())),
                 );
             }
             if wanted("days_in_grade") {
@@ -1201,10 +1293,10 @@ fn fire(outcome: &mut Outcome, id: &Arc<str>, reason: Option<String>, tags: &[Ar
 }
 
 /// The day an account entered its current grade: carried over while the grade holds.
-pub fn grade_since(grade: Option<&str>, prev: Option<&PrevOutcome>, as_of: NaiveDate) -> Option<NaiveDate> {
+pub fn grade_since(grade: Option<&str>, prev: Option<PrevOutcome>, as_of: NaiveDate) -> Option<NaiveDate> {
     grade?;
     match prev {
-        Some(p) if p.grade.as_deref() == grade => p.grade_since.or(Some(p.as_of)),
+        Some(p) if p.grade == grade => p.grade_since.or(Some(p.as_of)),
         _ => Some(as_of),
     }
 }

@@ -76,21 +76,19 @@ fn run_test(ctx: &TestContext, set: &RuleSet, test: &RawTest) -> TestResult {
         &dated
     };
     let evaluator = Evaluator { engine, templates: ctx.templates, as_of };
-    let mut previous = Previous::default();
+    let prev_as_of = as_of - Duration::days(1);
+    let mut previous = Previous::new(prev_as_of);
     if let Some(prev) = &test.prev {
-        let prev_as_of = as_of - Duration::days(1);
+        let scores: Vec<Option<f64>> =
+            if prev.scores.is_empty() { vec![prev.score] } else { prev.scores.iter().map(|s| Some(*s)).collect() };
         let outcome = PrevOutcome {
             as_of: prev_as_of,
             score: prev.score,
-            grade: prev.grade.clone(),
+            grade: prev.grade.as_deref(),
             grade_since: prev.days_in_grade.map(|d| prev_as_of - Duration::days(d)),
-            scores: if prev.scores.is_empty() {
-                vec![prev.score]
-            } else {
-                prev.scores.iter().map(|s| Some(*s)).collect()
-            },
+            scores: &scores,
         };
-        previous.insert(&set.name, "test", outcome);
+        previous.insert(&set.name, "test", &outcome);
     }
     for name in test.given.keys() {
         if !set.depends_on.contains(name) {
