@@ -654,11 +654,15 @@ impl Store {
         Ok(())
     }
 
-    /// What each escalation of `job` last listed: (output, account) -> (row, day sent).
+    /// What each escalation of `job` last listed: (output, account) -> (row's state, day
+    /// sent), the state as a [`crate::outputs::state_digest`].
     pub fn escalated(&self, job: &str) -> Result<crate::outputs::EscalatedMap, StoreError> {
         let mut stmt =
             self.conn.prepare("SELECT output, account_id, state, last_sent FROM escalations WHERE job = ?")?;
-        let rows = stmt.query_map(params![job], |r| Ok(((r.get(0)?, r.get(1)?), (r.get(2)?, r.get(3)?))))?;
+        let rows = stmt.query_map(params![job], |r| {
+            let state: String = r.get(2)?;
+            Ok(((r.get(0)?, r.get(1)?), (crate::outputs::state_digest(&state), r.get(3)?)))
+        })?;
         Ok(rows.collect::<Result<std::collections::HashMap<_, _>, _>>()?)
     }
 

@@ -331,6 +331,12 @@ fn escalations_are_not_repeated_until_something_changes_or_remind_after_passes()
     };
     assert_eq!(p.keepwell(&["run", "nightly", "--as-of", "2026-11-02"]).code, 0);
     assert_eq!(mails(&p, "2026-11-02"), ["at_risk--ann@example.com.eml", "summary--lead@example.com.eml"]);
+    // Each listed row is remembered as a digest of its cells.
+    let states = p.query("SELECT state FROM escalations ORDER BY account_id");
+    assert_eq!(states.len(), 2, "{states:?}");
+    for state in &states {
+        assert!(state.len() == 35 && state.starts_with("x3:"), "{state}");
+    }
 
     // Nothing changed the next day: no escalation mail, only the summary.
     assert_eq!(p.keepwell(&["run", "nightly", "--as-of", "2026-11-03"]).code, 0);

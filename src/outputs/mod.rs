@@ -301,12 +301,31 @@ pub struct RunView<'a> {
 /// What each escalation last listed, by (output, account): the row and the day it was sent.
 pub type EscalatedMap = HashMap<(String, String), (String, NaiveDate)>;
 
+/// What a listed row showed, for `remind_after` to tell whether it changed: `x3:` and the
+/// XXH3-128 digest of its cells (joined by U+001F) in hex. A digest rather than the text: at
+/// 1M accounts the rows' text took 85 MB in the store's upsert of 265k listed accounts,
+/// which then needed 0.37 GB and 1.2 s (with digests 0.09 GB and 0.6 s).
+pub fn listing_state(cells: &[String]) -> String {
+    state_digest(&cells.join("\u{1f}"))
+}
+
+/// The digest of a row's joined cells; a digest stays as it is (stores written before
+/// digests kept the text itself, which then still compares equal to an unchanged row).
+pub fn state_digest(state: &str) -> String {
+    let is_digest = state.len() == 35 && state.starts_with("x3:") && state[3..].bytes().all(|b| b.is_ascii_hexdigit());
+    if is_digest {
+        return state.to_string();
+    }
+    format!("x3:{:032x}", twox_hash::XxHash3_128::oneshot(state.as_bytes()))
+}
+
 /// An account an escalation listed, to remember for `remind_after`.
 #[derive(Debug, Clone)]
 pub struct Escalated {
     pub output: String,
     pub account: String,
     pub owner: String,
+    /// The row's [`listing_state`].
     pub state: String,
 }
 
@@ -630,7 +649,7 @@ fn evaluate_escalation(
             .unwrap_or(0.0);
             let cells: Vec<String> = column_exprs.iter().map(|c| text(c, scope)).collect();
             let account = view.entity.keys[row].to_string();
-            let state = cells.join("\u{1f}");
+            let state = listing_state(&cells);
             // Unchanged since it was last sent, and not yet time to remind: leave it out.
             if let Some(remind) = e.remind_after
                 && let Some((last_state, last_sent)) = view.escalated.get(&(e.name.clone(), account.clone()))
@@ -912,7 +931,23 @@ pub(crate) fn safe_file_name(s: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{MAIL_BATCH, MAIL_BATCH_ROWS, mail_batches};
+    use super::{MAIL_BATCH, MAIL_BATCH_ROWS, listing_state, mail_batches, state_digest};
+
+    /// A row's state is a digest of its cells; a state kept as text (by stores written before
+    /// digests) compares equal to the same row's digest, and a digest is kept as it is.
+    #[test]
+    fn listing_states_are_digests_of_the_cells() {
+        let cells = ["Acme".to_string(), "$120,000".to_string(), "red".to_string()];
+        let state = listing_state(&cells);
+        assert_eq!(state.len(), 35);
+        assert!(state.starts_with("x3:"), "{state}");
+        assert_eq!(state_digest("Acme\u{1f}$120,000\u{1f}red"), state);
+        assert_eq!(state_digest(&state), state);
+        assert_ne!(listing_state(&["Acme".into(), "$120,000".into(), "amber".into()]), state);
+        // The cells' boundaries count: not the same as one cell holding both.
+        assert_ne!(listing_state(&["Acme$120,000".into(), "red".into()]), state);
+        assert_eq!(state_digest(""), listing_state(&[]));
+    }
 
     #[test]
     fn mail_batches_hold_few_mails_and_few_rows() {
