@@ -97,6 +97,9 @@ impl Warehouse {
         conn.execute_batch("SET allocator_background_threads = true")?;
         let spill = spill_dir.map_or(String::new(), |d| d.display().to_string());
         conn.execute_batch(&format!("SET temp_directory = {}", sql_string(&spill)))?;
+        // An in-memory database that compresses its tables when checkpointed (DuckDB's own
+        // in-memory database never does): see [`Warehouse::release_sources`].
+        conn.execute_batch("ATTACH ':memory:' AS kw_warehouse (COMPRESS); USE kw_warehouse")?;
         Ok(Warehouse { conn })
     }
 
@@ -412,11 +415,16 @@ impl Warehouse {
     }
 
     /// Drops the loaded sources once the entity is materialised: the rest of the run reads
-    /// only `kw_entity`, and the sources are most of the memory a run holds.
+    /// only `kw_entity`, and the sources are most of the memory a run holds. Then compresses
+    /// `kw_entity` (a checkpoint of the warehouse's database): at 1M accounts it held 0.55 GB
+    /// through the rules and takes about 0.06 GB compressed, for 0.85 s.
     pub fn release_sources<'a>(&self, names: impl IntoIterator<Item = &'a str>) -> Result<(), WarehouseError> {
         for name in names {
             self.conn.execute_batch(&format!("DROP TABLE IF EXISTS {}", ident(name)))?;
         }
+        let started = std::time::Instant::now();
+        self.conn.execute_batch("CHECKPOINT kw_warehouse")?;
+        tracing::debug!(seconds = started.elapsed().as_secs_f64(), "Entity compressed.");
         Ok(())
     }
 
