@@ -75,12 +75,12 @@ pub struct Warehouse {
 
 /// The warehouse's memory limit unless `warehouse.memory_limit` sets one: beyond it DuckDB
 /// spills to the run's folder. Measured on the shipped job at 1M accounts (2 cores), whose
-/// sources take 2.1 GB in DuckDB: with 1.6GB the features take 7.7-8 s and the run peaks
-/// near 1.95 GB (in the rules stage), with 2.5GB 7.5-7.9 s and a peak of 2.6 GB (in the
-/// features), with 1.4GB or less they spill more (8.7 s at 1.4GB, 10.4 s at 1GB) for no
-/// lower peak; with 3.5GB they take 5.8 s and peak at 4.1 GB. DuckDB's own default (80% of
-/// the machine) held 4.3 GB.
-pub const DEFAULT_MEMORY_LIMIT: &str = "1.6GB";
+/// sources take 2.1 GB in DuckDB, with the entity compressed once the sources are dropped:
+/// with 1.2GB the features take 9.3-10.2 s and the run peaks at 1.40 GiB (in the features);
+/// with 1.3GB 9.2-10 s and 1.49 GiB; with 1.6GB 9.1 s and 1.8 GiB. Before the entity was
+/// compressed, 1GB took 10.4 s, 2.5GB 7.5-7.9 s (with a 2.6 GB peak) and 3.5GB 5.8 s (4.1
+/// GB). DuckDB's own default (80% of the machine) held 4.3 GB.
+pub const DEFAULT_MEMORY_LIMIT: &str = "1.2GB";
 
 impl Warehouse {
     /// `spill_dir` is where DuckDB may spill to disk; it becomes readable to feature SQL, so

@@ -390,7 +390,7 @@ const MAIL_BATCH: usize = 256;
 
 /// At most this many listed accounts per batch: a manager's roll-up can hold thousands,
 /// and 256 of them at once were most of a run's peak memory.
-const MAIL_BATCH_ROWS: usize = 16 * 1024;
+const MAIL_BATCH_ROWS: usize = 8 * 1024;
 
 /// Consecutive batches of `items`, each of at most [`MAIL_BATCH`] items and, unless one item
 /// alone has more, [`MAIL_BATCH_ROWS`] rows.
