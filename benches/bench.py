@@ -31,7 +31,7 @@ NEXT_DAY = "2026-11-24"
 
 
 def run(cmd, cwd=None):
-    """Runs a command; returns (seconds, peak RSS in MB, stdout)."""
+    """Runs a command; returns (seconds, peak RSS in MiB, stdout)."""
     import tempfile
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         started = time.monotonic()
@@ -100,7 +100,7 @@ def bench(size, work, keepwell, sql_bin, python, repeat):
         shutil.rmtree(data, ignore_errors=True)
         seconds, rss, _ = run([keepwell, "demo-data", "--accounts", str(size), "--seed", "7", "--as-of", AS_OF,
                                "--out", str(data)])
-        print(f"  generated {size:,} accounts in {seconds:.1f} s ({rss:.0f} MB)", flush=True)
+        print(f"  generated {size:,} accounts in {seconds:.1f} s ({rss:.0f} MiB)", flush=True)
     project = work / f"project-{size}"
     runs = {"keepwell": [], "sql": [], "pandas": []}
     for attempt in range(repeat):
@@ -119,7 +119,7 @@ def bench(size, work, keepwell, sql_bin, python, repeat):
         k = {"wall": seconds, "rss": rss, "stages": {s["stage"]: s["seconds"] for s in report["stages"]},
              "status": report["status"], "mails": report.get("mails")}
         runs["keepwell"].append(k)
-        print(f"  keepwell  {seconds:7.1f} s  {rss:7.0f} MB  " +
+        print(f"  keepwell  {seconds:7.1f} s  {rss:7.0f} MiB  " +
               ", ".join(f"{n} {v:.1f}" for n, v in k["stages"].items()), flush=True)
 
         out = work / f"sql-{size}"
@@ -128,7 +128,7 @@ def bench(size, work, keepwell, sql_bin, python, repeat):
                                     str(project / ".keepwell/keepwell.duckdb")])
         sql = {"wall": seconds, "rss": rss, **json.loads(stdout.strip().splitlines()[-1])}
         runs["sql"].append(sql)
-        print(f"  SQL       {seconds:7.1f} s  {rss:7.0f} MB  load {sql['load']:.1f}, features "
+        print(f"  SQL       {seconds:7.1f} s  {rss:7.0f} MiB  load {sql['load']:.1f}, features "
               f"{sql['features']:.1f}, rules {sql['rules']:.1f}", flush=True)
 
         if python:
@@ -137,7 +137,7 @@ def bench(size, work, keepwell, sql_bin, python, repeat):
             seconds, rss, stdout = run([python, str(ROOT / "benches/pandas_baseline.py"), str(data), str(out), AS_OF,
                                         "--compare", str(work / f"sql-{size}/scores.parquet")])
             runs["pandas"].append({"wall": seconds, "rss": rss, **json.loads(stdout.strip().splitlines()[-1])})
-            print(f"  pandas    {seconds:7.1f} s  {rss:7.0f} MB", flush=True)
+            print(f"  pandas    {seconds:7.1f} s  {rss:7.0f} MiB", flush=True)
     # The next day's run on the last project's store: a nightly run with history reads the
     # earlier run's outcomes (grade_since, movements, prev), which a fresh store has none of.
     seconds, rss, _ = run([keepwell, "-C", str(project), "-q", "run", "nightly", "--as-of", NEXT_DAY])
@@ -146,7 +146,7 @@ def bench(size, work, keepwell, sql_bin, python, repeat):
                 "status": report["status"]}
     if report["status"] == "failed":
         raise SystemExit(f"the next day's run failed: {report.get('error')}")
-    print(f"  keepwell, the next day  {seconds:7.1f} s  {rss:7.0f} MB  " +
+    print(f"  keepwell, the next day  {seconds:7.1f} s  {rss:7.0f} MiB  " +
           ", ".join(f"{n} {v:.1f}" for n, v in next_day["stages"].items()), flush=True)
     # Each tool's median run by wall time, with the range of its walls; peak RSS is the
     # largest of its runs.
@@ -241,6 +241,11 @@ def rules_markdown(micro):
     return lines
 
 
+def gb(mib):
+    """MiB (as ru_maxrss gives them, in KiB / 1024) in GB of 10^9 bytes, the targets' unit."""
+    return f"{mib * 1024 * 1024 / 1e9:.2f} GB"
+
+
 def markdown(results, micro, rules, command):
     lines = [
         f"Machine: {machine()}. Command: `{command}`. Measured {time.strftime('%Y-%m-%d')}.",
@@ -257,25 +262,25 @@ def markdown(results, micro, rules, command):
         k = r["keepwell"]
         st = k["stages"]
         evals = r["size"] * rules / st["rules"] if st.get("rules") else 0
-        lines.append(f"| {r['size']:,} | keepwell | {wall(k)} | {k['rss']:,.0f} MB | {st.get('load', 0):.1f} | "
+        lines.append(f"| {r['size']:,} | keepwell | {wall(k)} | {k['rss']:,.0f} MiB | {st.get('load', 0):.1f} | "
                      f"{st.get('features', 0):.1f} | {st.get('rules', 0):.1f} | {st.get('publish', 0):.1f} | "
                      f"{st.get('outputs', 0):.1f} | {st.get('deliver', 0):.1f} | {evals / 1e6:.1f}M |")
         if "next_day" in r:
             k = r["next_day"]
             st = k["stages"]
             evals = r["size"] * rules / st["rules"] if st.get("rules") else 0
-            lines.append(f"| {r['size']:,} | keepwell, the next day (one run) | {wall(k)} | {k['rss']:,.0f} MB | "
+            lines.append(f"| {r['size']:,} | keepwell, the next day (one run) | {wall(k)} | {k['rss']:,.0f} MiB | "
                          f"{st.get('load', 0):.1f} | {st.get('features', 0):.1f} | {st.get('rules', 0):.1f} | "
                          f"{st.get('publish', 0):.1f} | {st.get('outputs', 0):.1f} | {st.get('deliver', 0):.1f} | "
                          f"{evals / 1e6:.1f}M |")
         s = r["sql"]
         evals = r["size"] * rules / s["rules"] if s["rules"] else 0
-        lines.append(f"| {r['size']:,} | SQL baseline | {wall(s)} | {s['rss']:,.0f} MB | {s['load']:.1f} | "
+        lines.append(f"| {r['size']:,} | SQL baseline | {wall(s)} | {s['rss']:,.0f} MiB | {s['load']:.1f} | "
                      f"{s['features']:.1f} | {s['rules']:.1f} | | | | {evals / 1e6:.1f}M |")
         if "pandas" in r:
             p = r["pandas"]
             evals = r["size"] * rules / p["rules"] if p.get("rules") else 0
-            lines.append(f"| {r['size']:,} | pandas baseline | {wall(p)} | {p['rss']:,.0f} MB | "
+            lines.append(f"| {r['size']:,} | pandas baseline | {wall(p)} | {p['rss']:,.0f} MiB | "
                          f"{p['load']:.1f} | {p['features']:.1f} | {p['rules']:.1f} | | | | {evals / 1e6:.1f}M |")
     lines += ["", "| accounts | keepwell ÷ SQL (target ≤ 1.3) | pandas ÷ keepwell (target ≥ 2) | "
               "keepwell RSS (target ≤ 1.5 GB, ≤ half of pandas) | rules: keepwell evaluations/s (target ≥ 100M) | "
@@ -283,10 +288,10 @@ def markdown(results, micro, rules, command):
     for r in results:
         k, s = r["keepwell"], r["sql"]
         pandas = f"{r['pandas']['wall'] / k['wall']:.2f}" if "pandas" in r else "not run"
-        half = f", pandas {r['pandas']['rss']:,.0f} MB" if "pandas" in r else ""
+        half = f", pandas {r['pandas']['rss']:,.0f} MiB" if "pandas" in r else ""
         agree = s.get("agreement", {})
         worst = min(agree.values()) if agree else 0
-        lines.append(f"| {r['size']:,} | {k['wall'] / s['wall']:.2f} | {pandas} | {k['rss']:,.0f} MB{half} | "
+        lines.append(f"| {r['size']:,} | {k['wall'] / s['wall']:.2f} | {pandas} | {k['rss']:,.0f} MiB = {gb(k['rss'])}{half} | "
                      f"{r['size'] * rules / k['stages']['rules'] / 1e6:.1f}M | "
                      f"{'all' if worst == 1 else f'{worst:.2%} in the worst rule set'} |")
     return "\n".join(lines + rules_markdown(micro))
@@ -298,8 +303,19 @@ def main():
     ap.add_argument("--repeat", type=int, default=3, help="runs of each tool per size; the median is reported")
     ap.add_argument("--write", action="store_true", help="write the figures into BENCHMARKS.md")
     ap.add_argument("--rules-only", action="store_true", help="only the 60-rule evaluation; prints, never writes")
+    ap.add_argument("--from-results", action="store_true",
+                    help="run nothing: print (and with --write, write) the tables of the last run's results.json")
     args = ap.parse_args()
     sizes = [int(s) for s in args.sizes.split(",") if s]
+    if args.from_results:
+        saved = json.loads((target_dir() / "bench" / "results.json").read_text())
+        sizes_run = ",".join(str(r["size"]) for r in saved["job"])
+        command = "make bench" + (f" BENCH_SIZES={sizes_run}" if sizes_run != "100000,1000000" else "")
+        text = markdown(saved["job"], saved["rules"], rule_count(), command)
+        print(text)
+        if args.write:
+            write_benchmarks(text)
+        return
     bins = build()
     work = target_dir() / "bench"
     work.mkdir(parents=True, exist_ok=True)
@@ -331,15 +347,20 @@ def main():
     for trash in work.glob(".trash-*"):
         shutil.rmtree(trash, ignore_errors=True)
     if args.write:
-        path = ROOT / "BENCHMARKS.md"
-        doc = path.read_text()
-        start, end = "<!-- bench:start -->", "<!-- bench:end -->"
-        if start in doc and end in doc:
-            doc = doc[: doc.index(start) + len(start)] + "\n" + text + "\n" + doc[doc.index(end):]
-        else:
-            doc += f"\n{start}\n{text}\n{end}\n"
-        path.write_text(doc)
-        print(f"\nwritten to {path}")
+        write_benchmarks(text)
+
+
+def write_benchmarks(text):
+    """Puts `text` between BENCHMARKS.md's bench markers."""
+    path = ROOT / "BENCHMARKS.md"
+    doc = path.read_text()
+    start, end = "<!-- bench:start -->", "<!-- bench:end -->"
+    if start in doc and end in doc:
+        doc = doc[: doc.index(start) + len(start)] + "\n" + text + "\n" + doc[doc.index(end):]
+    else:
+        doc += f"\n{start}\n{text}\n{end}\n"
+    path.write_text(doc)
+    print(f"\nwritten to {path}")
 
 
 if __name__ == "__main__":
