@@ -112,6 +112,11 @@ CREATE OR REPLACE VIEW latest_outcomes AS
     WHERE o.run_id IN (SELECT max(run_id) FROM runs WHERE published GROUP BY job);
 "#;
 
+/// The store's memory limit: it only writes and reads back results, and without a limit
+/// DuckDB keeps every block it wrote cached (gigabytes after a large run). 256MB ran out on
+/// the second day of a 1M-account job (before previous results were streamed).
+const STORE_MEMORY_LIMIT: &str = "512MB";
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("cannot open the store `{path}`: {message}")]
@@ -212,11 +217,22 @@ impl Store {
             };
             StoreError::Open { path: path.to_path_buf(), message }
         })?;
-        // The store only writes and reads back results: without a limit DuckDB keeps every
-        // block it wrote cached (gigabytes after a large run), on top of the warehouse.
-        conn.execute_batch("SET memory_limit = '512MB'")?;
+        conn.execute_batch(&format!("SET memory_limit = '{STORE_MEMORY_LIMIT}'"))?;
         conn.execute_batch(SCHEMA)?;
         Ok(Store { conn })
+    }
+
+    /// Lets go of the blocks DuckDB keeps cached after a large read or write (lowering the
+    /// limit evicts them; they are read back from the file if needed): at 1M accounts,
+    /// after reading the last run's 9M outcomes, the store held about 0.5 GB through the
+    /// rest of the run.
+    fn release_cache(&self) {
+        let result =
+            self.conn.execute_batch(&format!("SET memory_limit = '16MB'; SET memory_limit = '{STORE_MEMORY_LIMIT}'"));
+        if let Err(e) = result {
+            tracing::debug!(error = %e, "The store's cache stays.");
+            let _ = self.conn.execute_batch(&format!("SET memory_limit = '{STORE_MEMORY_LIMIT}'"));
+        }
     }
 
     pub fn begin_run(&self, job: &str, as_of: NaiveDate, started_at: DateTime<Utc>) -> Result<i64, StoreError> {
@@ -318,6 +334,7 @@ impl Store {
         if trends {
             previous.push_own_scores();
         }
+        self.release_cache();
         Ok(previous)
     }
 
@@ -341,7 +358,9 @@ impl Store {
         )?;
         let rows =
             stmt.query_map(params![job, as_of, limit as i64, rule_set, grade], |r| Ok((r.get(0)?, r.get(1)?)))?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        let rows = rows.collect::<Result<_, _>>()?;
+        self.release_cache();
+        Ok(rows)
     }
 
     /// Writes outcomes, account facts, rule errors and rejects, and publishes the run, in one
@@ -358,6 +377,7 @@ impl Store {
                 // otherwise fall on whichever later write fills the WAL: done here, its time
                 // counts in the publish stage.
                 self.conn.execute_batch("CHECKPOINT")?;
+                self.release_cache();
                 tracing::debug!(seconds = started.elapsed().as_secs_f64(), "Publication committed.");
                 Ok(())
             }
@@ -663,7 +683,9 @@ impl Store {
             let state: String = r.get(2)?;
             Ok(((r.get(0)?, r.get(1)?), (crate::outputs::state_digest(&state), r.get(3)?)))
         })?;
-        Ok(rows.collect::<Result<std::collections::HashMap<_, _>, _>>()?)
+        let escalated = rows.collect::<Result<std::collections::HashMap<_, _>, _>>()?;
+        self.release_cache();
+        Ok(escalated)
     }
 
     /// Remembers what was listed today, for `remind_after`: appended to a staging table and
