@@ -332,18 +332,20 @@ impl Cells {
     /// at 1M accounts the rows' text took 85 MB in the store's upsert of 265k listed
     /// accounts, which then needed 0.37 GB and 1.2 s (with digests 0.09 GB and 0.6 s).
     pub fn state(&self) -> String {
-        state_digest(&self.text)
+        digest(&self.text)
     }
 }
 
-/// The digest of a row's joined cells; a digest stays as it is (stores written before
-/// digests kept the text itself, which then still compares equal to an unchanged row).
-pub fn state_digest(state: &str) -> String {
-    let is_digest = state.len() == 35 && state.starts_with("x3:") && state[3..].bytes().all(|b| b.is_ascii_hexdigit());
-    if is_digest {
-        return state.to_string();
-    }
-    format!("x3:{:032x}", twox_hash::XxHash3_128::oneshot(state.as_bytes()))
+fn digest(joined: &str) -> String {
+    format!("x3:{:032x}", twox_hash::XxHash3_128::oneshot(joined.as_bytes()))
+}
+
+/// A state as the store kept it, as a digest: stores written before digests kept the row's
+/// joined cells themselves, which then still compare equal to an unchanged row.
+pub fn state_digest(stored: &str) -> String {
+    let is_digest =
+        stored.len() == 35 && stored.starts_with("x3:") && stored[3..].bytes().all(|b| b.is_ascii_hexdigit());
+    if is_digest { stored.to_string() } else { digest(stored) }
 }
 
 /// An account an escalation listed, to remember for `remind_after`.
@@ -352,7 +354,7 @@ pub struct Escalated {
     pub output: String,
     pub account: String,
     pub owner: String,
-    /// The row's [`listing_state`].
+    /// The row's [`Cells::state`].
     pub state: String,
 }
 

@@ -189,6 +189,7 @@ impl Previous {
 
     /// Sets the outcome at `slot` (from [`Previous::slot`]) in `set`.
     pub fn put(&mut self, set: &str, slot: usize, outcome: &PrevOutcome) {
+        debug_assert_eq!(outcome.as_of, self.as_of, "previous outcomes are of one run");
         self.columns_mut(set).put(slot, outcome);
     }
 
