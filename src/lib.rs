@@ -10,6 +10,7 @@ pub mod diff;
 pub mod explain;
 pub mod freshness;
 pub mod job;
+pub mod keys;
 pub mod outputs;
 pub mod plan;
 pub mod project;

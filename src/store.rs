@@ -679,11 +679,12 @@ impl Store {
     pub fn escalated(&self, job: &str) -> Result<crate::outputs::EscalatedMap, StoreError> {
         let mut stmt =
             self.conn.prepare("SELECT output, account_id, state, last_sent FROM escalations WHERE job = ?")?;
-        let rows = stmt.query_map(params![job], |r| {
-            let state: String = r.get(2)?;
-            Ok(((r.get(0)?, r.get(1)?), (crate::outputs::state_digest(&state), r.get(3)?)))
-        })?;
-        let escalated = rows.collect::<Result<std::collections::HashMap<_, _>, _>>()?;
+        let mut escalated = crate::outputs::EscalatedMap::default();
+        let mut rows = stmt.query(params![job])?;
+        while let Some(r) = rows.next()? {
+            let (output, account, state): (String, String, String) = (r.get(0)?, r.get(1)?, r.get(2)?);
+            escalated.insert(&output, &account, crate::outputs::state_digest(&state), r.get(3)?);
+        }
         self.release_cache();
         Ok(escalated)
     }
@@ -701,7 +702,8 @@ impl Store {
         // them (hundreds of thousands at 1M accounts).
         let mut columns = [StringBuilder::new(), StringBuilder::new(), StringBuilder::new(), StringBuilder::new()];
         for e in listed {
-            for (b, v) in columns.iter_mut().zip([&e.output, &e.account, &e.owner, &e.state]) {
+            let state = crate::outputs::state_text(e.state);
+            for (b, v) in columns.iter_mut().zip([&*e.output, &*e.account, &*e.owner, &state]) {
                 b.append_value(v);
             }
         }

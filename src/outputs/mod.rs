@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 pub mod charts;
 pub mod report;
@@ -18,6 +19,7 @@ use crate::delivery::{Attachment, Mail};
 use crate::diagnostic::{Diagnostic, Diagnostics, SourceFile};
 use crate::job::Job;
 use crate::job::raw::{RawColumn, RawEscalation, RawOutput, RawSummary};
+use crate::keys::KeyIndex;
 use crate::rules::compile::{AS_OF, compile_expr};
 use crate::rules::row::{Entity, Schema, display_value};
 use crate::rules::{Expr, OutcomeRef, RuleSet, SetOutcomes};
@@ -298,8 +300,42 @@ pub struct RunView<'a> {
     pub history: &'a HashMap<String, Vec<(NaiveDate, f64)>>,
 }
 
-/// What each escalation last listed, by (output, account): the row and the day it was sent.
-pub type EscalatedMap = HashMap<(String, String), (String, NaiveDate)>;
+/// What each escalation last listed, by output and account: the row's [`Cells::state`] and
+/// the day it was sent. Each output's accounts in a [`KeyIndex`] and digests as numbers: at
+/// 1M accounts a map of `String`s took 72 MB for the 265k accounts listed, this 15 MB.
+#[derive(Debug, Default)]
+pub struct EscalatedMap {
+    outputs: HashMap<String, (KeyIndex, Vec<(u128, NaiveDate)>)>,
+}
+
+impl EscalatedMap {
+    pub fn insert(&mut self, output: &str, account: &str, state: u128, sent: NaiveDate) {
+        if !self.outputs.contains_key(output) {
+            self.outputs.insert(output.to_string(), Default::default());
+        }
+        let (accounts, last) = self.outputs.get_mut(output).expect("inserted");
+        let slot = accounts.insert(account);
+        if slot == last.len() {
+            last.push((state, sent));
+        } else {
+            last[slot] = (state, sent);
+        }
+    }
+
+    /// The state `output` last listed `account` with, and the day it was sent.
+    pub fn get(&self, output: &str, account: &str) -> Option<(u128, NaiveDate)> {
+        let (accounts, last) = self.outputs.get(output)?;
+        Some(last[accounts.get(account)?])
+    }
+
+    pub fn len(&self) -> usize {
+        self.outputs.values().map(|(accounts, _)| accounts.len()).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
 
 /// A listed row's cells as one text, joined by U+001F, and where each ends: at 1M accounts
 /// a `String` a cell took 0.2 GB more for the 265k rows listed.
@@ -327,35 +363,39 @@ impl Cells {
         starts.zip(self.ends.iter()).map(|(start, &end)| &self.text[start..end as usize])
     }
 
-    /// What the row showed, for `remind_after` to tell whether it changed: `x3:` and the
-    /// XXH3-128 digest of its cells (joined by U+001F) in hex. A digest rather than the text:
-    /// at 1M accounts the rows' text took 85 MB in the store's upsert of 265k listed
-    /// accounts, which then needed 0.37 GB and 1.2 s (with digests 0.09 GB and 0.6 s).
-    pub fn state(&self) -> String {
-        digest(&self.text)
+    /// What the row showed, for `remind_after` to tell whether it changed: the XXH3-128
+    /// digest of its cells (joined by U+001F), which the store keeps as [`state_text`]. A
+    /// digest rather than the text: at 1M accounts the rows' text took 85 MB in the store's
+    /// upsert of 265k listed accounts, which then needed 0.37 GB and 1.2 s (with digests
+    /// 0.09 GB and 0.6 s).
+    pub fn state(&self) -> u128 {
+        twox_hash::XxHash3_128::oneshot(self.text.as_bytes())
     }
 }
 
-fn digest(joined: &str) -> String {
-    format!("x3:{:032x}", twox_hash::XxHash3_128::oneshot(joined.as_bytes()))
+/// A [`Cells::state`] as the store keeps it: `x3:` and the digest in hex.
+pub fn state_text(state: u128) -> String {
+    format!("x3:{state:032x}")
 }
 
 /// A state as the store kept it, as a digest: stores written before digests kept the row's
 /// joined cells themselves, which then still compare equal to an unchanged row.
-pub fn state_digest(stored: &str) -> String {
-    let is_digest =
-        stored.len() == 35 && stored.starts_with("x3:") && stored[3..].bytes().all(|b| b.is_ascii_hexdigit());
-    if is_digest { stored.to_string() } else { digest(stored) }
+pub fn state_digest(stored: &str) -> u128 {
+    let digest = stored.strip_prefix("x3:").filter(|hex| hex.len() == 32 && hex.bytes().all(|b| b.is_ascii_hexdigit()));
+    match digest {
+        Some(hex) => u128::from_str_radix(hex, 16).expect("32 hex digits"),
+        None => twox_hash::XxHash3_128::oneshot(stored.as_bytes()),
+    }
 }
 
 /// An account an escalation listed, to remember for `remind_after`.
 #[derive(Debug, Clone)]
 pub struct Escalated {
-    pub output: String,
-    pub account: String,
-    pub owner: String,
+    pub output: Arc<str>,
+    pub account: Arc<str>,
+    pub owner: Arc<str>,
     /// The row's [`Cells::state`].
-    pub state: String,
+    pub state: u128,
 }
 
 /// One owner's part of an escalation list.
@@ -621,7 +661,8 @@ fn evaluate_escalation(
     warnings: &mut Vec<String>,
     escalated: &mut Vec<Escalated>,
 ) -> Vec<OwnerList> {
-    let mut by_owner: BTreeMap<String, Vec<(f64, Cells, String)>> = BTreeMap::new();
+    let mut by_owner: BTreeMap<Arc<str>, Vec<(f64, Cells, String)>> = BTreeMap::new();
+    let output: Arc<str> = Arc::from(e.name.as_str());
     let mut failures = 0usize;
     let mut first_failure = None;
     // Expressions that only name a column or a rule set's field are read directly; the
@@ -646,7 +687,7 @@ fn evaluate_escalation(
     enum Row {
         Skip,
         Failed(String),
-        Listed { owner: String, order: f64, cells: Cells, manager: String, account: String, state: String },
+        Listed { owner: String, order: f64, cells: Cells, manager: String, account: Arc<str>, state: u128 },
     }
     let plan = reads.plan(view);
     let hits = evaluate_condition(view, &e.when);
@@ -679,13 +720,13 @@ fn evaluate_escalation(
             }
             .unwrap_or(0.0);
             let cells = Cells::new(column_exprs.iter().map(|c| text(c, scope)));
-            let account = view.entity.keys[row].to_string();
+            let account = view.entity.keys[row].clone();
             let state = cells.state();
             // Unchanged since it was last sent, and not yet time to remind: leave it out.
             if let Some(remind) = e.remind_after
-                && let Some((last_state, last_sent)) = view.escalated.get(&(e.name.clone(), account.clone()))
-                && *last_state == state
-                && view.as_of - *last_sent < remind
+                && let Some((last_state, last_sent)) = view.escalated.get(&e.name, &account)
+                && last_state == state
+                && view.as_of - last_sent < remind
             {
                 return Row::Skip;
             }
@@ -703,7 +744,12 @@ fn evaluate_escalation(
                 first_failure.get_or_insert(message);
             }
             Row::Listed { owner, order, cells, manager, account, state } => {
-                escalated.push(Escalated { output: e.name.clone(), account, owner: owner.clone(), state });
+                // One text for each owner, shared by their rows.
+                let owner = match by_owner.get_key_value(owner.as_str()) {
+                    Some((known, _)) => known.clone(),
+                    None => Arc::from(owner),
+                };
+                escalated.push(Escalated { output: output.clone(), account, owner: owner.clone(), state });
                 by_owner.entry(owner).or_default().push((order, cells, manager));
             }
         }
@@ -716,7 +762,7 @@ fn evaluate_escalation(
         .map(|(owner, mut rows)| {
             rows.sort_by(|a, b| b.0.total_cmp(&a.0));
             let (rows, managers) = rows.into_iter().map(|(_, r, m)| (r, m)).unzip();
-            OwnerList { owner, rows, managers }
+            OwnerList { owner: owner.to_string(), rows, managers }
         })
         .collect()
 }
@@ -964,7 +1010,7 @@ pub(crate) fn safe_file_name(s: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{Cells, MAIL_BATCH, MAIL_BATCH_ROWS, mail_batches, state_digest};
+    use super::{Cells, EscalatedMap, MAIL_BATCH, MAIL_BATCH_ROWS, mail_batches, state_digest, state_text};
 
     fn cells(cells: &[&str]) -> Cells {
         Cells::new(cells.iter().map(|c| c.to_string()))
@@ -983,13 +1029,34 @@ mod tests {
     #[test]
     fn listing_states_are_digests_of_the_cells() {
         let state = cells(&["Acme", "$120,000", "red"]).state();
-        assert_eq!(state.len(), 35);
-        assert!(state.starts_with("x3:"), "{state}");
+        let text = state_text(state);
+        assert_eq!(text.len(), 35);
+        assert!(text.starts_with("x3:"), "{text}");
         assert_eq!(state_digest("Acme\u{1f}$120,000\u{1f}red"), state);
-        assert_eq!(state_digest(&state), state);
+        assert_eq!(state_digest(&text), state);
+        // Hex of another length, or not hex, is an older store's text.
+        assert_ne!(state_digest(&text[..34]), state);
+        assert_eq!(state_digest("x3:zz"), twox_hash::XxHash3_128::oneshot(b"x3:zz"));
         assert_ne!(cells(&["Acme", "$120,000", "amber"]).state(), state);
         // The cells' boundaries count: not the same as one cell holding both.
         assert_ne!(cells(&["Acme$120,000", "red"]).state(), state);
+    }
+
+    #[test]
+    fn escalated_map_finds_each_output_s_accounts() {
+        let day = |d| chrono::NaiveDate::from_ymd_opt(2026, 11, d).unwrap();
+        let mut map = EscalatedMap::default();
+        assert!(map.is_empty());
+        map.insert("at_risk", "A1", 1, day(1));
+        map.insert("swarm", "A1", 2, day(2));
+        map.insert("at_risk", "A2", 3, day(3));
+        map.insert("at_risk", "A1", 4, day(4));
+        assert_eq!(map.len(), 3);
+        assert_eq!(map.get("at_risk", "A1"), Some((4, day(4))));
+        assert_eq!(map.get("swarm", "A1"), Some((2, day(2))));
+        assert_eq!(map.get("at_risk", "A2"), Some((3, day(3))));
+        assert_eq!(map.get("swarm", "A2"), None);
+        assert_eq!(map.get("renewals", "A1"), None);
     }
 
     #[test]

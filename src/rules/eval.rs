@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use chrono::NaiveDate;
+use chrono::{Datelike, NaiveDate};
 use minijinja::Environment;
 use rhai::{Dynamic, Engine, EvalAltResult, Map, Scope};
 use thin_vec::ThinVec;
@@ -14,6 +14,7 @@ use super::outcomes::{OutcomeRef, SetOutcomes, TextList};
 use super::row::{Entity, to_template_value};
 use super::vector::Flags;
 use super::{Body, Class, Expr, Measure, Points, Rule, RuleSet, Scoring};
+use crate::keys::KeyIndex;
 
 /// An account's result for one rule set.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -47,22 +48,16 @@ pub struct PrevOutcome<'a> {
     pub scores: &'a [Option<f64>],
 }
 
-/// A map by account key. foldhash's quality hash, not its fast one: on keys such as
-/// `A000001`..`A999999` the fast hash left hashbrown probing long chains (a run with history
-/// at 1M accounts spent 12 s reading one earlier run).
-pub type AccountMap<V> = hashbrown::HashMap<Arc<str>, V, foldhash::quality::RandomState>;
-
 /// Previous results by rule set, then by account key, all from the run of one day: one index
 /// of the accounts, shared by every set, and each set's outcomes in columns by that index.
 /// Reading a store's earlier runs then takes one hash lookup an account (none while the rows
 /// come in the same order as the first set's) instead of one a row, and no map per set; in
-/// columns, with each set's few grades kept once, 9M outcomes take about 0.15 GB (as one
-/// struct each, with its grade's text, about 1 GB).
+/// columns, with each set's few grades kept once, 9M outcomes take about 0.2 GB with the
+/// accounts' index (as one struct each, with its grade's text, about 1 GB).
 #[derive(Debug, Clone, Default)]
 pub struct Previous {
     as_of: NaiveDate,
-    accounts: AccountMap<u32>,
-    keys: Vec<Arc<str>>,
+    accounts: KeyIndex,
     sets: HashMap<String, PrevColumns>,
 }
 
@@ -73,11 +68,15 @@ struct PrevColumns {
     grade: Vec<u32>,
     score: Vec<f64>,
     scored: Vec<bool>,
-    since: Vec<Option<NaiveDate>>,
+    /// Days from the common era (`NaiveDate::num_days_from_ce`), [`NO_DATE`] for none.
+    since: Vec<i32>,
     grades: Vec<Arc<str>>,
     /// Each slot's scores (see [`PrevOutcome::scores`]); empty unless trends are read.
     scores: Vec<Vec<Option<f64>>>,
 }
+
+/// No date: out of chrono's range, so `from_num_days_from_ce_opt` gives `None`.
+const NO_DATE: i32 = i32::MIN;
 
 const NO_OUTCOME: u32 = u32::MAX;
 const NO_GRADE: u32 = u32::MAX - 1;
@@ -92,7 +91,7 @@ impl PrevColumns {
             as_of,
             score: self.scored[slot].then(|| self.score[slot]),
             grade: (grade != NO_GRADE).then(|| &*self.grades[grade as usize]),
-            grade_since: self.since[slot],
+            grade_since: NaiveDate::from_num_days_from_ce_opt(self.since[slot]),
             scores: self.scores.get(slot).map_or(&[], Vec::as_slice),
         })
     }
@@ -103,7 +102,7 @@ impl PrevColumns {
             self.grade.resize(len, NO_OUTCOME);
             self.score.resize(len, 0.0);
             self.scored.resize(len, false);
-            self.since.resize(len, None);
+            self.since.resize(len, NO_DATE);
         }
         self.grade[slot] = match outcome.grade {
             None => NO_GRADE,
@@ -117,7 +116,7 @@ impl PrevColumns {
         };
         self.score[slot] = outcome.score.unwrap_or_default();
         self.scored[slot] = outcome.score.is_some();
-        self.since[slot] = outcome.grade_since;
+        self.since[slot] = outcome.grade_since.map_or(NO_DATE, |d| d.num_days_from_ce());
         if !outcome.scores.is_empty() {
             self.trend_mut(slot).extend_from_slice(outcome.scores);
         }
@@ -139,11 +138,11 @@ impl Previous {
 
     /// The day of the run the outcomes come from; `None` when there are none.
     pub fn as_of(&self) -> Option<NaiveDate> {
-        (!self.keys.is_empty()).then_some(self.as_of)
+        (!self.accounts.is_empty()).then_some(self.as_of)
     }
 
     pub fn get(&self, set: &str, account: &str) -> Option<PrevOutcome<'_>> {
-        let slot = *self.accounts.get(account)? as usize;
+        let slot = self.accounts.get(account)?;
         self.sets.get(set)?.get(self.as_of, slot)
     }
 
@@ -154,31 +153,19 @@ impl Previous {
 
     /// Every previous outcome with its set and account, in no particular order.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str, PrevOutcome<'_>)> {
-        let (as_of, keys) = (self.as_of, &self.keys);
+        let (as_of, keys) = (self.as_of, &self.accounts);
         self.sets.iter().flat_map(move |(set, outcomes)| {
-            keys.iter()
-                .enumerate()
-                .filter_map(move |(slot, key)| Some((set.as_str(), &**key, outcomes.get(as_of, slot)?)))
+            keys.iter().enumerate().filter_map(move |(slot, key)| Some((set.as_str(), key, outcomes.get(as_of, slot)?)))
         })
     }
 
     /// The slot of `account`, `hint` first: rows that come in the order of the first set's
     /// need no lookup. `None` when it is new and `add` is false.
     pub fn slot(&mut self, account: &str, hint: usize, add: bool) -> Option<usize> {
-        if self.keys.get(hint).is_some_and(|k| &**k == account) {
+        if hint < self.accounts.len() && self.accounts.key(hint) == account {
             return Some(hint);
         }
-        if let Some(&slot) = self.accounts.get(account) {
-            return Some(slot as usize);
-        }
-        if !add {
-            return None;
-        }
-        let key: Arc<str> = Arc::from(account);
-        let slot = self.keys.len();
-        self.accounts.insert(key.clone(), u32::try_from(slot).expect("fewer than 4G accounts"));
-        self.keys.push(key);
-        Some(slot)
+        if add { Some(self.accounts.insert(account)) } else { self.accounts.get(account) }
     }
 
     /// Sets the outcome of `account` in `set` (its `as_of` is the one of the whole).
@@ -224,14 +211,14 @@ impl Previous {
 /// One set's previous outcomes (see [`Previous::set`]).
 #[derive(Debug, Clone, Copy)]
 pub struct PrevSet<'a> {
-    accounts: &'a AccountMap<u32>,
+    accounts: &'a KeyIndex,
     outcomes: &'a PrevColumns,
     as_of: NaiveDate,
 }
 
 impl<'a> PrevSet<'a> {
     pub fn get(self, account: &str) -> Option<PrevOutcome<'a>> {
-        self.outcomes.get(self.as_of, *self.accounts.get(account)? as usize)
+        self.outcomes.get(self.as_of, self.accounts.get(account)?)
     }
 }
 
