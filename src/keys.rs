@@ -34,8 +34,7 @@ impl KeyIndex {
 
     /// The key of `slot`.
     pub fn key(&self, slot: usize) -> &str {
-        let start = if slot == 0 { 0 } else { self.ends[slot - 1] };
-        &self.text[start..self.ends[slot]]
+        key_at(&self.text, &self.ends, slot)
     }
 
     pub fn get(&self, key: &str) -> Option<usize> {
@@ -51,13 +50,10 @@ impl KeyIndex {
         let slot = self.ends.len();
         self.text.push_str(key);
         self.ends.push(self.text.len());
+        // The table rehashes the keys as it grows, reading them beside it.
         let Self { text, ends, slots, hasher } = self;
-        let key_of = |slot: u32| {
-            let slot = slot as usize;
-            &text[if slot == 0 { 0 } else { ends[slot - 1] }..ends[slot]]
-        };
         let slot32 = u32::try_from(slot).expect("fewer than 4G accounts");
-        slots.insert_unique(hasher.hash_one(key), slot32, |&s| hasher.hash_one(key_of(s)));
+        slots.insert_unique(hasher.hash_one(key), slot32, |&s| hasher.hash_one(key_at(text, ends, s as usize)));
         slot
     }
 
@@ -65,6 +61,12 @@ impl KeyIndex {
     pub fn iter(&self) -> impl Iterator<Item = &str> {
         (0..self.len()).map(|slot| self.key(slot))
     }
+}
+
+/// The key of `slot`, given the buffer and where each key ends.
+fn key_at<'t>(text: &'t str, ends: &[usize], slot: usize) -> &'t str {
+    let start = if slot == 0 { 0 } else { ends[slot - 1] };
+    &text[start..ends[slot]]
 }
 
 #[cfg(test)]

@@ -52,7 +52,7 @@ pub struct PrevOutcome<'a> {
 /// of the accounts, shared by every set, and each set's outcomes in columns by that index.
 /// Reading a store's earlier runs then takes one hash lookup an account (none while the rows
 /// come in the same order as the first set's) instead of one a row, and no map per set; in
-/// columns, with each set's few grades kept once, 9M outcomes take about 0.2 GB with the
+/// columns, with each set's few grades kept once, 9M outcomes take about 0.18 GB with the
 /// accounts' index (as one struct each, with its grade's text, about 1 GB).
 #[derive(Debug, Clone, Default)]
 pub struct Previous {
