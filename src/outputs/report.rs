@@ -21,7 +21,7 @@ use crate::job::raw::{RawGradeRef, RawReport};
 use crate::rules::engine::number;
 use duckdb::arrow::array::{Array, ArrayRef, StringArray};
 
-use crate::rules::row::{ColumnType, Schema, cell, display_value, format_float};
+use crate::rules::row::{ColumnType, Schema, cell, display_value, write_float};
 use crate::rules::{Expr, RuleSet};
 use crate::yaml;
 
@@ -446,9 +446,19 @@ pub fn build(view: &RunView, report: &Report, output: &str, out_dir: &Path) -> R
     }
 
     // The full list, written to the run folder; the mail carries the largest accounts.
-    let mut ordered: Vec<usize> = (0..n).collect();
-    ordered
-        .par_sort_by(|a, b| arr[*b].total_cmp(&arr[*a]).then_with(|| view.entity.keys[*a].cmp(&view.entity.keys[*b])));
+    let started = std::time::Instant::now();
+    // Largest ARR first, then by key. Sorted as (ARR's order as an integer, row) pairs: a
+    // comparison reading ARR by row missed the cache on most reads (0.4 s at 1M accounts).
+    // The keys are unique, so the order is total and an unstable sort gives it.
+    let mut pairs: Vec<(u64, u32)> = arr
+        .par_iter()
+        .enumerate()
+        .map(|(r, &a)| (!total_order(a), u32::try_from(r).expect("fewer than 4G accounts")))
+        .collect();
+    pairs.par_sort_unstable_by(|a, b| {
+        a.0.cmp(&b.0).then_with(|| view.entity.keys[a.1 as usize].cmp(&view.entity.keys[b.1 as usize]))
+    });
+    let ordered: Vec<usize> = pairs.into_iter().map(|(_, r)| r as usize).collect();
     let mut labels = vec!["account".to_string(), "name".to_string(), "owner".to_string(), "arr".to_string()];
     for set in view.rule_sets {
         labels.push(set.name.clone());
@@ -499,10 +509,11 @@ pub fn build(view: &RunView, report: &Report, output: &str, out_dir: &Path) -> R
                     0 => "",
                     g => set.names[g as usize - 1],
                 })?;
-                match set.scores[i - base] {
-                    Some(x) => w.write_field(format_float((x * 100.0).round() / 100.0))?,
-                    None => w.write_field("")?,
+                buf.clear();
+                if let Some(x) = set.scores[i - base] {
+                    write_float(buf, (x * 100.0).round() / 100.0);
                 }
+                w.write_field(&*buf)?;
             }
             w.write_record(None::<&[u8]>)
         };
@@ -537,6 +548,7 @@ pub fn build(view: &RunView, report: &Report, output: &str, out_dir: &Path) -> R
     }
     file.flush().map_err(|e| write_err(&e))?;
     drop(file);
+    tracing::debug!(rows = n, seconds = started.elapsed().as_secs_f64(), "Full list written.");
     let attached = n.min(report.attach_limit);
     let file_name = format!("{}-{}.csv", safe_file_name(&view.job.name), view.as_of);
     let attachment = if attached > 0 {
@@ -557,6 +569,13 @@ pub fn build(view: &RunView, report: &Report, output: &str, out_dir: &Path) -> R
         attachment => context! { file => file_name, rows => attached, total => n, path => path.display().to_string() },
     };
     Ok(Built { context, inline, attachment, files: vec![path] })
+}
+
+/// `f`'s place in `f64::total_cmp`'s order, as an unsigned integer.
+fn total_order(f: f64) -> u64 {
+    let bits = f.to_bits();
+    // Negative numbers: every bit flipped (larger magnitudes come first); others: the sign bit set.
+    if bits >> 63 == 1 { !bits } else { bits | 1 << 63 }
 }
 
 /// A text column's value as text, read in place when the column holds text.
@@ -601,4 +620,35 @@ fn natural_order(mut names: Vec<String>) -> Vec<String> {
 fn capitalize(s: &str) -> String {
     let mut c = s.chars();
     c.next().map(|f| f.to_uppercase().chain(c).collect()).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::total_order;
+
+    /// The integer order is `f64::total_cmp`'s, signed zeros, infinities and NaN included.
+    #[test]
+    fn total_order_is_total_cmp() {
+        let values = [
+            f64::NEG_INFINITY,
+            -3e6,
+            -1.5,
+            -f64::MIN_POSITIVE,
+            -0.0,
+            0.0,
+            f64::MIN_POSITIVE,
+            0.01,
+            3000.0,
+            3_000.000_000_1,
+            3e6,
+            f64::INFINITY,
+            f64::NAN,
+            -f64::NAN,
+        ];
+        for a in values {
+            for b in values {
+                assert_eq!(total_order(a).cmp(&total_order(b)), a.total_cmp(&b), "{a} against {b}");
+            }
+        }
+    }
 }

@@ -198,11 +198,21 @@ pub fn display_value(v: &Dynamic) -> String {
 }
 
 pub fn format_float(f: f64) -> String {
+    let mut out = String::new();
+    write_float(&mut out, f);
+    out
+}
+
+/// [`format_float`] appended to `out`, for writing many without a `String` each.
+pub fn write_float(out: &mut String, f: f64) {
+    use std::fmt::Write;
     if f.fract() == 0.0 && f.abs() < 1e15 {
-        format!("{}", f as i64)
+        let _ = write!(out, "{}", f as i64);
     } else {
-        let s = format!("{f:.4}");
-        s.trim_end_matches('0').trim_end_matches('.').to_string()
+        let start = out.len();
+        let _ = write!(out, "{f:.4}");
+        let kept = out[start..].trim_end_matches('0').trim_end_matches('.').len();
+        out.truncate(start + kept);
     }
 }
 
@@ -248,5 +258,30 @@ pub fn to_json(v: &Dynamic) -> serde_json::Value {
         serde_json::Value::Object(map.iter().map(|(k, v)| (k.to_string(), to_json(v))).collect())
     } else {
         serde_json::Value::from(display_value(v))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{format_float, write_float};
+
+    #[test]
+    fn floats_are_written_without_trailing_zeros() {
+        let cases = [
+            (0.0, "0"),
+            (76.93, "76.93"),
+            (-2.5, "-2.5"),
+            (1e15, "1000000000000000"),
+            (1.0 / 3.0, "0.3333"),
+            (0.00001, "0"),
+        ];
+        for (f, text) in cases {
+            assert_eq!(format_float(f), text);
+        }
+        // Appended to what is there.
+        let mut out = "x,".to_string();
+        write_float(&mut out, 12.50);
+        write_float(&mut out, 3.0);
+        assert_eq!(out, "x,12.53");
     }
 }
