@@ -7,7 +7,9 @@ use std::hash::BuildHasher;
 /// and a hash table of slots, about 25 bytes an account at 1M (a map of `Arc<str>` with its
 /// list of keys took about 100). Hashed with foldhash's quality hash, not its fast one: on
 /// keys such as `A000001`..`A999999` the fast hash left hashbrown probing long chains (a run
-/// with history at 1M accounts spent 12 s reading one earlier run).
+/// with history at 1M accounts spent 12 s reading one earlier run). The outcomes' per-chunk
+/// texts (`rules::outcomes::Names`) are kept the same way, with Arrow's offsets and at most
+/// 64k texts.
 #[derive(Clone, Default)]
 pub struct KeyIndex {
     text: String,
