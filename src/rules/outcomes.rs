@@ -197,7 +197,7 @@ impl TextsBuilder {
         self.open += 1;
     }
 
-    /// The item `ids[key]` of a builder made by [`TextsBuilder::keyed`] with `ids`; anything
+    /// The item `ids[key]` of a builder made by `TextsBuilder::keyed` with `ids`; anything
     /// else takes it as the text `name`.
     #[inline]
     pub fn key(&mut self, key: u16, name: &str) {
