@@ -16,7 +16,7 @@ fn eval(expr: &str, x: Dynamic, d: Dynamic) -> String {
     scope.push_dynamic("d", d);
     match engine.eval_expression_with_scope::<Dynamic>(&mut scope, expr) {
         Ok(v) if v.is_unit() => "missing".into(),
-        Ok(v) => keepwell::rules::row::display_value(&v),
+        Ok(v) => keepwell::entity::display_value(&v),
         Err(e) => format!("error: {e}"),
     }
 }

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
-use keepwell::job::{CatchUp, Schedule};
+use keepwell::config::job::{CatchUp, Schedule};
 use keepwell::scheduler::{missed_fire, next_fire};
 
 fn schedule(cron: &str, catch_up: CatchUp) -> Schedule {

@@ -1,10 +1,10 @@
 //! `keepwell check`: every problem in every job and rule file, at once.
 
 use crate::cli::ExitStatus;
-use crate::diagnostic::Diagnostics;
-use crate::plan::Plan;
-use crate::project::Project;
+use crate::config::diagnostic::Diagnostics;
+use crate::config::project::Project;
 use crate::rules::RuleSetSources;
+use crate::run::plan::Plan;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {

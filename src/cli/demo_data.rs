@@ -5,8 +5,8 @@ use std::time::Instant;
 
 use chrono::NaiveDate;
 
+use crate::authoring::demo_data::{DemoOptions, generate};
 use crate::cli::ExitStatus;
-use crate::demo_data::{DemoOptions, generate};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {

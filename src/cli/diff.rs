@@ -2,10 +2,10 @@
 
 use std::fmt::Write as _;
 
+use crate::authoring::diff::{Diff, DiffError, DiffOptions, SetDiff, diff, matrix_rows};
 use crate::cli::ExitStatus;
-use crate::diff::{Diff, DiffError, DiffOptions, SetDiff, diff, matrix_rows};
-use crate::project::Project;
-use crate::rules::row::format_float;
+use crate::config::project::Project;
+use crate::entity::format_float;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {

@@ -2,9 +2,9 @@
 
 use std::fmt::Write as _;
 
+use crate::authoring::explain::{ExplainError, Explanation, explain};
 use crate::cli::ExitStatus;
-use crate::explain::{ExplainError, Explanation, explain};
-use crate::project::Project;
+use crate::config::project::Project;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -43,7 +43,7 @@ pub fn execute(project: &Project, args: &Args) -> ExitStatus {
 }
 
 fn render(e: &Explanation) -> String {
-    let fmt = crate::rules::row::format_float;
+    let fmt = crate::entity::format_float;
     let mut out = String::new();
     let name = e.name.as_deref().map(|n| format!(" ({n})")).unwrap_or_default();
     let _ = writeln!(out, "account {}{name}: job {}, run {}, as of {}", e.account, e.job, e.run_id, e.as_of);

@@ -17,8 +17,8 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-use crate::diagnostic::Diagnostics;
-use crate::project::Project;
+use crate::config::diagnostic::Diagnostics;
+use crate::config::project::Project;
 
 /// What a command's outcome means to the shell.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

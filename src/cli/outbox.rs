@@ -1,8 +1,8 @@
 //! `keepwell outbox`: the mail of every run, and `keepwell outbox retry` for what failed.
 
 use crate::cli::ExitStatus;
-use crate::delivery::{Transport, flush_outbox};
-use crate::project::Project;
+use crate::config::project::Project;
+use crate::mail::{Transport, flush_outbox};
 use crate::store::Store;
 
 #[derive(Debug, clap::Args)]

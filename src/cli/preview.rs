@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use chrono::NaiveDate;
 
 use crate::cli::ExitStatus;
-use crate::project::Project;
-use crate::runner::{self, RunOptions, RunStatus};
+use crate::config::project::Project;
+use crate::run::{self, RunOptions, RunStatus};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -27,7 +27,7 @@ pub fn execute(project: &Project, args: &Args) -> ExitStatus {
         dry_run: true,
         no_mail: false,
     };
-    let report = match runner::run(project, &project.job_path(&args.job), options) {
+    let report = match run::run(project, &project.job_path(&args.job), options) {
         Ok(r) => r,
         Err(d) => {
             eprintln!("{d}");

@@ -7,8 +7,8 @@ use chrono::NaiveDate;
 
 use crate::cli::ExitStatus;
 use crate::cli::check::plural;
-use crate::project::Project;
-use crate::runner::{self, RunOptions, RunReport, RunStatus};
+use crate::config::project::Project;
+use crate::run::{self, RunOptions, RunReport, RunStatus};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -48,7 +48,7 @@ pub fn execute(project: &Project, args: &Args) -> ExitStatus {
             bar.set_message(format!("{}: {stage}", args.job));
         }
     };
-    let result = runner::run_with_progress(project, &path, options, &progress);
+    let result = run::run_with_progress(project, &path, options, &progress);
     if let Some(bar) = &spinner {
         bar.finish_and_clear();
     }

@@ -1,7 +1,7 @@
 //! `keepwell runs`: recent runs, newest first.
 
 use crate::cli::ExitStatus;
-use crate::project::Project;
+use crate::config::project::Project;
 use crate::store::Store;
 
 #[derive(Debug, clap::Args)]

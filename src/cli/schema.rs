@@ -16,7 +16,7 @@ pub struct Args {
 pub fn schemas() -> Vec<(&'static str, String)> {
     let pretty = |s: schemars::Schema| serde_json::to_string_pretty(&s).unwrap_or_default() + "\n";
     vec![
-        ("job.schema.json", pretty(schemars::schema_for!(crate::job::raw::RawJob))),
+        ("job.schema.json", pretty(schemars::schema_for!(crate::config::job::raw::RawJob))),
         ("rule-set.schema.json", pretty(schemars::schema_for!(crate::rules::raw::RawRuleSet))),
     ]
 }

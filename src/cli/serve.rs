@@ -1,7 +1,7 @@
 //! `keepwell serve`: the daemon that runs every scheduled job.
 
 use crate::cli::ExitStatus;
-use crate::project::Project;
+use crate::config::project::Project;
 use crate::scheduler::daemon::{ServeError, serve};
 
 #[derive(Debug, clap::Args)]

@@ -3,7 +3,7 @@
 use chrono::Utc;
 
 use crate::cli::ExitStatus;
-use crate::project::Project;
+use crate::config::project::Project;
 use crate::scheduler::daemon::{ServeError, scheduled_jobs};
 use crate::scheduler::next_fire;
 use crate::store::Store;

@@ -2,11 +2,11 @@
 
 use std::collections::HashSet;
 
+use crate::authoring::testing::{TestContext, run_tests};
 use crate::cli::ExitStatus;
-use crate::plan::Plan;
-use crate::project::Project;
+use crate::config::project::Project;
 use crate::rules::RuleSetSources;
-use crate::rules::testing::{TestContext, run_tests};
+use crate::run::plan::Plan;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {

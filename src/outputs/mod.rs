@@ -15,15 +15,15 @@ use minijinja::{Environment, Value, context};
 use rayon::prelude::*;
 use rhai::{Dynamic, Engine, Map, Scope};
 
-use crate::delivery::{Attachment, Mail};
-use crate::diagnostic::{Diagnostic, Diagnostics, SourceFile};
-use crate::job::Job;
-use crate::job::raw::{RawColumn, RawEscalation, RawOutput, RawSummary};
-use crate::keys::KeyIndex;
+use crate::config::diagnostic::{Diagnostic, Diagnostics, SourceFile};
+use crate::config::job::Job;
+use crate::config::job::raw::{RawColumn, RawEscalation, RawOutput, RawSummary};
+use crate::config::yaml;
+use crate::entity::keys::KeyIndex;
+use crate::entity::{Entity, Schema, display_value};
+use crate::mail::{Attachment, Mail};
 use crate::rules::compile::{AS_OF, compile_expr};
-use crate::rules::row::{Entity, Schema, display_value};
 use crate::rules::{Expr, OutcomeRef, RuleSet, SetOutcomes};
-use crate::yaml;
 
 /// Default templates, shipped inside the binary.
 const DEFAULT_TEMPLATES: &[(&str, &str)] = &[
@@ -76,7 +76,7 @@ pub fn load_templates(root: &Path, env: &mut Environment<'static>) -> Diagnostic
         if let Err(e) = env.add_template_owned(name.to_string(), source) {
             let span = match &file {
                 Some(f) => f.span(e.line().unwrap_or(1), 1, 1),
-                None => crate::diagnostic::Span::none(),
+                None => crate::config::diagnostic::Span::none(),
             };
             diags.push(Diagnostic::error(
                 span,
@@ -180,7 +180,7 @@ fn escalation(
     let title = raw.title.clone().unwrap_or_else(|| name.replace('_', " "));
     let remind_after = match &raw.remind_after {
         None => Some(None),
-        Some(r) => match crate::job::parse_duration(&r.value) {
+        Some(r) => match crate::config::job::parse_duration(&r.value) {
             Some(d) => Some(chrono::Duration::from_std(d).ok()),
             None => {
                 diags.push(
@@ -706,14 +706,14 @@ fn evaluate_escalation(
             }
             let text = |c: &Cell, scope: &mut Scope| match c {
                 Cell::Eval(expr) => run(expr, scope).map(|v| display_value(&v)).unwrap_or_default(),
-                Cell::Column(column) => display_value(&crate::rules::row::cell(column, row)),
+                Cell::Column(column) => display_value(&crate::entity::cell(column, row)),
                 Cell::Field(set, field) => field.text(view.outcomes[*set].get(row)),
             };
             let owner = text(&owner_expr, scope);
             let owner = if owner.is_empty() { "unassigned".to_string() } else { owner };
             let order = match &order_expr {
                 Some(Cell::Eval(expr)) => run(expr, scope).ok().and_then(|v| crate::rules::engine::number(&v)),
-                Some(Cell::Column(c)) => crate::rules::engine::number(&crate::rules::row::cell(c, row)),
+                Some(Cell::Column(c)) => crate::rules::engine::number(&crate::entity::cell(c, row)),
                 // Only a score is a number; grades and lists are not.
                 Some(Cell::Field(set, ResultField::Score)) => view.outcomes[*set].get(row).score(),
                 Some(Cell::Field(..)) | None => None,
@@ -855,7 +855,7 @@ impl ResultField {
         let list = |l: crate::rules::TextList| l.iter().collect::<Vec<_>>().join("; ");
         match self {
             ResultField::Grade => o.grade().unwrap_or_default().to_string(),
-            ResultField::Score => o.score().map(crate::rules::row::format_float).unwrap_or_default(),
+            ResultField::Score => o.score().map(crate::entity::format_float).unwrap_or_default(),
             ResultField::Reasons => list(o.reasons()),
             ResultField::Tags => list(o.tags()),
             ResultField::Fired => list(o.fired()),
@@ -904,7 +904,7 @@ pub(crate) fn fill_scope(scope: &mut Scope<'static>, view: &RunView, row: usize,
         scope.push_dynamic(name, outcome_map(view.outcomes[set].get(row), fields));
     }
     for &(name, column) in &plan.columns {
-        scope.push_dynamic(name, crate::rules::row::cell(column, row));
+        scope.push_dynamic(name, crate::entity::cell(column, row));
     }
 }
 
@@ -947,7 +947,7 @@ fn summary_context(view: &RunView, s: &Summary, lists: &[(&Escalation, usize, us
     let arr_col = view.job.entity.arr.as_deref().and_then(|c| view.entity.column(c));
     let arr: Vec<Option<f64>> = (0..view.entity.len())
         .into_par_iter()
-        .map(|r| arr_col.and_then(|c| crate::rules::engine::number(&crate::rules::row::cell(c, r))))
+        .map(|r| arr_col.and_then(|c| crate::rules::engine::number(&crate::entity::cell(c, r))))
         .collect();
     let total_arr: f64 = arr.iter().flatten().sum();
     // In the order the job lists its rule sets; dependencies it does not list come last.

@@ -14,16 +14,16 @@ use rhai::{Dynamic, Engine, Scope};
 
 use super::charts::{self, Layout, Series};
 use super::{RunView, compile_collecting, evaluate_condition, fill_scope, reads_of, safe_file_name, to_csv};
-use crate::delivery::{Attachment, Inline};
-use crate::diagnostic::{Diagnostic, Diagnostics, did_you_mean};
-use crate::job::Job;
-use crate::job::raw::{RawGradeRef, RawReport};
+use crate::config::diagnostic::{Diagnostic, Diagnostics, did_you_mean};
+use crate::config::job::Job;
+use crate::config::job::raw::{RawGradeRef, RawReport};
+use crate::mail::{Attachment, Inline};
 use crate::rules::engine::number;
 use duckdb::arrow::array::{Array, ArrayRef, StringArray};
 
-use crate::rules::row::{ColumnType, Schema, cell, display_value, write_float};
+use crate::config::yaml;
+use crate::entity::{ColumnType, Schema, cell, display_value, write_float};
 use crate::rules::{Expr, RuleSet};
-use crate::yaml;
 
 /// How many accounts each movement list shows; the counts and ARR cover all of them.
 const MOVEMENT_ROWS: usize = 10;
@@ -646,7 +646,7 @@ fn capitalize(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::{total_order, write_cents};
-    use crate::rules::row::format_float;
+    use crate::entity::format_float;
     use proptest::prelude::*;
 
     /// Cents written from integers read exactly as the float formatting they replace.

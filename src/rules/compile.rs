@@ -9,10 +9,10 @@ use rhai::{ASTNode, Engine, Expr as RhaiExpr, ParseErrorType, Position, Scope};
 use serde_saphyr::Spanned;
 
 use super::raw::{RawPoints, RawRule, RawRuleSet};
-use super::row::{ColumnType, Schema};
 use super::{Body, Class, Expr, Grade, Measure, Points, Rule, RuleSet, ScoreRange, Scoring};
-use crate::diagnostic::{Diagnostic, Diagnostics, SourceFile, Span, did_you_mean};
-use crate::yaml::{self, TextMap};
+use crate::config::diagnostic::{Diagnostic, Diagnostics, SourceFile, Span, did_you_mean};
+use crate::config::yaml::{self, TextMap};
+use crate::entity::{ColumnType, Schema};
 
 /// Names every rule expression may read besides the entity's columns.
 pub const AS_OF: &str = "as_of";
@@ -40,7 +40,7 @@ impl RuleSetSources {
         };
         paths.sort();
         for path in paths {
-            let display = crate::project::display_path(root, &path);
+            let display = crate::config::project::display_path(root, &path);
             match yaml::read::<RawRuleSet>(&path, &display) {
                 Ok((raw, file)) => {
                     let stem = path.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_default();

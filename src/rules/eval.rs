@@ -11,10 +11,10 @@ use thin_vec::ThinVec;
 use super::compile::{AS_OF, PREV};
 use super::engine::number;
 use super::outcomes::{OutcomeRef, SetOutcomes, TextList};
-use super::row::{Entity, to_template_value};
 use super::vector::Flags;
 use super::{Body, Class, Expr, Measure, Points, Rule, RuleSet, Scoring};
-use crate::keys::KeyIndex;
+use crate::entity::keys::KeyIndex;
+use crate::entity::{Entity, to_template_value};
 
 /// An account's result for one rule set.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -955,7 +955,7 @@ impl Evaluator<'_> {
                 }
             }
             Scoring::Map { map, .. } => {
-                let key = super::row::display_value(&v);
+                let key = crate::entity::display_value(&v);
                 match map.iter().find(|(k, _)| *k == key) {
                     Some((_, s)) => *s,
                     None => {
@@ -1218,12 +1218,12 @@ impl ScriptResult {
                 .and_then(|v| v.clone().into_array().ok())
                 .unwrap_or_default()
                 .iter()
-                .map(super::row::display_value)
+                .map(crate::entity::display_value)
                 .collect()
         };
         ScriptResult {
             score: map.get("score").and_then(number),
-            grade: map.get("grade").filter(|g| !g.is_unit()).map(super::row::display_value),
+            grade: map.get("grade").filter(|g| !g.is_unit()).map(crate::entity::display_value),
             fired: strings("fired"),
             reasons: strings("reasons"),
             tags: strings("tags"),

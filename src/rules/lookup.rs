@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use rhai::{Dynamic, Engine};
 
-use crate::diagnostic::{Diagnostic, Diagnostics, Span};
+use crate::config::diagnostic::{Diagnostic, Diagnostics, Span};
 
 #[derive(Debug, Clone, Default)]
 pub struct Lookups {
@@ -48,7 +48,7 @@ impl Lookups {
             .unwrap_or_default();
         paths.sort();
         for path in paths {
-            let display = crate::project::display_path(root, &path);
+            let display = crate::config::project::display_path(root, &path);
             let name = path.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_default();
             match read_table(&path) {
                 Ok(table) => {
@@ -82,7 +82,7 @@ impl Lookups {
         if key.is_unit() {
             return Dynamic::UNIT;
         }
-        let key = super::row::display_value(key);
+        let key = crate::entity::display_value(key);
         t.rows.get(&key).and_then(|r| r.get(i)).cloned().unwrap_or(Dynamic::UNIT)
     }
 }

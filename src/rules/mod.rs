@@ -8,16 +8,14 @@ pub mod lookup;
 pub mod outcomes;
 pub mod raw;
 pub mod reason;
-pub mod row;
-pub mod testing;
 pub mod vector;
 
 use std::sync::Arc;
 
 use rhai::AST;
 
-use crate::diagnostic::SourceFile;
-use crate::yaml::TextMap;
+use crate::config::diagnostic::SourceFile;
+use crate::config::yaml::TextMap;
 
 pub use compile::{RuleSetSources, compile_rule_sets};
 pub use eval::{Outcome, RuleError, RuleTrace};

@@ -9,7 +9,7 @@ use std::borrow::Cow;
 
 use rhai::{Dynamic, Scope};
 
-use super::row::display_value;
+use crate::entity::display_value;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Part {
@@ -323,7 +323,7 @@ mod tests {
             assert_eq!(got.is_some(), fast, "{h:?}");
             if let Some(got) = got {
                 let ctx: std::collections::BTreeMap<String, minijinja::Value> =
-                    [("h".to_string(), super::super::row::to_template_value(&h))].into();
+                    [("h".to_string(), crate::entity::to_template_value(&h))].into();
                 assert_eq!(got, env.get_template("t").unwrap().render(ctx).unwrap(), "{h:?}");
             }
         }
@@ -365,9 +365,9 @@ mod tests {
                 scope.push_dynamic("v", v.clone());
                 scope.push_dynamic("w", text("there"));
                 let ctx: std::collections::BTreeMap<String, minijinja::Value> = [
-                    ("v".to_string(), super::super::row::to_template_value(v)),
+                    ("v".to_string(), crate::entity::to_template_value(v)),
                     ("w".to_string(), minijinja::Value::from("there")),
-                    ("points".to_string(), super::super::row::to_template_value(&Dynamic::from_float(points))),
+                    ("points".to_string(), crate::entity::to_template_value(&Dynamic::from_float(points))),
                 ]
                 .into();
                 let expected = env.get_template("t").unwrap().render(ctx);
@@ -411,8 +411,8 @@ mod tests {
                 let mut scope = Scope::new();
                 scope.push_dynamic("v", v.clone());
                 let ctx: std::collections::BTreeMap<String, minijinja::Value> = [
-                    ("v".to_string(), super::super::row::to_template_value(v)),
-                    ("points".to_string(), super::super::row::to_template_value(&Dynamic::from_float(points))),
+                    ("v".to_string(), crate::entity::to_template_value(v)),
+                    ("points".to_string(), crate::entity::to_template_value(&Dynamic::from_float(points))),
                 ]
                 .into();
                 // minijinja fails on text and dates (no money, no negation); this path leaves

@@ -31,8 +31,8 @@ use duckdb::arrow::datatypes::DataType;
 use rhai::{Dynamic, Expr as RhaiExpr, Stmt};
 
 use super::lookup::Lookups;
-use super::row::{ColumnType, Schema};
 use super::{Body, Expr, Points, RuleSet, Scoring, SetOutcomes};
+use crate::entity::{ColumnType, Schema};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Ty {
@@ -1382,8 +1382,9 @@ pub fn script_for_test(engine: &rhai::Engine, schema: &Schema, names: &[&str], s
 }
 
 /// `source` as if read from a file named `name`, without a location in it.
-fn test_source(name: &str, source: &str) -> (crate::diagnostic::SourceFile, serde_saphyr::Spanned<String>) {
-    let file = crate::diagnostic::SourceFile::new(name.to_string(), std::path::Path::new(name), source.to_string());
+fn test_source(name: &str, source: &str) -> (crate::config::diagnostic::SourceFile, serde_saphyr::Spanned<String>) {
+    let file =
+        crate::config::diagnostic::SourceFile::new(name.to_string(), std::path::Path::new(name), source.to_string());
     let src = serde_saphyr::Spanned {
         value: source.to_string(),
         referenced: serde_saphyr::Location::UNKNOWN,

@@ -19,11 +19,11 @@ use tokio::sync::mpsc::{UnboundedSender, unbounded_channel};
 use tokio_cron_scheduler::{Job as CronJob, JobScheduler};
 
 use super::{as_of, missed_fire, next_fire};
-use crate::delivery::{Mail, Transport};
-use crate::diagnostic::Diagnostics;
-use crate::job::Job;
-use crate::project::Project;
-use crate::runner::{self, RunOptions, RunStatus};
+use crate::config::diagnostic::Diagnostics;
+use crate::config::job::Job;
+use crate::config::project::Project;
+use crate::mail::{Mail, Transport};
+use crate::run::{self, RunOptions, RunStatus};
 use crate::store::Store;
 
 #[derive(Debug, thiserror::Error)]
@@ -261,7 +261,7 @@ fn run_with_retries(
     path: &Path,
     job: &str,
     day: chrono::NaiveDate,
-    schedule: &crate::job::Schedule,
+    schedule: &crate::config::job::Schedule,
     on_failure: &[lettre::message::Mailbox],
     stopping: &AtomicBool,
 ) {
@@ -277,7 +277,7 @@ fn run_with_retries(
             }
         }
         tracing::info!(job, as_of = %day, attempt = attempt + 1, "Scheduled run started.");
-        match runner::run(project, path, options) {
+        match run::run(project, path, options) {
             Ok(report) if report.status != RunStatus::Failed => return,
             Ok(report) => last_error = report.error.unwrap_or_else(|| "the run failed".into()),
             Err(diags) => {
@@ -331,11 +331,8 @@ fn alert(
         attachments: Vec::new(),
     };
     let sent = Transport::from_settings(&project.mail, &project.outbox).and_then(|t| {
-        let from = project
-            .mail
-            .from
-            .parse()
-            .map_err(|e| crate::delivery::DeliveryError::Settings(format!("mail.from: {e}")))?;
+        let from =
+            project.mail.from.parse().map_err(|e| crate::mail::DeliveryError::Settings(format!("mail.from: {e}")))?;
         let message = mail.to_message(&from)?;
         let recipient = to.first().map(|m| m.email.to_string()).unwrap_or_default();
         t.send(&message, &Path::new(job).join(day.to_string()), &format!("failure--{recipient}"))

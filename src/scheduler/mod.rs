@@ -7,7 +7,7 @@ pub mod daemon;
 use chrono::{DateTime, NaiveDate, Utc};
 use chrono_tz::Tz;
 
-use crate::job::{CatchUp, Schedule};
+use crate::config::job::{CatchUp, Schedule};
 
 /// The first fire time strictly after `after`, in the schedule's time zone.
 pub fn next_fire(schedule: &Schedule, after: DateTime<Utc>) -> Option<DateTime<Tz>> {

@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::diagnostic::{Diagnostic, Diagnostics, SourceFile};
-use crate::yaml;
+use crate::config::diagnostic::{Diagnostic, Diagnostics, SourceFile};
+use crate::config::yaml;
 
 pub const SETTINGS_FILE: &str = "keepwell.yaml";
 

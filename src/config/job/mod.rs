@@ -11,9 +11,9 @@ use std::time::Duration;
 
 use serde_saphyr::Spanned;
 
-use crate::diagnostic::{Diagnostic, Diagnostics, SourceFile, Span, did_you_mean};
-use crate::project::Project;
-use crate::yaml;
+use crate::config::diagnostic::{Diagnostic, Diagnostics, SourceFile, Span, did_you_mean};
+use crate::config::project::Project;
+use crate::config::yaml;
 use raw::{RawJob, RawOutput};
 
 #[derive(Debug)]

@@ -2,6 +2,8 @@
 //! feature views. Once sources are loaded it is locked: no file or network access, and no
 //! way to change that from user SQL.
 
+pub mod freshness;
+
 use std::path::{Path, PathBuf};
 
 use duckdb::arrow::array::{Array, ArrayRef, UInt64Array};
@@ -10,10 +12,10 @@ use duckdb::arrow::record_batch::RecordBatch;
 use duckdb::{Connection, Statement};
 use rayon::prelude::*;
 
-use crate::diagnostic::{Diagnostic, SourceFile, did_you_mean};
-use crate::job::{EntitySpec, Feature, Format, Source};
-use crate::project::WarehouseSettings;
-use crate::rules::row::{ColumnType, Entity, Schema};
+use crate::config::diagnostic::{Diagnostic, SourceFile, did_you_mean};
+use crate::config::job::{EntitySpec, Feature, Format, Source};
+use crate::config::project::WarehouseSettings;
+use crate::entity::{ColumnType, Entity, Schema};
 
 /// A row that could not be loaded, and why.
 #[derive(Debug, Clone, PartialEq)]

@@ -4,21 +4,23 @@
 //! started, every outcome is recorded in the store: a failure leaves the previous published
 //! results untouched, and errors on single accounts degrade the run instead of failing it.
 
+pub mod plan;
+
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use chrono::{NaiveDate, Utc};
 use serde_json::json;
 
-use crate::delivery::{Delivery, Transport};
-use crate::diagnostic::Diagnostics;
-use crate::freshness::{self, Freshness};
+use crate::config::diagnostic::Diagnostics;
+use crate::config::project::Project;
+use crate::mail::{Delivery, Transport};
 use crate::outputs::{RunView, render};
-use crate::plan::Plan;
-use crate::project::Project;
 use crate::rules::RuleSetSources;
 use crate::rules::eval::Evaluator;
+use crate::run::plan::Plan;
 use crate::store::{Publication, Store};
+use crate::warehouse::freshness::{self, Freshness};
 use crate::warehouse::{Reject, Warehouse};
 
 /// The run's record for tools, beside the store row (schema: docs/run-artifact.md).
@@ -113,7 +115,7 @@ pub struct RunReport {
     /// Mail of this job and day sent by an earlier run, not sent again.
     pub mails_already_sent: usize,
     /// On a dry run: the mail the run would send.
-    pub preview: Vec<crate::delivery::Mail>,
+    pub preview: Vec<crate::mail::Mail>,
     pub files: Vec<PathBuf>,
     pub store: PathBuf,
 }
@@ -455,7 +457,7 @@ fn unsent(failed: &[String]) -> impl Iterator<Item = String> + '_ {
 }
 
 /// Logs what the warehouse and the entity hold (debug level).
-fn held(warehouse: &Warehouse, entity: &crate::rules::row::Entity) {
+fn held(warehouse: &Warehouse, entity: &crate::entity::Entity) {
     if !tracing::enabled!(tracing::Level::DEBUG) {
         return;
     }

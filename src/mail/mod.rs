@@ -10,7 +10,7 @@ use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Tls, TlsParameters};
 use lettre::{SmtpTransport, Transport as _};
 
-use crate::project::{MailSettings, TlsMode};
+use crate::config::project::{MailSettings, TlsMode};
 
 /// A mail ready to build: rendered text, HTML and attachments.
 #[derive(Debug, Clone)]

@@ -17,11 +17,11 @@ use duckdb::arrow::record_batch::RecordBatch;
 use duckdb::{Connection, params};
 use rayon::prelude::*;
 
+use crate::entity::{Entity, display_value};
 use crate::rules::RuleSet;
 use crate::rules::SetOutcomes;
 use crate::rules::eval::{PrevOutcome, Previous, grade_since};
 use crate::rules::outcomes::{Chunk, Texts};
-use crate::rules::row::{Entity, display_value};
 use crate::warehouse::Reject;
 
 const SCHEMA: &str = r#"

@@ -6,13 +6,13 @@ use std::process::Command;
 
 use serde::Serialize;
 
-use crate::plan::Plan;
-use crate::project::Project;
+use crate::config::project::Project;
+use crate::entity::{Entity, display_value};
 use crate::rules::RuleSetSources;
 use crate::rules::eval::{Evaluator, Outcome, Previous};
-use crate::rules::row::{Entity, display_value};
 use crate::rules::{OutcomeRef, SetOutcomes};
-use crate::runner::ENTITY_SNAPSHOT;
+use crate::run::ENTITY_SNAPSHOT;
+use crate::run::plan::Plan;
 use crate::store::Store;
 use crate::warehouse::Warehouse;
 
@@ -57,7 +57,7 @@ pub struct AccountChange {
 #[derive(Debug, thiserror::Error)]
 pub enum DiffError {
     #[error("{0}")]
-    Config(crate::diagnostic::Diagnostics),
+    Config(crate::config::diagnostic::Diagnostics),
     #[error("{0}")]
     Failed(String),
 }

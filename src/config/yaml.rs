@@ -8,7 +8,7 @@ use std::path::Path;
 use serde::de::DeserializeOwned;
 use serde_saphyr::{Options, Spanned};
 
-use crate::diagnostic::{Diagnostic, SourceFile, Span};
+use crate::config::diagnostic::{Diagnostic, SourceFile, Span};
 
 /// Parse options shared by every keepwell YAML file: `no` stays a string, duplicate keys
 /// are errors, and hostile files hit a size budget instead of exhausting memory.
@@ -38,7 +38,7 @@ pub fn parse<T: DeserializeOwned>(file: &SourceFile) -> Result<T, Box<Diagnostic
         let message = clean_message(&e.to_string());
         // Underline the whole unknown key, not just its first character.
         let span = match message.strip_prefix("unknown field `").and_then(|rest| rest.split_once('`')) {
-            Some((field, _)) => crate::diagnostic::Span { len: field.chars().count(), ..span },
+            Some((field, _)) => crate::config::diagnostic::Span { len: field.chars().count(), ..span },
             None => span,
         };
         Box::new(Diagnostic::error(span, message))

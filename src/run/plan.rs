@@ -8,12 +8,12 @@ use chrono::NaiveDate;
 use minijinja::Environment;
 use rhai::Engine;
 
-use crate::diagnostic::{Diagnostic, Diagnostics, did_you_mean};
-use crate::job::Job;
+use crate::config::diagnostic::{Diagnostic, Diagnostics, did_you_mean};
+use crate::config::job::Job;
+use crate::config::project::Project;
+use crate::entity::Schema;
 use crate::outputs::{Output, compile_outputs, load_templates};
-use crate::project::Project;
 use crate::rules::lookup::Lookups;
-use crate::rules::row::Schema;
 use crate::rules::{RuleSet, RuleSetSources, compile_rule_sets};
 use crate::warehouse::Warehouse;
 

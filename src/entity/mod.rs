@@ -1,6 +1,8 @@
 //! The entity table as rules see it: Arrow columns read from DuckDB, turned into rhai values
 //! one cell at a time, only for the columns a rule set reads.
 
+pub mod keys;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 

@@ -7,13 +7,13 @@ use chrono::NaiveDate;
 use rhai::Scope;
 use serde::Serialize;
 
-use crate::plan::Plan;
-use crate::project::Project;
+use crate::config::project::Project;
+use crate::entity::{display_value, to_json};
 use crate::rules::OutcomeRef;
 use crate::rules::eval::{EntityRow, Evaluator, Outcome, RuleStatus, RuleTrace};
-use crate::rules::row::{display_value, to_json};
 use crate::rules::{Body, RuleSet, RuleSetSources};
-use crate::runner::ENTITY_SNAPSHOT;
+use crate::run::ENTITY_SNAPSHOT;
+use crate::run::plan::Plan;
 use crate::store::{Store, StoredOutcome};
 use crate::warehouse::Warehouse;
 
@@ -62,7 +62,7 @@ pub struct Step {
 #[derive(Debug, thiserror::Error)]
 pub enum ExplainError {
     #[error("{0}")]
-    Config(crate::diagnostic::Diagnostics),
+    Config(crate::config::diagnostic::Diagnostics),
     #[error("{0}")]
     NotFound(String),
     #[error("{0}")]
@@ -156,7 +156,7 @@ pub fn explain(
     })
 }
 
-fn load_snapshot(path: &Path, plan: &Plan) -> Result<crate::rules::row::Entity, ExplainError> {
+fn load_snapshot(path: &Path, plan: &Plan) -> Result<crate::entity::Entity, ExplainError> {
     if !path.exists() {
         return Err(ExplainError::NotFound(format!(
             "the rows of this run are not kept (`{}` is missing)",
@@ -194,7 +194,7 @@ fn step(t: RuleTrace, path: &'static str) -> Step {
 
 /// How the result came about, in one sentence.
 fn summary(set: &RuleSet, o: &Outcome) -> String {
-    let fmt = crate::rules::row::format_float;
+    let fmt = crate::entity::format_float;
     let grade = o.grade.as_deref().unwrap_or("no grade");
     if !o.errors.is_empty() {
         return "not scored: a rule failed for this account".into();

@@ -11,11 +11,11 @@ use chrono::{Duration, NaiveDate};
 use minijinja::Environment;
 use rhai::{Dynamic, Engine, Scope};
 
-use super::RuleSet;
-use super::eval::{Evaluator, Outcome, PrevOutcome, Previous, RowValues};
-use super::outcomes::OutcomeRef;
-use super::raw::{RawExpect, RawGiven, RawTest};
-use super::row::{ColumnType, Schema, format_float};
+use crate::entity::{ColumnType, Schema, format_float};
+use crate::rules::RuleSet;
+use crate::rules::eval::{Evaluator, Outcome, PrevOutcome, Previous, RowValues};
+use crate::rules::outcomes::OutcomeRef;
+use crate::rules::raw::{RawExpect, RawGiven, RawTest};
 
 /// The result of one test.
 #[derive(Debug, Clone)]
@@ -71,8 +71,8 @@ fn run_test(ctx: &TestContext, set: &RuleSet, test: &RawTest) -> TestResult {
     let engine = if as_of == ctx.today {
         ctx.engine
     } else {
-        let lookups = super::lookup::registry(ctx.engine).unwrap_or_default();
-        dated = super::engine::build(as_of, lookups);
+        let lookups = crate::rules::lookup::registry(ctx.engine).unwrap_or_default();
+        dated = crate::rules::engine::build(as_of, lookups);
         &dated
     };
     let evaluator = Evaluator { engine, templates: ctx.templates, as_of };
@@ -150,7 +150,9 @@ fn test_row(schema: &Schema, test: &RawTest) -> Result<TestRow, Vec<String>> {
         match schema.get(column) {
             None => failures.push(format!(
                 "the row names `{column}`, which is not a column of the entity view{}",
-                crate::diagnostic::did_you_mean(column, schema.names()).map(|h| format!(" ({h})")).unwrap_or_default()
+                crate::config::diagnostic::did_you_mean(column, schema.names())
+                    .map(|h| format!(" ({h})"))
+                    .unwrap_or_default()
             )),
             Some(t) => match typed(value, t) {
                 Ok(v) => {

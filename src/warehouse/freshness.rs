@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime};
 
 use chrono::{DateTime, Utc};
 
-use crate::job::{OnStale, Source};
+use crate::config::job::{OnStale, Source};
 
 /// What the gate found for one source.
 #[derive(Debug, Clone, PartialEq)]

@@ -1,0 +1,7 @@
+//! The rule author's tools, on top of a run: `explain` one account, `diff` rule changes on
+//! the same rows, the `tests:` runner, and the demo data generator.
+
+pub mod demo_data;
+pub mod diff;
+pub mod explain;
+pub mod testing;
