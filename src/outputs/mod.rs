@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 pub mod charts;
+mod message;
 pub mod report;
 
 use chrono::NaiveDate;
@@ -19,11 +20,11 @@ use crate::config::diagnostic::{Diagnostic, Diagnostics, SourceFile};
 use crate::config::job::Job;
 use crate::config::job::raw::{RawColumn, RawEscalation, RawOutput, RawSummary};
 use crate::config::yaml;
-use crate::entity::keys::KeyIndex;
 use crate::entity::{Entity, Schema, display_value};
-use crate::mail::{Attachment, Mail};
 use crate::rules::compile::{AS_OF, compile_expr};
 use crate::rules::{Expr, OutcomeRef, RuleSet, SetOutcomes};
+use crate::store::{Escalated, EscalatedMap};
+pub use message::{Attachment, Inline, Mail};
 
 /// Default templates, shipped inside the binary.
 const DEFAULT_TEMPLATES: &[(&str, &str)] = &[
@@ -64,7 +65,8 @@ pub struct Summary {
     pub report: Option<report::Report>,
 }
 
-/// Loads the mail templates: the project's `templates/` folder first, then the defaults.
+/// Adds the mail templates to `env` (made by [`crate::rules::reason::environment`]): the
+/// project's `templates/` folder first, then the defaults.
 pub fn load_templates(root: &Path, env: &mut Environment<'static>) -> Diagnostics {
     let mut diags = Diagnostics::default();
     for (name, default) in DEFAULT_TEMPLATES {
@@ -84,25 +86,7 @@ pub fn load_templates(root: &Path, env: &mut Environment<'static>) -> Diagnostic
             ));
         }
     }
-    env.add_filter("money", money);
-    // Whole numbers read as such in reasons and mail (`120000`, not `120000.0`).
-    env.set_formatter(|out, state, value| {
-        if value.kind() == minijinja::value::ValueKind::Number
-            && !value.is_integer()
-            && let Ok(f) = f64::try_from(value.clone())
-            && f.fract() == 0.0
-            && f.abs() < 1e15
-        {
-            return out.write_str(&(f as i64).to_string()).map_err(minijinja::Error::from);
-        }
-        minijinja::escape_formatter(out, state, value)
-    });
     diags
-}
-
-/// `{{ arr | money }}`: `$1,234,567` style, whole units.
-fn money(v: Value) -> String {
-    crate::rules::engine::money(f64::try_from(v).unwrap_or(0.0))
 }
 
 /// Compiles a job's outputs against the entity's columns and the rule sets' names.
@@ -300,43 +284,6 @@ pub struct RunView<'a> {
     pub history: &'a HashMap<String, Vec<(NaiveDate, f64)>>,
 }
 
-/// What each escalation last listed, by output and account: the row's [`Cells::state`] and
-/// the day it was sent. Each output's accounts in a [`KeyIndex`] and digests as numbers: at
-/// 1M accounts a map of `String`s took 72 MB for the 265k accounts listed, this 15 MB.
-#[derive(Debug, Default)]
-pub struct EscalatedMap {
-    outputs: HashMap<String, (KeyIndex, Vec<(u128, NaiveDate)>)>,
-}
-
-impl EscalatedMap {
-    pub fn insert(&mut self, output: &str, account: &str, state: u128, sent: NaiveDate) {
-        if !self.outputs.contains_key(output) {
-            self.outputs.insert(output.to_string(), Default::default());
-        }
-        let (accounts, last) = self.outputs.get_mut(output).expect("inserted");
-        let slot = accounts.insert(account);
-        if slot == last.len() {
-            last.push((state, sent));
-        } else {
-            last[slot] = (state, sent);
-        }
-    }
-
-    /// The state `output` last listed `account` with, and the day it was sent.
-    pub fn get(&self, output: &str, account: &str) -> Option<(u128, NaiveDate)> {
-        let (accounts, last) = self.outputs.get(output)?;
-        Some(last[accounts.get(account)?])
-    }
-
-    pub fn len(&self) -> usize {
-        self.outputs.values().map(|(accounts, _)| accounts.len()).sum()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-}
-
 /// A listed row's cells as one text, joined by U+001F, and where each ends: at 1M accounts
 /// a `String` a cell took 0.2 GB more for the 265k rows listed.
 #[derive(Debug, Clone)]
@@ -364,38 +311,13 @@ impl Cells {
     }
 
     /// What the row showed, for `remind_after` to tell whether it changed: the XXH3-128
-    /// digest of its cells (joined by U+001F), which the store keeps as [`state_text`]. A
+    /// digest of its cells (joined by U+001F), which the store keeps as [`crate::store::state_text`]. A
     /// digest rather than the text: at 1M accounts the rows' text took 85 MB in the store's
     /// upsert of 265k listed accounts, which then needed 0.37 GB and 1.2 s (with digests
     /// 0.09 GB and 0.6 s).
     pub fn state(&self) -> u128 {
         twox_hash::XxHash3_128::oneshot(self.text.as_bytes())
     }
-}
-
-/// A [`Cells::state`] as the store keeps it: `x3:` and the digest in hex.
-pub fn state_text(state: u128) -> String {
-    format!("x3:{state:032x}")
-}
-
-/// A state as the store kept it, as a digest: stores written before digests kept the row's
-/// joined cells themselves, which then still compare equal to an unchanged row.
-pub fn state_digest(stored: &str) -> u128 {
-    let digest = stored.strip_prefix("x3:").filter(|hex| hex.len() == 32 && hex.bytes().all(|b| b.is_ascii_hexdigit()));
-    match digest {
-        Some(hex) => u128::from_str_radix(hex, 16).expect("32 hex digits"),
-        None => twox_hash::XxHash3_128::oneshot(stored.as_bytes()),
-    }
-}
-
-/// An account an escalation listed, to remember for `remind_after`.
-#[derive(Debug, Clone)]
-pub struct Escalated {
-    pub output: Arc<str>,
-    pub account: Arc<str>,
-    pub owner: Arc<str>,
-    /// The row's [`Cells::state`].
-    pub state: u128,
 }
 
 /// One owner's part of an escalation list.
@@ -1010,7 +932,8 @@ pub(crate) fn safe_file_name(s: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{Cells, EscalatedMap, MAIL_BATCH, MAIL_BATCH_ROWS, mail_batches, state_digest, state_text};
+    use super::{Cells, MAIL_BATCH, MAIL_BATCH_ROWS, mail_batches};
+    use crate::store::{EscalatedMap, state_digest, state_text};
 
     fn cells(cells: &[&str]) -> Cells {
         Cells::new(cells.iter().map(|c| c.to_string()))

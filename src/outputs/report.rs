@@ -13,11 +13,11 @@ use rayon::prelude::*;
 use rhai::{Dynamic, Engine, Scope};
 
 use super::charts::{self, Layout, Series};
+use super::{Attachment, Inline};
 use super::{RunView, compile_collecting, evaluate_condition, fill_scope, reads_of, safe_file_name, to_csv};
 use crate::config::diagnostic::{Diagnostic, Diagnostics, did_you_mean};
 use crate::config::job::Job;
 use crate::config::job::raw::{RawGradeRef, RawReport};
-use crate::mail::{Attachment, Inline};
 use crate::rules::engine::number;
 use duckdb::arrow::array::{Array, ArrayRef, StringArray};
 

@@ -115,7 +115,7 @@ pub struct RunReport {
     /// Mail of this job and day sent by an earlier run, not sent again.
     pub mails_already_sent: usize,
     /// On a dry run: the mail the run would send.
-    pub preview: Vec<crate::mail::Mail>,
+    pub preview: Vec<crate::outputs::Mail>,
     pub files: Vec<PathBuf>,
     pub store: PathBuf,
 }

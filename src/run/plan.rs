@@ -49,8 +49,7 @@ impl Plan {
         diags.extend(d);
         let lookups = Arc::new(lookups);
         let engine = crate::rules::engine::build(as_of, lookups.clone());
-        let mut templates = Environment::new();
-        templates.set_fuel(Some(1_000_000));
+        let mut templates = crate::rules::reason::environment();
         diags.extend(load_templates(&project.root, &mut templates));
         let (rule_sets, d) =
             compile_rule_sets(rules, &job.rule_sets, Some(&job.file), &schema, &engine, &mut templates);

@@ -22,7 +22,8 @@ use super::{as_of, missed_fire, next_fire};
 use crate::config::diagnostic::Diagnostics;
 use crate::config::job::Job;
 use crate::config::project::Project;
-use crate::mail::{Mail, Transport};
+use crate::mail::Transport;
+use crate::outputs::Mail;
 use crate::run::{self, RunOptions, RunStatus};
 use crate::store::Store;
 
