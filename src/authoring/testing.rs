@@ -13,8 +13,10 @@ use rhai::{Dynamic, Engine, Scope};
 
 use crate::entity::{ColumnType, Schema, format_float};
 use crate::rules::RuleSet;
-use crate::rules::eval::{Evaluator, Outcome, PrevOutcome, Previous, RowValues};
+use crate::rules::eval::{Evaluator, RowValues};
+use crate::rules::outcomes::Outcome;
 use crate::rules::outcomes::OutcomeRef;
+use crate::rules::previous::{PrevOutcome, Previous};
 use crate::rules::raw::{RawExpect, RawGiven, RawTest};
 
 /// The result of one test.

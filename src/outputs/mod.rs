@@ -279,7 +279,7 @@ pub struct RunView<'a> {
     /// What each escalation last listed, by (output, account): the row and when it was sent.
     pub escalated: &'a EscalatedMap,
     /// The latest published results before this run, for movements.
-    pub previous: &'a crate::rules::eval::Previous,
+    pub previous: &'a crate::rules::previous::Previous,
     /// Per summary output: its red ARR on each earlier run, oldest first.
     pub history: &'a HashMap<String, Vec<(NaiveDate, f64)>>,
 }

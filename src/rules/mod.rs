@@ -6,6 +6,7 @@ pub mod engine;
 pub mod eval;
 pub mod lookup;
 pub mod outcomes;
+pub mod previous;
 pub mod raw;
 pub mod reason;
 pub mod vector;
@@ -18,7 +19,8 @@ use crate::config::diagnostic::SourceFile;
 use crate::config::yaml::TextMap;
 
 pub use compile::{RuleSetSources, compile_rule_sets};
-pub use eval::{Outcome, RuleError, RuleTrace};
+pub use eval::RuleTrace;
+pub use outcomes::{Outcome, RuleError};
 pub use outcomes::{OutcomeRef, SetOutcomes, TextList};
 
 /// A compiled rule set, ready to evaluate.

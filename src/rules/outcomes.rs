@@ -6,6 +6,10 @@
 //! evaluated a chunk at a time on every core and read through [`OutcomeRef`]. The store
 //! writes the same arrays.
 
+use rhai::Map;
+use thin_vec::ThinVec;
+
+use super::engine::number;
 use std::sync::Arc;
 
 use duckdb::arrow::array::{
@@ -17,8 +21,6 @@ use hashbrown::hash_table::Entry;
 use hashbrown::{DefaultHashBuilder, HashTable};
 use rayon::prelude::*;
 use std::hash::BuildHasher;
-
-use super::eval::{Outcome, RuleError};
 
 /// Accounts per chunk: enough to make building the arrays cheap, few enough that the
 /// outcomes of one chunk per core are small.
@@ -503,6 +505,77 @@ impl PartialEq for TextList<'_> {
     fn eq(&self, other: &Self) -> bool {
         self.len() == other.len() && self.iter().zip(other.iter()).all(|(a, b)| a == b)
     }
+}
+
+/// An account's result for one rule set.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Outcome {
+    /// `None` when a rule failed for this account (a partial score would mislead), for
+    /// classifications, and for scorecards whose every measure is N/A.
+    pub score: Option<f64>,
+    pub grade: Option<Arc<str>>,
+    // Thin vectors (one pointer, nothing allocated while empty): a run holds one outcome per
+    // account and rule set, 9M of them at 1M accounts, and most lists are empty.
+    pub fired: ThinVec<Arc<str>>,
+    pub reasons: ThinVec<String>,
+    pub tags: ThinVec<Arc<str>>,
+    pub errors: ThinVec<RuleError>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RuleError {
+    pub rule: Arc<str>,
+    pub message: String,
+}
+
+/// What a script returned, from rhai's map or from its translated columns.
+#[derive(Debug, Default, PartialEq)]
+pub struct ScriptResult {
+    pub score: Option<f64>,
+    pub grade: Option<String>,
+    pub fired: Vec<String>,
+    pub reasons: Vec<String>,
+    pub tags: Vec<String>,
+}
+
+impl ScriptResult {
+    /// What rhai's map holds: lists are shown as text, anything else in them is ignored.
+    pub fn of(map: &Map) -> ScriptResult {
+        let strings = |key: &str| -> Vec<String> {
+            map.get(key)
+                .and_then(|v| v.clone().into_array().ok())
+                .unwrap_or_default()
+                .iter()
+                .map(crate::entity::display_value)
+                .collect()
+        };
+        ScriptResult {
+            score: map.get("score").and_then(number),
+            grade: map.get("grade").filter(|g| !g.is_unit()).map(crate::entity::display_value),
+            fired: strings("fired"),
+            reasons: strings("reasons"),
+            tags: strings("tags"),
+        }
+    }
+}
+
+/// A script's outcome: neither a score nor a grade is an error.
+pub(crate) fn script_outcome(r: ScriptResult) -> Outcome {
+    let mut outcome = Outcome {
+        score: r.score,
+        grade: r.grade.map(|g| Arc::from(g.as_str())),
+        fired: r.fired.iter().map(|s| Arc::from(s.as_str())).collect(),
+        reasons: r.reasons.into(),
+        tags: r.tags.iter().map(|s| Arc::from(s.as_str())).collect(),
+        errors: ThinVec::new(),
+    };
+    if outcome.score.is_none() && outcome.grade.is_none() {
+        outcome.errors.push(RuleError {
+            rule: Arc::from("script"),
+            message: "the script returned neither `score` nor `grade`".into(),
+        });
+    }
+    outcome
 }
 
 #[cfg(test)]

@@ -961,9 +961,9 @@ impl Columns {
     }
 
     /// The script's result for one row, when the script was translated.
-    pub fn script_result(&self, row: usize) -> Option<super::eval::ScriptResult> {
+    pub fn script_result(&self, row: usize) -> Option<super::outcomes::ScriptResult> {
         let s = self.script.as_ref()?;
-        let mut result = super::eval::ScriptResult::default();
+        let mut result = super::outcomes::ScriptResult::default();
         if let Some(Column::Number(v)) = &s.score {
             result.score = *v.get(row)?;
         }
@@ -1842,7 +1842,7 @@ mod differential {
             );
             scope.push_dynamic("risk", Dynamic::from_map(risk_map));
             let rhai = engine.eval_ast_with_scope::<rhai::Map>(&mut scope, &e.ast);
-            let expected = rhai.as_ref().ok().map(super::super::eval::ScriptResult::of);
+            let expected = rhai.as_ref().ok().map(super::super::outcomes::ScriptResult::of);
             let got = columns.script_result(n);
             prop_assert_eq!(&got, &expected, "script:\n{}\non {:?}\nrhai: {:?}\nSQL: {:?}", source, r, rhai, sql);
         }

@@ -7,7 +7,7 @@ use duckdb::arrow::datatypes::{DataType, Date32Type, Float64Type};
 use duckdb::params;
 
 use super::{Store, StoreError};
-use crate::rules::eval::{PrevOutcome, Previous};
+use crate::rules::previous::{PrevOutcome, Previous};
 
 /// A score and grade as a run stored them.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]

@@ -15,8 +15,8 @@ use rayon::prelude::*;
 
 use super::{Store, StoreError};
 use crate::entity::{Entity, display_value};
-use crate::rules::eval::{Previous, grade_since};
 use crate::rules::outcomes::{Chunk, Texts};
+use crate::rules::previous::{Previous, grade_since};
 use crate::rules::{RuleSet, SetOutcomes};
 use crate::warehouse::Reject;
 
