@@ -117,7 +117,7 @@ pub fn explain(
             &mut scope,
             Some(&mut trace),
         );
-        let paths = crate::rules::vector::paths(set, &plan.schema, record.as_of, &plan.lookups);
+        let paths = crate::rules::sql::paths(set, &plan.schema, record.as_of, &plan.lookups);
         let in_sql = paths.values().filter(|v| **v).count();
         let path = match in_sql {
             0 => "rhai",

@@ -9,7 +9,7 @@ pub mod outcomes;
 pub mod previous;
 pub mod raw;
 pub mod reason;
-pub mod vector;
+pub mod sql;
 
 use std::sync::Arc;
 

@@ -301,7 +301,7 @@ fn execute(
     let started = Instant::now();
     let previous = store.previous(&plan.job.name, options.as_of, plan.reads_prev()).map_err(|e| e.to_string())?;
     let vector =
-        crate::rules::vector::Vectorise { conn: warehouse.connection(), schema: &plan.schema, lookups: &plan.lookups };
+        crate::rules::sql::Vectorise { conn: warehouse.connection(), schema: &plan.schema, lookups: &plan.lookups };
     let evaluator = Evaluator { engine: &plan.engine, templates: &plan.templates, as_of: options.as_of };
     let (outcomes, timings) = evaluator.evaluate_timed(
         &plan.rule_sets,

@@ -10,14 +10,14 @@ use crate::rules::Body;
 use crate::rules::outcomes::OutcomeRef;
 use crate::rules::outcomes::SetOutcomes;
 use crate::rules::previous::Previous;
-use crate::rules::vector::Flags;
+use crate::rules::sql::Flags;
 use crate::rules::{Measure, Points, RuleSet, Scoring};
 
 /// What a rule set assembled from its columns reads for the accounts still evaluated one
 /// at a time (their reasons, or all of them when something fails).
 pub(super) struct Assembly<'a> {
     set: &'a RuleSet,
-    columns: &'a crate::rules::vector::Columns,
+    columns: &'a crate::rules::sql::Columns,
     entity: &'a Entity,
     read: &'a [(&'a str, &'a SetOutcomes)],
     previous: &'a Previous,
@@ -58,7 +58,7 @@ impl Evaluator<'_> {
     pub(super) fn columnar(
         &self,
         set: &RuleSet,
-        columns: &crate::rules::vector::Columns,
+        columns: &crate::rules::sql::Columns,
         entity: &Entity,
         read: &[(&str, &SetOutcomes)],
         previous: &Previous,
@@ -202,7 +202,7 @@ impl Evaluator<'_> {
     /// below their `reason_below` fired with their reasons. An account with an error (a text
     /// the map does not list, a reason that fails) is evaluated the general way.
     pub(super) fn scorecard_columnar(&self, assembly: &Assembly, measures: &[Measure]) -> Option<SetOutcomes> {
-        use crate::rules::vector::Column;
+        use crate::rules::sql::Column;
         let &Assembly { set, columns, entity, read, .. } = assembly;
         let rows = entity.len();
         let values: Vec<&Column> = measures

@@ -74,7 +74,7 @@ pub type DepFields = HashMap<String, Option<std::collections::HashSet<String>>>;
 /// The fields `set` reads of the rule sets it depends on, from its expressions.
 fn dep_fields(set: &RuleSet) -> DepFields {
     let mut fields: DepFields = HashMap::new();
-    let mut exprs: Vec<&Expr> = crate::rules::vector::expressions_of(set);
+    let mut exprs: Vec<&Expr> = crate::rules::sql::expressions_of(set);
     if let Body::Script(s) = &set.body {
         exprs.push(&s.script);
     }
@@ -103,7 +103,7 @@ fn dep_fields(set: &RuleSet) -> DepFields {
 
 /// What the rows of one rule set share in a run: its columns and the fields it reads.
 struct Fast<'f> {
-    columns: &'f crate::rules::vector::Columns,
+    columns: &'f crate::rules::sql::Columns,
     row: usize,
     fields: &'f DepFields,
 }
@@ -122,7 +122,7 @@ struct Ctx<'c> {
     done: &'c Done<'c>,
     previous: &'c Previous,
     /// The set's vectorised columns and this account's row in them.
-    fast: Option<(&'c crate::rules::vector::Columns, usize)>,
+    fast: Option<(&'c crate::rules::sql::Columns, usize)>,
     /// Of each rule set this one reads, the fields it reads (`None`: all of them).
     fields: Option<&'c DepFields>,
     /// The scope holds every name the set reads (otherwise names are added as needed).
@@ -145,7 +145,7 @@ impl Evaluator<'_> {
         sets: &[RuleSet],
         entity: &Entity,
         previous: &Previous,
-        vector: Option<&crate::rules::vector::Vectorise>,
+        vector: Option<&crate::rules::sql::Vectorise>,
     ) -> (Vec<SetOutcomes>, Vec<std::time::Duration>) {
         let mut results: Vec<SetOutcomes> = Vec::with_capacity(sets.len());
         let mut timings = Vec::with_capacity(sets.len());
@@ -157,9 +157,9 @@ impl Evaluator<'_> {
                 Some(v) => {
                     let done: Vec<(&str, &SetOutcomes)> =
                         sets.iter().zip(&results).map(|(s, r)| (s.name.as_str(), r)).collect();
-                    crate::rules::vector::evaluate(v, set, self.as_of, &done, entity.len(), &mut uploaded)
+                    crate::rules::sql::evaluate(v, set, self.as_of, &done, entity.len(), &mut uploaded)
                 }
-                None => crate::rules::vector::Columns::default(),
+                None => crate::rules::sql::Columns::default(),
             };
             let in_warehouse = started.elapsed();
             let fields = dep_fields(set);
@@ -193,7 +193,7 @@ impl Evaluator<'_> {
             );
         }
         if let Some(v) = vector {
-            crate::rules::vector::drop_uploaded(v.conn, &uploaded);
+            crate::rules::sql::drop_uploaded(v.conn, &uploaded);
         }
         (results, timings)
     }
