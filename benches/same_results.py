@@ -145,7 +145,7 @@ def run_files(project):
             r = json.loads(path.read_text())
             for k in ("started_at", "finished_at", "stages", "rule_sets"):
                 r.pop(k, None)
-            files[rel] = json.dumps(r, sort_keys=True)
+            files[rel] = json.dumps(r, sort_keys=True).replace(str(project), "<project>")
         elif rel.endswith(".eml"):
             files[rel] = decoded(path.read_bytes())
         else:

@@ -14,11 +14,12 @@ use rhai::{Dynamic, Engine, Scope};
 
 use super::charts::{self, Layout, Series};
 use super::{Attachment, Inline};
-use super::{RunView, compile_collecting, evaluate_condition, fill_scope, reads_of, safe_file_name, to_csv};
+use super::{RunView, compile_collecting, safe_file_name, to_csv};
 use crate::config::diagnostic::{Diagnostic, Diagnostics, did_you_mean};
 use crate::config::job::Job;
 use crate::config::job::raw::{RawGradeRef, RawReport};
 use crate::rules::engine::number;
+use crate::rules::eval::results::{evaluate_condition, fill_scope, reads_of};
 use duckdb::arrow::array::{Array, ArrayRef, StringArray};
 
 use crate::config::yaml;
@@ -380,18 +381,19 @@ pub fn build(view: &RunView, report: &Report, output: &str, out_dir: &Path) -> R
     // Top accounts at risk.
     let mut top = Vec::new();
     if let Some(t) = &report.top {
-        let hits = evaluate_condition(view, &t.when);
+        let hits = evaluate_condition(&view.results(), &t.when);
         let mut listed: Vec<usize> = (0..n).filter(|&r| matches!(hits[r], Ok(true))).collect();
         listed.sort_by(|&a, &b| arr[b].total_cmp(&arr[a]));
         listed.truncate(t.limit);
         // Reasons only for the accounts shown.
         let reads = reads_of(t.reasons.as_ref());
-        let plan = reads.plan(view);
+        let results = view.results();
+        let plan = reads.plan(&results);
         let mut scope = Scope::new();
         let listed: Vec<(usize, Vec<String>)> = listed
             .into_iter()
             .map(|r| {
-                fill_scope(&mut scope, view, r, &plan);
+                fill_scope(&mut scope, &results, r, &plan);
                 let reasons = t
                     .reasons
                     .as_ref()

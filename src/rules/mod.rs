@@ -8,6 +8,7 @@ pub mod lookup;
 pub mod outcomes;
 pub mod previous;
 pub mod raw;
+pub mod reads;
 pub mod reason;
 pub mod sql;
 

@@ -6,6 +6,7 @@
 
 mod account;
 mod columnar;
+pub mod results;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -73,25 +74,11 @@ pub type DepFields = HashMap<String, Option<std::collections::HashSet<String>>>;
 
 /// The fields `set` reads of the rule sets it depends on, from its expressions.
 fn dep_fields(set: &RuleSet) -> DepFields {
-    let mut fields: DepFields = HashMap::new();
     let mut exprs: Vec<&Expr> = crate::rules::sql::expressions_of(set);
     if let Body::Script(s) = &set.body {
         exprs.push(&s.script);
     }
-    for e in exprs {
-        for shown in &e.shows {
-            match shown.split_once('.') {
-                Some((dep, field)) => {
-                    if let Some(set) = fields.entry(dep.to_string()).or_insert_with(|| Some(Default::default())) {
-                        set.insert(field.to_string());
-                    }
-                }
-                None => {
-                    fields.insert(shown.clone(), None);
-                }
-            }
-        }
-    }
+    let mut fields = crate::rules::reads::reads_of(exprs).owned_fields();
     // A reason template may read any field of what it names.
     for vars in set.reason_vars.values() {
         for v in vars {
