@@ -4,6 +4,8 @@
 
 use std::collections::{HashMap, HashSet};
 
+use rhai::{ASTNode, Expr as RhaiExpr, Position};
+
 use super::Expr;
 
 /// What a group of output expressions reads: the names, and of each rule set the fields
@@ -44,4 +46,56 @@ impl Reads<'_> {
             .map(|(set, fields)| (set.to_string(), fields.as_ref().map(|f| f.iter().map(|s| s.to_string()).collect())))
             .collect()
     }
+}
+
+/// What an expression reads as people name it: `risk.grade` for a field of a rule set's
+/// result, plain names otherwise; in order of first use.
+pub fn shows_of(ast: &rhai::AST) -> Vec<String> {
+    let mut found: Vec<((usize, usize), String)> = Vec::new();
+    ast.walk(&mut |path: &[ASTNode]| {
+        match path.last() {
+            Some(ASTNode::Expr(RhaiExpr::Dot(x, ..))) => {
+                if let (RhaiExpr::Variable(v, _, pos), RhaiExpr::Property(p, _)) = (&x.lhs, &x.rhs) {
+                    found.push((position(*pos), format!("{}.{}", v.1, p.2)));
+                }
+            }
+            Some(ASTNode::Expr(RhaiExpr::Variable(v, _, pos))) => {
+                let under_dot = matches!(path.iter().rev().nth(1), Some(ASTNode::Expr(RhaiExpr::Dot(x, ..)))
+                    if matches!((&x.lhs, &x.rhs), (RhaiExpr::Variable(l, ..), RhaiExpr::Property(..)) if l.1 == v.1));
+                if !under_dot {
+                    found.push((position(*pos), v.1.to_string()));
+                }
+            }
+            _ => {}
+        }
+        true
+    });
+    // In reading order, whatever order the tree is walked in.
+    found.sort();
+    let mut shows: Vec<String> = Vec::new();
+    for (_, name) in found {
+        if !shows.contains(&name) {
+            shows.push(name);
+        }
+    }
+    shows
+}
+
+/// Every variable an expression reads, in order of first use.
+pub fn names_read(ast: &rhai::AST) -> Vec<String> {
+    let mut reads: Vec<String> = Vec::new();
+    ast.walk(&mut |path: &[ASTNode]| {
+        if let Some(ASTNode::Expr(RhaiExpr::Variable(v, ..))) = path.last() {
+            let name = v.1.to_string();
+            if !reads.contains(&name) {
+                reads.push(name);
+            }
+        }
+        true
+    });
+    reads
+}
+
+fn position(pos: Position) -> (usize, usize) {
+    (pos.line().unwrap_or(1), pos.position().unwrap_or(1))
 }

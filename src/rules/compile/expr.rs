@@ -1,0 +1,212 @@
+//! One expression or script compiled in the sandboxed engine and checked against the
+//! entity's columns: parse errors, type mismatches and unknown lookups, located in the file.
+
+use rhai::{ASTNode, Engine, Expr as RhaiExpr, ParseErrorType, Position, Scope};
+use serde_saphyr::Spanned;
+
+use crate::config::diagnostic::{Diagnostic, SourceFile, did_you_mean};
+use crate::config::yaml::TextMap;
+use crate::entity::{ColumnType, Schema};
+use crate::rules::Expr;
+
+use crate::rules::reads::{names_read, shows_of};
+
+pub(super) fn position(pos: Position) -> (usize, usize) {
+    (pos.line().unwrap_or(1), pos.position().unwrap_or(1))
+}
+
+/// Compiles one expression against the entity's columns and `names` (rule sets and the
+/// like), returning it with any type problems found, or the located parse error.
+pub fn compile_expr(
+    engine: &Engine,
+    file: &SourceFile,
+    src: &Spanned<String>,
+    schema: &Schema,
+    names: &[&str],
+    what: &str,
+) -> Result<(Expr, Vec<Diagnostic>), Box<Diagnostic>> {
+    compile_source(engine, file, src, schema, names, what, false)
+}
+
+/// Compiles a whole script (statements, loops, functions) rather than one expression.
+pub fn compile_script(
+    engine: &Engine,
+    file: &SourceFile,
+    src: &Spanned<String>,
+    schema: &Schema,
+    names: &[&str],
+    what: &str,
+) -> Result<Expr, Box<Diagnostic>> {
+    compile_source(engine, file, src, schema, names, what, true).map(|(e, _)| e)
+}
+
+pub(super) fn compile_source(
+    engine: &Engine,
+    file: &SourceFile,
+    src: &Spanned<String>,
+    schema: &Schema,
+    names: &[&str],
+    what: &str,
+    script: bool,
+) -> Result<(Expr, Vec<Diagnostic>), Box<Diagnostic>> {
+    let map = TextMap::new(file, src);
+    let mut scope = Scope::new();
+    for (name, _) in &schema.columns {
+        scope.push_dynamic(name.clone(), rhai::Dynamic::UNIT);
+    }
+    for name in names {
+        scope.push_dynamic(name.to_string(), rhai::Dynamic::UNIT);
+    }
+    let compiled = if script {
+        engine.compile_with_scope(&scope, &src.value)
+    } else {
+        engine.compile_expression_with_scope(&scope, &src.value)
+    };
+    match compiled {
+        Ok(ast) => {
+            let reads = names_read(&ast);
+            let shows = shows_of(&ast);
+            let mut problems = type_problems(&ast, &map, schema, what);
+            problems.extend(lookup_problems(engine, &ast, &map, what));
+            Ok((Expr { source: src.value.clone(), ast, reads, shows, map }, problems))
+        }
+        Err(e) => {
+            let (line, col) = position(e.position());
+            Err(Box::new(match e.err_type() {
+                ParseErrorType::VariableUndefined(name) => {
+                    let candidates: Vec<&str> = schema.names().chain(names.iter().copied()).collect();
+                    Diagnostic::error(map.span(line, col, name.len()), format!("unknown column `{name}` in {what}"))
+                        .with_hint_opt(did_you_mean(name, candidates).or_else(|| {
+                            Some(
+                                "the entity view has no such column; to read another rule set, list it in `depends_on`"
+                                    .into(),
+                            )
+                        }))
+                }
+                other => Diagnostic::error(map.span(line, col, 1), format!("{what} does not parse: {other}")),
+            }))
+        }
+    }
+}
+
+/// Comparing a text column with a number (or a number column with text) is always false
+/// at run time, so it is almost certainly a mistake: report it now.
+pub(super) fn type_problems(ast: &rhai::AST, map: &TextMap, schema: &Schema, what: &str) -> Vec<Diagnostic> {
+    let mut found = Vec::new();
+    ast.walk(&mut |path: &[ASTNode]| {
+        // A call at the top of an expression is a statement node, deeper ones expressions.
+        let call = match path.last() {
+            Some(ASTNode::Expr(RhaiExpr::FnCall(call, _))) => Some(&**call),
+            Some(ASTNode::Stmt(rhai::Stmt::FnCall(call, _))) => Some(&**call),
+            _ => None,
+        };
+        if let Some(call) = call
+            && ["<", "<=", ">", ">=", "==", "!="].contains(&call.name.as_str())
+            && call.args.len() == 2
+        {
+            for (a, b) in [(&call.args[0], &call.args[1]), (&call.args[1], &call.args[0])] {
+                if let RhaiExpr::Variable(v, _, vpos) = a {
+                    let literal = match b {
+                        RhaiExpr::IntegerConstant(..) | RhaiExpr::FloatConstant(..) => Some(true),
+                        RhaiExpr::StringConstant(..) => Some(false),
+                        _ => None,
+                    };
+                    if let Some(is_number) = literal {
+                        found.push((v.1.to_string(), is_number, *vpos, call.name.to_string()));
+                    }
+                }
+            }
+        }
+        true
+    });
+    let mut problems = Vec::new();
+    for (column, literal_is_number, vpos, op) in found {
+        let Some(t) = schema.get(&column) else {
+            continue;
+        };
+        let (kind, hint) = match (t, literal_is_number) {
+            (ColumnType::Text, true) => (
+                "a text column, with a number",
+                format!("quote the value (`{column} {op} \"...\"`) or cast the column to a number in the feature SQL"),
+            ),
+            (ColumnType::Integer | ColumnType::Float, false) => {
+                ("a number column, with text", "remove the quotes around the number".to_string())
+            }
+            (ColumnType::Date, false) => (
+                "a date column, with text",
+                "compare with `date(\"2025-01-31\")`, or use `days_since(...)`".to_string(),
+            ),
+            _ => continue,
+        };
+        let (line, col) = position(vpos);
+        problems.push(
+            Diagnostic::error(map.span(line, col, column.len()), format!("{what} compares `{column}`, {kind}"))
+                .with_hint(hint),
+        );
+    }
+    problems
+}
+
+/// `lookup("table", key, "column")` with literal names: the table and column must exist.
+pub(super) fn lookup_problems(engine: &Engine, ast: &rhai::AST, map: &TextMap, what: &str) -> Vec<Diagnostic> {
+    let Some(lookups) = crate::rules::lookup::registry(engine) else {
+        return Vec::new();
+    };
+    let mut calls = Vec::new();
+    ast.walk(&mut |path: &[ASTNode]| {
+        let call = match path.last() {
+            Some(ASTNode::Expr(RhaiExpr::FnCall(call, pos))) => Some((&**call, *pos)),
+            Some(ASTNode::Stmt(rhai::Stmt::FnCall(call, pos))) => Some((&**call, *pos)),
+            _ => None,
+        };
+        if let Some((call, _)) = call
+            && call.name == "lookup"
+            && call.args.len() == 3
+        {
+            let text = |e: &RhaiExpr| match e {
+                RhaiExpr::StringConstant(s, pos) => Some((s.to_string(), *pos)),
+                _ => None,
+            };
+            calls.push((text(&call.args[0]), text(&call.args[2])));
+        }
+        true
+    });
+    let mut problems = Vec::new();
+    for (table, column) in calls {
+        let Some((table, pos)) = table else { continue };
+        let (line, col) = position(pos);
+        let Some(t) = lookups.table(&table) else {
+            problems.push(
+                Diagnostic::error(
+                    map.span(line, col, table.len() + 2),
+                    format!("unknown lookup table `{table}` in {what}"),
+                )
+                .with_hint_opt(
+                    did_you_mean(&table, lookups.names())
+                        .or_else(|| Some("lookup tables are the CSV files in rules/lookups/".into())),
+                ),
+            );
+            continue;
+        };
+        if let Some((column, pos)) = column
+            && !t.columns.iter().skip(1).any(|c| *c == column)
+        {
+            let (line, col) = position(pos);
+            problems.push(
+                Diagnostic::error(
+                    map.span(line, col, column.len() + 2),
+                    format!("lookup table `{table}` has no column `{column}`"),
+                )
+                .with_hint_opt(
+                    did_you_mean(&column, t.columns.iter().skip(1).map(String::as_str)).or_else(|| {
+                        Some(format!(
+                            "its columns are {}",
+                            t.columns.iter().skip(1).map(|c| format!("`{c}`")).collect::<Vec<_>>().join(", ")
+                        ))
+                    }),
+                ),
+            );
+        }
+    }
+    problems
+}
