@@ -16,7 +16,7 @@ use crate::rules::{OutcomeRef, SetOutcomes};
 use crate::run::ENTITY_SNAPSHOT;
 use crate::run::plan::Plan;
 use crate::store::Store;
-use crate::warehouse::Warehouse;
+use crate::warehouse::{self, Warehouse, WarehouseError};
 
 #[derive(Debug, Serialize)]
 pub struct Diff {
@@ -267,15 +267,14 @@ fn fresh_entity(project: &Project, plan: &Plan, as_of: chrono::NaiveDate) -> Res
     let fail = |e: String| DiffError::Failed(e);
     let spill = project.runs.join("diff-spill");
     std::fs::create_dir_all(&spill).map_err(|e| fail(e.to_string()))?;
-    let warehouse = Warehouse::open(&project.warehouse, Some(&spill)).map_err(|e| fail(e.to_string()))?;
-    for source in &plan.job.sources {
-        let loaded = warehouse.load(source).map_err(|e| fail(e.to_string()))?;
-        warehouse.check_loaded(source, &loaded).map_err(|e| fail(e.to_string()))?;
-    }
-    warehouse.lock().map_err(|e| fail(e.to_string()))?;
-    warehouse.set_as_of(as_of).map_err(|e| fail(e.to_string()))?;
-    warehouse.create_features(&plan.job.features).map_err(|d| fail(format!("{} ({})", d.message, d.location())))?;
-    warehouse.read_entity(&plan.job.entity, plan.schema.clone()).map_err(|e| fail(e.to_string()))
+    let mut found = warehouse::Found::default();
+    let warehouse =
+        warehouse::load(&project.warehouse, &plan.job, as_of, Some(&spill), warehouse::Sources::Loaded, &mut found)
+            .map_err(|e| fail(e.to_string()))?;
+    warehouse.build_entity(&plan.job, plan.schema.clone()).map_err(|e| match e {
+        WarehouseError::Feature(d) => fail(format!("{} ({})", d.message, d.location())),
+        e => fail(e.to_string()),
+    })
 }
 
 /// Grade transitions as text rows: `from \ to` headers, then counts.

@@ -20,8 +20,7 @@ use crate::rules::RuleSetSources;
 use crate::rules::eval::Evaluator;
 use crate::run::plan::Plan;
 use crate::store::{Publication, Store};
-use crate::warehouse::freshness::{self, Freshness};
-use crate::warehouse::{Reject, Warehouse};
+use crate::warehouse::{self, Reject, Warehouse, WarehouseError};
 
 /// The run's record for tools, beside the store row (schema: docs/run-artifact.md).
 pub const RUN_ARTIFACT: &str = "run.json";
@@ -240,44 +239,28 @@ fn execute(
     let started = Instant::now();
     let spill = run_dir.join("spill");
     std::fs::create_dir_all(&spill).map_err(|e| format!("cannot create `{}`: {e}", spill.display()))?;
-    let warehouse = Warehouse::open(&project.warehouse, Some(&spill)).map_err(|e| e.to_string())?;
-    for source in &plan.job.sources {
-        match freshness::check_files(source, std::time::SystemTime::now()) {
-            Freshness::Fresh => {}
-            Freshness::Warn(w) => report.warnings.push(w),
-            Freshness::Fail(e) => return Err(e),
-        }
-    }
-    for source in &plan.job.sources {
-        let loaded = warehouse.load(source).map_err(|e| e.to_string())?;
-        if let Some(column) = &source.loaded_at {
-            let newest = warehouse.newest(&source.name, column).map_err(|e| e.to_string())?;
-            match freshness::check_loaded_at(source, newest, Utc::now()) {
-                Freshness::Fresh => {}
-                Freshness::Warn(w) => report.warnings.push(w),
-                Freshness::Fail(e) => return Err(e),
-            }
-        }
-        tracing::info!(source = %source.name, rows = loaded.rows, rejects = loaded.rejects.len(), "Source loaded.");
-        report.row_counts.push((source.name.clone(), loaded.rows));
-        let check_started = Instant::now();
-        let checked = warehouse.check_loaded(source, &loaded);
-        tracing::debug!(source = %source.name, seconds = check_started.elapsed().as_secs_f64(), "Source checked.");
-        report.rejects.extend(loaded.rejects);
-        checked.map_err(|e| e.to_string())?;
-    }
-    warehouse.lock().map_err(|e| e.to_string())?;
-    warehouse.set_as_of(options.as_of).map_err(|e| e.to_string())?;
+    let mut found = warehouse::Found::default();
+    let loaded = warehouse::load(
+        &project.warehouse,
+        &plan.job,
+        options.as_of,
+        Some(&spill),
+        warehouse::Sources::Loaded,
+        &mut found,
+    );
+    report.warnings.append(&mut found.warnings);
+    report.row_counts.append(&mut found.row_counts);
+    report.rejects.append(&mut found.rejects);
+    let warehouse = loaded.map_err(|e| e.to_string())?;
     report.stages.push(("load", started.elapsed()));
     memory("load");
 
     progress("building features");
     let started = Instant::now();
-    warehouse.create_features(&plan.job.features).map_err(|d| format!("{} ({})", d.message, d.location()))?;
-    warehouse.materialise_entity(&plan.job.entity).map_err(|e| e.to_string())?;
-    // The rest of the run reads only the entity: the sources go before it is read into Arrow.
-    warehouse.release_sources(plan.job.sources.iter().map(|s| s.name.as_str())).map_err(|e| e.to_string())?;
-    let entity = warehouse.entity(&plan.job.entity, plan.schema.clone()).map_err(|e| e.to_string())?;
+    let entity = warehouse.build_entity(&plan.job, plan.schema.clone()).map_err(|e| match e {
+        WarehouseError::Feature(d) => format!("{} ({})", d.message, d.location()),
+        e => e.to_string(),
+    })?;
     report.accounts = entity.len();
     tracing::debug!(seconds = started.elapsed().as_secs_f64(), "Entity read.");
     // The snapshot is written on a thread of its own beside the rules stage, at the lowest

@@ -15,7 +15,7 @@ use crate::entity::Schema;
 use crate::outputs::{Output, compile_outputs, load_templates};
 use crate::rules::lookup::Lookups;
 use crate::rules::{RuleSet, RuleSetSources, compile_rule_sets};
-use crate::warehouse::Warehouse;
+use crate::warehouse::{self, PrepareError, Sources};
 
 pub struct Plan {
     pub job: Job,
@@ -66,27 +66,18 @@ impl Plan {
 
 /// The entity view's columns, learned by building the features over empty source tables.
 fn entity_schema(project: &Project, job: &Job, as_of: NaiveDate, diags: &mut Diagnostics) -> Option<Schema> {
-    let warehouse = match Warehouse::open(&project.warehouse, None) {
+    let mut found = warehouse::Found::default();
+    let warehouse = match warehouse::load(&project.warehouse, job, as_of, None, Sources::Declared, &mut found) {
         Ok(w) => w,
+        Err(PrepareError::Declare(wrong)) => {
+            diags.extend(Diagnostics(wrong));
+            return None;
+        }
         Err(e) => {
             diags.push(Diagnostic::error(job.file.start(), e.to_string()));
             return None;
         }
     };
-    let mut ok = true;
-    for s in &job.sources {
-        if let Err(d) = warehouse.declare(s) {
-            diags.push(*d);
-            ok = false;
-        }
-    }
-    if !ok {
-        return None;
-    }
-    if let Err(e) = warehouse.lock().and_then(|()| warehouse.set_as_of(as_of)) {
-        diags.push(Diagnostic::error(job.file.start(), e.to_string()));
-        return None;
-    }
     if let Err(d) = warehouse.create_features(&job.features) {
         diags.push(*d);
         return None;

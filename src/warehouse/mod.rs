@@ -3,6 +3,9 @@
 //! way to change that from user SQL.
 
 pub mod freshness;
+mod prepare;
+
+pub use prepare::{Found, PrepareError, Sources, load};
 
 use std::path::{Path, PathBuf};
 
