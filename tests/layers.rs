@@ -149,3 +149,31 @@ fn a_forbidden_import_is_named_with_its_file_and_line() {
     assert!(violations(Path::new("config/yaml.rs"), comment).is_empty());
     assert!(violations(Path::new("cli/run.rs"), "use crate::run::{self, RunOptions};").is_empty());
 }
+
+#[test]
+fn src_readme_names_every_module_and_file() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let readme = std::fs::read_to_string(src.join("README.md")).expect("src/README.md");
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    let mut missing = Vec::new();
+    for path in &files {
+        let relative = path.strip_prefix(&src).expect("under src/");
+        let Some(module) = module_of(relative) else { continue };
+        if !readme.contains(&format!("`{module}/`")) {
+            missing.push(format!("module `{module}/`"));
+        }
+        let name = relative.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        // The CLI has a file per command, named after it; `mod.rs` is its folder.
+        if module != "cli"
+            && name != "mod.rs"
+            && relative.components().count() > 1
+            && !readme.contains(&format!("`{name}`"))
+        {
+            missing.push(format!("file `{}`", relative.display()));
+        }
+    }
+    missing.sort();
+    missing.dedup();
+    assert!(missing.is_empty(), "src/README.md does not name: {}", missing.join(", "));
+}
