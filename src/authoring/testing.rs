@@ -167,16 +167,27 @@ fn test_row(schema: &Schema, test: &RawTest) -> Result<TestRow, Vec<String>> {
     if failures.is_empty() { Ok(TestRow { values }) } else { Err(failures) }
 }
 
-fn typed(value: &serde_json::Value, t: &ColumnType) -> Result<Dynamic, String> {
+/// Why a test row's value does not fit its column.
+#[derive(Debug, thiserror::Error)]
+enum ValueError {
+    #[error("`{0}` is not a date (YYYY-MM-DD)")]
+    NotADate(String),
+    #[error("{0} is not a whole number")]
+    NotWhole(serde_json::Number),
+    #[error("a value cannot be a map")]
+    Map,
+}
+
+fn typed(value: &serde_json::Value, t: &ColumnType) -> Result<Dynamic, ValueError> {
     use serde_json::Value as J;
     Ok(match (value, t) {
         (J::Null, _) => Dynamic::UNIT,
-        (J::String(s), ColumnType::Date) => Dynamic::from(
-            NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|_| format!("`{s}` is not a date (YYYY-MM-DD)"))?,
-        ),
+        (J::String(s), ColumnType::Date) => {
+            Dynamic::from(NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|_| ValueError::NotADate(s.clone()))?)
+        }
         (J::Number(n), ColumnType::Integer) => match n.as_i64() {
             Some(i) => Dynamic::from_int(i),
-            None => return Err(format!("{n} is not a whole number")),
+            None => return Err(ValueError::NotWhole(n.clone())),
         },
         (J::Number(n), _) => Dynamic::from_float(n.as_f64().unwrap_or_default()),
         (J::String(s), _) => Dynamic::from(s.clone()),
@@ -184,7 +195,7 @@ fn typed(value: &serde_json::Value, t: &ColumnType) -> Result<Dynamic, String> {
         (J::Array(items), _) => {
             Dynamic::from_array(items.iter().map(|i| typed(i, &ColumnType::Text)).collect::<Result<_, _>>()?)
         }
-        (J::Object(_), _) => return Err("a value cannot be a map".into()),
+        (J::Object(_), _) => return Err(ValueError::Map),
     })
 }
 

@@ -78,11 +78,16 @@ pub struct Entity {
     index: HashMap<String, usize>,
 }
 
+/// The entity's rows lack the key column the job names.
+#[derive(Debug, thiserror::Error)]
+#[error("the entity has no column `{0}`")]
+pub struct NoKeyColumn(pub String);
+
 impl Entity {
-    pub fn new(key_column: &str, schema: Schema, batch: RecordBatch) -> Result<Self, String> {
+    pub fn new(key_column: &str, schema: Schema, batch: RecordBatch) -> Result<Self, NoKeyColumn> {
         let index: HashMap<String, usize> =
             batch.schema().fields().iter().enumerate().map(|(i, f)| (f.name().clone(), i)).collect();
-        let key_idx = *index.get(key_column).ok_or_else(|| format!("the entity has no column `{key_column}`"))?;
+        let key_idx = *index.get(key_column).ok_or_else(|| NoKeyColumn(key_column.to_string()))?;
         let key_array = batch.column(key_idx);
         let keys =
             (0..batch.num_rows()).map(|r| Arc::<str>::from(display_value(&cell(key_array, r)).as_str())).collect();

@@ -18,4 +18,6 @@ pub enum DeliveryError {
     Write { path: PathBuf, message: String },
     #[error("SMTP delivery to {to} failed: {message}")]
     Smtp { to: String, message: String },
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
 }

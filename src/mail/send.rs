@@ -12,6 +12,7 @@ use lettre::{SmtpTransport, Transport as _};
 use super::DeliveryError;
 use crate::config::project::{MailSettings, TlsMode};
 use crate::outputs::Mail;
+use crate::store::Attempt;
 
 pub enum Transport {
     Outbox(PathBuf),
@@ -132,7 +133,7 @@ impl<'a> Delivery<'a> {
         job: &'a str,
         as_of: chrono::NaiveDate,
         run_id: Option<i64>,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, DeliveryError> {
         let started = std::time::Instant::now();
         let mut delivery = Delivery {
             store,
@@ -148,10 +149,10 @@ impl<'a> Delivery<'a> {
             busy: Duration::ZERO,
         };
         if delivery.direct() {
-            let (sent, failed) = flush_outbox(store, &delivery.transport, Some(job)).map_err(|e| e.to_string())?;
+            let (sent, failed) = flush_outbox(store, &delivery.transport, Some(job))?;
             delivery.sent = sent;
             delivery.failed = failed;
-            delivery.sent_before = store.sent_for(job, as_of).map_err(|e| e.to_string())?;
+            delivery.sent_before = store.sent_for(job, as_of)?;
         }
         delivery.busy = started.elapsed();
         Ok(delivery)
@@ -162,14 +163,14 @@ impl<'a> Delivery<'a> {
     }
 
     /// Builds `mails` and writes them to the outbox folder, or queues them for SMTP.
-    pub fn send(&mut self, mails: Vec<Mail>) -> Result<(), String> {
+    pub fn send(&mut self, mails: Vec<Mail>) -> Result<(), DeliveryError> {
         use rayon::prelude::*;
         let started = std::time::Instant::now();
         let from = &self.from;
         let queue = mails
             .par_iter()
             .map(|mail| {
-                let message = mail.to_message(from).map_err(|e| e.to_string())?;
+                let message = mail.to_message(from)?;
                 Ok(crate::store::QueuedMail {
                     output: mail.output.clone(),
                     recipient: mail.to.first().map(|m| m.email.to_string()).unwrap_or_default(),
@@ -178,12 +179,11 @@ impl<'a> Delivery<'a> {
                     message: message.formatted(),
                 })
             })
-            .collect::<Result<Vec<_>, String>>()?;
+            .collect::<Result<Vec<_>, DeliveryError>>()?;
         drop(mails);
         let sender = self.from.email.to_string();
         if !self.direct() {
-            self.already_sent +=
-                self.store.enqueue(self.job, self.as_of, self.run_id, &sender, &queue).map_err(|e| e.to_string())?;
+            self.already_sent += self.store.enqueue(self.job, self.as_of, self.run_id, &sender, &queue)?;
             self.busy += started.elapsed();
             return Ok(());
         }
@@ -192,18 +192,16 @@ impl<'a> Delivery<'a> {
         self.already_sent += repeat.len();
         let day = Path::new(self.job).join(self.as_of.to_string());
         let transport = &self.transport;
-        let delivered: Vec<(crate::store::QueuedMail, Result<String, String>)> = fresh
+        let delivered: Vec<(crate::store::QueuedMail, Attempt)> = fresh
             .into_par_iter()
             .map(|m| {
                 let result = transport
                     .send_raw(&sender, &m.to, &m.message, &day, &file_stem(&m.output, &m.recipient))
-                    .map_err(|e| e.to_string());
+                    .map_err(Into::into);
                 (m, result)
             })
             .collect();
-        self.store
-            .record_delivered(self.job, self.as_of, self.run_id, &sender, &delivered)
-            .map_err(|e| e.to_string())?;
+        self.store.record_delivered(self.job, self.as_of, self.run_id, &sender, &delivered)?;
         for (m, r) in delivered {
             match r {
                 Ok(path) => self.sent.push(path),
@@ -215,13 +213,13 @@ impl<'a> Delivery<'a> {
     }
 
     /// Sends what was queued for SMTP.
-    pub fn finish(&mut self) -> Result<(), String> {
+    pub fn finish(&mut self) -> Result<(), DeliveryError> {
         let started = std::time::Instant::now();
         if self.already_sent > 0 {
             tracing::info!(job = %self.job, mails = self.already_sent, "Mail already sent for this day was not sent again.");
         }
         if !self.direct() {
-            let (s, f) = flush_outbox(self.store, &self.transport, Some(self.job)).map_err(|e| e.to_string())?;
+            let (s, f) = flush_outbox(self.store, &self.transport, Some(self.job))?;
             self.sent.extend(s);
             self.failed.extend(f);
         }
@@ -260,9 +258,8 @@ pub fn flush_outbox(
         for mail in &page {
             let dir = Path::new(&mail.job).join(mail.as_of.to_string());
             let name = file_stem(&mail.output, &mail.recipient);
-            let result = transport
-                .send_raw(&mail.sender, &mail.envelope_to, &mail.message, &dir, &name)
-                .map_err(|e| e.to_string());
+            let result: Attempt =
+                transport.send_raw(&mail.sender, &mail.envelope_to, &mail.message, &dir, &name).map_err(Into::into);
             match &result {
                 Ok(to) => sent.push(to.clone()),
                 Err(e) => failed.push(format!("{} to {} ({}): {e}", mail.output, mail.recipient, mail.as_of)),

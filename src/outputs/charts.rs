@@ -31,14 +31,22 @@ pub enum Layout {
     Line,
 }
 
-fn register_font() -> Result<(), String> {
-    static REGISTERED: OnceLock<Result<(), String>> = OnceLock::new();
-    REGISTERED
-        .get_or_init(|| {
-            plotters::style::register_font("sans-serif", FontStyle::Normal, FONT)
-                .map_err(|_| "the built-in chart font does not load".to_string())
-        })
-        .clone()
+/// Why a chart could not be drawn.
+#[derive(Debug, thiserror::Error)]
+pub enum ChartError {
+    #[error("the built-in chart font does not load")]
+    Font,
+    #[error("chart `{title}`: {source}")]
+    Draw { title: String, source: Box<dyn std::error::Error + Send + Sync> },
+    #[error("{0}")]
+    Png(#[from] png::EncodingError),
+}
+
+fn register_font() -> Result<(), ChartError> {
+    static REGISTERED: OnceLock<bool> = OnceLock::new();
+    let loaded =
+        REGISTERED.get_or_init(|| plotters::style::register_font("sans-serif", FontStyle::Normal, FONT).is_ok());
+    if *loaded { Ok(()) } else { Err(ChartError::Font) }
 }
 
 /// A colour for a grade, from its name where it says one (`red`, `high`, `churn`...), else
@@ -83,14 +91,16 @@ pub fn compact_money(v: f64) -> String {
 }
 
 /// Draws a chart of money values over `categories` and returns it as PNG bytes.
-pub fn draw(title: &str, categories: &[String], series: &[Series], layout: Layout) -> Result<Vec<u8>, String> {
+pub fn draw(title: &str, categories: &[String], series: &[Series], layout: Layout) -> Result<Vec<u8>, ChartError> {
     register_font()?;
     let (w, h) = (WIDTH * SCALE, HEIGHT * SCALE);
     let mut pixels = vec![255u8; (w * h * 3) as usize];
     {
         let root = BitMapBackend::with_buffer(&mut pixels, (w, h)).into_drawing_area();
-        plot(&root, title, categories, series, layout).map_err(|e| format!("chart `{title}`: {e}"))?;
-        root.present().map_err(|e| format!("chart `{title}`: {e}"))?;
+        let draw =
+            |source: Box<dyn std::error::Error + Send + Sync>| ChartError::Draw { title: title.to_string(), source };
+        plot(&root, title, categories, series, layout).map_err(|e| draw(e.to_string().into()))?;
+        root.present().map_err(|e| draw(Box::new(e)))?;
     }
     encode_png(&pixels, w, h)
 }
@@ -202,15 +212,15 @@ where
     Ok(())
 }
 
-fn encode_png(rgb: &[u8], w: u32, h: u32) -> Result<Vec<u8>, String> {
+fn encode_png(rgb: &[u8], w: u32, h: u32) -> Result<Vec<u8>, ChartError> {
     let mut out = Vec::new();
     let mut encoder = png::Encoder::new(&mut out, w, h);
     encoder.set_color(png::ColorType::Rgb);
     encoder.set_depth(png::BitDepth::Eight);
     encoder.set_compression(png::Compression::Best);
-    let mut writer = encoder.write_header().map_err(|e| e.to_string())?;
-    writer.write_image_data(rgb).map_err(|e| e.to_string())?;
-    writer.finish().map_err(|e| e.to_string())?;
+    let mut writer = encoder.write_header()?;
+    writer.write_image_data(rgb)?;
+    writer.finish()?;
     Ok(out)
 }
 

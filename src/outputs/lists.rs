@@ -15,7 +15,7 @@ use crate::rules::Expr;
 use crate::rules::eval::results::{Cell, ResultField, evaluate_condition, fill_scope, reads_of};
 use crate::store::Escalated;
 
-use super::{Attachment, Escalation, Mail, MailSink, Rendered, RunView, safe_file_name, to_csv};
+use super::{Attachment, Escalation, Mail, MailSink, OutputError, Rendered, RunView, safe_file_name, to_csv};
 
 /// A listed row's cells as one text, joined by U+001F, and where each ends: at 1M accounts
 /// a `String` a cell took 0.2 GB more for the 265k rows listed.
@@ -103,7 +103,7 @@ pub(super) fn rollup(
     out_dir: &Path,
     rendered: &mut Rendered,
     sink: &mut MailSink,
-) -> Result<(), String> {
+) -> Result<(), OutputError> {
     // The owners' rows by reference: at 1M accounts a copy of them took 0.15 GB.
     let mut by_manager: BTreeMap<&str, Vec<Vec<&str>>> = BTreeMap::new();
     for list in owners {
@@ -114,7 +114,7 @@ pub(super) fn rollup(
     }
     let name = format!("{}_rollup", e.name);
     let dir = out_dir.join(&name);
-    std::fs::create_dir_all(&dir).map_err(|err| format!("cannot create `{}`: {err}", dir.display()))?;
+    std::fs::create_dir_all(&dir).map_err(OutputError::create_dir(&dir))?;
     let columns: Vec<String> = std::iter::once("Owner".to_string()).chain(labels.iter().cloned()).collect();
     let spec = ListMail {
         output: &name,
@@ -135,7 +135,7 @@ pub(super) fn rollup(
         }
     }
     for batch in mail_batches(&managers, |(_, rows)| rows.len()) {
-        let per_manager: Vec<Result<OwnerMail, String>> = batch
+        let per_manager: Vec<Result<OwnerMail, OutputError>> = batch
             .par_iter()
             .map(|(manager, rows)| {
                 list_mail(view, &spec, manager, rows, || format!("`{manager}` is not an email address"))
@@ -165,11 +165,11 @@ pub(super) fn list_mail(
     owner: &str,
     rows: &[Vec<&str>],
     invalid: impl Fn() -> String,
-) -> Result<OwnerMail, String> {
+) -> Result<OwnerMail, OutputError> {
     let csv = to_csv(spec.columns, rows)?;
     let file_name = format!("{}.csv", safe_file_name(owner));
     let path = spec.dir.join(&file_name);
-    std::fs::write(&path, &csv).map_err(|err| format!("cannot write `{}`: {err}", path.display()))?;
+    std::fs::write(&path, &csv).map_err(OutputError::write(&path))?;
     let Ok(to) = owner.parse::<Mailbox>() else {
         return Ok((path, Err(invalid())));
     };
@@ -194,10 +194,10 @@ pub(super) fn list_mail(
 /// The files of rendered lists, in order, and their mails to the sink; warnings for the
 /// lists without mail.
 pub(super) fn collect_mails(
-    lists: Vec<Result<OwnerMail, String>>,
+    lists: Vec<Result<OwnerMail, OutputError>>,
     rendered: &mut Rendered,
     sink: &mut MailSink,
-) -> Result<(), String> {
+) -> Result<(), OutputError> {
     let mut mails = Vec::with_capacity(lists.len());
     for result in lists {
         let (path, mail) = result?;
@@ -207,12 +207,12 @@ pub(super) fn collect_mails(
             Err(warning) => rendered.warnings.push(warning),
         }
     }
-    if mails.is_empty() { Ok(()) } else { sink(mails) }
+    if mails.is_empty() { Ok(()) } else { sink(mails).map_err(OutputError::Sink) }
 }
 
-pub(super) fn render_one(env: &Environment<'static>, name: &str, ctx: &Value) -> Result<String, String> {
-    let t = env.get_template(name).map_err(|e| e.to_string())?;
-    t.render(ctx).map_err(|e| format!("template `{name}` failed: {e}"))
+pub(super) fn render_one(env: &Environment<'static>, name: &str, ctx: &Value) -> Result<String, OutputError> {
+    let t = env.get_template(name).map_err(OutputError::NoTemplate)?;
+    t.render(ctx).map_err(|source| OutputError::Template { name: name.to_string(), source })
 }
 
 /// The accounts an escalation lists, grouped by owner, each owner's largest first.

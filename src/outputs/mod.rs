@@ -105,10 +105,49 @@ pub struct Rendered {
 }
 
 /// Where rendered mail goes, a batch at a time: delivered, kept for a preview or dropped.
-pub type MailSink<'s> = dyn FnMut(Vec<Mail>) -> Result<(), String> + 's;
+pub type MailSink<'s> = dyn FnMut(Vec<Mail>) -> Result<(), SinkError> + 's;
+
+/// Why the sink refused mail: the delivery's own error, which outputs only pass on.
+pub type SinkError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Why rendering an output failed; each names the file or template at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum OutputError {
+    #[error("cannot create `{}`: {source}", path.display())]
+    CreateDir { path: PathBuf, source: std::io::Error },
+    #[error("cannot write `{}`: {source}", path.display())]
+    Write { path: PathBuf, source: std::io::Error },
+    #[error("{0}")]
+    NoTemplate(minijinja::Error),
+    #[error("template `{name}` failed: {source}")]
+    Template { name: String, source: minijinja::Error },
+    #[error("{0}")]
+    Csv(#[from] csv::Error),
+    #[error("{0}")]
+    Text(#[from] std::string::FromUtf8Error),
+    #[error(transparent)]
+    Chart(#[from] charts::ChartError),
+    #[error(transparent)]
+    Sink(SinkError),
+}
+
+impl OutputError {
+    fn create_dir(path: &Path) -> impl FnOnce(std::io::Error) -> OutputError + '_ {
+        move |source| OutputError::CreateDir { path: path.to_path_buf(), source }
+    }
+
+    fn write(path: &Path) -> impl FnOnce(std::io::Error) -> OutputError + '_ {
+        move |source| OutputError::Write { path: path.to_path_buf(), source }
+    }
+}
 
 /// Renders every output, handing mail to `sink` in batches as it is rendered.
-pub fn render(view: &RunView, outputs: &[Output], out_dir: &Path, sink: &mut MailSink) -> Result<Rendered, String> {
+pub fn render(
+    view: &RunView,
+    outputs: &[Output],
+    out_dir: &Path,
+    sink: &mut MailSink,
+) -> Result<Rendered, OutputError> {
     let mut rendered = Rendered::default();
     // Each escalation's lists are rendered as soon as it is evaluated and then let go: the
     // summary needs only their counts (at 1M accounts the 265k rows listed took 0.15 GB).
@@ -123,7 +162,7 @@ pub fn render(view: &RunView, outputs: &[Output], out_dir: &Path, sink: &mut Mai
         lists.push((e, owners.len(), accounts));
         let started = std::time::Instant::now();
         let dir = out_dir.join(&e.name);
-        std::fs::create_dir_all(&dir).map_err(|err| format!("cannot create `{}`: {err}", dir.display()))?;
+        std::fs::create_dir_all(&dir).map_err(OutputError::create_dir(&dir))?;
         let labels: Vec<String> = e.columns.iter().map(|(l, _)| l.clone()).collect();
         let spec = ListMail {
             output: &e.name,
@@ -135,7 +174,7 @@ pub fn render(view: &RunView, outputs: &[Output], out_dir: &Path, sink: &mut Mai
         };
         // One CSV and one mail per owner, rendered on every core.
         for batch in mail_batches(&owners, |o| o.rows.len()) {
-            let per_owner: Vec<Result<OwnerMail, String>> = batch
+            let per_owner: Vec<Result<OwnerMail, OutputError>> = batch
                 .par_iter()
                 .map(|list| {
                     let rows: Vec<Vec<&str>> = list.rows.iter().map(|r| r.iter().collect()).collect();
@@ -180,7 +219,7 @@ pub fn render(view: &RunView, outputs: &[Output], out_dir: &Path, sink: &mut Mai
                 attachments,
             };
             tracing::debug!(output = %s.name, seconds = started.elapsed().as_secs_f64(), "Summary rendered.");
-            sink(vec![mail])?;
+            sink(vec![mail]).map_err(OutputError::Sink)?;
         }
     }
     Ok(rendered)
@@ -238,13 +277,13 @@ fn summary_context(view: &RunView, s: &Summary, lists: &[(&Escalation, usize, us
     }
 }
 
-pub(crate) fn to_csv<S: AsRef<[u8]>>(labels: &[String], rows: &[Vec<S>]) -> Result<String, String> {
+pub(crate) fn to_csv<S: AsRef<[u8]>>(labels: &[String], rows: &[Vec<S>]) -> Result<String, OutputError> {
     let mut w = csv::Writer::from_writer(Vec::new());
-    w.write_record(labels).map_err(|e| e.to_string())?;
+    w.write_record(labels)?;
     for r in rows {
-        w.write_record(r).map_err(|e| e.to_string())?;
+        w.write_record(r)?;
     }
-    String::from_utf8(w.into_inner().map_err(|e| e.to_string())?).map_err(|e| e.to_string())
+    Ok(String::from_utf8(w.into_inner().map_err(|e| csv::Error::from(e.into_error()))?)?)
 }
 
 pub(crate) fn safe_file_name(s: &str) -> String {

@@ -14,7 +14,7 @@ use rhai::{Dynamic, Engine, Scope};
 
 use super::charts::{self, Layout, Series};
 use super::{Attachment, Inline};
-use super::{RunView, compile_collecting, safe_file_name, to_csv};
+use super::{OutputError, RunView, compile_collecting, safe_file_name, to_csv};
 use crate::config::diagnostic::{Diagnostic, Diagnostics, did_you_mean};
 use crate::config::job::Job;
 use crate::config::job::raw::{RawGradeRef, RawReport};
@@ -194,7 +194,7 @@ impl<'a> Sets<'a> {
     }
 }
 
-pub fn build(view: &RunView, report: &Report, output: &str, out_dir: &Path) -> Result<Built, String> {
+pub fn build(view: &RunView, report: &Report, output: &str, out_dir: &Path) -> Result<Built, OutputError> {
     let sets = Sets { view };
     let n = view.entity.len();
     let arr_col = view.job.entity.arr.as_deref();
@@ -210,7 +210,9 @@ pub fn build(view: &RunView, report: &Report, output: &str, out_dir: &Path) -> R
     let mut chart = |cid: &str, title: &str, categories: &[String], series: &[Series], layout: Layout| {
         let png = charts::draw(title, categories, series, layout)?;
         inline.push(Inline { cid: cid.to_string(), content_type: "image/png".into(), body: png });
-        Ok::<Value, String>(context! { cid => cid, title => title, width => charts::WIDTH, height => charts::HEIGHT })
+        Ok::<Value, OutputError>(
+            context! { cid => cid, title => title, width => charts::WIDTH, height => charts::HEIGHT },
+        )
     };
     let mut chart_list = Vec::new();
 
@@ -495,7 +497,7 @@ pub fn build(view: &RunView, report: &Report, output: &str, out_dir: &Path) -> R
     };
     // Rows `from..to` of the list as CSV, written field by field (a million accounts are
     // 22 million cells); `by_set` holds the rows from `base`.
-    let list_csv = |by_set: &[SetColumns], base: usize, from: usize, to: usize| -> Result<Vec<u8>, String> {
+    let list_csv = |by_set: &[SetColumns], base: usize, from: usize, to: usize| -> Result<Vec<u8>, OutputError> {
         let mut w = csv::WriterBuilder::new().has_headers(false).from_writer(Vec::new());
         let mut buf = String::new();
         let mut row = |i: usize, r: usize, buf: &mut String| -> csv::Result<()> {
@@ -520,42 +522,41 @@ pub fn build(view: &RunView, report: &Report, output: &str, out_dir: &Path) -> R
             w.write_record(None::<&[u8]>)
         };
         for (i, &r) in ordered[from..to].iter().enumerate() {
-            row(from + i, r, &mut buf).map_err(|e| e.to_string())?;
+            row(from + i, r, &mut buf)?;
         }
-        w.into_inner().map_err(|e| e.to_string())
+        w.into_inner().map_err(|e| OutputError::Csv(e.into_error().into()))
     };
     let dir = out_dir.join(output);
-    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create `{}`: {e}", dir.display()))?;
+    std::fs::create_dir_all(&dir).map_err(OutputError::create_dir(&dir))?;
     let path = dir.join("accounts.csv");
     // Streamed block by block: a million accounts would otherwise be a gigabyte of cells.
-    let write_err = |e: &dyn std::fmt::Display| format!("cannot write `{}`: {e}", path.display());
     // Chunks of rows are formatted on every core, then written in order.
     let header = to_csv::<&str>(&labels, &[])?;
-    let mut file = std::io::BufWriter::new(std::fs::File::create(&path).map_err(|e| write_err(&e))?);
-    file.write_all(header.as_bytes()).map_err(|e| write_err(&e))?;
+    let mut file = std::io::BufWriter::new(std::fs::File::create(&path).map_err(OutputError::write(&path))?);
+    file.write_all(header.as_bytes()).map_err(OutputError::write(&path))?;
     const BLOCK: usize = 64 * 1024;
     const CHUNK: usize = 4096;
     for start in (0..n).step_by(BLOCK) {
         let end = (start + BLOCK).min(n);
         let by_set = gather(&ordered[start..end]);
-        let parts: Vec<Result<Vec<u8>, String>> = (start..end)
+        let parts: Vec<Result<Vec<u8>, OutputError>> = (start..end)
             .step_by(CHUNK)
             .collect::<Vec<_>>()
             .into_par_iter()
             .map(|from| list_csv(&by_set, start, from, (from + CHUNK).min(end)))
             .collect();
         for part in parts {
-            file.write_all(&part?).map_err(|e| write_err(&e))?;
+            file.write_all(&part?).map_err(OutputError::write(&path))?;
         }
     }
-    file.flush().map_err(|e| write_err(&e))?;
+    file.flush().map_err(OutputError::write(&path))?;
     drop(file);
     tracing::debug!(rows = n, seconds = started.elapsed().as_secs_f64(), "Full list written.");
     let attached = n.min(report.attach_limit);
     let file_name = format!("{}-{}.csv", safe_file_name(&view.job.name), view.as_of);
     let attachment = if attached > 0 {
         let rows = list_csv(&gather(&ordered[..attached]), 0, 0, attached)?;
-        let rows = String::from_utf8(rows).map_err(|e| e.to_string())?;
+        let rows = String::from_utf8(rows)?;
         Some(Attachment {
             file_name: file_name.clone(),
             content_type: "text/csv".into(),

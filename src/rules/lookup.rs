@@ -87,19 +87,29 @@ impl Lookups {
     }
 }
 
-fn read_table(path: &Path) -> Result<Table, String> {
-    let mut reader = csv::Reader::from_path(path).map_err(|e| e.to_string())?;
-    let columns: Vec<String> =
-        reader.headers().map_err(|e| e.to_string())?.iter().map(|h| h.trim().to_string()).collect();
+/// Why a lookup table cannot be read.
+#[derive(Debug, thiserror::Error)]
+enum TableError {
+    #[error("{0}")]
+    Csv(#[from] csv::Error),
+    #[error("needs a key column and at least one value column")]
+    TooFewColumns,
+    #[error("line {line}: the key `{key}` appears twice")]
+    DuplicateKey { line: usize, key: String },
+}
+
+fn read_table(path: &Path) -> Result<Table, TableError> {
+    let mut reader = csv::Reader::from_path(path)?;
+    let columns: Vec<String> = reader.headers()?.iter().map(|h| h.trim().to_string()).collect();
     if columns.len() < 2 {
-        return Err("needs a key column and at least one value column".into());
+        return Err(TableError::TooFewColumns);
     }
     let mut rows = HashMap::new();
     for (i, record) in reader.records().enumerate() {
-        let record = record.map_err(|e| e.to_string())?;
+        let record = record?;
         let key = record.get(0).unwrap_or("").trim().to_string();
         if rows.contains_key(&key) {
-            return Err(format!("line {}: the key `{key}` appears twice", i + 2));
+            return Err(TableError::DuplicateKey { line: i + 2, key });
         }
         rows.insert(key, record.iter().skip(1).map(parse_value).collect());
     }

@@ -12,6 +12,15 @@ use rhai::{Dynamic, Scope};
 use crate::entity::display_value;
 use minijinja::Environment;
 
+/// Why a reason could not be written; recorded against the account's rule.
+#[derive(Debug, thiserror::Error)]
+pub enum ReasonError {
+    #[error("{0}")]
+    NoTemplate(minijinja::Error),
+    #[error("the reason could not be written: {0}")]
+    Render(minijinja::Error),
+}
+
 /// The template environment reasons and mail share: a fuel limit, so no template can run
 /// for ever, the `money` filter, and whole numbers written as such.
 pub fn environment() -> Environment<'static> {

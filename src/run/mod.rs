@@ -4,60 +4,27 @@
 //! started, every outcome is recorded in the store: a failure leaves the previous published
 //! results untouched, and errors on single accounts degrade the run instead of failing it.
 
+mod folder;
 pub mod plan;
+mod stages;
+
+pub use folder::{ENTITY_SNAPSHOT, RUN_ARTIFACT};
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use chrono::{NaiveDate, Utc};
 use serde_json::json;
 
+use crate::config::diagnostic::Diagnostic;
 use crate::config::diagnostic::Diagnostics;
 use crate::config::project::Project;
-use crate::mail::{Delivery, Transport};
-use crate::outputs::{RunView, render};
+use crate::mail::DeliveryError;
+use crate::outputs::OutputError;
 use crate::rules::RuleSetSources;
-use crate::rules::eval::Evaluator;
 use crate::run::plan::Plan;
-use crate::store::{Publication, Store};
-use crate::warehouse::{self, Reject, Warehouse, WarehouseError};
-
-/// The run's record for tools, beside the store row (schema: docs/run-artifact.md).
-pub const RUN_ARTIFACT: &str = "run.json";
-
-/// Writes `run.json`: status, timings per stage and rule set, row counts, rejects, warnings.
-fn write_artifact(path: &Path, r: &RunReport) -> std::io::Result<()> {
-    let seconds = |d: &Duration| (d.as_secs_f64() * 1000.0).round() / 1000.0;
-    let artifact = json!({
-        "schema_version": 1,
-        "run_id": r.run_id,
-        "job": r.job,
-        "as_of": r.as_of.to_string(),
-        "status": r.status.as_str(),
-        "error": r.error,
-        "started_at": r.started_at.to_rfc3339(),
-        "finished_at": Utc::now().to_rfc3339(),
-        "accounts": r.accounts,
-        "stages": r.stages.iter().map(|(s, d)| json!({"stage": s, "seconds": seconds(d)})).collect::<Vec<_>>(),
-        "rule_sets": r.rule_set_times.iter().map(|(s, d)| json!({"rule_set": s, "seconds": seconds(d)})).collect::<Vec<_>>(),
-        "row_counts": r.row_counts.iter().map(|(s, n)| json!({"source": s, "rows": n})).collect::<Vec<_>>(),
-        "rejects": r.rejects.iter().map(|x| json!({
-            "source": x.source, "file": x.file, "line": x.line, "column": x.column, "reason": x.reason, "raw": x.raw
-        })).collect::<Vec<_>>(),
-        "account_errors": r.account_errors.iter().map(|e| json!({
-            "rule_set": e.rule_set, "rule": e.rule, "account": e.account, "message": e.message
-        })).collect::<Vec<_>>(),
-        "warnings": r.warnings,
-        "mails": r.mails,
-    });
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    std::fs::write(path, serde_json::to_string_pretty(&artifact).unwrap_or_default() + "\n")
-}
-
-/// The entity rows of a run, kept beside it for `explain` and `diff`.
-pub const ENTITY_SNAPSHOT: &str = "entity.parquet";
+use crate::store::{Store, StoreError};
+use crate::warehouse::{PrepareError, Reject, WarehouseError};
 
 #[derive(Debug, Clone, Copy)]
 pub struct RunOptions {
@@ -103,7 +70,7 @@ pub struct RunReport {
     pub status: RunStatus,
     pub error: Option<String>,
     pub accounts: usize,
-    pub stages: Vec<(&'static str, Duration)>,
+    pub stages: Vec<(Stage, Duration)>,
     pub rule_set_times: Vec<(String, Duration)>,
     pub started_at: chrono::DateTime<Utc>,
     pub row_counts: Vec<(String, u64)>,
@@ -173,10 +140,11 @@ pub fn run_with_progress(
         }
     }
     tracing::info!(job = %plan.job.name, run_id = ?report.run_id, as_of = %options.as_of, "Run started.");
-    let result = execute(project, &plan, &store, options, &mut report, progress);
+    let result = stages::execute(project, &plan, &store, options, &mut report, progress);
     report.status = match result {
-        Err(message) => {
-            report.error = Some(message);
+        Err(failed) => {
+            tracing::debug!(stage = %failed.stage, error = ?failed.source, "A stage failed.");
+            report.error = Some(failed.to_string());
             RunStatus::Failed
         }
         Ok(()) if !report.account_errors.is_empty() || !report.warnings.is_empty() => RunStatus::Degraded,
@@ -206,7 +174,7 @@ pub fn run_with_progress(
     }
     if let Some(run_id) = report.run_id {
         let path = project.runs.join(run_id.to_string()).join(RUN_ARTIFACT);
-        if let Err(e) = write_artifact(&path, &report) {
+        if let Err(e) = folder::write_artifact(&path, &report) {
             tracing::warn!(path = %path.display(), error = %e, "Could not write the run artifact.");
         }
     }
@@ -221,257 +189,79 @@ pub fn run_with_progress(
     Ok(report)
 }
 
-fn execute(
-    project: &Project,
-    plan: &Plan,
-    store: &Store,
-    options: RunOptions,
-    report: &mut RunReport,
-    progress: &dyn Fn(&str),
-) -> Result<(), String> {
-    let run_dir = match report.run_id {
-        Some(id) => project.runs.join(id.to_string()),
-        None => project.runs.join("dry-run"),
-    };
-    std::fs::create_dir_all(&run_dir).map_err(|e| format!("cannot create `{}`: {e}", run_dir.display()))?;
-
-    progress("loading sources");
-    let started = Instant::now();
-    let spill = run_dir.join("spill");
-    std::fs::create_dir_all(&spill).map_err(|e| format!("cannot create `{}`: {e}", spill.display()))?;
-    let mut found = warehouse::Found::default();
-    let loaded = warehouse::load(
-        &project.warehouse,
-        &plan.job,
-        options.as_of,
-        Some(&spill),
-        warehouse::Sources::Loaded,
-        &mut found,
-    );
-    report.warnings.append(&mut found.warnings);
-    report.row_counts.append(&mut found.row_counts);
-    report.rejects.append(&mut found.rejects);
-    let warehouse = loaded.map_err(|e| e.to_string())?;
-    report.stages.push(("load", started.elapsed()));
-    memory("load");
-
-    progress("building features");
-    let started = Instant::now();
-    let entity = warehouse.build_entity(&plan.job, plan.schema.clone()).map_err(|e| match e {
-        WarehouseError::Feature(d) => format!("{} ({})", d.message, d.location()),
-        e => e.to_string(),
-    })?;
-    report.accounts = entity.len();
-    tracing::debug!(seconds = started.elapsed().as_secs_f64(), "Entity read.");
-    // The snapshot is written on a thread of its own beside the rules stage, at the lowest
-    // priority: it takes what the rules leave of the machine without slowing them. The run
-    // waits for it before publishing, in the publish stage.
-    let snapshot = report.run_id.map(|_| {
-        let (path, batch) = (run_dir.join(ENTITY_SNAPSHOT), entity.batch.clone());
-        std::thread::spawn(move || {
-            background_priority();
-            let started = Instant::now();
-            let written = crate::store::write_parquet(&path, &batch, true).map_err(|e| e.to_string());
-            tracing::debug!(seconds = started.elapsed().as_secs_f64(), "Entity snapshot written.");
-            written
-        })
-    });
-    report.stages.push(("features", started.elapsed()));
-    memory("features");
-    held(&warehouse, &entity);
-
-    progress("evaluating rules");
-    let started = Instant::now();
-    let previous = store.previous(&plan.job.name, options.as_of, plan.reads_prev()).map_err(|e| e.to_string())?;
-    let vector =
-        crate::rules::sql::Vectorise { conn: warehouse.connection(), schema: &plan.schema, lookups: &plan.lookups };
-    let evaluator = Evaluator { engine: &plan.engine, templates: &plan.templates, as_of: options.as_of };
-    let (outcomes, timings) = evaluator.evaluate_timed(
-        &plan.rule_sets,
-        &entity,
-        &previous,
-        // KEEPWELL_VECTORISE=off evaluates every expression in rhai: for comparing the paths.
-        (std::env::var("KEEPWELL_VECTORISE").as_deref() != Ok("off")).then_some(&vector),
-    );
-    report.rule_set_times = plan.rule_sets.iter().map(|s| s.name.clone()).zip(timings).collect();
-    for (set, results) in plan.rule_sets.iter().zip(&outcomes) {
-        for (row, e) in results.errors() {
-            report.account_errors.push(AccountError {
-                rule_set: set.name.clone(),
-                rule: e.rule.to_string(),
-                account: entity.keys[row].to_string(),
-                message: e.message.clone(),
-            });
-        }
-    }
-    report.stages.push(("rules", started.elapsed()));
-    memory("rules");
-    held(&warehouse, &entity);
-    // Nothing after the rules reads the warehouse: what it holds (the entity's table, its
-    // buffers) goes back to the system before the outcomes are published and mailed.
-    drop(warehouse);
-
-    if let Some(run_id) = report.run_id {
-        progress("publishing results");
-        let started = Instant::now();
-        if let Some(snapshot) = snapshot {
-            let waited = Instant::now();
-            snapshot.join().map_err(|_| "writing the entity snapshot failed".to_string())??;
-            tracing::debug!(seconds = waited.elapsed().as_secs_f64(), "Entity snapshot awaited.");
-        }
-        let publication = Publication {
-            run_id,
-            job: &plan.job.name,
-            as_of: options.as_of,
-            entity: &entity,
-            rule_sets: &plan.rule_sets,
-            outcomes: &outcomes,
-            previous: &previous,
-            name_column: plan.job.entity.name.as_deref(),
-            owner_column: plan.job.entity.owner.as_deref(),
-            arr_column: plan.job.entity.arr.as_deref(),
-            staging: &spill,
-        };
-        store.publish(&publication, &report.rejects).map_err(|e| e.to_string())?;
-        report.stages.push(("publish", started.elapsed()));
-        memory("publish");
-    }
-
-    progress("writing lists and mail");
-    let started = Instant::now();
-    let escalated = store.escalated(&plan.job.name).map_err(|e| e.to_string())?;
-    let mut history = std::collections::HashMap::new();
-    for output in &plan.outputs {
-        if let crate::outputs::Output::Summary(s) = output
-            && let Some(red) = s.report.as_ref().and_then(|r| r.red.as_ref().map(|g| (g, r.history)))
-        {
-            let (g, runs) = red;
-            let points = store
-                .grade_arr_history(&plan.job.name, &g.rule_set, &g.grade, options.as_of, runs)
-                .map_err(|e| e.to_string())?;
-            history.insert(s.name.clone(), points);
-        }
-    }
-    let view = RunView {
-        job: &plan.job,
-        run_id: report.run_id,
-        as_of: options.as_of,
-        entity: &entity,
-        rule_sets: &plan.rule_sets,
-        outcomes: &outcomes,
-        engine: &plan.engine,
-        templates: &plan.templates,
-        rule_errors: report.account_errors.len(),
-        rejects: report.rejects.len(),
-        warnings: &report.warnings,
-        escalated: &escalated,
-        previous: &previous,
-        history: &history,
-    };
-    // Mail goes out as it is rendered, a batch at a time, so the run never holds all of it.
-    let mut preview = Vec::new();
-    let mut delivery = None;
-    if !options.dry_run && !options.no_mail {
-        let transport = Transport::from_settings(&project.mail, &project.outbox).map_err(|e| e.to_string())?;
-        let from: lettre::message::Mailbox = project
-            .mail
-            .from
-            .parse()
-            .map_err(|e| format!("mail.from `{}` is not an address: {e}", project.mail.from))?;
-        delivery = Some(Delivery::start(store, transport, from, &plan.job.name, options.as_of, report.run_id)?);
-    }
-    let rendered = render(&view, &plan.outputs, &run_dir, &mut |mails| match delivery.as_mut() {
-        Some(d) => d.send(mails),
-        None if options.dry_run => {
-            preview.extend(mails);
-            Ok(())
-        }
-        None => Ok(()),
-    });
-    let rendered = match rendered {
-        Ok(rendered) => rendered,
-        Err(e) => {
-            // What went out before the failure is still reported.
-            if let Some(d) = delivery {
-                report.mails = d.sent;
-                report.warnings.extend(unsent(&d.failed));
-            }
-            return Err(e);
-        }
-    };
-    report.warnings.extend(rendered.warnings);
-    report.files = rendered.files;
-    let delivering = delivery.as_ref().map_or(Duration::ZERO, |d| d.busy);
-    report.stages.push(("outputs", started.elapsed().saturating_sub(delivering)));
-    // What is left reads none of the accounts' data: it goes back before the escalations
-    // are recorded (at 1M accounts about 0.75 GB, where the store's upsert needs 0.1 GB).
-    drop((entity, outcomes, previous, escalated, history));
-    memory("outputs");
-
-    if options.dry_run {
-        report.preview = preview;
-        return Ok(());
-    }
-    let Some(mut delivery) = delivery else {
-        return Ok(());
-    };
-    progress("delivering mail");
-    let started = Instant::now();
-    delivery.finish()?;
-    report.mails = std::mem::take(&mut delivery.sent);
-    report.mails_already_sent = delivery.already_sent;
-    report.warnings.extend(unsent(&delivery.failed));
-    tracing::debug!(seconds = delivery.busy.as_secs_f64(), mails = report.mails.len(), "Mail delivered.");
-    store.record_escalated(&plan.job.name, options.as_of, &rendered.escalated, &spill).map_err(|e| e.to_string())?;
-    tracing::debug!(
-        seconds = started.elapsed().as_secs_f64(),
-        accounts = rendered.escalated.len(),
-        "Escalations recorded."
-    );
-    // Mail was written while outputs rendered: its time counts here.
-    report.stages.push(("deliver", started.elapsed() + delivering));
-    memory("deliver");
-    Ok(())
+/// The stages of a run, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Stage {
+    Load,
+    Features,
+    Rules,
+    Publish,
+    Outputs,
+    Deliver,
 }
 
-/// The warnings for mail that could not be sent.
-fn unsent(failed: &[String]) -> impl Iterator<Item = String> + '_ {
-    failed.iter().map(|f| format!("mail not sent, kept in the outbox: {f}"))
-}
-
-/// Logs what the warehouse and the entity hold (debug level).
-fn held(warehouse: &Warehouse, entity: &crate::entity::Entity) {
-    if !tracing::enabled!(tracing::Level::DEBUG) {
-        return;
+impl Stage {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::Load => "load",
+            Stage::Features => "features",
+            Stage::Rules => "rules",
+            Stage::Publish => "publish",
+            Stage::Outputs => "outputs",
+            Stage::Deliver => "deliver",
+        }
     }
-    let used: Option<i64> = warehouse
-        .connection()
-        .query_row("SELECT sum(memory_usage_bytes)::BIGINT FROM duckdb_memory()", [], |r| r.get(0))
-        .ok();
-    let entity_mb = entity.batch.get_array_memory_size() / 1_000_000;
-    tracing::debug!(warehouse_mb = used.unwrap_or(0) / 1_000_000, entity_mb, "Memory held.");
-}
 
-/// Lowers the calling thread to the lowest scheduling priority (nice 19), where the system
-/// allows it: its work then waits for cores the rest of the run leaves idle.
-fn background_priority() {
-    #[cfg(target_os = "linux")]
-    if let Err(e) = rustix::process::setpriority_process(Some(rustix::thread::gettid()), 19) {
-        tracing::debug!(error = %e, "The thread's priority stays as it is.");
+    /// Wraps an error of this stage.
+    fn failed(self) -> impl FnOnce(RunError) -> StageFailed {
+        move |source| StageFailed { stage: self, source: Box::new(source) }
     }
 }
 
-/// Logs the process's resident memory at the end of a stage (debug level), from
-/// /proc/self/status where there is one.
-fn memory(stage: &str) {
-    if !tracing::enabled!(tracing::Level::DEBUG) {
-        return;
+impl std::fmt::Display for Stage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let field = |name: &str| {
-        status.lines().find(|l| l.starts_with(name)).and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
-    };
-    if let (Some(rss), Some(peak)) = (field("VmRSS:"), field("VmHWM:")) {
-        tracing::debug!(stage, rss_mb = rss / 1024, peak_mb = peak / 1024, "Memory after the stage.");
+}
+
+/// A started run that failed: the stage, and why. It reads as its cause.
+#[derive(Debug, thiserror::Error)]
+#[error("{source}")]
+pub struct StageFailed {
+    pub stage: Stage,
+    pub source: Box<RunError>,
+}
+
+/// Why a stage failed, with the stage's own error as the source.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("cannot create `{}`: {source}", path.display())]
+    Folder { path: PathBuf, source: std::io::Error },
+    #[error(transparent)]
+    Prepare(#[from] PrepareError),
+    /// A feature view failed: its message and where it is.
+    #[error("{} ({})", .0.message, .0.location())]
+    Feature(Box<Diagnostic>),
+    #[error(transparent)]
+    Warehouse(WarehouseError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Output(#[from] OutputError),
+    #[error(transparent)]
+    Delivery(#[from] DeliveryError),
+    #[error("mail.from `{from}` is not an address: {source}")]
+    Sender { from: String, source: lettre::address::AddressError },
+    #[error("writing the entity snapshot failed")]
+    SnapshotThread,
+}
+
+impl From<WarehouseError> for RunError {
+    fn from(e: WarehouseError) -> Self {
+        match e {
+            WarehouseError::Feature(d) => RunError::Feature(d),
+            e => RunError::Warehouse(e),
+        }
     }
 }

@@ -12,7 +12,7 @@ mod runs;
 
 pub use escalations::{Escalated, EscalatedMap, state_digest, state_text};
 pub use history::StoredOutcome;
-pub use outbox::{OutboxMail, QueuedMail};
+pub use outbox::{Attempt, OutboxMail, QueuedMail};
 pub use publish::{Publication, write_parquet};
 pub use runs::RunRecord;
 

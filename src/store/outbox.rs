@@ -6,6 +6,10 @@ use duckdb::params;
 
 use super::{Store, StoreError};
 
+/// How one attempt to send a mail went: where it was delivered, or why it was not (kept as
+/// the row's `last_error`). The error is the sender's own; the store only records its text.
+pub type Attempt = Result<String, Box<dyn std::error::Error + Send + Sync>>;
+
 /// A mail in the store's outbox: one per job, day, output and recipient, so a rerun of the
 /// same day never sends the same mail twice.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -101,7 +105,7 @@ impl Store {
         as_of: NaiveDate,
         run_id: Option<i64>,
         sender: &str,
-        mails: &[(QueuedMail, Result<String, String>)],
+        mails: &[(QueuedMail, Attempt)],
     ) -> Result<(), StoreError> {
         if mails.is_empty() {
             return Ok(());
@@ -113,9 +117,9 @@ impl Store {
         let mut appender = self.conn.appender("kw_delivered")?;
         for (m, result) in mails {
             let to = serde_json::to_string(&m.to).unwrap_or_else(|_| "[]".into());
-            let (ok, detail, message): (bool, &str, &[u8]) = match result {
-                Ok(path) => (true, path, &[]),
-                Err(e) => (false, e, &m.message),
+            let (ok, detail, message): (bool, String, &[u8]) = match result {
+                Ok(path) => (true, path.clone(), &[]),
+                Err(e) => (false, e.to_string(), &m.message),
             };
             appender.append_row(params![m.output, m.recipient, m.subject, to, message, ok, detail])?;
         }
@@ -176,7 +180,7 @@ impl Store {
     }
 
     /// Records the outcome of delivery attempts, all in one statement.
-    pub fn mark(&self, attempts: &[(&OutboxMail, Result<String, String>)]) -> Result<(), StoreError> {
+    pub fn mark(&self, attempts: &[(&OutboxMail, Attempt)]) -> Result<(), StoreError> {
         if attempts.is_empty() {
             return Ok(());
         }
@@ -187,8 +191,8 @@ impl Store {
         let mut appender = self.conn.appender("kw_marks")?;
         for (m, result) in attempts {
             let (ok, detail) = match result {
-                Ok(to) => (true, to),
-                Err(e) => (false, e),
+                Ok(to) => (true, to.clone()),
+                Err(e) => (false, e.to_string()),
             };
             appender.append_row(params![m.job, m.as_of, m.output, m.recipient, ok, detail])?;
         }

@@ -505,7 +505,7 @@ impl Warehouse {
             RecordBatch::try_new(schema_ref, columns).map_err(failed)?
         };
         Entity::new(&spec.key, schema, batch)
-            .map_err(|message| WarehouseError::Load { source_name: spec.view.clone(), message })
+            .map_err(|e| WarehouseError::Load { source_name: spec.view.clone(), message: e.to_string() })
     }
 }
 

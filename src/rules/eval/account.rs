@@ -13,6 +13,7 @@ use crate::rules::compile::{AS_OF, PREV};
 use crate::rules::engine::number;
 use crate::rules::outcomes::{Outcome, OutcomeRef, RuleError, ScriptResult, script_outcome};
 use crate::rules::previous::{PrevOutcome, Previous, grade_since};
+use crate::rules::reason::ReasonError;
 use crate::rules::{Class, Expr, Measure, Points, Rule, RuleSet, Scoring};
 
 impl Evaluator<'_> {
@@ -88,7 +89,7 @@ impl Evaluator<'_> {
             },
         };
         match rule.reason.as_ref().map(|name| self.reason(ctx, name, scope, points)) {
-            Some(Err(message)) => (RuleStatus::Error(message), 0.0, None),
+            Some(Err(e)) => (RuleStatus::Error(e.to_string()), 0.0, None),
             Some(Ok(text)) => (RuleStatus::Fired, points, Some(text)),
             None => (RuleStatus::Fired, points, None),
         }
@@ -135,7 +136,7 @@ impl Evaluator<'_> {
                         None
                     };
                     match reason {
-                        Some(Err(message)) => (RuleStatus::Error(message), score, None),
+                        Some(Err(e)) => (RuleStatus::Error(e.to_string()), score, None),
                         Some(Ok(text)) => {
                             // The reason is kept twice only for `explain`.
                             let shown = trace.is_some().then(|| text.clone());
@@ -220,7 +221,7 @@ impl Evaluator<'_> {
         for c in classes {
             let (status, reason) = match self.condition(ctx, &c.when, scope) {
                 Ok(Some(true)) => match c.reason.as_ref().map(|n| self.reason(ctx, n, scope, 0.0)) {
-                    Some(Err(message)) => (RuleStatus::Error(message), None),
+                    Some(Err(e)) => (RuleStatus::Error(e.to_string()), None),
                     Some(Ok(text)) => (RuleStatus::Fired, Some(text)),
                     None => (RuleStatus::Fired, None),
                 },
@@ -256,7 +257,7 @@ impl Evaluator<'_> {
         if let Some(name) = reason {
             match self.reason(ctx, name, scope, 0.0) {
                 Ok(text) => outcome.reasons.push(text),
-                Err(message) => outcome.errors.push(RuleError { rule: Arc::from("default"), message }),
+                Err(e) => outcome.errors.push(RuleError { rule: Arc::from("default"), message: e.to_string() }),
             }
         }
         outcome
@@ -318,7 +319,7 @@ impl Evaluator<'_> {
         name: &str,
         scope: &mut Scope<'static>,
         points: f64,
-    ) -> Result<String, String> {
+    ) -> Result<String, ReasonError> {
         let vars = vars_of(ctx.set, name);
         self.ensure(ctx, scope, vars);
         if let Some(parts) = ctx.set.reason_parts.get(name)
@@ -362,8 +363,8 @@ impl Evaluator<'_> {
         vars: &[String],
         scope: &Scope<'static>,
         points: f64,
-    ) -> Result<String, String> {
-        let template = self.templates.get_template(name).map_err(|e| e.to_string())?;
+    ) -> Result<String, ReasonError> {
+        let template = self.templates.get_template(name).map_err(ReasonError::NoTemplate)?;
         // Plain text (most class reasons) needs no rendering.
         let source = template.source();
         if !source.contains(['{', '\n']) {
@@ -372,7 +373,7 @@ impl Evaluator<'_> {
         let mut ctx: std::collections::BTreeMap<String, minijinja::Value> =
             vars.iter().filter_map(|v| scope.get(v).map(|value| (v.clone(), to_template_value(value)))).collect();
         ctx.insert("points".into(), to_template_value(&Dynamic::from_float(points)));
-        template.render(ctx).map_err(|e| format!("the reason could not be written: {e}"))
+        template.render(ctx).map_err(ReasonError::Render)
     }
 
     pub(super) fn fill_scope(

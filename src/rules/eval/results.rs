@@ -3,10 +3,11 @@
 //! result and `as_of`, and are compiled and checked like rules (`rules::compile`).
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use chrono::NaiveDate;
 use rayon::prelude::*;
-use rhai::{Dynamic, Engine, Map, Scope};
+use rhai::{Dynamic, Engine, EvalAltResult, Map, Scope};
 
 use crate::entity::Entity;
 use crate::rules::compile::AS_OF;
@@ -26,17 +27,21 @@ pub struct Results<'a> {
     pub engine: &'a Engine,
 }
 
+/// Whether a condition holds for one account, or why it could not be evaluated (shared by
+/// the accounts a grades-only condition is evaluated once for).
+pub type Condition = Result<bool, Arc<EvalAltResult>>;
+
 /// Whether `when` holds for each account (or why it failed). A condition that reads nothing
 /// but rule sets' grades is evaluated once per combination of grades rather than once per
 /// account: there are a handful of combinations and a million accounts.
-pub fn evaluate_condition(view: &Results, when: &Expr) -> Vec<Result<bool, String>> {
+pub fn evaluate_condition(view: &Results, when: &Expr) -> Vec<Condition> {
     let reads = reads_of([when]);
     let plan = reads.plan(view);
     let run = |scope: &mut Scope<'static>, row: usize| {
         fill_scope(scope, view, row, &plan);
         match view.engine.eval_ast_with_scope::<Dynamic>(scope, &when.ast) {
             Ok(v) => Ok(v.as_bool().unwrap_or(false)),
-            Err(e) => Err(e.to_string()),
+            Err(e) => Err(Arc::from(e)),
         }
     };
     let grades_only = plan.columns.is_empty()
@@ -45,7 +50,7 @@ pub fn evaluate_condition(view: &Results, when: &Expr) -> Vec<Result<bool, Strin
     if !grades_only {
         return (0..view.entity.len()).into_par_iter().map_init(Scope::new, |scope, row| run(scope, row)).collect();
     }
-    let mut known: HashMap<Vec<Option<&str>>, Result<bool, String>> = HashMap::new();
+    let mut known: HashMap<Vec<Option<&str>>, Condition> = HashMap::new();
     let mut key: Vec<Option<&str>> = Vec::with_capacity(plan.sets.len());
     let mut scope = Scope::new();
     (0..view.entity.len())

@@ -173,6 +173,24 @@ pub fn evaluate(
     }
 }
 
+/// Why a rule set's SQL could not give its columns; the set then runs in rhai, which
+/// records any error against the account it belongs to.
+#[derive(Debug, thiserror::Error)]
+pub enum SqlError {
+    #[error("the warehouse failed: {0}")]
+    DuckDb(#[from] duckdb::Error),
+    #[error("a rule set this one reads was not evaluated")]
+    DependencyMissing,
+    #[error("{got} rows instead of {expected}")]
+    Rows { got: usize, expected: usize },
+    #[error("a result column is missing")]
+    MissingColumn,
+    #[error("a result column holds values of more than one kind")]
+    Mixed,
+    #[error("unexpected result type {0}")]
+    Type(DataType),
+}
+
 pub(super) fn run(
     conn: &Connection,
     t: &Translator,
@@ -181,15 +199,14 @@ pub(super) fn run(
     done: &[(&str, &SetOutcomes)],
     rows: usize,
     uploaded: &mut BTreeSet<String>,
-) -> Result<Columns, String> {
-    let err = |e: duckdb::Error| e.to_string();
+) -> Result<Columns, SqlError> {
     let mut joins = String::new();
     for (dep, field) in &t.deps_used {
         let table = dep_table(dep, field);
         if !uploaded.contains(&table) {
-            let outcomes = done.iter().find(|(n, _)| n == dep).map(|(_, o)| *o).ok_or("dependency not evaluated")?;
+            let outcomes = done.iter().find(|(n, _)| n == dep).map(|(_, o)| *o).ok_or(SqlError::DependencyMissing)?;
             let started = std::time::Instant::now();
-            upload_field(conn, &table, field, outcomes).map_err(err)?;
+            upload_field(conn, &table, field, outcomes)?;
             tracing::debug!(rule_set = %dep, field = %field, seconds = started.elapsed().as_secs_f64(), "Results uploaded for the sets that read them.");
             uploaded.insert(table.clone());
         }
@@ -229,9 +246,9 @@ pub(super) fn run(
     // back out of order without it (the bench's check against the SQL baseline caught it).
     let sql = format!("SELECT {} FROM kw_entity e{joins} ORDER BY e.rowid", select.join(", "));
     tracing::trace!(sql = %sql, "Rule set query.");
-    let mut stmt = conn.prepare(&sql).map_err(err)?;
+    let mut stmt = conn.prepare(&sql)?;
     let mut batches = Vec::new();
-    crate::warehouse::for_each_batch(&mut stmt, [], |batch| batches.push(batch)).map_err(err)?;
+    crate::warehouse::for_each_batch(&mut stmt, [], |batch| batches.push(batch))?;
     let mut columns = (0..results).map(|i| {
         let mut column = None;
         for batch in &batches {
@@ -240,75 +257,75 @@ pub(super) fn run(
         let column = column.unwrap_or(Column::Bool(Vec::new()));
         match column.len() {
             len if len == rows => Ok(column),
-            len => Err(format!("{len} rows instead of {rows}")),
+            len => Err(SqlError::Rows { got: len, expected: rows }),
         }
     });
     let mut by_expr = Vec::with_capacity(selected.len());
     for group in &masks {
-        let words = match columns.next().ok_or("missing column")?? {
+        let words = match columns.next().ok_or(SqlError::MissingColumn)?? {
             Column::Masks(words) => Arc::new(words),
             empty if empty.len() == 0 => Arc::new(Vec::new()),
-            _ => return Err("a column of masks expected".into()),
+            _ => return Err(SqlError::Mixed),
         };
         for (bit, (e, _, _)) in group.iter().enumerate() {
             by_expr.push((key(e), Column::Bit(words.clone(), bit as u32)));
         }
     }
     for (e, _, _) in values {
-        by_expr.push((key(e), columns.next().ok_or("missing column")??));
+        by_expr.push((key(e), columns.next().ok_or(SqlError::MissingColumn)??));
     }
     let script = match script {
         Some(s) => Some(ScriptColumns {
-            score: s.score.as_ref().map(|_| columns.next().ok_or("missing column")).transpose()?.transpose()?,
-            grade: s.grade.as_ref().map(|_| columns.next().ok_or("missing column")).transpose()?.transpose()?,
+            score: s.score.as_ref().map(|_| columns.next().ok_or(SqlError::MissingColumn)).transpose()?.transpose()?,
+            grade: s.grade.as_ref().map(|_| columns.next().ok_or(SqlError::MissingColumn)).transpose()?.transpose()?,
             lists: s
                 .lists
                 .iter()
-                .map(|(field, _)| Ok((*field, columns.next().ok_or("missing column")??)))
-                .collect::<Result<_, String>>()?,
+                .map(|(field, _)| Ok((*field, columns.next().ok_or(SqlError::MissingColumn)??)))
+                .collect::<Result<_, SqlError>>()?,
         }),
         None => None,
     };
     Ok(Columns { by_expr, script })
 }
 
-pub(super) fn append(column: &mut Option<Column>, a: &dyn Array) -> Result<(), String> {
+pub(super) fn append(column: &mut Option<Column>, a: &dyn Array) -> Result<(), SqlError> {
     match a.data_type() {
         DataType::Boolean => {
             let a = a.as_boolean();
             let Column::Bool(v) = column.get_or_insert_with(|| Column::Bool(Vec::new())) else {
-                return Err("mixed".into());
+                return Err(SqlError::Mixed);
             };
             v.extend((0..a.len()).map(|i| a.is_valid(i) && a.value(i)));
         }
         DataType::UInt64 => {
             let a = a.as_primitive::<duckdb::arrow::datatypes::UInt64Type>();
             let Column::Masks(v) = column.get_or_insert_with(|| Column::Masks(Vec::new())) else {
-                return Err("mixed".into());
+                return Err(SqlError::Mixed);
             };
             v.extend((0..a.len()).map(|i| if a.is_valid(i) { a.value(i) } else { 0 }));
         }
         DataType::Float64 => {
             let a = a.as_primitive::<duckdb::arrow::datatypes::Float64Type>();
             let Column::Number(v) = column.get_or_insert_with(|| Column::Number(Vec::new())) else {
-                return Err("mixed".into());
+                return Err(SqlError::Mixed);
             };
             v.extend((0..a.len()).map(|i| a.is_valid(i).then(|| a.value(i))));
         }
         DataType::Utf8 => {
             let a = a.as_string::<i32>();
             let Column::Text(v) = column.get_or_insert_with(|| Column::Text(Vec::new())) else {
-                return Err("mixed".into());
+                return Err(SqlError::Mixed);
             };
             v.extend((0..a.len()).map(|i| a.is_valid(i).then(|| a.value(i).to_string())));
         }
         DataType::List(_) => {
             let a = a.as_list::<i32>();
             let Column::List(v) = column.get_or_insert_with(|| Column::List(Vec::new())) else {
-                return Err("mixed".into());
+                return Err(SqlError::Mixed);
             };
             // Read through the offsets: slicing each row's list allocates.
-            let items = a.values().as_string_opt::<i32>().ok_or("a list of text expected")?;
+            let items = a.values().as_string_opt::<i32>().ok_or(SqlError::Mixed)?;
             let offsets = a.value_offsets();
             v.reserve(a.len());
             for i in 0..a.len() {
@@ -322,11 +339,11 @@ pub(super) fn append(column: &mut Option<Column>, a: &dyn Array) -> Result<(), S
         DataType::Null => {
             // An all-NULL column (`CAST(NULL AS ..)` folded away): missing everywhere.
             let Column::Number(v) = column.get_or_insert_with(|| Column::Number(Vec::new())) else {
-                return Err("mixed".into());
+                return Err(SqlError::Mixed);
             };
             v.extend((0..a.len()).map(|_| None));
         }
-        other => return Err(format!("unexpected result type {other}")),
+        other => return Err(SqlError::Type(other.clone())),
     }
     Ok(())
 }
