@@ -162,3 +162,59 @@ fn a_cycle_stops_run_too_with_exit_code_2() {
     );
     assert!(!p.path().join(".keepwell/keepwell.duckdb").exists());
 }
+
+#[test]
+fn json_gives_each_diagnostic_with_its_code_and_place() {
+    let p = Project::new(&[]);
+    let original = std::fs::read_to_string(p.path().join("rules/risk.yaml")).expect("read");
+    p.write("rules/risk.yaml", &original.replacen("when: industry in", "when: industy in", 1));
+    let out = p.keepwell(&["check", "--format", "json"]);
+    assert_eq!((out.code, out.stderr.as_str()), (2, ""));
+    let doc: serde_json::Value = serde_json::from_str(&out.stdout).expect("one JSON document");
+    assert_eq!(
+        doc,
+        serde_json::json!({
+            "jobs": 1,
+            "rule_sets": 2,
+            "errors": 1,
+            "warnings": 0,
+            "diagnostics": [{
+                "code": "KW012",
+                "severity": "error",
+                "message": "unknown column `industy` in rule `hard_hit_industry` of rule set `risk`",
+                "file": "rules/risk.yaml",
+                "line": 7,
+                "column": 11,
+                "end": { "line": 7, "column": 18 },
+                "hint": "did you mean `industry`?"
+            }]
+        })
+    );
+}
+
+#[test]
+fn json_and_snippets_give_the_same_codes_for_every_case() {
+    for (case, file, find, replace) in CASES {
+        let p = Project::new(&[]);
+        let original = std::fs::read_to_string(p.path().join(file)).expect("read");
+        let edited = if *find == "*" { replace.to_string() } else { original.replacen(find, replace, 1) };
+        p.write(file, &edited);
+        for (_, path, text) in EXTRA_FILES.iter().filter(|(c, _, _)| c == case) {
+            p.write(path, text);
+        }
+        let human = p.keepwell(&["check"]);
+        let json = p.keepwell(&["check", "--format", "json"]);
+        assert_eq!(human.code, json.code, "case {case}");
+        let shown: Vec<String> =
+            human.stderr.lines().filter_map(|l| Some(l.split_once("= code: ")?.1.to_string())).collect();
+        let doc: serde_json::Value = serde_json::from_str(&json.stdout).expect("JSON");
+        let given: Vec<String> = doc["diagnostics"]
+            .as_array()
+            .expect("diagnostics")
+            .iter()
+            .map(|d| d["code"].as_str().expect("a code").to_string())
+            .collect();
+        assert!(!given.is_empty(), "case {case} reports nothing");
+        assert_eq!(shown, given, "case {case}");
+    }
+}

@@ -40,3 +40,13 @@ fn the_reference_examples_check_clean_and_their_tests_pass() {
     assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
     assert!(out.stdout.ends_with(&format!("\n{tests} passed, 0 failed\n")), "{}", out.stdout);
 }
+
+#[test]
+fn every_diagnostic_code_is_documented_once_with_its_title() {
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/diagnostics.md"))
+        .expect("docs/diagnostics.md");
+    let headings: Vec<&str> = doc.lines().filter_map(|l| l.strip_prefix("## ")).collect();
+    let expected: Vec<String> =
+        keepwell::config::diagnostic::Code::ALL.iter().map(|c| format!("{} {}", c.as_str(), c.title())).collect();
+    assert_eq!(headings, expected);
+}

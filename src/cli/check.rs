@@ -10,6 +10,16 @@ use crate::run::plan::Plan;
 pub struct Args {
     /// Only this job (name or path); default: every job in jobs/.
     job: Option<String>,
+    /// `human`: snippets on stderr; `json`: one JSON document on stdout for editors and CI
+    /// (every diagnostic's code, severity, message, file, line, column, end and hint).
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    format: Format,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Human,
+    Json,
 }
 
 pub fn execute(project: &Project, args: &Args) -> ExitStatus {
@@ -25,6 +35,18 @@ pub fn execute(project: &Project, args: &Args) -> ExitStatus {
         }
     }
     let diags = dedup(diags).sorted();
+    let status = if diags.has_errors() { ExitStatus::Config } else { ExitStatus::Success };
+    if args.format == Format::Json {
+        let doc = serde_json::json!({
+            "jobs": jobs.len(),
+            "rule_sets": rules.sets.len(),
+            "errors": diags.errors(),
+            "warnings": diags.warnings(),
+            "diagnostics": diags.to_json(),
+        });
+        println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+        return status;
+    }
     if !diags.is_empty() {
         eprintln!("{diags}");
     }
@@ -41,11 +63,10 @@ pub fn execute(project: &Project, args: &Args) -> ExitStatus {
     );
     if diags.has_errors() {
         eprintln!("{summary}");
-        ExitStatus::Config
     } else {
         println!("{summary}");
-        ExitStatus::Success
     }
+    status
 }
 
 /// Several jobs share rule sets; report each problem once.

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::config::diagnostic::Code;
 use crate::config::diagnostic::{Diagnostic, Diagnostics, SourceFile};
 use crate::config::yaml;
 
@@ -120,9 +121,12 @@ impl Project {
                     Some("none") => TlsMode::None,
                     Some(other) => {
                         return Err(Diagnostics(vec![
-                            Diagnostic::error(file.start(), format!("unknown mail.smtp.tls mode `{other}`")).with_hint(
-                                "use `starttls` (port 587), `implicit` (port 465) or `none` (a local relay)",
-                            ),
+                            Diagnostic::error(
+                                Code::UnknownValue,
+                                file.start(),
+                                format!("unknown mail.smtp.tls mode `{other}`"),
+                            )
+                            .with_hint("use `starttls` (port 587), `implicit` (port 465) or `none` (a local relay)"),
                         ]));
                     }
                 };

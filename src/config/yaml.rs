@@ -8,6 +8,7 @@ use std::path::Path;
 use serde::de::DeserializeOwned;
 use serde_saphyr::{Options, Spanned};
 
+use crate::config::diagnostic::Code;
 use crate::config::diagnostic::{Diagnostic, SourceFile, Span};
 
 /// Parse options shared by every keepwell YAML file: `no` stays a string, duplicate keys
@@ -22,7 +23,11 @@ fn options() -> Options {
 /// Reads and parses `path`, or returns one located diagnostic.
 pub fn read<T: DeserializeOwned>(path: &Path, display: &str) -> Result<(T, SourceFile), Box<Diagnostic>> {
     let text = std::fs::read_to_string(path).map_err(|e| {
-        Box::new(Diagnostic::error(Span::file_only(display, path), format!("cannot read `{display}`: {e}")))
+        Box::new(Diagnostic::error(
+            Code::Unreadable,
+            Span::file_only(display, path),
+            format!("cannot read `{display}`: {e}"),
+        ))
     })?;
     let file = SourceFile::new(display, path, text);
     let value = parse(&file)?;
@@ -41,7 +46,7 @@ pub fn parse<T: DeserializeOwned>(file: &SourceFile) -> Result<T, Box<Diagnostic
             Some((field, _)) => crate::config::diagnostic::Span { len: field.chars().count(), ..span },
             None => span,
         };
-        Box::new(Diagnostic::error(span, message))
+        Box::new(Diagnostic::error(Code::Yaml, span, message))
     })
 }
 

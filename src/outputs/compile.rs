@@ -6,6 +6,7 @@ use std::path::Path;
 use minijinja::Environment;
 use rhai::Engine;
 
+use crate::config::diagnostic::Code;
 use crate::config::diagnostic::{Diagnostic, Diagnostics, SourceFile};
 use crate::config::job::Job;
 use crate::config::job::raw::{RawColumn, RawEscalation, RawOutput, RawSummary};
@@ -42,6 +43,7 @@ pub fn load_templates(root: &Path, env: &mut Environment<'static>) -> Diagnostic
                 None => crate::config::diagnostic::Span::none(),
             };
             diags.push(Diagnostic::error(
+                Code::Template,
                 span,
                 format!("template `{name}` does not parse: {}", e.detail().unwrap_or("syntax error")),
             ));
@@ -130,6 +132,7 @@ pub(super) fn escalation(
             None => {
                 diags.push(
                     Diagnostic::error(
+                        Code::Duration,
                         yaml::span_of(&job.file, r, r.value.len()),
                         format!("`{}` is not a duration", r.value),
                     )
@@ -214,6 +217,7 @@ pub(super) fn template_override(
         Err(e) => {
             diags.push(
                 Diagnostic::error(
+                    Code::Template,
                     yaml::span_of(file, text, 1),
                     format!("subject `{}` does not parse: {}", text.value, e.detail().unwrap_or("syntax error")),
                 )

@@ -15,6 +15,7 @@ use rhai::{Dynamic, Engine, Scope};
 use super::charts::{self, Layout, Series};
 use super::{Attachment, Inline};
 use super::{OutputError, RunView, compile_collecting, safe_file_name, to_csv};
+use crate::config::diagnostic::Code;
 use crate::config::diagnostic::{Diagnostic, Diagnostics, did_you_mean};
 use crate::config::job::Job;
 use crate::config::job::raw::{RawGradeRef, RawReport};
@@ -81,6 +82,7 @@ pub fn compile(
             return None;
         }
         let mut d = Diagnostic::error(
+            Code::UnknownRuleSet,
             yaml::span_of(file, v, name.len()),
             format!("the report reads rule set `{name}`, which this job does not run"),
         );
@@ -103,6 +105,7 @@ pub fn compile(
         let grades = compiled.grade_names();
         if !grades.iter().any(|x| **x == *g.grade.value) {
             let mut d = Diagnostic::error(
+                Code::UnknownGrade,
                 yaml::span_of(file, &g.grade, g.grade.value.len()),
                 format!("rule set `{rule_set}` has no grade `{}`", g.grade.value),
             );
@@ -127,7 +130,7 @@ pub fn compile(
                     }
                     None => format!("the entity has no column `{}` for renewals", r.value),
                 };
-                let mut d = Diagnostic::error(yaml::span_of(file, r, r.value.len()), message);
+                let mut d = Diagnostic::error(Code::UnknownColumn, yaml::span_of(file, r, r.value.len()), message);
                 if let Some(h) = did_you_mean(&r.value, schema.names()) {
                     d = d.with_hint(h);
                 }

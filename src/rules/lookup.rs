@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use rhai::{Dynamic, Engine};
 
+use crate::config::diagnostic::Code;
 use crate::config::diagnostic::{Diagnostic, Diagnostics, Span};
 
 #[derive(Debug, Clone, Default)]
@@ -55,6 +56,7 @@ impl Lookups {
                     lookups.tables.insert(name, table);
                 }
                 Err(message) => diags.push(Diagnostic::error(
+                    Code::Lookup,
                     Span::file_only(&display, &path),
                     format!("lookup table `{display}`: {message}"),
                 )),

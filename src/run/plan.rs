@@ -8,6 +8,7 @@ use chrono::NaiveDate;
 use minijinja::Environment;
 use rhai::Engine;
 
+use crate::config::diagnostic::Code;
 use crate::config::diagnostic::{Diagnostic, Diagnostics, did_you_mean};
 use crate::config::job::Job;
 use crate::config::project::Project;
@@ -74,7 +75,7 @@ fn entity_schema(project: &Project, job: &Job, as_of: NaiveDate, diags: &mut Dia
             return None;
         }
         Err(e) => {
-            diags.push(Diagnostic::error(job.file.start(), e.to_string()));
+            diags.push(Diagnostic::error(Code::Warehouse, job.file.start(), e.to_string()));
             return None;
         }
     };
@@ -86,6 +87,7 @@ fn entity_schema(project: &Project, job: &Job, as_of: NaiveDate, diags: &mut Dia
         Ok(s) => s,
         Err(e) => {
             diags.push(Diagnostic::error(
+                Code::EntityView,
                 job.entity.span.clone(),
                 format!("cannot read the entity view `{}`: {e}", job.entity.view),
             ));
@@ -96,6 +98,7 @@ fn entity_schema(project: &Project, job: &Job, as_of: NaiveDate, diags: &mut Dia
         if schema.get(column).is_none() {
             diags.push(
                 Diagnostic::error(
+                    Code::UnknownColumn,
                     span.clone(),
                     format!("the entity view `{}` has no column `{column}`", job.entity.view),
                 )

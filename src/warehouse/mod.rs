@@ -15,6 +15,7 @@ use duckdb::arrow::record_batch::RecordBatch;
 use duckdb::{Connection, Statement};
 use rayon::prelude::*;
 
+use crate::config::diagnostic::Code;
 use crate::config::diagnostic::{Diagnostic, SourceFile, did_you_mean};
 use crate::config::job::{EntitySpec, Feature, Format, Source};
 use crate::config::project::WarehouseSettings;
@@ -115,6 +116,7 @@ impl Warehouse {
             if let Err(e) = self.conn.execute_batch(&format!("SELECT CAST(NULL AS {})", c.sql_type)) {
                 return Err(Box::new(
                     Diagnostic::error(
+                        Code::ColumnType,
                         c.span.clone(),
                         format!(
                             "`{}` is not a DuckDB type (column `{}` of source `{}`)",
@@ -128,6 +130,7 @@ impl Warehouse {
         let cols: Vec<String> = source.columns.iter().map(|c| format!("{} {}", ident(&c.name), c.sql_type)).collect();
         self.conn.execute_batch(&format!("CREATE TABLE {} ({})", ident(&source.name), cols.join(", "))).map_err(|e| {
             Box::new(Diagnostic::error(
+                Code::Source,
                 source.span.clone(),
                 format!("source `{}`: {}", source.name, first_line(&e.to_string())),
             ))
@@ -615,7 +618,7 @@ pub fn sql_diagnostic(file: &SourceFile, view: &str, message: &str) -> Diagnosti
         .lines()
         .find(|l| l.starts_with("Candidate bindings") || l.starts_with("Did you mean"))
         .map(str::to_string);
-    Diagnostic::error(span, format!("feature view `{view}` fails: {headline}")).with_hint_opt(hint)
+    Diagnostic::error(Code::Feature, span, format!("feature view `{view}` fails: {headline}")).with_hint_opt(hint)
 }
 
 pub fn ident(name: &str) -> String {

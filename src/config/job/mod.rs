@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use serde_saphyr::Spanned;
 
+use crate::config::diagnostic::Code;
 use crate::config::diagnostic::{Diagnostic, Diagnostics, SourceFile, Span, did_you_mean};
 use crate::config::project::Project;
 use crate::config::yaml;
@@ -121,11 +122,11 @@ impl Job {
                 let base_path = project.root.join(&ext.value);
                 let span = yaml::span_of(&file, ext, ext.value.len());
                 if base_path == path {
-                    diags.push(Diagnostic::error(span, format!("job `{name}` extends itself")));
+                    diags.push(Diagnostic::error(Code::Job, span, format!("job `{name}` extends itself")));
                     None
                 } else if !base_path.is_file() {
                     diags.push(
-                        Diagnostic::error(span, format!("cannot read the base job `{}`", ext.value))
+                        Diagnostic::error(Code::Unreadable, span, format!("cannot read the base job `{}`", ext.value))
                             .with_hint("`extends` takes a job file's path relative to the project folder"),
                     );
                     None
@@ -165,7 +166,7 @@ impl Job {
         let (Some(entity), Some(rule_sets)) = (entity, rule_sets) else {
             let missing = if raw.entity.is_none() { "entity" } else { "rule_sets" };
             diags.push(
-                Diagnostic::error(file.start(), format!("job `{name}` has no `{missing}`")).with_hint(
+                Diagnostic::error(Code::Job, file.start(), format!("job `{name}` has no `{missing}`")).with_hint(
                     "every job names its entity view and the rule sets it runs, or `extends` a job that does",
                 ),
             );
@@ -202,7 +203,7 @@ fn source(
     let span = yaml::span_of(file, &raw.path, raw.path.value.len());
     if !is_identifier(name) {
         diags.push(
-            Diagnostic::error(span.clone(), format!("source name `{name}` cannot be a table name"))
+            Diagnostic::error(Code::BadName, span.clone(), format!("source name `{name}` cannot be a table name"))
                 .with_hint("use letters, digits and `_`, starting with a letter"),
         );
     }
@@ -214,6 +215,7 @@ fn source(
             let f = raw.format.as_ref().expect("format is set");
             diags.push(
                 Diagnostic::error(
+                    Code::UnknownValue,
                     yaml::span_of(file, f, other.len()),
                     format!("unknown format `{other}` for source `{name}`"),
                 )
@@ -247,6 +249,7 @@ fn source(
             let k = raw.primary_key.as_ref().expect("primary key is set");
             diags.push(
                 Diagnostic::error(
+                    Code::UnknownColumn,
                     yaml::span_of(file, k, key.len()),
                     format!("primary key `{key}` of source `{name}` is not a declared column"),
                 )
@@ -258,8 +261,12 @@ fn source(
         Some(d) => Some(d),
         None => {
             diags.push(
-                Diagnostic::error(yaml::span_of(file, a, a.value.len()), format!("`{}` is not a duration", a.value))
-                    .with_hint("write a number and a unit: `90m`, `26h` or `2d`"),
+                Diagnostic::error(
+                    Code::Duration,
+                    yaml::span_of(file, a, a.value.len()),
+                    format!("`{}` is not a duration", a.value),
+                )
+                .with_hint("write a number and a unit: `90m`, `26h` or `2d`"),
             );
             None
         }
@@ -271,6 +278,7 @@ fn source(
             let o = raw.on_stale.as_ref().expect("on_stale is set");
             diags.push(
                 Diagnostic::error(
+                    Code::UnknownValue,
                     yaml::span_of(file, o, other.len()),
                     format!("unknown on_stale `{other}` for source `{name}`"),
                 )
@@ -283,8 +291,12 @@ fn source(
         && !columns.iter().any(|c| c.name == *col)
     {
         diags.push(
-            Diagnostic::error(span.clone(), format!("loaded_at `{col}` of source `{name}` is not a declared column"))
-                .with_hint_opt(did_you_mean(col, columns.iter().map(|c| c.name.as_str()))),
+            Diagnostic::error(
+                Code::UnknownColumn,
+                span.clone(),
+                format!("loaded_at `{col}` of source `{name}` is not a declared column"),
+            )
+            .with_hint_opt(did_you_mean(col, columns.iter().map(|c| c.name.as_str()))),
         );
     }
     let path = PathBuf::from(&raw.path.value);
@@ -321,7 +333,7 @@ fn features(
             Ok(sql) => sql,
             Err(e) => {
                 diags.push(
-                    Diagnostic::error(span, format!("cannot read feature SQL `{}`: {e}", f.value))
+                    Diagnostic::error(Code::Unreadable, span, format!("cannot read feature SQL `{}`: {e}", f.value))
                         .with_hint("feature paths are relative to the project folder"),
                 );
                 continue;
@@ -329,14 +341,18 @@ fn features(
         };
         if features.iter().any(|x| x.name == name) || sources.iter().any(|s| s.name == name) {
             diags.push(
-                Diagnostic::error(span, format!("feature view `{name}` has the name of another source or feature"))
-                    .with_hint("each source and each feature file needs its own name"),
+                Diagnostic::error(
+                    Code::Duplicate,
+                    span,
+                    format!("feature view `{name}` has the name of another source or feature"),
+                )
+                .with_hint("each source and each feature file needs its own name"),
             );
             continue;
         }
         if !is_identifier(&name) {
             diags.push(
-                Diagnostic::error(span, format!("feature file name `{name}` cannot be a view name"))
+                Diagnostic::error(Code::BadName, span, format!("feature file name `{name}` cannot be a view name"))
                     .with_hint("use letters, digits and `_`, starting with a letter"),
             );
             continue;
@@ -358,10 +374,14 @@ fn entity(
     if !features.iter().any(|f| f.name == *view) && !sources.iter().any(|s| s.name == *view) {
         let names = features.iter().map(|f| f.name.as_str()).chain(sources.iter().map(|s| s.name.as_str()));
         diags.push(
-            Diagnostic::error(span.clone(), format!("entity view `{view}` is not a feature or a source of this job"))
-                .with_hint_opt(
-                    did_you_mean(view, names).or_else(|| Some("name one of the feature files, without `.sql`".into())),
-                ),
+            Diagnostic::error(
+                Code::EntityView,
+                span.clone(),
+                format!("entity view `{view}` is not a feature or a source of this job"),
+            )
+            .with_hint_opt(
+                did_you_mean(view, names).or_else(|| Some("name one of the feature files, without `.sql`".into())),
+            ),
         );
     }
     let mut column_spans = vec![(e.key.value.clone(), yaml::span_of(file, &e.key, e.key.value.len()))];
@@ -385,6 +405,7 @@ fn schedule(file: &SourceFile, raw: &raw::RawSchedule, diags: &mut Diagnostics) 
         Err(e) => {
             diags.push(
                 Diagnostic::error(
+                    Code::Schedule,
                     yaml::span_of(file, &raw.cron, raw.cron.value.len()),
                     format!("bad cron expression `{}`: {e}", raw.cron.value),
                 )
@@ -401,6 +422,7 @@ fn schedule(file: &SourceFile, raw: &raw::RawSchedule, diags: &mut Diagnostics) 
                 let names = chrono_tz::TZ_VARIANTS.iter().map(|t| t.name());
                 diags.push(
                     Diagnostic::error(
+                        Code::Schedule,
                         yaml::span_of(file, tz, tz.value.len()),
                         format!("unknown time zone `{}`", tz.value),
                     )
@@ -417,8 +439,12 @@ fn schedule(file: &SourceFile, raw: &raw::RawSchedule, diags: &mut Diagnostics) 
         None => Some(Duration::from_secs(60)),
         Some(d) => parse_duration(&d.value).or_else(|| {
             diags.push(
-                Diagnostic::error(yaml::span_of(file, d, d.value.len()), format!("`{}` is not a duration", d.value))
-                    .with_hint("write a number and a unit: `30s`, `5m` or `1h`"),
+                Diagnostic::error(
+                    Code::Duration,
+                    yaml::span_of(file, d, d.value.len()),
+                    format!("`{}` is not a duration", d.value),
+                )
+                .with_hint("write a number and a unit: `30s`, `5m` or `1h`"),
             );
             None
         }),
@@ -429,8 +455,12 @@ fn schedule(file: &SourceFile, raw: &raw::RawSchedule, diags: &mut Diagnostics) 
         Some(other) => {
             let c = raw.catch_up.as_ref().expect("catch_up is set");
             diags.push(
-                Diagnostic::error(yaml::span_of(file, c, other.len()), format!("unknown catch_up `{other}`"))
-                    .with_hint("use `latest` (run the latest missed time once) or `none`"),
+                Diagnostic::error(
+                    Code::UnknownValue,
+                    yaml::span_of(file, c, other.len()),
+                    format!("unknown catch_up `{other}`"),
+                )
+                .with_hint("use `latest` (run the latest missed time once) or `none`"),
             );
             None
         }
@@ -461,6 +491,7 @@ fn address(file: &SourceFile, a: &Spanned<String>, diags: &mut Diagnostics) -> O
         Err(_) => {
             diags.push(
                 Diagnostic::error(
+                    Code::Address,
                     yaml::span_of(file, a, a.value.len()),
                     format!("`{}` is not an email address", a.value),
                 )

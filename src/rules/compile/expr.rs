@@ -4,6 +4,7 @@
 use rhai::{ASTNode, Engine, Expr as RhaiExpr, ParseErrorType, Position, Scope};
 use serde_saphyr::Spanned;
 
+use crate::config::diagnostic::Code;
 use crate::config::diagnostic::{Diagnostic, SourceFile, did_you_mean};
 use crate::config::yaml::TextMap;
 use crate::entity::{ColumnType, Schema};
@@ -75,15 +76,21 @@ pub(super) fn compile_source(
             Err(Box::new(match e.err_type() {
                 ParseErrorType::VariableUndefined(name) => {
                     let candidates: Vec<&str> = schema.names().chain(names.iter().copied()).collect();
-                    Diagnostic::error(map.span(line, col, name.len()), format!("unknown column `{name}` in {what}"))
-                        .with_hint_opt(did_you_mean(name, candidates).or_else(|| {
-                            Some(
-                                "the entity view has no such column; to read another rule set, list it in `depends_on`"
-                                    .into(),
-                            )
-                        }))
+                    Diagnostic::error(
+                        Code::UnknownColumn,
+                        map.span(line, col, name.len()),
+                        format!("unknown column `{name}` in {what}"),
+                    )
+                    .with_hint_opt(did_you_mean(name, candidates).or_else(|| {
+                        Some(
+                            "the entity view has no such column; to read another rule set, list it in `depends_on`"
+                                .into(),
+                        )
+                    }))
                 }
-                other => Diagnostic::error(map.span(line, col, 1), format!("{what} does not parse: {other}")),
+                other => {
+                    Diagnostic::error(Code::Syntax, map.span(line, col, 1), format!("{what} does not parse: {other}"))
+                }
             }))
         }
     }
@@ -140,8 +147,12 @@ pub(super) fn type_problems(ast: &rhai::AST, map: &TextMap, schema: &Schema, wha
         };
         let (line, col) = position(vpos);
         problems.push(
-            Diagnostic::error(map.span(line, col, column.len()), format!("{what} compares `{column}`, {kind}"))
-                .with_hint(hint),
+            Diagnostic::error(
+                Code::Type,
+                map.span(line, col, column.len()),
+                format!("{what} compares `{column}`, {kind}"),
+            )
+            .with_hint(hint),
         );
     }
     problems
@@ -178,6 +189,7 @@ pub(super) fn lookup_problems(engine: &Engine, ast: &rhai::AST, map: &TextMap, w
         let Some(t) = lookups.table(&table) else {
             problems.push(
                 Diagnostic::error(
+                    Code::Lookup,
                     map.span(line, col, table.len() + 2),
                     format!("unknown lookup table `{table}` in {what}"),
                 )
@@ -194,6 +206,7 @@ pub(super) fn lookup_problems(engine: &Engine, ast: &rhai::AST, map: &TextMap, w
             let (line, col) = position(pos);
             problems.push(
                 Diagnostic::error(
+                    Code::Lookup,
                     map.span(line, col, column.len() + 2),
                     format!("lookup table `{table}` has no column `{column}`"),
                 )

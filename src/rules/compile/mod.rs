@@ -12,6 +12,7 @@ use minijinja::Environment;
 use rhai::Engine;
 use serde_saphyr::Spanned;
 
+use crate::config::diagnostic::Code;
 use crate::config::diagnostic::{Diagnostic, Diagnostics, SourceFile, Span, did_you_mean};
 use crate::config::yaml::{self, TextMap};
 use crate::entity::Schema;
@@ -53,7 +54,7 @@ impl RuleSetSources {
                         let span =
                             raw.name.as_ref().map_or_else(|| file.start(), |n| yaml::span_of(&file, n, name.len()));
                         diags.push(
-                            Diagnostic::error(span, format!("rule set `{name}` is defined twice"))
+                            Diagnostic::error(Code::Duplicate, span, format!("rule set `{name}` is defined twice"))
                                 .with_hint(format!("`{}` defines it too; rename one of them", other.display)),
                         );
                         continue;
@@ -90,9 +91,12 @@ pub fn compile_rule_sets(
     for w in wanted {
         if !by_name.contains_key(w.value.as_str()) && !sources.broken.contains(&w.value) {
             let span = wanted_file.map_or_else(Span::none, |f| yaml::span_of(f, w, w.value.len()));
-            diags.push(Diagnostic::error(span, format!("unknown rule set `{}`", w.value)).with_hint_opt(
-                did_you_mean(&w.value, sources.names()).or_else(|| Some("rule sets are the files in rules/".into())),
-            ));
+            diags.push(
+                Diagnostic::error(Code::UnknownRuleSet, span, format!("unknown rule set `{}`", w.value)).with_hint_opt(
+                    did_you_mean(&w.value, sources.names())
+                        .or_else(|| Some("rule sets are the files in rules/".into())),
+                ),
+            );
         }
     }
     check_dependencies(sources, &by_name, &mut diags);
@@ -120,6 +124,7 @@ fn check_dependencies(sources: &RuleSetSources, by_name: &HashMap<&str, usize>, 
             if !by_name.contains_key(dep.value.as_str()) {
                 diags.push(
                     Diagnostic::error(
+                        Code::UnknownRuleSet,
                         yaml::span_of(file, dep, dep.value.len()),
                         format!("rule set `{name}` depends on unknown rule set `{}`", dep.value),
                     )
@@ -127,6 +132,7 @@ fn check_dependencies(sources: &RuleSetSources, by_name: &HashMap<&str, usize>, 
                 );
             } else if dep.value == *name {
                 diags.push(Diagnostic::error(
+                    Code::Cycle,
                     yaml::span_of(file, dep, dep.value.len()),
                     format!("rule set `{name}` depends on itself"),
                 ));
@@ -180,10 +186,12 @@ fn topological_order(
         .find(|d| d.value == next)
         .map_or_else(|| file.start(), |d| yaml::span_of(file, d, d.value.len()));
     diags.push(
-        Diagnostic::error(span, format!("rule sets depend on each other in a cycle: {}", names.join(" -> ")))
-            .with_hint(format!(
-                "remove one of these dependencies, for example `{next}` from the depends_on of `{name}`"
-            )),
+        Diagnostic::error(
+            Code::Cycle,
+            span,
+            format!("rule sets depend on each other in a cycle: {}", names.join(" -> ")),
+        )
+        .with_hint(format!("remove one of these dependencies, for example `{next}` from the depends_on of `{name}`")),
     );
     None
 }
@@ -305,7 +313,7 @@ impl SetCompiler<'_> {
                 .position(|l| l.starts_with(&key))
                 .map_or_else(|| self.file.start(), |i| self.file.span(i + 1, 1, kinds[1].len()));
             self.diags.push(
-                Diagnostic::error(span, format!("rule set `{}` has {}", self.name, kinds.join(" and ")))
+                Diagnostic::error(Code::RuleSetKind, span, format!("rule set `{}` has {}", self.name, kinds.join(" and ")))
                     .with_hint("a rule set is one kind: points `rules`, scorecard `measures`, classification `classes`, or a `script`; split it in two"),
             );
             return None;
@@ -337,6 +345,7 @@ impl SetCompiler<'_> {
         if let Some(line) = seen.get(&id.value) {
             self.diags.push(
                 Diagnostic::error(
+                    Code::Duplicate,
                     yaml::span_of(self.file, id, id.value.len()),
                     format!("duplicate {what} id `{}` in rule set `{}`", id.value, self.name),
                 )
@@ -361,6 +370,7 @@ impl SetCompiler<'_> {
             if m.weight.value <= 0.0 {
                 self.diags.push(
                     Diagnostic::error(
+                        Code::Weight,
                         yaml::span_of(self.file, &m.weight, m.weight.value.to_string().len()),
                         format!("the weight of {what} must be above 0"),
                     )
@@ -379,7 +389,7 @@ impl SetCompiler<'_> {
                     .map(|value| Scoring::Map { value, map: map.iter().map(|(k, v)| (k.clone(), *v)).collect() }),
                 _ => {
                     self.diags.push(
-                        Diagnostic::error(yaml::span_of(self.file, &m.id, m.id.value.len()), format!("{what} needs `score`, or `value` with `bands` or `map`"))
+                        Diagnostic::error(Code::RuleSetKind, yaml::span_of(self.file, &m.id, m.id.value.len()), format!("{what} needs `score`, or `value` with `bands` or `map`"))
                             .with_hint("`score: pct(active_users, seats)`, or `value: nps` with `bands: [{ min: 9, score: 100 }, { score: 0 }]`"),
                     );
                     None
@@ -411,6 +421,7 @@ impl SetCompiler<'_> {
                     if previous.is_some_and(|p| min.value >= p) {
                         self.diags.push(
                             Diagnostic::error(
+                                Code::Bands,
                                 yaml::span_of(self.file, min, min.value.to_string().len()),
                                 format!(
                                     "the bands of {what} are out of order: {} is not below the band above it",
@@ -426,6 +437,7 @@ impl SetCompiler<'_> {
                 None if i + 1 < raw.len() => {
                     self.diags.push(
                         Diagnostic::error(
+                            Code::Bands,
                             self.file.start(),
                             format!("only the last band of {what} may leave out `min`"),
                         )
@@ -481,6 +493,7 @@ impl SetCompiler<'_> {
             Err(e) => {
                 self.diags.push(
                     Diagnostic::error(
+                        Code::Unreadable,
                         yaml::span_of(self.file, path, path.value.len()),
                         format!("cannot read script `{}`: {e}", path.value),
                     )
@@ -521,6 +534,7 @@ impl SetCompiler<'_> {
                     {
                         self.diags.push(
                             Diagnostic::error(
+                                Code::Bands,
                                 yaml::span_of(self.file, min, min.value.to_string().len()),
                                 format!(
                                     "grade `{}` starts at {} but the grade above it starts at {}",
@@ -535,6 +549,7 @@ impl SetCompiler<'_> {
                     if last {
                         self.diags.push(
                             Diagnostic::error(
+                                Code::Bands,
                                 yaml::span_of(self.file, &g.grade, g.grade.value.len()),
                                 format!("scores below {} get no grade in rule set `{}`", min.value, self.name),
                             )
@@ -546,6 +561,7 @@ impl SetCompiler<'_> {
                 None if !last => {
                     self.diags.push(
                         Diagnostic::error(
+                            Code::Bands,
                             yaml::span_of(self.file, &g.grade, g.grade.value.len()),
                             format!("grade `{}` has no `min` but is not the last grade", g.grade.value),
                         )
@@ -558,6 +574,7 @@ impl SetCompiler<'_> {
             }
             if grades.iter().any(|x: &Grade| *x.name == *g.grade.value) {
                 self.diags.push(Diagnostic::error(
+                    Code::Duplicate,
                     yaml::span_of(self.file, &g.grade, g.grade.value.len()),
                     format!("grade `{}` is listed twice", g.grade.value),
                 ));
@@ -624,7 +641,7 @@ impl SetCompiler<'_> {
                 None => map.span(e.line().unwrap_or(1), 1, 1),
             };
             self.diags.push(
-                Diagnostic::error(span, format!("the reason of rule `{rule_id}` does not parse: {}", e.detail().unwrap_or("syntax error")))
+                Diagnostic::error(Code::Template, span, format!("the reason of rule `{rule_id}` does not parse: {}", e.detail().unwrap_or("syntax error")))
                     .with_hint("reasons are templates: `{{ column }}` inserts a value, `{% if ... %}` ... `{% endif %}` chooses text"),
             );
             return None;
@@ -646,6 +663,7 @@ impl SetCompiler<'_> {
             let offset = src.value.find(&v).unwrap_or(0);
             self.diags.push(
                 Diagnostic::error(
+                    Code::UnknownColumn,
                     map.span_at_offset(&src.value, offset, v.len()),
                     format!("unknown column `{v}` in the reason of rule `{rule_id}`"),
                 )

@@ -1,9 +1,14 @@
-//! Located problems in a user's files, rendered as `file:line:col` snippets.
+//! Located problems in a user's files, each with a stable [`Code`]; `render.rs` shows them
+//! as `file:line:col` snippets for people and as JSON for tools.
 //!
 //! Every check in keepwell reports through [`Diagnostic`], so `keepwell check` can show all
 //! problems at once, in file order, in one format that tests assert to the letter.
 
-use std::fmt;
+mod code;
+mod render;
+
+pub use code::Code;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -85,6 +90,7 @@ pub enum Severity {
 
 #[derive(Debug, Clone)]
 pub struct Diagnostic {
+    pub code: Code,
     pub severity: Severity,
     pub message: String,
     pub span: Span,
@@ -92,12 +98,12 @@ pub struct Diagnostic {
 }
 
 impl Diagnostic {
-    pub fn error(span: Span, message: impl Into<String>) -> Self {
-        Diagnostic { severity: Severity::Error, message: message.into(), span, hint: None }
+    pub fn error(code: Code, span: Span, message: impl Into<String>) -> Self {
+        Diagnostic { code, severity: Severity::Error, message: message.into(), span, hint: None }
     }
 
-    pub fn warning(span: Span, message: impl Into<String>) -> Self {
-        Diagnostic { severity: Severity::Warning, message: message.into(), span, hint: None }
+    pub fn warning(code: Code, span: Span, message: impl Into<String>) -> Self {
+        Diagnostic { code, severity: Severity::Warning, message: message.into(), span, hint: None }
     }
 
     pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
@@ -119,44 +125,6 @@ impl Diagnostic {
             Some(f) => f.display.clone(),
             None => String::new(),
         }
-    }
-}
-
-impl fmt::Display for Diagnostic {
-    /// Renders like rustc and ruff:
-    ///
-    /// ```text
-    /// error: unknown column `ar`
-    ///   --> rules/risk.yaml:12:11
-    ///    |
-    /// 12 |     when: ar > 100000
-    ///    |           ^^
-    ///    = hint: did you mean `arr`?
-    /// ```
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let label = match self.severity {
-            Severity::Error => "error",
-            Severity::Warning => "warning",
-        };
-        writeln!(f, "{label}: {}", self.message)?;
-        let source_line = self.span.file.as_ref().and_then(|file| file.line_text(self.span.line));
-        let gutter = if source_line.is_some() { self.span.line.to_string().len() } else { 1 };
-        let pad = " ".repeat(gutter);
-        if self.span.file.is_some() {
-            writeln!(f, "{pad}--> {}", self.location())?;
-        }
-        if let Some(text) = source_line {
-            let text = text.replace('\t', " ");
-            let before: String = text.chars().take(self.span.col.saturating_sub(1)).collect();
-            let carets = "^".repeat(self.span.len.max(1));
-            writeln!(f, "{pad} |")?;
-            writeln!(f, "{} | {}", self.span.line, text.trim_end())?;
-            writeln!(f, "{pad} | {}{carets}", " ".repeat(before.chars().count()))?;
-        }
-        if let Some(hint) = &self.hint {
-            writeln!(f, "{pad} = hint: {hint}")?;
-        }
-        Ok(())
     }
 }
 
@@ -196,18 +164,6 @@ impl Diagnostics {
             key(a).cmp(&key(b))
         });
         self
-    }
-}
-
-impl fmt::Display for Diagnostics {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, d) in self.0.iter().enumerate() {
-            if i > 0 {
-                writeln!(f)?;
-            }
-            write!(f, "{d}")?;
-        }
-        Ok(())
     }
 }
 
