@@ -55,6 +55,7 @@ pub fn load_templates(root: &Path, env: &mut Environment<'static>) -> Diagnostic
 /// Compiles a job's outputs against the entity's columns and the rule sets' names.
 pub fn compile_outputs(
     job: &Job,
+    raw_outputs: &[RawOutput],
     schema: &Schema,
     rule_sets: &[&str],
     compiled: &[RuleSet],
@@ -65,7 +66,7 @@ pub fn compile_outputs(
     let mut names: Vec<&str> = rule_sets.to_vec();
     names.push(AS_OF);
     let mut outputs = Vec::new();
-    for raw in &job.outputs {
+    for raw in raw_outputs {
         match raw {
             RawOutput::Escalation(e) => {
                 if let Some(o) = escalation(job, e, schema, &names, engine, env, &mut diags) {

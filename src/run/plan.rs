@@ -41,7 +41,7 @@ impl Plan {
         rules: &RuleSetSources,
         as_of: NaiveDate,
     ) -> Result<Plan, Diagnostics> {
-        let (job, mut diags) = Job::load(project, job_path)?;
+        let (job, raw_outputs, mut diags) = Job::load(project, job_path)?;
         let schema = entity_schema(project, &job, as_of, &mut diags);
         let Some(schema) = schema else {
             return Err(diags);
@@ -56,7 +56,7 @@ impl Plan {
             compile_rule_sets(rules, &job.rule_sets, Some(&job.file), &schema, &engine, &mut templates);
         diags.extend(d);
         let names: Vec<&str> = rules.names().collect();
-        let (outputs, d) = compile_outputs(&job, &schema, &names, &rule_sets, &engine, &mut templates);
+        let (outputs, d) = compile_outputs(&job, &raw_outputs, &schema, &names, &rule_sets, &engine, &mut templates);
         diags.extend(d);
         if diags.has_errors() {
             return Err(diags);

@@ -86,12 +86,12 @@ pub fn scheduled_jobs(project: &Project) -> Result<Vec<(PathBuf, Job)>, ServeErr
     let mut diags = Diagnostics::default();
     for path in project.job_paths() {
         match Job::load(project, &path) {
-            Ok((job, d)) if !d.has_errors() => {
+            Ok((job, _, d)) if !d.has_errors() => {
                 if job.schedule.is_some() {
                     jobs.push((path, job));
                 }
             }
-            Ok((_, d)) | Err(d) => diags.extend(d),
+            Ok((_, _, d)) | Err(d) => diags.extend(d),
         }
     }
     if diags.has_errors() {

@@ -26,7 +26,6 @@ pub struct Job {
     pub features: Vec<Feature>,
     pub entity: EntitySpec,
     pub rule_sets: Vec<Spanned<String>>,
-    pub outputs: Vec<RawOutput>,
     pub schedule: Option<Schedule>,
     pub on_failure: Vec<lettre::message::Mailbox>,
 }
@@ -111,7 +110,10 @@ pub enum OnStale {
 impl Job {
     /// Reads and checks a job file. A file that parses gives a job and every problem found
     /// in it, so checks of the rule sets can go on; one that does not parse gives only errors.
-    pub fn load(project: &Project, path: &std::path::Path) -> Result<(Job, Diagnostics), Diagnostics> {
+    /// Reads and checks the job at `path`. Its outputs come back as written: they read the
+    /// entity's columns and the rule sets' results, which only the plan knows, so
+    /// [`crate::run::plan::Plan::compile`] compiles them and nothing keeps them raw.
+    pub fn load(project: &Project, path: &std::path::Path) -> Result<(Job, Vec<RawOutput>, Diagnostics), Diagnostics> {
         let display = project.display(path);
         let (raw, file) = yaml::read::<RawJob>(path, &display).map_err(|d| Diagnostics(vec![*d]))?;
         let mut diags = Diagnostics::default();
@@ -132,7 +134,7 @@ impl Job {
                     None
                 } else {
                     match Job::load(project, &base_path) {
-                        Ok((base, d)) => {
+                        Ok((base, _, d)) => {
                             diags.extend(d);
                             Some(base)
                         }
@@ -185,11 +187,10 @@ impl Job {
             features,
             entity,
             rule_sets,
-            outputs: raw.outputs,
             schedule,
             on_failure,
         };
-        Ok((job, diags))
+        Ok((job, raw.outputs, diags))
     }
 }
 
