@@ -16,7 +16,7 @@ use crate::rules::{OutcomeRef, SetOutcomes};
 use crate::run::ENTITY_SNAPSHOT;
 use crate::run::plan::Plan;
 use crate::store::Store;
-use crate::warehouse::{self, Warehouse, WarehouseError};
+use crate::warehouse::{self, Warehouse};
 
 #[derive(Debug, Serialize)]
 pub struct Diff {
@@ -60,8 +60,21 @@ pub struct AccountChange {
 pub enum DiffError {
     #[error("{0}")]
     Config(crate::config::diagnostic::Diagnostics),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    /// Loading the sources or reading the last run's rows failed, as it would in a run.
+    #[error(transparent)]
+    Data(#[from] crate::run::RunError),
+    #[error("`{base}` is neither a folder nor a git revision of {}", root.display())]
+    NoBase { base: String, root: std::path::PathBuf },
+    #[error("revision `{base}` has no rules/ folder: {message}")]
+    NoRules { base: String, message: String },
+    #[error("cannot run {tool}: {source}")]
+    Tool { tool: &'static str, source: std::io::Error },
     #[error("{0}")]
-    Failed(String),
+    Io(#[from] std::io::Error),
+    #[error("could not unpack the base rules")]
+    Unpack,
 }
 
 pub struct DiffOptions<'a> {
@@ -82,12 +95,8 @@ pub fn diff(project: &Project, options: &DiffOptions) -> Result<Diff, DiffError>
         return Err(DiffError::Config(d));
     }
     let job_path = project.job_path(options.job);
-    let store = Store::open(&project.store).map_err(|e| DiffError::Failed(e.to_string()))?;
-    let run = if options.fresh {
-        None
-    } else {
-        store.find_run(None, Some(options.job)).map_err(|e| DiffError::Failed(e.to_string()))?
-    };
+    let store = Store::open(&project.store)?;
+    let run = if options.fresh { None } else { store.find_run(None, Some(options.job))? };
     let as_of = run.as_ref().map_or_else(|| chrono::Local::now().date_naive(), |r| r.as_of);
     let work = Plan::compile(project, &job_path, &work_sources, as_of).map_err(DiffError::Config)?;
     let base = Plan::compile(project, &job_path, &base_sources, as_of).map_err(DiffError::Config)?;
@@ -95,15 +104,13 @@ pub fn diff(project: &Project, options: &DiffOptions) -> Result<Diff, DiffError>
         Some(r) => {
             let path = project.runs.join(r.run_id.to_string()).join(ENTITY_SNAPSHOT);
             let entity = Warehouse::read_snapshot(&path, &work.job.entity, work.schema.clone())
-                .map_err(|e| DiffError::Failed(e.to_string()))?;
+                .map_err(crate::run::RunError::from)?;
             (entity, format!("the rows of run {}", r.run_id))
         }
         None => (fresh_entity(project, &work, as_of)?, "freshly loaded sources".to_string()),
     };
     let previous = match &run {
-        Some(_) => {
-            store.previous(&work.job.name, as_of, work.reads_prev()).map_err(|e| DiffError::Failed(e.to_string()))?
-        }
+        Some(_) => store.previous(&work.job.name, as_of, work.reads_prev())?,
         None => Previous::default(),
     };
     let evaluate = |plan: &Plan| {
@@ -219,31 +226,28 @@ fn base_rules_dir(project: &Project, base: &str) -> Result<PathBuf, DiffError> {
     }
     let git = |args: &[&str]| Command::new("git").arg("-C").arg(&project.root).args(args).output();
     let verify = git(&["rev-parse", "--verify", "--quiet", &format!("{base}^{{commit}}")])
-        .map_err(|e| DiffError::Failed(format!("cannot run git: {e}")))?;
+        .map_err(|source| DiffError::Tool { tool: "git", source })?;
     if !verify.status.success() {
-        return Err(DiffError::Failed(format!(
-            "`{base}` is neither a folder nor a git revision of {}",
-            project.root.display()
-        )));
+        return Err(DiffError::NoBase { base: base.to_string(), root: project.root.clone() });
     }
-    let prefix = git(&["rev-parse", "--show-prefix"]).map_err(|e| DiffError::Failed(e.to_string()))?;
+    let prefix = git(&["rev-parse", "--show-prefix"])?;
     let prefix = String::from_utf8_lossy(&prefix.stdout).trim().to_string();
     let commit = String::from_utf8_lossy(&verify.stdout).trim().to_string();
     let out = project.root.join(".keepwell/diff").join(&commit);
     let _ = std::fs::remove_dir_all(&out);
-    std::fs::create_dir_all(&out).map_err(|e| DiffError::Failed(e.to_string()))?;
+    std::fs::create_dir_all(&out)?;
     let tree = format!("{commit}:{prefix}rules");
     let archive = Command::new("git")
         .arg("-C")
         .arg(&project.root)
         .args(["archive", "--format=tar", &tree])
         .output()
-        .map_err(|e| DiffError::Failed(format!("cannot run git: {e}")))?;
+        .map_err(|source| DiffError::Tool { tool: "git", source })?;
     if !archive.status.success() {
-        return Err(DiffError::Failed(format!(
-            "revision `{base}` has no rules/ folder: {}",
-            String::from_utf8_lossy(&archive.stderr).trim()
-        )));
+        return Err(DiffError::NoRules {
+            base: base.to_string(),
+            message: String::from_utf8_lossy(&archive.stderr).trim().to_string(),
+        });
     }
     let mut tar = Command::new("tar")
         .arg("-x")
@@ -251,30 +255,26 @@ fn base_rules_dir(project: &Project, base: &str) -> Result<PathBuf, DiffError> {
         .arg(&out)
         .stdin(std::process::Stdio::piped())
         .spawn()
-        .map_err(|e| DiffError::Failed(format!("cannot run tar: {e}")))?;
+        .map_err(|source| DiffError::Tool { tool: "tar", source })?;
     if let Some(stdin) = tar.stdin.as_mut() {
-        std::io::Write::write_all(stdin, &archive.stdout).map_err(|e| DiffError::Failed(e.to_string()))?;
+        std::io::Write::write_all(stdin, &archive.stdout)?;
     }
-    let status = tar.wait().map_err(|e| DiffError::Failed(e.to_string()))?;
+    let status = tar.wait()?;
     if !status.success() {
-        return Err(DiffError::Failed("could not unpack the base rules".into()));
+        return Err(DiffError::Unpack);
     }
     Ok(out)
 }
 
 /// Loads the job's sources now, for a diff before the job has ever run.
 fn fresh_entity(project: &Project, plan: &Plan, as_of: chrono::NaiveDate) -> Result<Entity, DiffError> {
-    let fail = |e: String| DiffError::Failed(e);
     let spill = project.runs.join("diff-spill");
-    std::fs::create_dir_all(&spill).map_err(|e| fail(e.to_string()))?;
+    std::fs::create_dir_all(&spill)?;
     let mut found = warehouse::Found::default();
     let warehouse =
         warehouse::load(&project.warehouse, &plan.job, as_of, Some(&spill), warehouse::Sources::Loaded, &mut found)
-            .map_err(|e| fail(e.to_string()))?;
-    warehouse.build_entity(&plan.job, plan.schema.clone()).map_err(|e| match e {
-        WarehouseError::Feature(d) => fail(format!("{} ({})", d.message, d.location())),
-        e => fail(e.to_string()),
-    })
+            .map_err(crate::run::RunError::from)?;
+    Ok(warehouse.build_entity(&plan.job, plan.schema.clone()).map_err(crate::run::RunError::from)?)
 }
 
 /// Grade transitions as text rows: `from \ to` headers, then counts.

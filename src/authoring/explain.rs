@@ -66,8 +66,10 @@ pub enum ExplainError {
     Config(crate::config::diagnostic::Diagnostics),
     #[error("{0}")]
     NotFound(String),
-    #[error("{0}")]
-    Failed(String),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error(transparent)]
+    Snapshot(#[from] crate::warehouse::WarehouseError),
 }
 
 pub fn explain(
@@ -76,8 +78,8 @@ pub fn explain(
     job: Option<&str>,
     run: Option<i64>,
 ) -> Result<Explanation, ExplainError> {
-    let store = Store::open(&project.store).map_err(|e| ExplainError::Failed(e.to_string()))?;
-    let record = store.find_run(run, job).map_err(|e| ExplainError::Failed(e.to_string()))?.ok_or_else(|| {
+    let store = Store::open(&project.store)?;
+    let record = store.find_run(run, job)?.ok_or_else(|| {
         ExplainError::NotFound(match (run, job) {
             (Some(r), _) => {
                 format!("there is no run {r} in {}", project.display(&project.store))
@@ -99,9 +101,7 @@ pub fn explain(
     let row = entity.row_of(account).ok_or_else(|| {
         ExplainError::NotFound(format!("account `{account}` is not in run {} of `{}`", record.run_id, record.job))
     })?;
-    let previous = store
-        .previous(&record.job, record.as_of, plan.reads_prev())
-        .map_err(|e| ExplainError::Failed(e.to_string()))?;
+    let previous = store.previous(&record.job, record.as_of, plan.reads_prev())?;
     let evaluator = Evaluator { engine: &plan.engine, templates: &plan.templates, as_of: record.as_of };
     let mut done: Vec<(String, Outcome)> = Vec::new();
     let mut sets = Vec::new();
@@ -124,8 +124,7 @@ pub fn explain(
             n if n == paths.len() => "sql",
             _ => "mixed",
         };
-        let stored =
-            store.outcome(record.run_id, account, &set.name).map_err(|e| ExplainError::Failed(e.to_string()))?;
+        let stored = store.outcome(record.run_id, account, &set.name)?;
         let stored = stored.filter(|s| s.score != outcome.score || s.grade.as_deref() != outcome.grade.as_deref());
         sets.push(SetExplanation {
             rule_set: set.name.clone(),
@@ -164,8 +163,7 @@ fn load_snapshot(path: &Path, plan: &Plan) -> Result<crate::entity::Entity, Expl
             path.display()
         )));
     }
-    Warehouse::read_snapshot(path, &plan.job.entity, plan.schema.clone())
-        .map_err(|e| ExplainError::Failed(e.to_string()))
+    Ok(Warehouse::read_snapshot(path, &plan.job.entity, plan.schema.clone())?)
 }
 
 fn step(t: RuleTrace, path: &'static str) -> Step {

@@ -229,11 +229,10 @@ pub(super) fn evaluate_escalation(
     // Expressions that only name a column or a rule set's field are read directly; the
     // scope holds only what the others read.
     let results = view.results();
-    let view_results = &results;
-    let owner_expr = Cell::of(view_results, &e.owner);
-    let order_expr = e.order_by.as_ref().map(|o| Cell::of(view_results, o));
-    let rollup_expr = e.rollup.as_ref().map(|r| Cell::of(view_results, r));
-    let column_exprs: Vec<Cell> = e.columns.iter().map(|(_, c)| Cell::of(view_results, c)).collect();
+    let owner_expr = Cell::of(&results, &e.owner);
+    let order_expr = e.order_by.as_ref().map(|o| Cell::of(&results, o));
+    let rollup_expr = e.rollup.as_ref().map(|r| Cell::of(&results, r));
+    let column_exprs: Vec<Cell> = e.columns.iter().map(|(_, c)| Cell::of(&results, c)).collect();
     let evaluated = || {
         [&owner_expr]
             .into_iter()
@@ -252,8 +251,8 @@ pub(super) fn evaluate_escalation(
         Failed(String),
         Listed { owner: String, order: f64, cells: Cells, manager: String, account: Arc<str>, state: u128 },
     }
-    let plan = reads.plan(view_results);
-    let hits = evaluate_condition(view_results, &e.when);
+    let plan = reads.plan(&results);
+    let hits = evaluate_condition(&results, &e.when);
     // `when` first, with only what it reads; the columns only for the accounts listed.
     let rows: Vec<Row> = (0..view.entity.len())
         .into_par_iter()
@@ -265,7 +264,7 @@ pub(super) fn evaluate_escalation(
                 Ok(true) => {}
             }
             if needs_scope {
-                fill_scope(scope, view_results, row, &plan);
+                fill_scope(scope, &results, row, &plan);
             }
             let text = |c: &Cell, scope: &mut Scope| match c {
                 Cell::Eval(expr) => run(expr, scope).map(|v| display_value(&v)).unwrap_or_default(),

@@ -8,7 +8,7 @@ use rhai::{ASTNode, Expr as RhaiExpr, Position};
 
 use super::Expr;
 
-/// What a group of output expressions reads: the names, and of each rule set the fields
+/// What a group of expressions reads: the names, and of each rule set the fields
 /// (`None`: the whole result, when an expression uses the set as a value).
 pub struct Reads<'a> {
     pub names: HashSet<&'a str>,
@@ -23,9 +23,7 @@ pub fn reads_of<'a>(exprs: impl IntoIterator<Item = &'a Expr>) -> Reads<'a> {
         for shown in &e.shows {
             match shown.split_once('.') {
                 Some((set, field)) => {
-                    if let Some(Some(fields)) =
-                        Some(reads.fields.entry(set).or_insert_with(|| Some(HashSet::new())).as_mut())
-                    {
+                    if let Some(fields) = reads.fields.entry(set).or_insert_with(|| Some(HashSet::new())) {
                         fields.insert(field);
                     }
                 }

@@ -213,6 +213,18 @@ impl Stage {
         }
     }
 
+    /// What the stage is doing, for a progress display.
+    pub fn doing(self) -> &'static str {
+        match self {
+            Stage::Load => "loading sources",
+            Stage::Features => "building features",
+            Stage::Rules => "evaluating rules",
+            Stage::Publish => "publishing results",
+            Stage::Outputs => "writing lists and mail",
+            Stage::Deliver => "delivering mail",
+        }
+    }
+
     /// Wraps an error of this stage.
     fn failed(self) -> impl FnOnce(RunError) -> StageFailed {
         move |source| StageFailed { stage: self, source: Box::new(source) }

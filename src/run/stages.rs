@@ -59,13 +59,13 @@ pub(super) fn execute(
         run.timed(Stage::Publish, report, |r| run.publish(run_id, snapshot, &evaluated, r))?;
     }
     let (progress, started) = (run.progress, Instant::now());
-    progress("writing lists and mail");
+    progress(Stage::Outputs.doing());
     let (rendered, delivery) = run.outputs(evaluated, report).map_err(Stage::Outputs.failed())?;
     let delivering = delivery.as_ref().map_or(Duration::ZERO, |d| d.busy);
     report.stages.push((Stage::Outputs, started.elapsed().saturating_sub(delivering)));
     memory(Stage::Outputs);
     if let Some(delivery) = delivery {
-        progress("delivering mail");
+        progress(Stage::Deliver.doing());
         let started = Instant::now();
         run.deliver(delivery, &rendered, report).map_err(Stage::Deliver.failed())?;
         // Mail was written while outputs rendered: its time counts here.
@@ -83,14 +83,7 @@ impl Run<'_> {
         report: &mut RunReport,
         work: impl FnOnce(&mut RunReport) -> Result<T, RunError>,
     ) -> Result<T, StageFailed> {
-        (self.progress)(match stage {
-            Stage::Load => "loading sources",
-            Stage::Features => "building features",
-            Stage::Rules => "evaluating rules",
-            Stage::Publish => "publishing results",
-            Stage::Outputs => "writing lists and mail",
-            Stage::Deliver => "delivering mail",
-        });
+        (self.progress)(stage.doing());
         let started = Instant::now();
         let value = work(report).map_err(stage.failed())?;
         report.stages.push((stage, started.elapsed()));
