@@ -8,7 +8,7 @@ use std::sync::Arc;
 use lettre::message::Mailbox;
 use minijinja::{Environment, Value, context};
 use rayon::prelude::*;
-use rhai::{Dynamic, Scope};
+use rhai::Scope;
 
 use crate::entity::display_value;
 use crate::rules::Expr;
@@ -257,7 +257,7 @@ pub(super) fn evaluate_escalation(
     let rows: Vec<Row> = (0..view.entity.len())
         .into_par_iter()
         .map_init(Scope::new, |scope, row| {
-            let run = |expr: &Expr, scope: &mut Scope| view.engine.eval_ast_with_scope::<Dynamic>(scope, &expr.ast);
+            let run = |expr: &Expr, scope: &mut Scope| results.eval(expr, scope);
             match &hits[row] {
                 Err(err) => return Row::Failed(format!("account `{}`: {err}", view.entity.keys[row])),
                 Ok(false) => return Row::Skip,

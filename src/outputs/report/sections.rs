@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use chrono::{Datelike, NaiveDate};
 use minijinja::{Value, context};
-use rhai::{Dynamic, Scope};
+use rhai::Scope;
 
 use super::charts::{self, Layout, Series};
 use super::{Charts, Ctx, MOVEMENT_ROWS, TOP_REASONS, capitalize, categories};
@@ -202,13 +202,13 @@ pub(super) fn top(c: Ctx) -> Vec<Value> {
     let Ctx { view, report, sets, n, arr, .. } = c;
     let mut top = Vec::new();
     if let Some(t) = &report.top {
-        let hits = evaluate_condition(&view.results(), &t.when);
+        let results = view.results();
+        let hits = evaluate_condition(&results, &t.when);
         let mut listed: Vec<usize> = (0..n).filter(|&r| matches!(hits[r], Ok(true))).collect();
         listed.sort_by(|&a, &b| arr[b].total_cmp(&arr[a]));
         listed.truncate(t.limit);
         // Reasons only for the accounts shown.
         let reads = reads_of(t.reasons.as_ref());
-        let results = view.results();
         let plan = reads.plan(&results);
         let mut scope = Scope::new();
         let listed: Vec<(usize, Vec<String>)> = listed
@@ -218,7 +218,7 @@ pub(super) fn top(c: Ctx) -> Vec<Value> {
                 let reasons = t
                     .reasons
                     .as_ref()
-                    .and_then(|e| view.engine.eval_ast_with_scope::<Dynamic>(&mut scope, &e.ast).ok())
+                    .and_then(|e| results.eval(e, &mut scope).ok())
                     .map(|v| match v.try_cast::<rhai::Array>() {
                         Some(list) => list.iter().map(display_value).filter(|s| !s.is_empty()).collect(),
                         None => Vec::new(),

@@ -27,6 +27,13 @@ pub struct Results<'a> {
     pub engine: &'a Engine,
 }
 
+impl Results<'_> {
+    /// `expr` for the account whose values `scope` holds ([`fill_scope`]).
+    pub fn eval(&self, expr: &Expr, scope: &mut Scope) -> Result<Dynamic, Box<EvalAltResult>> {
+        self.engine.eval_ast_with_scope::<Dynamic>(scope, &expr.ast)
+    }
+}
+
 /// Whether a condition holds for one account, or why it could not be evaluated (shared by
 /// the accounts a grades-only condition is evaluated once for).
 pub type Condition = Result<bool, Arc<EvalAltResult>>;
@@ -39,7 +46,7 @@ pub fn evaluate_condition(view: &Results, when: &Expr) -> Vec<Condition> {
     let plan = reads.plan(view);
     let run = |scope: &mut Scope<'static>, row: usize| {
         fill_scope(scope, view, row, &plan);
-        match view.engine.eval_ast_with_scope::<Dynamic>(scope, &when.ast) {
+        match view.eval(when, scope) {
             Ok(v) => Ok(v.as_bool().unwrap_or(false)),
             Err(e) => Err(Arc::from(e)),
         }
