@@ -67,6 +67,11 @@ impl Plan {
 
 /// The entity view's columns, learned by building the features over empty source tables.
 fn entity_schema(project: &Project, job: &Job, as_of: NaiveDate, diags: &mut Diagnostics) -> Option<Schema> {
+    // A refused column type leaves its source undeclarable: the features would only fail
+    // for want of it.
+    if diags.0.iter().any(|d| d.code == Code::ColumnType) {
+        return None;
+    }
     let mut found = warehouse::Found::default();
     let warehouse = match warehouse::load(&project.warehouse, job, as_of, None, Sources::Declared, &mut found) {
         Ok(w) => w,

@@ -5,6 +5,9 @@
 //! warehouse has described it.
 
 pub mod raw;
+mod sql_type;
+
+pub use sql_type::{SqlType, TypeError};
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -58,7 +61,7 @@ pub struct Source {
 #[derive(Debug, Clone)]
 pub struct Column {
     pub name: String,
-    pub sql_type: String,
+    pub sql_type: SqlType,
     pub span: Span,
 }
 
@@ -238,10 +241,25 @@ fn source(
     let columns: Vec<Column> = raw
         .columns
         .iter()
-        .map(|(c, t)| Column {
-            name: c.clone(),
-            sql_type: t.value.clone(),
-            span: yaml::span_of(file, t, t.value.len()),
+        .map(|(c, t)| {
+            let span = yaml::span_of(file, t, t.value.len());
+            let sql_type = SqlType::parse(&t.value).unwrap_or_else(|e| {
+                let hint = match &e {
+                    TypeError::Word(w) => did_you_mean(&w.to_ascii_uppercase(), sql_type::words()),
+                    _ => None,
+                };
+                diags.push(
+                    Diagnostic::error(
+                        Code::ColumnType,
+                        span.clone(),
+                        format!("`{}` is not a DuckDB type (column `{c}` of source `{name}`)", t.value),
+                    )
+                    .with_hint(hint.unwrap_or_else(|| e.to_string())),
+                );
+                // Checking goes on as if it were text; the job has an error and never runs.
+                SqlType::varchar()
+            });
+            Column { name: c.clone(), sql_type, span }
         })
         .collect();
     let primary_key = raw.primary_key.as_ref().map(|k| k.value.to_vec()).unwrap_or_default();
