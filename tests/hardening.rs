@@ -35,3 +35,58 @@ fn column_types_cannot_inject_sql() {
         assert!(!p.path().join(".keepwell/keepwell.duckdb").exists(), "{injected}: a run was recorded");
     }
 }
+
+/// A helper given a value out of its range fails the account, never the process.
+#[test]
+fn a_helper_out_of_range_fails_the_account_not_the_run() {
+    let risk = common::RISK
+        .replace("when: industry in [\"travel\", \"retail\"]", "when: add_days(as_of, 999999999999) > as_of");
+    let p = Project::new(&[("rules/risk.yaml", &risk)]);
+    let out = p.keepwell(&["run", "nightly", "--as-of", "2026-11-23"]);
+    assert_eq!(out.code, 1, "degraded, not crashed: {}", out.stderr);
+    assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
+    let errors = p.query("SELECT DISTINCT rule_id, message FROM rule_errors");
+    assert_eq!(
+        errors,
+        ["hard_hit_industry|add_days(2026-11-23, 999999999999) is out of the range of dates"],
+        "{}",
+        out.stderr
+    );
+}
+
+/// What `check` can prove wrong about a rule set it rejects, located, before any run.
+#[test]
+fn check_rejects_rules_it_can_prove_wrong() {
+    let csv = common::ACCOUNTS_CSV
+        .replace("csm_email\n", "csm_email,renewal_date\n")
+        .replace("ann@example.com\n", "ann@example.com,2027-01-31\n")
+        .replace("bob@example.com\n", "bob@example.com,2027-03-31\n");
+    let job = JOB.replace("      csm_email: VARCHAR\n", "      csm_email: VARCHAR\n      renewal_date: DATE\n");
+    let cases = [
+        ("score: { base: 0, min: 0, max: 100 }", "score: { base: 0, min: 100, max: 0 }", "KW037", "is above its max"),
+        ("score: { base: 0, min: 0, max: 100 }", "score: { base: .nan, min: 0, max: 100 }", "KW037", "not a number"),
+        (
+            "when: industry in [\"travel\", \"retail\"]",
+            "when: renewal_date > 5",
+            "KW031",
+            "a date column, with a number",
+        ),
+        ("when: industry in [\"travel\", \"retail\"]", "when: arr + \"x\" == 3", "KW031", "in arithmetic with text"),
+        ("points: 60", "points: industry", "KW031", "a column of text, not a number"),
+    ];
+    for (find, replace, code, message) in cases {
+        let p = Project::new(&[
+            ("data/accounts.csv", &csv),
+            ("jobs/nightly.yaml", &job),
+            ("rules/risk.yaml", &common::RISK.replacen(find, replace, 1)),
+        ]);
+        let out = p.keepwell(&["check"]);
+        assert_eq!(out.code, 2, "{replace}: {}", out.stderr);
+        assert!(
+            out.stderr.contains(message) && out.stderr.contains(&format!("= code: {code}")),
+            "{replace}: {}",
+            out.stderr
+        );
+        assert!(out.stderr.contains(" --> rules/risk.yaml:"), "{replace}: {}", out.stderr);
+    }
+}

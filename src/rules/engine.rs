@@ -116,7 +116,11 @@ fn register_dates(engine: &mut Engine, as_of: NaiveDate) {
     engine.register_fn("days_since", |_: ()| ());
     engine.register_fn("days_until", move |d: Date| (d - as_of).num_days());
     engine.register_fn("days_until", |_: ()| ());
-    engine.register_fn("add_days", |d: Date, n: INT| d + chrono::Duration::days(n));
+    engine.register_fn("add_days", |d: Date, n: INT| -> Result<Date, Box<rhai::EvalAltResult>> {
+        chrono::Duration::try_days(n)
+            .and_then(|days| d.checked_add_signed(days))
+            .ok_or_else(|| format!("add_days({d}, {n}) is out of the range of dates").into())
+    });
     engine.register_fn("add_days", |_: (), _: INT| ());
     engine.register_get("year", |d: &mut Date| chrono::Datelike::year(d) as INT);
     engine.register_get("month", |d: &mut Date| chrono::Datelike::month(d) as INT);
@@ -195,7 +199,7 @@ pub fn trend(values: &[Dynamic]) -> Option<f64> {
 /// `$1,234,567`: whole currency units with thousands separators.
 pub fn money(v: f64) -> String {
     let n = v.round() as i64;
-    let digits = n.abs().to_string();
+    let digits = n.unsigned_abs().to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
         if i > 0 && (digits.len() - i).is_multiple_of(3) {

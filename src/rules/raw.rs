@@ -136,9 +136,12 @@ pub struct RawExpect {
 #[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawScore {
-    pub base: Option<f64>,
-    pub min: Option<f64>,
-    pub max: Option<f64>,
+    #[schemars(with = "Option<f64>")]
+    pub base: Option<Spanned<f64>>,
+    #[schemars(with = "Option<f64>")]
+    pub min: Option<Spanned<f64>>,
+    #[schemars(with = "Option<f64>")]
+    pub max: Option<Spanned<f64>>,
 }
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]

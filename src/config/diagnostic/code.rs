@@ -47,6 +47,8 @@ pub enum Code {
     Bands,
     /// A reason or mail template that does not parse.
     Template,
+    /// A score's base or bounds that are not numbers, or bounds the wrong way round.
+    ScoreRange,
     /// A column type DuckDB does not know.
     ColumnType,
     /// A source that cannot be declared in the warehouse.
@@ -59,7 +61,7 @@ pub enum Code {
 
 impl Code {
     /// Every code, in order.
-    pub const ALL: [Code; 25] = [
+    pub const ALL: [Code; 26] = [
         Code::Unreadable,
         Code::Yaml,
         Code::BadName,
@@ -81,6 +83,7 @@ impl Code {
         Code::Weight,
         Code::Bands,
         Code::Template,
+        Code::ScoreRange,
         Code::ColumnType,
         Code::Source,
         Code::Feature,
@@ -111,6 +114,7 @@ impl Code {
             Code::Weight => "KW034",
             Code::Bands => "KW035",
             Code::Template => "KW036",
+            Code::ScoreRange => "KW037",
             Code::ColumnType => "KW040",
             Code::Source => "KW041",
             Code::Feature => "KW042",
@@ -142,6 +146,7 @@ impl Code {
             Code::Weight => "bad weight",
             Code::Bands => "grades or bands out of order",
             Code::Template => "template does not parse",
+            Code::ScoreRange => "bad score range",
             Code::ColumnType => "bad column type",
             Code::Source => "source cannot be declared",
             Code::Feature => "feature view fails",

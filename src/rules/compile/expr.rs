@@ -107,8 +107,9 @@ pub(super) fn type_problems(ast: &rhai::AST, map: &TextMap, schema: &Schema, wha
             Some(ASTNode::Stmt(rhai::Stmt::FnCall(call, _))) => Some(&**call),
             _ => None,
         };
+        let ops = ["<", "<=", ">", ">=", "==", "!=", "+", "-", "*", "/", "%"];
         if let Some(call) = call
-            && ["<", "<=", ">", ">=", "==", "!="].contains(&call.name.as_str())
+            && ops.contains(&call.name.as_str())
             && call.args.len() == 2
         {
             for (a, b) in [(&call.args[0], &call.args[1]), (&call.args[1], &call.args[0])] {
@@ -131,7 +132,23 @@ pub(super) fn type_problems(ast: &rhai::AST, map: &TextMap, schema: &Schema, wha
         let Some(t) = schema.get(&column) else {
             continue;
         };
+        let arithmetic = matches!(op.as_str(), "+" | "-" | "*" | "/" | "%");
         let (kind, hint) = match (t, literal_is_number) {
+            // `name + 1` joins text and a number in rhai: only comparisons are wrong.
+            (ColumnType::Text, true) if op == "+" => continue,
+            (ColumnType::Text, true) if arithmetic => (
+                "a text column, in arithmetic with a number",
+                "cast the column to a number in the feature SQL".to_string(),
+            ),
+            (ColumnType::Integer | ColumnType::Float, false) if arithmetic => {
+                ("a number column, in arithmetic with text", "remove the quotes around the number".to_string())
+            }
+            (ColumnType::Date, true) => (
+                "a date column, with a number",
+                format!(
+                    "a date is compared with a date: `{column} {op} add_days(as_of, 30)`, or count days with `days_until({column})`"
+                ),
+            ),
             (ColumnType::Text, true) => (
                 "a text column, with a number",
                 format!("quote the value (`{column} {op} \"...\"`) or cast the column to a number in the feature SQL"),
@@ -150,7 +167,7 @@ pub(super) fn type_problems(ast: &rhai::AST, map: &TextMap, schema: &Schema, wha
             Diagnostic::error(
                 Code::Type,
                 map.span(line, col, column.len()),
-                format!("{what} compares `{column}`, {kind}"),
+                format!("{what} {} `{column}`, {kind}", if arithmetic { "uses" } else { "compares" }),
             )
             .with_hint(hint),
         );

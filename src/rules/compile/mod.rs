@@ -15,8 +15,8 @@ use serde_saphyr::Spanned;
 use crate::config::diagnostic::Code;
 use crate::config::diagnostic::{Diagnostic, Diagnostics, SourceFile, Span, did_you_mean};
 use crate::config::yaml::{self, TextMap};
-use crate::entity::Schema;
-use crate::rules::raw::{RawPoints, RawRule, RawRuleSet};
+use crate::entity::{ColumnType, Schema};
+use crate::rules::raw::{RawPoints, RawRule, RawRuleSet, RawScore};
 use crate::rules::{Body, Class, Expr, Grade, Measure, Points, Rule, RuleSet, ScoreRange, Scoring};
 
 /// Names every rule expression may read besides the entity's columns.
@@ -236,13 +236,47 @@ struct SetCompiler<'a> {
 }
 
 impl SetCompiler<'_> {
+    /// The score's base and bounds: numbers, and the bounds in order (clamping a score
+    /// between bounds the wrong way round has no answer).
+    fn score_range(&mut self, raw: &RawScore) -> ScoreRange {
+        let value = |v: &Option<Spanned<f64>>| v.as_ref().map(|s| s.value);
+        let mut range = ScoreRange {
+            base: value(&raw.base).unwrap_or(0.0),
+            min: value(&raw.min).unwrap_or(f64::NEG_INFINITY),
+            max: value(&raw.max).unwrap_or(f64::INFINITY),
+        };
+        for (field, v) in [("base", &raw.base), ("min", &raw.min), ("max", &raw.max)] {
+            if let Some(v) = v.as_ref().filter(|v| v.value.is_nan() || (field == "base" && v.value.is_infinite())) {
+                self.diags.push(Diagnostic::error(
+                    Code::ScoreRange,
+                    yaml::span_of(self.file, v, 1),
+                    format!("the score's {field} of rule set `{}` is not a number", self.name),
+                ));
+                range = ScoreRange { base: 0.0, min: f64::NEG_INFINITY, max: f64::INFINITY };
+            }
+        }
+        if let (Some(min), Some(max)) = (&raw.min, &raw.max)
+            && min.value > max.value
+        {
+            self.diags.push(
+                Diagnostic::error(
+                    Code::ScoreRange,
+                    yaml::span_of(self.file, min, 1),
+                    format!(
+                        "the score's min ({}) of rule set `{}` is above its max ({})",
+                        min.value, self.name, max.value
+                    ),
+                )
+                .with_hint("swap them: `min` is the lowest score the set gives, `max` the highest"),
+            );
+            range = ScoreRange { base: range.base, min: f64::NEG_INFINITY, max: f64::INFINITY };
+        }
+        range
+    }
+
     fn compile(&mut self, raw: &RawRuleSet) -> Option<RuleSet> {
         let errors_before = self.diags.errors();
-        let score = ScoreRange {
-            base: raw.score.base.unwrap_or(0.0),
-            min: raw.score.min.unwrap_or(f64::NEG_INFINITY),
-            max: raw.score.max.unwrap_or(f64::INFINITY),
-        };
+        let score = self.score_range(&raw.score);
         let grades = self.grades(raw);
         let body = self.body(raw)?;
         let mut set = RuleSet {
@@ -584,6 +618,25 @@ impl SetCompiler<'_> {
         grades
     }
 
+    /// Points that are a column of text, dates or booleans: they can never be a number.
+    fn not_a_number(&mut self, points: &Spanned<String>, what: &str) {
+        let name = points.value.trim();
+        let kind = match self.schema.get(name) {
+            Some(ColumnType::Text) => "text",
+            Some(ColumnType::Date) => "dates",
+            Some(ColumnType::Bool) => "true or false",
+            _ => return,
+        };
+        self.diags.push(
+            Diagnostic::error(
+                Code::Type,
+                yaml::span_of(self.file, points, points.value.len()),
+                format!("the points of {what} are `{name}`, a column of {kind}, not a number"),
+            )
+            .with_hint("points are a number or an expression that gives one, such as `arr / 10000`"),
+        );
+    }
+
     fn rule(&mut self, r: &RawRule) -> Option<Rule> {
         let what = format!("rule `{}`", r.id.value);
         let when = self.expression(&r.when, &what);
@@ -593,6 +646,7 @@ impl SetCompiler<'_> {
                 RawPoints::Number(n) => Some(Points::Fixed(*n)),
                 RawPoints::Expression(src) => {
                     let spanned = Spanned { value: src.clone(), referenced: p.referenced, defined: p.defined };
+                    self.not_a_number(&spanned, &what);
                     self.expression(&spanned, &what).map(Points::Computed)
                 }
             },

@@ -289,6 +289,8 @@ fn describe(e: &EvalAltResult) -> String {
         EvalAltResult::ErrorFunctionNotFound(sig, _) => {
             format!("no function `{sig}` (are the value types what you expect?)")
         }
+        // A helper's own error (a date out of range): its message says it all.
+        EvalAltResult::ErrorRuntime(message, _) => message.to_string(),
         other => {
             let text = other.to_string();
             match text.find(" (line ") {
