@@ -90,3 +90,42 @@ fn check_rejects_rules_it_can_prove_wrong() {
         assert!(out.stderr.contains(" --> rules/risk.yaml:"), "{replace}: {}", out.stderr);
     }
 }
+
+/// A script whose native work the operation limit cannot see (a `contains` over a large
+/// array is one operation) is stopped by the job's time budget: the run fails cleanly and
+/// publishes nothing.
+#[test]
+fn a_runaway_script_is_stopped_by_the_time_budget() {
+    let script = "let a = [];\nfor i in 0..100000 { a.push(i); }\nlet n = 0;\n\
+                  for i in 0..1000000 { if a.contains(-1) { n += 1; } }\n#{ score: n }\n";
+    let p = Project::new(&[
+        ("jobs/nightly.yaml", &JOB.replace("rule_sets: [risk, health]", "timeout: 3s\nrule_sets: [risk, health]")),
+        ("rules/health.yaml", "grades: [{ grade: ok }]\nscript: slow.rhai\n"),
+        ("rules/slow.rhai", script),
+    ]);
+    let out = p.keepwell(&["run", "nightly", "--as-of", "2026-11-23"]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("the run took longer than its time budget of 3s (`timeout:` in the job) and was stopped"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(p.query("SELECT status, published FROM runs"), ["failed|false"]);
+    assert!(p.query("SELECT * FROM outcomes").is_empty());
+}
+
+/// A feature query that would run for hours is interrupted by the same budget.
+#[test]
+fn a_runaway_feature_query_is_stopped_by_the_time_budget() {
+    let slow = "SELECT a.*, round(100.0 * active_users / seats, 1) AS utilisation\n\
+                FROM accounts a\n\
+                WHERE (SELECT sum(range) FROM range((SELECT count(*) FROM accounts) * 100000000000)) >= 0\n";
+    let p = Project::new(&[
+        ("jobs/nightly.yaml", &JOB.replace("rule_sets: [risk, health]", "timeout: 3s\nrule_sets: [risk, health]")),
+        ("sql/account_features.sql", slow),
+    ]);
+    let out = p.keepwell(&["run", "nightly", "--as-of", "2026-11-23"]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(out.stderr.contains("the run took longer than its time budget of 3s"), "{}", out.stderr);
+    assert_eq!(p.query("SELECT status, published FROM runs"), ["failed|false"]);
+}

@@ -31,6 +31,38 @@ pub fn build(as_of: NaiveDate, lookups: std::sync::Arc<super::lookup::Lookups>) 
     engine
 }
 
+/// When a run must stop. Set as the run starts; until then nothing expires.
+#[derive(Debug, Default)]
+pub struct Deadline {
+    at: std::sync::OnceLock<std::time::Instant>,
+}
+
+impl Deadline {
+    /// Starts the budget: the run must end within `budget` from now.
+    pub fn start(&self, budget: std::time::Duration) {
+        let now = std::time::Instant::now();
+        let _ = self.at.set(now.checked_add(budget).unwrap_or(now + std::time::Duration::from_secs(86_400 * 365)));
+    }
+
+    pub fn passed(&self) -> bool {
+        self.at.get().is_some_and(|at| std::time::Instant::now() >= *at)
+    }
+
+    /// What is left of the budget (`None` before it starts).
+    pub fn remaining(&self) -> Option<std::time::Duration> {
+        self.at.get().map(|at| at.saturating_duration_since(std::time::Instant::now()))
+    }
+}
+
+/// Every expression stops once `deadline` has passed, checked every 4096 operations. The
+/// operation limit bounds a script's steps but not the native work inside one step (a
+/// `contains` over a 100,000-element array is one operation), so time is checked too.
+pub fn stop_at(engine: &mut Engine, deadline: std::sync::Arc<Deadline>) {
+    engine.on_progress(move |ops| {
+        (ops & 0xFFF == 0 && deadline.passed()).then(|| Dynamic::from("the job's time budget ran out"))
+    });
+}
+
 /// No file or network access, no module loading, no printing, bounded work.
 fn sandbox(engine: &mut Engine) {
     engine.set_module_resolver(DummyModuleResolver::new());

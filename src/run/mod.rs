@@ -7,6 +7,7 @@
 mod folder;
 pub mod plan;
 mod stages;
+mod watchdog;
 
 pub use folder::{ENTITY_SNAPSHOT, RUN_ARTIFACT};
 
@@ -267,6 +268,8 @@ pub enum RunError {
     Sender { from: String, source: lettre::address::AddressError },
     #[error("writing the entity snapshot failed")]
     SnapshotThread,
+    #[error("the run took longer than its time budget of {} (`timeout:` in the job) and was stopped", crate::warehouse::freshness::human(*budget))]
+    Timeout { budget: std::time::Duration },
 }
 
 impl From<WarehouseError> for RunError {

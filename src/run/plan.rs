@@ -14,9 +14,11 @@ use crate::config::job::Job;
 use crate::config::project::Project;
 use crate::entity::Schema;
 use crate::outputs::{Output, compile_outputs, load_templates};
+use crate::rules::engine::Deadline;
 use crate::rules::lookup::Lookups;
 use crate::rules::{RuleSet, RuleSetSources, compile_rule_sets};
-use crate::warehouse::{self, PrepareError, Sources};
+use crate::run::watchdog::Watchdog;
+use crate::warehouse::{self, PrepareError, Sources, Warehouse};
 
 pub struct Plan {
     pub job: Job,
@@ -26,6 +28,8 @@ pub struct Plan {
     pub engine: Engine,
     pub templates: Environment<'static>,
     pub lookups: Arc<Lookups>,
+    /// When a run of this plan must stop (its job's `timeout`), set as the run starts.
+    pub deadline: Arc<Deadline>,
 }
 
 impl Plan {
@@ -49,7 +53,9 @@ impl Plan {
         let (lookups, d) = Lookups::load(&project.root, &project.rules_dir().join("lookups"));
         diags.extend(d);
         let lookups = Arc::new(lookups);
-        let engine = crate::rules::engine::build(as_of, lookups.clone());
+        let mut engine = crate::rules::engine::build(as_of, lookups.clone());
+        let deadline = Arc::new(Deadline::default());
+        crate::rules::engine::stop_at(&mut engine, deadline.clone());
         let mut templates = crate::rules::reason::environment();
         diags.extend(load_templates(&project.root, &mut templates));
         let (rule_sets, d) =
@@ -61,7 +67,7 @@ impl Plan {
         if diags.has_errors() {
             return Err(diags);
         }
-        Ok(Plan { job, schema, rule_sets, outputs, engine, templates, lookups })
+        Ok(Plan { job, schema, rule_sets, outputs, engine, templates, lookups, deadline })
     }
 }
 
@@ -72,9 +78,22 @@ fn entity_schema(project: &Project, job: &Job, as_of: NaiveDate, diags: &mut Dia
     if diags.0.iter().any(|d| d.code == Code::ColumnType) {
         return None;
     }
-    let mut found = warehouse::Found::default();
-    let warehouse = match warehouse::load(&project.warehouse, job, as_of, None, Sources::Declared, &mut found) {
+    // The features run over empty tables, but a query can be slow on no rows too: checking
+    // has the job's time budget, as a run does.
+    let deadline = Arc::new(Deadline::default());
+    deadline.start(job.timeout);
+    let watchdog = Watchdog::start(deadline.clone());
+    let warehouse = match Warehouse::open(&project.warehouse, None) {
         Ok(w) => w,
+        Err(e) => {
+            diags.push(Diagnostic::error(Code::Warehouse, job.file.start(), e.to_string()));
+            return None;
+        }
+    };
+    watchdog.watch(Some(warehouse.interrupt_handle()));
+    let mut found = warehouse::Found::default();
+    match warehouse::fill(&warehouse, job, as_of, Sources::Declared, &mut found) {
+        Ok(()) => {}
         Err(PrepareError::Declare(wrong)) => {
             diags.extend(Diagnostics(wrong));
             return None;
@@ -85,7 +104,20 @@ fn entity_schema(project: &Project, job: &Job, as_of: NaiveDate, diags: &mut Dia
         }
     };
     if let Err(d) = warehouse.create_features(&job.features) {
-        diags.push(*d);
+        diags.push(match deadline.passed() {
+            true => Diagnostic::error(
+                Code::Feature,
+                d.span.clone(),
+                format!(
+                    "the feature views took longer than the job's time budget of {} to build on empty tables",
+                    crate::warehouse::freshness::human(job.timeout)
+                ),
+            )
+            .with_hint(
+                "a query this slow without rows will not finish on the extracts; `timeout:` in the job sets the budget",
+            ),
+            false => *d,
+        });
         return None;
     }
     let schema = match warehouse.describe(&job.entity.view) {

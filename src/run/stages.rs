@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use chrono::NaiveDate;
 
 use super::plan::Plan;
+use super::watchdog::Watchdog;
 use super::{AccountError, RunError, RunOptions, RunReport, Stage, StageFailed, folder};
 use crate::config::project::Project;
 use crate::entity::Entity;
@@ -47,19 +48,23 @@ pub(super) fn execute(
     report: &mut RunReport,
     progress: &dyn Fn(&str),
 ) -> Result<(), StageFailed> {
+    plan.deadline.start(plan.job.timeout);
+    let watchdog = Watchdog::start(plan.deadline.clone());
     let (dir, spill) = folder::create(&project.runs, report.run_id).map_err(Stage::Load.failed())?;
     let run = Run { project, plan, store, options, progress, dir, spill };
-    let warehouse = run.timed(Stage::Load, report, |r| run.load(r))?;
+    let warehouse = run.timed(Stage::Load, report, |r| run.load(&watchdog, r))?;
     let (entity, snapshot) = run.timed(Stage::Features, report, |r| run.features(&warehouse, r))?;
     let evaluated = run.timed(Stage::Rules, report, |r| run.rules(&warehouse, entity, r))?;
     // Nothing after the rules reads the warehouse: what it holds (the entity's table, its
     // buffers) goes back to the system before the outcomes are published and mailed.
+    watchdog.watch(None);
     drop(warehouse);
     if let (Some(run_id), Some(snapshot)) = (report.run_id, snapshot) {
         run.timed(Stage::Publish, report, |r| run.publish(run_id, snapshot, &evaluated, r))?;
     }
     let (progress, started) = (run.progress, Instant::now());
     progress(Stage::Outputs.doing());
+    run.in_time().map_err(Stage::Outputs.failed())?;
     let (rendered, delivery) = run.outputs(evaluated, report).map_err(Stage::Outputs.failed())?;
     let delivering = delivery.as_ref().map_or(Duration::ZERO, |d| d.busy);
     report.stages.push((Stage::Outputs, started.elapsed().saturating_sub(delivering)));
@@ -85,27 +90,36 @@ impl Run<'_> {
     ) -> Result<T, StageFailed> {
         (self.progress)(stage.doing());
         let started = Instant::now();
-        let value = work(report).map_err(stage.failed())?;
+        // No stage starts past the deadline; one that fails past it (an interrupted query)
+        // failed for want of time. The rules stop their expressions without failing, so the
+        // check before publishing is what keeps a late evaluation from being published.
+        self.in_time().map_err(stage.failed())?;
+        let value = work(report).map_err(|e| stage.failed()(self.in_time().err().unwrap_or(e)))?;
         report.stages.push((stage, started.elapsed()));
         memory(stage);
         Ok(value)
     }
 
+    /// `Err` once the job's time budget has run out.
+    fn in_time(&self) -> Result<(), RunError> {
+        match self.plan.deadline.passed() {
+            true => Err(RunError::Timeout { budget: self.plan.job.timeout }),
+            false => Ok(()),
+        }
+    }
+
     /// Sources loaded, checked and locked; what loading found is kept even when it fails.
-    fn load(&self, report: &mut RunReport) -> Result<Warehouse, RunError> {
+    fn load(&self, watchdog: &Watchdog, report: &mut RunReport) -> Result<Warehouse, RunError> {
+        let warehouse = Warehouse::open(&self.project.warehouse, Some(&self.spill))?;
+        watchdog.watch(Some(warehouse.interrupt_handle()));
         let mut found = warehouse::Found::default();
-        let loaded = warehouse::load(
-            &self.project.warehouse,
-            &self.plan.job,
-            self.options.as_of,
-            Some(&self.spill),
-            warehouse::Sources::Loaded,
-            &mut found,
-        );
+        let filled =
+            warehouse::fill(&warehouse, &self.plan.job, self.options.as_of, warehouse::Sources::Loaded, &mut found);
         report.warnings.append(&mut found.warnings);
         report.row_counts.append(&mut found.row_counts);
         report.rejects.append(&mut found.rejects);
-        Ok(loaded?)
+        filled?;
+        Ok(warehouse)
     }
 
     /// The entity built and read, and its snapshot started beside the rules (for a

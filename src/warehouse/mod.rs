@@ -5,7 +5,7 @@
 pub mod freshness;
 mod prepare;
 
-pub use prepare::{Found, PrepareError, Sources, load};
+pub use prepare::{Found, PrepareError, Sources, fill, load};
 
 use std::path::{Path, PathBuf};
 
@@ -437,6 +437,11 @@ impl Warehouse {
     }
 
     /// The connection, for evaluating rule expressions as columns over `kw_entity`.
+    /// Stops whatever the warehouse is running, from another thread (for time budgets).
+    pub fn interrupt_handle(&self) -> std::sync::Arc<duckdb::InterruptHandle> {
+        self.conn.interrupt_handle()
+    }
+
     pub fn connection(&self) -> &Connection {
         &self.conn
     }

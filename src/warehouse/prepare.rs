@@ -59,6 +59,19 @@ pub fn load(
     found: &mut Found,
 ) -> Result<Warehouse, PrepareError> {
     let warehouse = Warehouse::open(settings, spill)?;
+    fill(&warehouse, job, as_of, sources, found)?;
+    Ok(warehouse)
+}
+
+/// [`load`] into a warehouse already open: a run opens it first, so the run's watchdog can
+/// interrupt a load that outlasts the job's time budget.
+pub fn fill(
+    warehouse: &Warehouse,
+    job: &Job,
+    as_of: NaiveDate,
+    sources: Sources,
+    found: &mut Found,
+) -> Result<(), PrepareError> {
     match sources {
         Sources::Declared => {
             // Every source is declared, so each mistake is reported at once.
@@ -68,11 +81,11 @@ pub fn load(
                 return Err(PrepareError::Declare(wrong));
             }
         }
-        Sources::Loaded => load_files(&warehouse, job, found)?,
+        Sources::Loaded => load_files(warehouse, job, found)?,
     }
     warehouse.lock()?;
     warehouse.set_as_of(as_of)?;
-    Ok(warehouse)
+    Ok(())
 }
 
 fn load_files(warehouse: &Warehouse, job: &Job, found: &mut Found) -> Result<(), PrepareError> {

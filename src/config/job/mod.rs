@@ -30,6 +30,8 @@ pub struct Job {
     pub entity: EntitySpec,
     pub rule_sets: Vec<Spanned<String>>,
     pub schedule: Option<Schedule>,
+    /// How long a run may take: past it the run stops and fails, publishing nothing.
+    pub timeout: Duration,
     pub on_failure: Vec<lettre::message::Mailbox>,
 }
 
@@ -182,6 +184,20 @@ impl Job {
             check_addresses(&file, output, &mut diags);
         }
         let on_failure = raw.on_failure.iter().filter_map(|a| address(&file, a, &mut diags)).collect();
+        let timeout = match &raw.timeout {
+            Some(t) => parse_duration(&t.value).filter(|d| !d.is_zero()).unwrap_or_else(|| {
+                diags.push(
+                    Diagnostic::error(
+                        Code::Duration,
+                        yaml::span_of(&file, t, t.value.len()),
+                        format!("`{}` is not a duration", t.value),
+                    )
+                    .with_hint("write a number above 0 and a unit: `30m`, `2h`"),
+                );
+                DEFAULT_TIMEOUT
+            }),
+            None => base.as_ref().map_or(DEFAULT_TIMEOUT, |b| b.timeout),
+        };
         let job = Job {
             name,
             description: raw.description,
@@ -191,6 +207,7 @@ impl Job {
             entity,
             rule_sets,
             schedule,
+            timeout,
             on_failure,
         };
         Ok((job, raw.outputs, diags))
@@ -521,6 +538,10 @@ fn address(file: &SourceFile, a: &Spanned<String>, diags: &mut Diagnostics) -> O
     }
 }
 
+/// A run's time budget when its job sets none: the shipped 1M-account job takes about a
+/// minute on 2 cores, so an hour is room enough for any real job and stops a runaway one.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(3600);
+
 /// `90m`, `26h`, `2d`, `45s`.
 pub fn parse_duration(text: &str) -> Option<Duration> {
     let text = text.trim();
@@ -528,13 +549,13 @@ pub fn parse_duration(text: &str) -> Option<Duration> {
     let (n, unit) = text.split_at(split);
     let n: u64 = n.parse().ok()?;
     let secs = match unit.trim() {
-        "s" => n,
-        "m" | "min" => n * 60,
-        "h" => n * 3600,
-        "d" => n * 86_400,
+        "s" => Some(n),
+        "m" | "min" => n.checked_mul(60),
+        "h" => n.checked_mul(3600),
+        "d" => n.checked_mul(86_400),
         _ => return None,
     };
-    Some(Duration::from_secs(secs))
+    secs.map(Duration::from_secs)
 }
 
 pub fn is_identifier(name: &str) -> bool {

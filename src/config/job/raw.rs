@@ -26,6 +26,10 @@ pub struct RawJob {
     #[serde(default)]
     pub outputs: Vec<RawOutput>,
     pub schedule: Option<RawSchedule>,
+    /// How long a run may take before it stops and fails, nothing published (`2h`, `90m`);
+    /// 1 hour by default.
+    #[schemars(with = "Option<String>")]
+    pub timeout: Option<Spanned<String>>,
     /// Who is mailed when a scheduled run fails after its last retry.
     #[serde(default)]
     #[schemars(with = "Vec<String>")]
