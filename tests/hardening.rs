@@ -129,3 +129,38 @@ fn a_runaway_feature_query_is_stopped_by_the_time_budget() {
     assert!(out.stderr.contains("the run took longer than its time budget of 3s"), "{}", out.stderr);
     assert_eq!(p.query("SELECT status, published FROM runs"), ["failed|false"]);
 }
+
+/// A header-only extract after a good day, or one far smaller than the last, stops the run
+/// before it publishes: the last good results and their mail stand.
+#[test]
+fn an_empty_or_cut_short_extract_never_replaces_good_results() {
+    let p = Project::new(&[]);
+    assert_eq!(p.keepwell(&["run", "nightly", "--as-of", "2026-11-23"]).code, 0);
+    let header = common::ACCOUNTS_CSV.lines().next().expect("header").to_string() + "\n";
+    let one_row: String = common::ACCOUNTS_CSV.lines().take(2).map(|l| l.to_string() + "\n").collect();
+    let cases = [
+        (
+            header.as_str(),
+            "source `accounts`: 0 rows, fewer than its min_rows of 1: the extract looks empty or cut short",
+        ),
+        (one_row.as_str(), "source `accounts`: 1 rows, 67% fewer than the 3 of the last published run (max_drop: 50%)"),
+    ];
+    for (day, (csv, message)) in ["2026-11-24", "2026-11-25"].into_iter().zip(cases) {
+        p.write("data/accounts.csv", csv);
+        let out = p.keepwell(&["run", "nightly", "--as-of", day]);
+        assert_eq!(out.code, 1, "{}", out.stderr);
+        assert!(out.stderr.contains(message), "{}", out.stderr);
+        assert!(out.stderr.contains("so the run stopped before publishing anything"), "{}", out.stderr);
+    }
+    assert_eq!(
+        p.query("SELECT as_of, status, published FROM runs ORDER BY run_id"),
+        ["2026-11-23|succeeded|true", "2026-11-24|failed|false", "2026-11-25|failed|false"]
+    );
+    assert_eq!(p.query("SELECT DISTINCT as_of FROM latest_outcomes"), ["2026-11-23"]);
+    // A drop the source allows goes through.
+    p.write(
+        "jobs/nightly.yaml",
+        &JOB.replace("primary_key: account_id", "primary_key: account_id\n    max_drop: 100%"),
+    );
+    assert_eq!(p.keepwell(&["run", "nightly", "--as-of", "2026-11-26"]).code, 0);
+}

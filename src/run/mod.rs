@@ -268,6 +268,13 @@ pub enum RunError {
     Sender { from: String, source: lettre::address::AddressError },
     #[error("writing the entity snapshot failed")]
     SnapshotThread,
+    #[error(
+        "source `{source_name}`: {rows} rows, {:.0}% fewer than the {last} of the last published run \
+         (max_drop: {:.0}%), so the run stopped before publishing anything",
+        100.0 * (1.0 - *rows as f64 / *last as f64),
+        100.0 * max_drop
+    )]
+    Drop { source_name: String, rows: u64, last: u64, max_drop: f64 },
     #[error("the run took longer than its time budget of {} (`timeout:` in the job) and was stopped", crate::warehouse::freshness::human(*budget))]
     Timeout { budget: std::time::Duration },
 }

@@ -119,7 +119,30 @@ impl Run<'_> {
         report.row_counts.append(&mut found.row_counts);
         report.rejects.append(&mut found.rejects);
         filled?;
+        self.no_sharp_drop(&report.row_counts)?;
         Ok(warehouse)
+    }
+
+    /// Fails when a source has far fewer rows than in the last published run (its
+    /// `max_drop`): a truncated export would otherwise replace good results.
+    fn no_sharp_drop(&self, counts: &[(String, u64)]) -> Result<(), RunError> {
+        let before = self.store.last_row_counts(&self.plan.job.name, self.options.as_of)?;
+        for source in &self.plan.job.sources {
+            let (Some(&last), Some(&(_, now))) =
+                (before.get(&source.name), counts.iter().find(|(name, _)| *name == source.name))
+            else {
+                continue;
+            };
+            if last > 0 && (now as f64) < last as f64 * (1.0 - source.max_drop) {
+                return Err(RunError::Drop {
+                    source_name: source.name.clone(),
+                    rows: now,
+                    last,
+                    max_drop: source.max_drop,
+                });
+            }
+        }
+        Ok(())
     }
 
     /// The entity built and read, and its snapshot started beside the rules (for a

@@ -1,7 +1,7 @@
 //! The `runs` table: a run begins, finishes (published or not) and is listed.
 
 use chrono::{DateTime, NaiveDate, Utc};
-use duckdb::params;
+use duckdb::{OptionalExt, params};
 
 use super::{Store, StoreError};
 use crate::warehouse::Reject;
@@ -93,6 +93,26 @@ impl Store {
              error = 'interrupted: keepwell stopped during the run; nothing was published' WHERE status = 'running'",
             [],
         )?)
+    }
+
+    /// Rows per source in the job's latest published run up to `as_of`, for a run to tell
+    /// an extract much smaller than the last good one.
+    pub fn last_row_counts(
+        &self,
+        job: &str,
+        as_of: NaiveDate,
+    ) -> Result<std::collections::HashMap<String, u64>, StoreError> {
+        let counts: Option<String> = self
+            .conn
+            .query_row(
+                "SELECT CAST(row_counts AS VARCHAR) FROM runs WHERE job = ? AND published AND as_of <= ? \
+                 ORDER BY as_of DESC, run_id DESC LIMIT 1",
+                params![job, as_of],
+                |r| r.get(0),
+            )
+            .optional()?
+            .flatten();
+        Ok(counts.and_then(|c| serde_json::from_str(&c).ok()).unwrap_or_default())
     }
 
     /// When the job's latest run started, whatever its outcome.

@@ -63,6 +63,11 @@ pub enum WarehouseError {
     MissingColumn { source_name: String, file: String, column: String, hint: String },
     #[error("source `{source_name}`: {count} rows rejected, more than max_rejects ({max}); first: {first}")]
     TooManyRejects { source_name: String, count: usize, max: u64, first: String },
+    #[error(
+        "source `{source_name}`: {rows} rows, fewer than its min_rows of {min}: the extract looks empty or cut short, \
+         so the run stopped before publishing anything"
+    )]
+    TooFewRows { source_name: String, rows: u64, min: u64 },
     #[error("source `{source_name}`: duplicate primary key ({key}) in {count} groups: {examples}")]
     DuplicateKeys { source_name: String, key: String, count: u64, examples: String },
     #[error("the entity view `{view}` has {count} accounts with more than one row: {examples}")]
@@ -171,9 +176,16 @@ impl Warehouse {
         Ok(report)
     }
 
-    /// After [`Warehouse::load`]: fails when a source has more rejects than it allows, or
-    /// duplicate primary keys.
+    /// After [`Warehouse::load`]: fails when a source has more rejects than it allows, fewer
+    /// rows than its `min_rows`, or duplicate primary keys.
     pub fn check_loaded(&self, source: &Source, report: &LoadReport) -> Result<(), WarehouseError> {
+        if report.rows < source.min_rows {
+            return Err(WarehouseError::TooFewRows {
+                source_name: source.name.clone(),
+                rows: report.rows,
+                min: source.min_rows,
+            });
+        }
         if report.rejects.len() as u64 > source.max_rejects {
             return Err(WarehouseError::TooManyRejects {
                 source_name: source.name.clone(),

@@ -54,6 +54,10 @@ pub struct Source {
     pub columns: Vec<Column>,
     pub primary_key: Vec<String>,
     pub max_rejects: u64,
+    /// The fewest rows the extract may have.
+    pub min_rows: u64,
+    /// The largest drop in rows from the last published run, as a fraction (1.0: any).
+    pub max_drop: f64,
     pub max_age: Option<Duration>,
     pub loaded_at: Option<String>,
     pub on_stale: OnStale,
@@ -335,6 +339,25 @@ fn source(
             .with_hint_opt(did_you_mean(col, columns.iter().map(|c| c.name.as_str()))),
         );
     }
+    let max_drop = match &raw.max_drop {
+        None => DEFAULT_MAX_DROP,
+        Some(d) => {
+            match d.value.trim().strip_suffix('%').and_then(|p| p.trim().parse::<f64>().ok()) {
+                Some(p) if (0.0..=100.0).contains(&p) => p / 100.0,
+                _ => {
+                    diags.push(
+                    Diagnostic::error(
+                        Code::UnknownValue,
+                        yaml::span_of(file, d, d.value.len()),
+                        format!("max_drop `{}` of source `{name}` is not a percentage from 0% to 100%", d.value),
+                    )
+                    .with_hint("write how much smaller than the last run the extract may be: `50%`; `100%` allows any drop"),
+                );
+                    DEFAULT_MAX_DROP
+                }
+            }
+        }
+    };
     let path = PathBuf::from(&raw.path.value);
     let absolute = if path.is_absolute() { path } else { project.root.join(path) };
     Some(Source {
@@ -346,6 +369,8 @@ fn source(
         columns,
         primary_key,
         max_rejects: raw.max_rejects.unwrap_or(0),
+        min_rows: raw.min_rows.unwrap_or(1),
+        max_drop,
         max_age,
         loaded_at: raw.loaded_at.clone(),
         on_stale,
@@ -537,6 +562,10 @@ fn address(file: &SourceFile, a: &Spanned<String>, diags: &mut Diagnostics) -> O
         }
     }
 }
+
+/// How much smaller than in the last published run an extract may be when its source sets
+/// no `max_drop`: half. A nightly extract rarely halves; a truncated export often does.
+pub const DEFAULT_MAX_DROP: f64 = 0.5;
 
 /// A run's time budget when its job sets none: the shipped 1M-account job takes about a
 /// minute on 2 cores, so an hour is room enough for any real job and stops a runaway one.

@@ -48,6 +48,13 @@ pub struct RawSource {
     #[schemars(with = "Option<KeyColumns>")]
     pub primary_key: Option<Spanned<KeyColumns>>,
     pub max_rejects: Option<u64>,
+    /// The fewest rows a good extract has (default 1): fewer stop the run before anything
+    /// is published, so an empty extract never empties the results.
+    pub min_rows: Option<u64>,
+    /// How much smaller than in the last published run the extract may be (`50%` by
+    /// default; `100%` allows any drop): a larger drop stops the run before publishing.
+    #[schemars(with = "Option<String>")]
+    pub max_drop: Option<Spanned<String>>,
     /// How old the data may be (`26h`, `2d`): by the file's modification time, or by the
     /// newest value of `loaded_at` when given.
     #[schemars(with = "Option<String>")]
