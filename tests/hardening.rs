@@ -164,3 +164,161 @@ fn an_empty_or_cut_short_extract_never_replaces_good_results() {
     );
     assert_eq!(p.keepwell(&["run", "nightly", "--as-of", "2026-11-26"]).code, 0);
 }
+
+/// No secret reaches the log at any verbosity: the SMTP password, and the `AUTH PLAIN` line
+/// that carries it in base64, stay out of even a trace-level log of a delivery.
+#[test]
+fn the_smtp_password_is_never_logged() {
+    use base64::Engine as _;
+    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+    let relay = "import sys, time\n\
+                 from aiosmtpd.controller import Controller\n\
+                 from aiosmtpd.smtp import AuthResult\n\
+                 class Handler:\n    async def handle_DATA(self, server, session, envelope):\n        return '250 OK'\n\
+                 def authenticate(server, session, envelope, mechanism, data):\n    return AuthResult(success=True)\n\
+                 c = Controller(Handler(), hostname='127.0.0.1', port=int(sys.argv[1]), auth_require_tls=False,\n\
+                 \x20              authenticator=authenticate)\n\
+                 c.start()\n\
+                 time.sleep(600)\n";
+    let mut server = std::process::Command::new("python3")
+        .args(["-c", relay, &port.to_string()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("python3 with aiosmtpd (make test installs it)");
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(std::time::Instant::now() < until, "the relay did not start");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let settings = format!(
+        "mail:\n  from: keepwell@example.com\n  smtp:\n    host: 127.0.0.1\n    port: {port}\n    tls: none\n    \
+         user: relay-user\n    password_env: RELAY_PASSWORD\n"
+    );
+    let p = Project::new(&[("keepwell.yaml", &settings)]);
+    let secret = "s3cret-Pa55word";
+    let out = p.keepwell_with(
+        &["-vv", "run", "nightly", "--as-of", "2026-11-23"],
+        &[("RELAY_PASSWORD", secret), ("KEEPWELL_LOG", "trace")],
+    );
+    let _ = server.kill();
+    let _ = server.wait();
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    assert!(out.stdout.contains("mail     2 messages sent through 127.0.0.1:"), "{}", out.stdout);
+    let plain = base64::engine::general_purpose::STANDARD.encode(format!("\0relay-user\0{secret}"));
+    let log = format!("{}{}", out.stdout, out.stderr);
+    for leak in [secret, plain.as_str(), "AUTH PLAIN"] {
+        assert!(!log.contains(leak), "`{leak}` was logged");
+    }
+    assert!(log.contains("DEBUG"), "the log is at debug level and beyond: {}", out.stderr);
+}
+
+/// Job and output names become folders: one that could reach outside keepwell's own
+/// folders is refused at `check`, located.
+#[test]
+fn names_cannot_reach_outside_the_project() {
+    let cases = [
+        ("name: nightly", "name: ../../escaped", "job name `../../escaped` cannot be a folder name"),
+        ("name: at_risk", "name: /tmp/escaped", "output name `/tmp/escaped` cannot be a folder name"),
+        ("name: summary", "name: at_risk", "output name `at_risk` is used twice in job `nightly`"),
+    ];
+    for (find, replace, message) in cases {
+        let p = Project::new(&[("jobs/nightly.yaml", &JOB.replacen(find, replace, 1))]);
+        for command in [&["check"][..], &["run", "nightly"][..]] {
+            let out = p.keepwell(command);
+            assert_eq!(out.code, 2, "{replace}: {}", out.stderr);
+            assert!(out.stderr.contains(message) && out.stderr.contains(" --> jobs/nightly.yaml:"), "{}", out.stderr);
+        }
+        assert!(!p.path().join(".keepwell").exists(), "{replace}: something was written");
+    }
+}
+
+/// Owners whose names would make the same file name each get their own list and mail.
+#[test]
+fn owners_that_look_alike_each_get_their_own_list_and_mail() {
+    let csv = "account_id,name,industry,arr,seats,active_users,csm_email\n\
+               A1,Acme,travel,120000.00,100,20,team/a@x.com\n\
+               A2,Globex,travel,50000.00,40,3,team_a@x.com\n\
+               A3,Initech,retail,8000.00,10,2,team?a@x.com\n";
+    let p = Project::new(&[("data/accounts.csv", csv)]);
+    let out = p.keepwell(&["run", "nightly", "--as-of", "2026-11-23"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let lists: Vec<_> = p.files_under(".keepwell/runs/1/at_risk");
+    let mut accounts: Vec<String> = lists
+        .iter()
+        .map(|f| {
+            let text = std::fs::read_to_string(p.path().join(f)).expect("list");
+            text.lines().nth(1).and_then(|row| row.split(',').next()).unwrap_or("").to_string()
+        })
+        .collect();
+    accounts.sort();
+    assert_eq!(accounts, ["Acme", "Globex", "Initech"], "{lists:?}");
+    let mails: Vec<_> = p
+        .files_under(".keepwell/outbox/nightly/2026-11-23")
+        .into_iter()
+        .filter(|f| f.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("at_risk--")))
+        .collect();
+    assert_eq!(mails.len(), 3, "{mails:?}");
+    assert_eq!(p.query("SELECT count(*) FROM outbox WHERE output = 'at_risk' AND status = 'sent'"), ["3"]);
+}
+
+/// Scripts, feature SQL, lookup tables and templates are read only from inside the project,
+/// symlinks followed: a file outside it is refused, and none of its text is shown.
+#[test]
+fn project_files_are_read_only_from_inside_the_project() {
+    let outside = tempfile::tempdir().expect("temp dir");
+    let secret = outside.path().join("secrets.env");
+    std::fs::write(&secret, "SECRET_TOKEN=hunter2-do-not-print\n").expect("write");
+    let relative = |p: &Project| {
+        let depth = p.path().components().count();
+        format!("{}{}", "../".repeat(depth), secret.display().to_string().trim_start_matches('/'))
+    };
+    type Setup = fn(&Project, &str, &std::path::Path);
+    let cases: [(&str, Setup, &str); 5] = [
+        (
+            "feature SQL by a relative path",
+            |p, rel, _| {
+                p.write("jobs/nightly.yaml", &JOB.replace("  - sql/account_features.sql", &format!("  - {rel}")))
+            },
+            "lies outside the project folder",
+        ),
+        (
+            "feature SQL through a symlink",
+            |p, _, secret| {
+                let link = p.path().join("sql/account_features.sql");
+                std::fs::remove_file(&link).expect("rm");
+                std::os::unix::fs::symlink(secret, &link).expect("symlink");
+            },
+            "cannot read feature SQL `sql/account_features.sql`: it lies outside the project folder",
+        ),
+        (
+            "a script",
+            |p, rel, _| p.write("rules/health.yaml", &format!("grades: [{{ grade: ok }}]\nscript: {}\n", rel)),
+            "lies outside the project folder",
+        ),
+        (
+            "a lookup table through a symlink",
+            |p, _, secret| {
+                std::fs::create_dir_all(p.path().join("rules/lookups")).expect("mkdir");
+                std::os::unix::fs::symlink(secret, p.path().join("rules/lookups/regions.csv")).expect("symlink");
+            },
+            "lookup table `rules/lookups/regions.csv`: it lies outside the project folder",
+        ),
+        (
+            "a mail template through a symlink",
+            |p, _, secret| {
+                std::fs::create_dir_all(p.path().join("templates")).expect("mkdir");
+                std::os::unix::fs::symlink(secret, p.path().join("templates/summary.html")).expect("symlink");
+            },
+            "cannot read `templates/summary.html`: it lies outside the project folder",
+        ),
+    ];
+    for (what, setup, message) in cases {
+        let p = Project::new(&[]);
+        setup(&p, &relative(&p), &secret);
+        let out = p.keepwell(&["check"]);
+        assert_eq!(out.code, 2, "{what}: {}", out.stderr);
+        assert!(out.stderr.contains(message), "{what}: {}", out.stderr);
+        assert!(!out.stderr.contains("hunter2") && !out.stdout.contains("hunter2"), "{what} printed the secret");
+    }
+}

@@ -199,3 +199,32 @@ impl Project {
 pub fn display_path(root: &Path, path: &Path) -> String {
     path.strip_prefix(root).unwrap_or(path).display().to_string()
 }
+
+/// Why a file the project names could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error("it lies outside the project folder")]
+    Outside,
+}
+
+impl ReadError {
+    pub fn not_found(&self) -> bool {
+        matches!(self, ReadError::Io(e) if e.kind() == std::io::ErrorKind::NotFound)
+    }
+}
+
+/// Reads a file the project names (a script, feature SQL, a lookup table, a template). It
+/// must lie inside the project folder once `..` and symlinks are resolved: a project's
+/// files name its own files, never the machine's (an env file's secret would otherwise
+/// reach a diagnostic's snippet). Sources are not read through this: extracts often live
+/// elsewhere.
+pub fn read_inside(root: &Path, path: &Path) -> Result<String, ReadError> {
+    let real = path.canonicalize()?;
+    let root = root.canonicalize()?;
+    if !real.starts_with(&root) {
+        return Err(ReadError::Outside);
+    }
+    Ok(std::fs::read_to_string(real)?)
+}

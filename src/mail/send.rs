@@ -230,7 +230,7 @@ impl<'a> Delivery<'a> {
 
 /// The name of a mail's file in the outbox folder, without `.eml`.
 fn file_stem(output: &str, recipient: &str) -> String {
-    format!("{output}--{}", recipient.replace(['/', '\\'], "_"))
+    format!("{output}--{}", crate::outputs::file_name(recipient))
 }
 
 /// Attempts per mail within one delivery, for transient SMTP errors.

@@ -33,9 +33,18 @@ pub fn load_templates(root: &Path, env: &mut Environment<'static>) -> Diagnostic
     let mut diags = Diagnostics::default();
     for (name, default) in DEFAULT_TEMPLATES {
         let path = root.join("templates").join(name);
-        let (source, file) = match std::fs::read_to_string(&path) {
-            Ok(text) => (text.clone(), Some(SourceFile::new(format!("templates/{name}"), &path, text))),
-            Err(_) => (default.to_string(), None),
+        let display = format!("templates/{name}");
+        let (source, file) = match crate::config::project::read_inside(root, &path) {
+            Ok(text) => (text.clone(), Some(SourceFile::new(display, &path, text))),
+            Err(e) if e.not_found() => (default.to_string(), None),
+            Err(e) => {
+                diags.push(Diagnostic::error(
+                    Code::Unreadable,
+                    crate::config::diagnostic::Span::file_only(&display, &path),
+                    format!("cannot read `{display}`: {e}"),
+                ));
+                continue;
+            }
         };
         if let Err(e) = env.add_template_owned(name.to_string(), source) {
             let span = match &file {

@@ -15,7 +15,7 @@ use crate::rules::Expr;
 use crate::rules::eval::results::{Cell, ResultField, evaluate_condition, fill_scope, reads_of};
 use crate::store::Escalated;
 
-use super::{Attachment, Escalation, Mail, MailSink, OutputError, Rendered, RunView, safe_file_name, to_csv};
+use super::{Attachment, Escalation, Mail, MailSink, OutputError, Rendered, RunView, file_name, to_csv};
 
 /// A listed row's cells as one text, joined by U+001F, and where each ends: at 1M accounts
 /// a `String` a cell took 0.2 GB more for the 265k rows listed.
@@ -167,7 +167,7 @@ pub(super) fn list_mail(
     invalid: impl Fn() -> String,
 ) -> Result<OwnerMail, OutputError> {
     let csv = to_csv(spec.columns, rows)?;
-    let file_name = format!("{}.csv", safe_file_name(owner));
+    let file_name = format!("{}.csv", file_name(owner));
     let path = spec.dir.join(&file_name);
     std::fs::write(&path, &csv).map_err(OutputError::write(&path))?;
     let Ok(to) = owner.parse::<Mailbox>() else {

@@ -286,6 +286,16 @@ pub(crate) fn to_csv<S: AsRef<[u8]>>(labels: &[String], rows: &[Vec<S>]) -> Resu
     Ok(String::from_utf8(w.into_inner().map_err(|e| csv::Error::from(e.into_error()))?)?)
 }
 
-pub(crate) fn safe_file_name(s: &str) -> String {
-    s.chars().map(|c| if c.is_ascii_alphanumeric() || "@._-".contains(c) { c } else { '_' }).collect()
+/// The one way a name from the data (an owner, a recipient) becomes a file name: what is
+/// not a letter, digit or one of `@._+-` becomes `_`, and a name that had to change gets a
+/// digest of its original, so `team/a@x.com` and `team_a@x.com` never share a file. Names
+/// that need no change (most email addresses) stay as they are.
+pub fn file_name(s: &str) -> String {
+    let safe: String =
+        s.chars().map(|c| if c.is_ascii_alphanumeric() || "@._+-".contains(c) { c } else { '_' }).collect();
+    // A name of dots alone (`.`, `..`) is a folder's name, not a file's.
+    if safe == s && !s.is_empty() && !s.chars().all(|c| c == '.') {
+        return safe;
+    }
+    format!("{safe}-{:08x}", twox_hash::XxHash3_128::oneshot(s.as_bytes()) as u32)
 }

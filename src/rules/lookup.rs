@@ -51,7 +51,7 @@ impl Lookups {
         for path in paths {
             let display = crate::config::project::display_path(root, &path);
             let name = path.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_default();
-            match read_table(&path) {
+            match read_table(root, &path) {
                 Ok(table) => {
                     lookups.tables.insert(name, table);
                 }
@@ -94,14 +94,17 @@ impl Lookups {
 enum TableError {
     #[error("{0}")]
     Csv(#[from] csv::Error),
+    #[error(transparent)]
+    Read(#[from] crate::config::project::ReadError),
     #[error("needs a key column and at least one value column")]
     TooFewColumns,
     #[error("line {line}: the key `{key}` appears twice")]
     DuplicateKey { line: usize, key: String },
 }
 
-fn read_table(path: &Path) -> Result<Table, TableError> {
-    let mut reader = csv::Reader::from_path(path)?;
+fn read_table(root: &Path, path: &Path) -> Result<Table, TableError> {
+    let text = crate::config::project::read_inside(root, path)?;
+    let mut reader = csv::Reader::from_reader(text.as_bytes());
     let columns: Vec<String> = reader.headers()?.iter().map(|h| h.trim().to_string()).collect();
     if columns.len() < 2 {
         return Err(TableError::TooFewColumns);

@@ -128,6 +128,14 @@ impl Job {
         let mut diags = Diagnostics::default();
         let stem = path.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_default();
         let name = raw.name.as_ref().map_or(stem, |n| n.value.clone());
+        match &raw.name {
+            Some(n) => folder_name(&file, n, "job", &mut diags),
+            None if !is_folder_name(&name) => diags.push(
+                Diagnostic::error(Code::BadName, file.start(), format!("job name `{name}` cannot be a folder name"))
+                    .with_hint("name the job with `name:` (letters, digits, `_` and `-`), or rename its file"),
+            ),
+            None => {}
+        }
         let base = match &raw.extends {
             Some(ext) => {
                 let base_path = project.root.join(&ext.value);
@@ -184,8 +192,21 @@ impl Job {
             return Err(diags);
         };
         let schedule = raw.schedule.as_ref().and_then(|s| schedule(&file, s, &mut diags));
+        let mut output_names = std::collections::HashSet::new();
         for output in &raw.outputs {
             check_addresses(&file, output, &mut diags);
+            let output_name = match output {
+                RawOutput::Escalation(e) => &e.name,
+                RawOutput::Summary(s) => &s.name,
+            };
+            // Outputs share the job's folder and its outbox, keyed by their names.
+            if !output_names.insert(output_name.value.as_str()) {
+                diags.push(Diagnostic::error(
+                    Code::Duplicate,
+                    yaml::span_of(&file, output_name, output_name.value.len()),
+                    format!("output name `{}` is used twice in job `{name}`", output_name.value),
+                ));
+            }
         }
         let on_failure = raw.on_failure.iter().filter_map(|a| address(&file, a, &mut diags)).collect();
         let timeout = match &raw.timeout {
@@ -390,7 +411,7 @@ fn features(
         let span = yaml::span_of(file, f, f.value.len());
         let path = project.root.join(&f.value);
         let name = path.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_default();
-        let sql = match std::fs::read_to_string(&path) {
+        let sql = match crate::config::project::read_inside(&project.root, &path) {
             Ok(sql) => sql,
             Err(e) => {
                 diags.push(
@@ -537,12 +558,34 @@ fn schedule(file: &SourceFile, raw: &raw::RawSchedule, diags: &mut Diagnostics) 
 }
 
 fn check_addresses(file: &SourceFile, output: &RawOutput, diags: &mut Diagnostics) {
-    let addresses: Vec<&Spanned<String>> = match output {
-        RawOutput::Escalation(e) => e.cc.iter().collect(),
-        RawOutput::Summary(s) => s.to.iter().collect(),
+    let (name, addresses): (&Spanned<String>, Vec<&Spanned<String>>) = match output {
+        RawOutput::Escalation(e) => (&e.name, e.cc.iter().collect()),
+        RawOutput::Summary(s) => (&s.name, s.to.iter().collect()),
     };
+    folder_name(file, name, "output", diags);
     for a in addresses {
         address(file, a, diags);
+    }
+}
+
+/// A name that becomes a folder (a job's outputs and mail, an output's lists): letters,
+/// digits, `_` and `-`, so no name can reach outside keepwell's folders (`../`, `/etc`).
+pub fn is_folder_name(name: &str) -> bool {
+    name.len() <= 100
+        && name.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}
+
+fn folder_name(file: &SourceFile, name: &Spanned<String>, what: &str, diags: &mut Diagnostics) {
+    if !is_folder_name(&name.value) {
+        diags.push(
+            Diagnostic::error(
+                Code::BadName,
+                yaml::span_of(file, name, name.value.len()),
+                format!("{what} name `{}` cannot be a folder name", name.value),
+            )
+            .with_hint("use letters, digits, `_` and `-`, starting with a letter or digit"),
+        );
     }
 }
 

@@ -11,7 +11,7 @@ use rayon::prelude::*;
 
 use super::Ctx;
 use crate::entity::{cell, display_value, write_float};
-use crate::outputs::{Attachment, OutputError, safe_file_name, to_csv};
+use crate::outputs::{Attachment, OutputError, file_name, to_csv};
 
 /// The written list and what the mail attaches of it.
 pub(super) struct FullList {
@@ -58,7 +58,7 @@ pub(super) fn write(c: Ctx, out_dir: &Path) -> Result<FullList, OutputError> {
     drop(file);
     tracing::debug!(rows = n, seconds = started.elapsed().as_secs_f64(), "Full list written.");
     let attached = n.min(report.attach_limit);
-    let file_name = format!("{}-{}.csv", safe_file_name(&view.job.name), view.as_of);
+    let file_name = format!("{}-{}.csv", file_name(&view.job.name), view.as_of);
     let attachment = if attached > 0 {
         let rows = rows_csv(c, &ordered, &gather(c, &ordered[..attached]), 0, 0..attached)?;
         let rows = String::from_utf8(rows)?;

@@ -29,13 +29,15 @@ pub struct RuleSetSources {
     pub sets: Vec<(String, RawRuleSet, SourceFile)>,
     /// Names of rule files that did not parse: already reported, so not "unknown" elsewhere.
     pub broken: Vec<String>,
+    /// The project folder: scripts are read only from inside it.
+    pub root: std::path::PathBuf,
 }
 
 impl RuleSetSources {
     /// Reads every `*.yaml` file in `dir`; a file that does not parse is reported and skipped.
     pub fn load(root: &Path, dir: &Path) -> (Self, Diagnostics) {
         let mut diags = Diagnostics::default();
-        let mut sources = RuleSetSources::default();
+        let mut sources = RuleSetSources { root: root.to_path_buf(), ..RuleSetSources::default() };
         let mut paths: Vec<_> = match std::fs::read_dir(dir) {
             Ok(entries) => entries
                 .filter_map(|e| e.ok().map(|e| e.path()))
@@ -106,8 +108,16 @@ pub fn compile_rule_sets(
     let mut compiled = Vec::new();
     for i in order.into_iter().filter(|i| needed.contains(i)) {
         let (name, raw, file) = &sources.sets[i];
-        let mut compiler =
-            SetCompiler { name, file, schema, engine, templates, diags: &mut diags, deps: &raw.depends_on };
+        let mut compiler = SetCompiler {
+            name,
+            file,
+            schema,
+            engine,
+            templates,
+            diags: &mut diags,
+            deps: &raw.depends_on,
+            root: &sources.root,
+        };
         if let Some(set) = compiler.compile(raw) {
             compiled.push(set);
         }
@@ -233,6 +243,7 @@ struct SetCompiler<'a> {
     templates: &'a mut Environment<'static>,
     diags: &'a mut Diagnostics,
     deps: &'a [Spanned<String>],
+    root: &'a Path,
 }
 
 impl SetCompiler<'_> {
@@ -522,7 +533,7 @@ impl SetCompiler<'_> {
     /// A script file next to the rule file, compiled with statements and loops allowed.
     fn script(&mut self, path: &Spanned<String>) -> Option<Body> {
         let full = self.file.path.parent().unwrap_or(Path::new(".")).join(&path.value);
-        let text = match std::fs::read_to_string(&full) {
+        let text = match crate::config::project::read_inside(self.root, &full) {
             Ok(t) => t,
             Err(e) => {
                 self.diags.push(
