@@ -322,3 +322,37 @@ fn project_files_are_read_only_from_inside_the_project() {
         assert!(!out.stderr.contains("hunter2") && !out.stdout.contains("hunter2"), "{what} printed the secret");
     }
 }
+
+/// A run killed mid-way (kill -9: no chance to record anything) is marked failed by the
+/// next command that opens the store, without the daemon.
+#[test]
+fn a_killed_run_is_marked_interrupted_by_the_next_command() {
+    let slow = "SELECT a.*, round(100.0 * active_users / seats, 1) AS utilisation\n\
+                FROM accounts a\n\
+                WHERE (SELECT sum(range) FROM range((SELECT count(*) FROM accounts) * 100000000000)) >= 0\n";
+    let p = Project::new(&[("sql/account_features.sql", slow)]);
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_keepwell"))
+        .arg("-C")
+        .arg(p.path())
+        .args(["-q", "run", "nightly", "--as-of", "2026-11-23"])
+        .spawn()
+        .expect("keepwell");
+    let started = p.path().join(".keepwell/runs/1");
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !started.exists() {
+        assert!(std::time::Instant::now() < until, "the run did not start");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    child.kill().expect("kill -9");
+    let _ = child.wait();
+    let out = p.keepwell(&["runs"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(
+        p.query("SELECT run_id, status, published, error FROM runs"),
+        ["1|failed|false|interrupted: keepwell stopped during the run; nothing was published"]
+    );
+    // The next run starts clean.
+    p.write("sql/account_features.sql", common::FEATURES_SQL);
+    assert_eq!(p.keepwell(&["run", "nightly", "--as-of", "2026-11-23"]).code, 0);
+}

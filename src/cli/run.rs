@@ -79,8 +79,14 @@ pub fn execute(project: &Project, args: &Args) -> ExitStatus {
 /// The summary a person reads after a run.
 fn describe(project: &Project, r: &RunReport, dry_run: bool) -> String {
     let mut out = String::new();
-    let total: f64 = r.stages.iter().map(|(_, d)| d.as_secs_f64()).sum();
-    let run = r.run_id.map_or_else(|| "dry run".to_string(), |id| format!("run {id}"));
+    // Summed from zero: an empty f64 sum is -0.0, which prints as "-0.00s".
+    let total: f64 = r.stages.iter().fold(0.0, |sum, (_, d)| sum + d.as_secs_f64());
+    let run = match r.run_id {
+        Some(id) => format!("run {id}"),
+        None if dry_run => "dry run".to_string(),
+        // The store could not be opened or the run begun: nothing was recorded.
+        None => "not started".to_string(),
+    };
     let _ = writeln!(out, "job {}, {run}, as of {}: {} in {total:.2}s", r.job, r.as_of, r.status.as_str());
     if let Some(e) = &r.error {
         let _ = writeln!(out, "  error    {e}");
@@ -138,7 +144,9 @@ fn describe(project: &Project, r: &RunReport, dry_run: bool) -> String {
         };
         let _ = writeln!(out, "  mail     {} message{} {where_to}", r.mails.len(), plural(r.mails.len()));
     }
-    if r.status == RunStatus::Failed {
+    if r.status == RunStatus::Failed && r.published {
+        let _ = writeln!(out, "  the results were published before the run failed; see the error above");
+    } else if r.status == RunStatus::Failed {
         let _ = writeln!(out, "  nothing was published; the previous results are unchanged");
     }
     out

@@ -66,7 +66,7 @@ impl Transport {
                 std::fs::create_dir_all(&dir)
                     .map_err(|e| DeliveryError::Write { path: dir.clone(), message: e.to_string() })?;
                 let path = dir.join(format!("{name}.eml"));
-                std::fs::write(&path, bytes)
+                crate::outputs::write_whole(&path, bytes)
                     .map_err(|e| DeliveryError::Write { path: path.clone(), message: e.to_string() })?;
                 Ok(path.display().to_string())
             }

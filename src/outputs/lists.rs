@@ -169,7 +169,7 @@ pub(super) fn list_mail(
     let csv = to_csv(spec.columns, rows)?;
     let file_name = format!("{}.csv", file_name(owner));
     let path = spec.dir.join(&file_name);
-    std::fs::write(&path, &csv).map_err(OutputError::write(&path))?;
+    super::write_whole(&path, csv.as_bytes()).map_err(OutputError::write(&path))?;
     let Ok(to) = owner.parse::<Mailbox>() else {
         return Ok((path, Err(invalid())));
     };

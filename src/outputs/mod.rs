@@ -286,6 +286,19 @@ pub(crate) fn to_csv<S: AsRef<[u8]>>(labels: &[String], rows: &[Vec<S>]) -> Resu
     Ok(String::from_utf8(w.into_inner().map_err(|e| csv::Error::from(e.into_error()))?)?)
 }
 
+/// Writes `bytes` to `path` whole or not at all: into a temporary file beside it, then
+/// renamed over it. A full disk or a killed process leaves no empty or cut-off file behind
+/// (a truncated `.eml` would look like a sent mail).
+pub fn write_whole(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let temp = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
+    let written = std::fs::write(&temp, bytes).and_then(|()| std::fs::rename(&temp, path));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&temp);
+    }
+    written
+}
+
 /// The one way a name from the data (an owner, a recipient) becomes a file name: what is
 /// not a letter, digit or one of `@._+-` becomes `_`, and a name that had to change gets a
 /// digest of its original, so `team/a@x.com` and `team_a@x.com` never share a file. Names

@@ -25,6 +25,7 @@ pub(super) fn write_artifact(path: &Path, r: &RunReport) -> std::io::Result<()> 
         "job": r.job,
         "as_of": r.as_of.to_string(),
         "status": r.status.as_str(),
+        "published": r.published,
         "error": r.error,
         "started_at": r.started_at.to_rfc3339(),
         "finished_at": Utc::now().to_rfc3339(),
@@ -44,7 +45,7 @@ pub(super) fn write_artifact(path: &Path, r: &RunReport) -> std::io::Result<()> 
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    std::fs::write(path, serde_json::to_string_pretty(&artifact).unwrap_or_default() + "\n")
+    crate::outputs::write_whole(path, (serde_json::to_string_pretty(&artifact).unwrap_or_default() + "\n").as_bytes())
 }
 
 /// The entity rows of a run, kept beside it for `explain` and `diff`.

@@ -81,6 +81,9 @@ pub struct RunReport {
     pub mails: Vec<String>,
     /// Mail of this job and day sent by an earlier run, not sent again.
     pub mails_already_sent: usize,
+    /// Whether the run's results were published (a run can fail after publishing, while
+    /// mailing).
+    pub published: bool,
     /// On a dry run: the mail the run would send.
     pub preview: Vec<crate::outputs::Mail>,
     pub files: Vec<PathBuf>,
@@ -120,6 +123,7 @@ pub fn run_with_progress(
         warnings: Vec::new(),
         mails: Vec::new(),
         mails_already_sent: 0,
+        published: false,
         preview: Vec::new(),
         files: Vec::new(),
         store: project.store.clone(),

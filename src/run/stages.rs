@@ -215,6 +215,7 @@ impl Run<'_> {
             staging: &self.spill,
         };
         self.store.publish(&publication, &report.rejects)?;
+        report.published = true;
         Ok(())
     }
 

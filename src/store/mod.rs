@@ -147,7 +147,14 @@ impl Store {
         })?;
         conn.execute_batch(&format!("SET memory_limit = '{STORE_MEMORY_LIMIT}'"))?;
         conn.execute_batch(SCHEMA)?;
-        Ok(Store { conn })
+        let store = Store { conn };
+        // Holding the store's lock, no other process is running a job on it: a run still
+        // marked running was stopped (killed, or the machine went down) and never finished.
+        let interrupted = store.recover_interrupted()?;
+        if interrupted > 0 {
+            tracing::warn!(runs = interrupted, "Runs left running by a process that stopped are marked failed.");
+        }
+        Ok(store)
     }
 
     /// Lets go of the blocks DuckDB keeps cached after a large read or write (lowering the

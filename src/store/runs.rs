@@ -4,6 +4,9 @@ use chrono::{DateTime, NaiveDate, Utc};
 use duckdb::{OptionalExt, params};
 
 use super::{Store, StoreError};
+
+/// The runs this process has begun and not finished: never taken for interrupted ones.
+static OURS: std::sync::Mutex<Vec<i64>> = std::sync::Mutex::new(Vec::new());
 use crate::warehouse::Reject;
 
 /// A row of `runs`.
@@ -28,6 +31,9 @@ impl Store {
             params![job, as_of, started_at],
             |r| r.get(0),
         )?;
+        if let Ok(mut ours) = OURS.lock() {
+            ours.push(id);
+        }
         Ok(id)
     }
 
@@ -68,6 +74,9 @@ impl Store {
         row_counts: &serde_json::Value,
         warnings: &[String],
     ) -> Result<(), StoreError> {
+        if let Ok(mut ours) = OURS.lock() {
+            ours.retain(|&id| id != run_id);
+        }
         let warnings = serde_json::to_string(warnings).unwrap_or_else(|_| "[]".into());
         self.conn.execute(
             "UPDATE runs SET finished_at = now(), status = ?, error = ?, accounts = ?, stages = ?, row_counts = ?, \
@@ -86,11 +95,19 @@ impl Store {
     }
 
     /// Runs left `running` by a process that stopped mid-run become `failed`; they never
-    /// published, so the last good results stand.
+    /// published, so the last good results stand. The store's file lock keeps other
+    /// processes out while this one holds it, so a running run is either this process's own
+    /// (the daemon runs several jobs at once) or a stopped one's.
     pub fn recover_interrupted(&self) -> Result<usize, StoreError> {
+        let ours: Vec<String> = OURS.lock().map(|o| o.iter().map(i64::to_string).collect()).unwrap_or_default();
+        let not_ours =
+            if ours.is_empty() { String::new() } else { format!(" AND run_id NOT IN ({})", ours.join(", ")) };
         Ok(self.conn.execute(
-            "UPDATE runs SET status = 'failed', finished_at = now(), \
-             error = 'interrupted: keepwell stopped during the run; nothing was published' WHERE status = 'running'",
+            &format!(
+                "UPDATE runs SET status = 'failed', finished_at = now(), \
+                 error = 'interrupted: keepwell stopped during the run; nothing was published' \
+                 WHERE status = 'running'{not_ours}"
+            ),
             [],
         )?)
     }
