@@ -356,3 +356,116 @@ fn a_killed_run_is_marked_interrupted_by_the_next_command() {
     p.write("sql/account_features.sql", common::FEATURES_SQL);
     assert_eq!(p.keepwell(&["run", "nightly", "--as-of", "2026-11-23"]).code, 0);
 }
+
+/// A loopback relay that takes `delay` seconds to answer each message and writes each
+/// Message-ID it accepts to `log`, one a line.
+struct CountingRelay {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl CountingRelay {
+    fn start(log: &std::path::Path, delay: f64) -> CountingRelay {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+        let relay = "import asyncio, sys, time\n\
+                     from aiosmtpd.controller import Controller\n\
+                     class Handler:\n    async def handle_DATA(self, server, session, envelope):\n        \
+                     await asyncio.sleep(float(sys.argv[3]))\n        \
+                     ids = [l for l in envelope.content.decode('utf-8', 'replace').splitlines() \
+                     if l.lower().startswith('message-id:')]\n        \
+                     open(sys.argv[2], 'a').write((ids[0] if ids else 'none') + '\\n')\n        return '250 OK'\n\
+                     c = Controller(Handler(), hostname='127.0.0.1', port=int(sys.argv[1]))\n\
+                     c.start()\n\
+                     time.sleep(600)\n";
+        let child = std::process::Command::new("python3")
+            .args(["-c", relay, &port.to_string(), &log.display().to_string(), &delay.to_string()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("python3 with aiosmtpd (make test installs it)");
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(std::time::Instant::now() < until, "the relay did not start");
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        CountingRelay { child, port }
+    }
+}
+
+impl Drop for CountingRelay {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn received(log: &std::path::Path) -> Vec<String> {
+    std::fs::read_to_string(log).unwrap_or_default().lines().map(str::to_string).collect()
+}
+
+fn smtp_settings(port: u16, timeout: &str) -> String {
+    format!(
+        "mail:\n  from: keepwell@example.com\n  smtp:\n    host: 127.0.0.1\n    port: {port}\n    tls: none\n    timeout: {timeout}\n"
+    )
+}
+
+/// kill -9 while mail goes out over SMTP, then `outbox retry`: every mail arrives, and at
+/// most the one in flight arrives twice, with the same Message-ID both times.
+#[test]
+fn a_kill_during_smtp_delivery_sends_at_most_the_mail_in_flight_twice() {
+    let work = tempfile::tempdir().expect("temp dir");
+    let log = work.path().join("received.txt");
+    let relay = CountingRelay::start(&log, 0.05);
+    let mut csv = String::from("account_id,name,industry,arr,seats,active_users,csm_email\n");
+    for i in 0..60 {
+        csv.push_str(&format!("A{i},Account {i},travel,1000.00,10,2,owner{i}@example.com\n"));
+    }
+    let p = Project::new(&[("keepwell.yaml", &smtp_settings(relay.port, "10m")), ("data/accounts.csv", &csv)]);
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_keepwell"))
+        .arg("-C")
+        .arg(p.path())
+        .args(["-q", "run", "nightly", "--as-of", "2026-11-23"])
+        .spawn()
+        .expect("keepwell");
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while received(&log).len() < 10 {
+        assert!(std::time::Instant::now() < until, "delivery did not start");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.kill().expect("kill -9");
+    let _ = child.wait();
+    let before = received(&log).len();
+    assert!(before < 61, "the run finished before it was killed");
+    let retry = p.keepwell(&["outbox", "retry"]);
+    assert_eq!(retry.code, 0, "{}{}", retry.stdout, retry.stderr);
+    let ids = received(&log);
+    let mut distinct = ids.clone();
+    distinct.sort();
+    distinct.dedup();
+    assert_eq!(distinct.len(), 61, "every mail arrives: 60 lists and the summary");
+    assert!(ids.len() - distinct.len() <= 1, "{} mails arrived twice", ids.len() - distinct.len());
+    assert!(distinct.iter().all(|id| id.contains(".keepwell@example.com>")), "{distinct:?}");
+    assert_eq!(p.query("SELECT count(*) FROM outbox WHERE status = 'sent'"), ["61"]);
+}
+
+/// A relay slower than the wait is not sent the same mail again in the same delivery: the
+/// mail is kept as failed for a retry, sent once; with a long enough wait it goes once.
+#[test]
+fn a_slow_relay_is_sent_each_mail_once() {
+    let work = tempfile::tempdir().expect("temp dir");
+    let log = work.path().join("received.txt");
+    let relay = CountingRelay::start(&log, 2.0);
+    let p = Project::new(&[("keepwell.yaml", &smtp_settings(relay.port, "1s"))]);
+    let out = p.keepwell(&["run", "nightly", "--as-of", "2026-11-23"]);
+    assert_eq!(out.code, 1, "degraded: the relay did not answer in time: {}", out.stdout);
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let ids = received(&log);
+    let mut distinct = ids.clone();
+    distinct.sort();
+    distinct.dedup();
+    assert_eq!(ids.len(), distinct.len(), "a mail went twice: {ids:?}");
+    let q = Project::new(&[("keepwell.yaml", &smtp_settings(relay.port, "10m"))]);
+    let log_before = received(&log).len();
+    assert_eq!(q.keepwell(&["run", "nightly", "--as-of", "2026-11-23"]).code, 0);
+    assert_eq!(received(&log).len() - log_before, 2, "the list and the summary, once each");
+}

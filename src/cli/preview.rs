@@ -52,14 +52,15 @@ pub fn execute(project: &Project, args: &Args) -> ExitStatus {
     };
     for mail in &report.preview {
         let recipient = mail.to.first().map(|m| m.email.to_string()).unwrap_or_default();
-        let name = format!("{}--{}", mail.output, recipient.replace(['/', '\\'], "_"));
-        let eml = match mail.to_message(&from) {
-            Ok(m) => m.formatted(),
-            Err(e) => {
-                eprintln!("error: {e}");
-                return ExitStatus::Failure;
-            }
-        };
+        let name = crate::mail::file_stem(&mail.output, &recipient);
+        let eml =
+            match mail.to_message(&from, &crate::mail::mail_key(&report.job, report.as_of, &mail.output, &recipient)) {
+                Ok(m) => m.formatted(),
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitStatus::Failure;
+                }
+            };
         // The browser cannot follow `cid:` links: write the images next to the page.
         let mut html = mail.html.clone();
         for part in &mail.inline {

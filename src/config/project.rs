@@ -40,6 +40,9 @@ struct RawSmtp {
     tls: Option<String>,
     user: Option<String>,
     password_env: Option<String>,
+    /// How long to wait for the relay (`10m` by default: RFC 5321's wait for the end of a
+    /// message).
+    timeout: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -83,6 +86,8 @@ pub struct SmtpSettings {
     pub user: Option<String>,
     /// The name of the environment variable that holds the password; never the password.
     pub password_env: String,
+    /// How long to wait for the relay before giving up on a mail.
+    pub timeout: std::time::Duration,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -135,7 +140,24 @@ impl Project {
                     TlsMode::Implicit => 465,
                     TlsMode::None => 25,
                 };
+                let timeout = match s.timeout.as_deref() {
+                    None => std::time::Duration::from_secs(600),
+                    Some(t) => match crate::config::job::parse_duration(t).filter(|d| !d.is_zero()) {
+                        Some(d) => d,
+                        None => {
+                            return Err(Diagnostics(vec![
+                                Diagnostic::error(
+                                    Code::Duration,
+                                    file.start(),
+                                    format!("mail.smtp.timeout `{t}` is not a duration"),
+                                )
+                                .with_hint("write a number above 0 and a unit: `10m`, `90s`"),
+                            ]));
+                        }
+                    },
+                };
                 Some(SmtpSettings {
+                    timeout,
                     host: s.host,
                     port: s.port.unwrap_or(default_port),
                     tls,

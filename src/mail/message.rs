@@ -11,9 +11,14 @@ impl Mail {
     /// mixed[ alternative[ text, related[ html, inline images... ] ], attachments... ], each
     /// level only when it has parts. Header values are encoded by
     /// lettre; line breaks are removed from the subject so no value can add a header.
-    pub fn to_message(&self, from: &Mailbox) -> Result<Message, DeliveryError> {
+    ///
+    /// `key` names the mail for good (job, day, output and recipient): its Message-ID is
+    /// made from it, so a mail sent twice (a delivery cut off after the relay accepted it)
+    /// carries the same Message-ID both times and receivers can drop the repeat.
+    pub fn to_message(&self, from: &Mailbox, key: &str) -> Result<Message, DeliveryError> {
         let subject = self.subject.split_whitespace().collect::<Vec<_>>().join(" ");
-        let mut builder = Message::builder().from(from.clone()).subject(subject);
+        let mut builder =
+            Message::builder().from(from.clone()).subject(subject).message_id(Some(message_id(from, key)));
         for to in &self.to {
             builder = builder.to(to.clone());
         }
@@ -50,6 +55,11 @@ impl Mail {
         };
         message.map_err(|e| build_err(e.to_string()))
     }
+}
+
+/// `<digest.keepwell@domain>`: the same for the same key, whoever builds it.
+pub fn message_id(from: &Mailbox, key: &str) -> String {
+    format!("<{:032x}.keepwell@{}>", twox_hash::XxHash3_128::oneshot(key.as_bytes()), from.email.domain())
 }
 
 /// `s` with CRLF line endings, in base64 in lines of 76 characters, as lettre writes it

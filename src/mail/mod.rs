@@ -4,7 +4,7 @@
 mod message;
 mod send;
 
-pub use send::{Delivery, Transport, flush_outbox};
+pub use send::{Delivery, Transport, file_stem, flush_outbox, mail_key};
 
 use std::path::PathBuf;
 

@@ -25,8 +25,7 @@ impl Transport {
             return Ok(Transport::Outbox(outbox.to_path_buf()));
         };
         let tls = || TlsParameters::new(smtp.host.clone()).map_err(|e| DeliveryError::Settings(e.to_string()));
-        let mut builder =
-            SmtpTransport::builder_dangerous(&smtp.host).port(smtp.port).timeout(Some(Duration::from_secs(30)));
+        let mut builder = SmtpTransport::builder_dangerous(&smtp.host).port(smtp.port).timeout(Some(smtp.timeout));
         builder = match smtp.tls {
             TlsMode::StartTls => builder.tls(Tls::Required(tls()?)),
             TlsMode::Implicit => builder.tls(Tls::Wrapper(tls()?)),
@@ -80,14 +79,19 @@ impl Transport {
                     .map_err(|e| smtp_err(e.to_string()))?;
                 let envelope =
                     lettre::address::Envelope::new(Some(from), to_addresses).map_err(|e| smtp_err(e.to_string()))?;
-                // A few quick retries with backoff ride out a busy or restarting relay; what still
-                // fails stays in the outbox for the next run or `keepwell outbox retry`.
+                // A few quick retries with backoff ride out a busy or restarting relay, but only
+                // when the mail was surely not accepted: the relay refused it for now (4xx) or
+                // refused the connection. A timeout or a connection lost after the message
+                // went out may mean it was accepted: that mail is not sent again here, and
+                // what still fails stays in the outbox for `keepwell outbox retry`.
                 let mut delay = Duration::from_millis(500);
                 let mut attempt = 1;
                 loop {
                     match smtp.send_raw(&envelope, bytes) {
                         Ok(_) => return Ok(to.join(", ")),
-                        Err(e) if attempt >= SMTP_ATTEMPTS || e.is_permanent() => return Err(smtp_err(e.to_string())),
+                        Err(e) if attempt >= SMTP_ATTEMPTS || !surely_not_accepted(&e) => {
+                            return Err(smtp_err(e.to_string()));
+                        }
                         Err(e) => {
                             tracing::warn!(to = %to.join(", "), attempt, error = %e, "SMTP delivery failed; retrying.");
                             std::thread::sleep(delay);
@@ -170,10 +174,11 @@ impl<'a> Delivery<'a> {
         let queue = mails
             .par_iter()
             .map(|mail| {
-                let message = mail.to_message(from)?;
+                let recipient = mail.to.first().map(|m| m.email.to_string()).unwrap_or_default();
+                let message = mail.to_message(from, &mail_key(self.job, self.as_of, &mail.output, &recipient))?;
                 Ok(crate::store::QueuedMail {
                     output: mail.output.clone(),
-                    recipient: mail.to.first().map(|m| m.email.to_string()).unwrap_or_default(),
+                    recipient,
                     subject: mail.subject.clone(),
                     to: message.envelope().to().iter().map(|a| a.to_string()).collect(),
                     message: message.formatted(),
@@ -228,9 +233,30 @@ impl<'a> Delivery<'a> {
     }
 }
 
+/// What names a mail for good, as the outbox keys it: its Message-ID is made from this.
+pub fn mail_key(job: &str, as_of: chrono::NaiveDate, output: &str, recipient: &str) -> String {
+    format!("{job}/{as_of}/{output}/{recipient}")
+}
+
 /// The name of a mail's file in the outbox folder, without `.eml`.
-fn file_stem(output: &str, recipient: &str) -> String {
+pub fn file_stem(output: &str, recipient: &str) -> String {
     format!("{output}--{}", crate::outputs::file_name(recipient))
+}
+
+/// Whether an SMTP error means the relay did not take the mail: a 4xx answer, or a
+/// connection it refused. Anything else (a timeout, a reset) may have come after it did.
+fn surely_not_accepted(e: &lettre::transport::smtp::Error) -> bool {
+    if e.is_transient() {
+        return true;
+    }
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            return io.kind() == std::io::ErrorKind::ConnectionRefused;
+        }
+        source = s.source();
+    }
+    false
 }
 
 /// Attempts per mail within one delivery, for transient SMTP errors.
@@ -244,17 +270,14 @@ pub fn flush_outbox(
     job: Option<&str>,
 ) -> Result<(Vec<String>, Vec<String>), crate::store::StoreError> {
     let (mut sent, mut failed) = (Vec::new(), Vec::new());
-    // Attempts are recorded in one statement every second or page of 500 mails: one
-    // statement per mail is slow in DuckDB, one for all would forget what was sent if the
-    // process died half-way.
-    // A page of mail at a time, so memory stays flat however much is queued.
+    // A page of mail at a time, so memory stays flat however much is queued. Each attempt
+    // is recorded as soon as the relay answers: one statement per mail costs a millisecond,
+    // and recording in batches sent the unrecorded part of a batch again after a kill.
     let mut after: Option<String> = None;
     loop {
         let page = store.unsent_page(job, after.as_deref(), 500)?;
         let Some(last) = page.last() else { break };
         after = Some(last.page_key());
-        let mut attempts = Vec::new();
-        let mut last_recorded = std::time::Instant::now();
         for mail in &page {
             let dir = Path::new(&mail.job).join(mail.as_of.to_string());
             let name = file_stem(&mail.output, &mail.recipient);
@@ -264,14 +287,8 @@ pub fn flush_outbox(
                 Ok(to) => sent.push(to.clone()),
                 Err(e) => failed.push(format!("{} to {} ({}): {e}", mail.output, mail.recipient, mail.as_of)),
             }
-            attempts.push((mail, result));
-            if last_recorded.elapsed() >= Duration::from_secs(1) {
-                store.mark(&attempts)?;
-                attempts.clear();
-                last_recorded = std::time::Instant::now();
-            }
+            store.mark(mail, &result)?;
         }
-        store.mark(&attempts)?;
     }
     Ok((sent, failed))
 }

@@ -334,9 +334,9 @@ fn alert(
     let sent = Transport::from_settings(&project.mail, &project.outbox).and_then(|t| {
         let from =
             project.mail.from.parse().map_err(|e| crate::mail::DeliveryError::Settings(format!("mail.from: {e}")))?;
-        let message = mail.to_message(&from)?;
         let recipient = to.first().map(|m| m.email.to_string()).unwrap_or_default();
-        t.send(&message, &Path::new(job).join(day.to_string()), &format!("failure--{recipient}"))
+        let message = mail.to_message(&from, &crate::mail::mail_key(job, day, "failure", &recipient))?;
+        t.send(&message, &Path::new(job).join(day.to_string()), &crate::mail::file_stem("failure", &recipient))
     });
     match sent {
         Ok(where_to) => tracing::info!(job, to = %where_to, "Failure alert sent."),

@@ -179,33 +179,20 @@ impl Store {
         Ok(rows.collect::<Result<Vec<_>, _>>()?)
     }
 
-    /// Records the outcome of delivery attempts, all in one statement.
-    pub fn mark(&self, attempts: &[(&OutboxMail, Attempt)]) -> Result<(), StoreError> {
-        if attempts.is_empty() {
-            return Ok(());
-        }
-        self.conn.execute_batch(
-            "CREATE OR REPLACE TEMP TABLE kw_marks (job VARCHAR, as_of DATE, output VARCHAR, recipient VARCHAR, \
-             ok BOOLEAN, detail VARCHAR)",
-        )?;
-        let mut appender = self.conn.appender("kw_marks")?;
-        for (m, result) in attempts {
-            let (ok, detail) = match result {
-                Ok(to) => (true, to.clone()),
-                Err(e) => (false, e.to_string()),
-            };
-            appender.append_row(params![m.job, m.as_of, m.output, m.recipient, ok, detail])?;
-        }
-        appender.flush()?;
-        drop(appender);
-        self.conn.execute_batch(
-            "UPDATE outbox SET status = CASE WHEN k.ok THEN 'sent' ELSE 'failed' END, attempts = outbox.attempts + 1, \
-                    sent_at = CASE WHEN k.ok THEN now() ELSE outbox.sent_at END, \
-                    last_error = CASE WHEN k.ok THEN NULL ELSE k.detail END, \
-                    delivered_to = CASE WHEN k.ok THEN k.detail ELSE outbox.delivered_to END \
-             FROM kw_marks k WHERE outbox.job = k.job AND outbox.as_of = k.as_of AND outbox.output = k.output \
-                    AND outbox.recipient = k.recipient; \
-             DROP TABLE kw_marks;",
+    /// Records one delivery attempt, as soon as it is known: a process killed after the
+    /// relay accepted a mail must not send it again on the next retry.
+    pub fn mark(&self, mail: &OutboxMail, attempt: &Attempt) -> Result<(), StoreError> {
+        let (ok, detail) = match attempt {
+            Ok(to) => (true, to.clone()),
+            Err(e) => (false, e.to_string()),
+        };
+        self.conn.execute(
+            "UPDATE outbox SET status = CASE WHEN ? THEN 'sent' ELSE 'failed' END, attempts = attempts + 1, \
+                    sent_at = CASE WHEN ? THEN now() ELSE sent_at END, \
+                    last_error = CASE WHEN ? THEN NULL ELSE ? END, \
+                    delivered_to = CASE WHEN ? THEN ? ELSE delivered_to END \
+             WHERE job = ? AND as_of = ? AND output = ? AND recipient = ?",
+            params![ok, ok, ok, detail, ok, detail, mail.job, mail.as_of, mail.output, mail.recipient],
         )?;
         Ok(())
     }

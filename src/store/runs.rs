@@ -105,7 +105,9 @@ impl Store {
         Ok(self.conn.execute(
             &format!(
                 "UPDATE runs SET status = 'failed', finished_at = now(), \
-                 error = 'interrupted: keepwell stopped during the run; nothing was published' \
+                 error = CASE WHEN published \
+                     THEN 'interrupted: keepwell stopped after publishing the results, while mailing' \
+                     ELSE 'interrupted: keepwell stopped during the run; nothing was published' END \
                  WHERE status = 'running'{not_ours}"
             ),
             [],
