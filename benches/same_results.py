@@ -145,7 +145,7 @@ def run_files(project):
             r = json.loads(path.read_text())
             for k in ("started_at", "finished_at", "stages", "rule_sets"):
                 r.pop(k, None)
-            files[rel] = json.dumps(r, sort_keys=True).replace(str(project), "<project>")
+            files[rel] = json.loads(json.dumps(r).replace(str(project), "<project>"))
         elif rel.endswith(".eml"):
             files[rel] = decoded(path.read_bytes())
         else:
@@ -158,6 +158,11 @@ def compare(what, a, b):
     for key in sorted(set(a) | set(b)):
         if key not in a or key not in b:
             problems.append(f"{what} {key}: only in the {'new' if key in b else 'base'} build")
+        elif isinstance(a[key], dict):
+            # run.json: a field one build adds is new, not a difference; shared fields must agree.
+            shared = set(a[key]) & set(b[key])
+            if any(a[key][k] != b[key][k] for k in shared):
+                problems.append(f"{what} {key}: differs in " + ", ".join(k for k in sorted(shared) if a[key][k] != b[key][k]))
         elif a[key] != b[key]:
             x, y = a[key], b[key]
             if isinstance(x, list):

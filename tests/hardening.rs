@@ -469,3 +469,25 @@ fn a_slow_relay_is_sent_each_mail_once() {
     assert_eq!(q.keepwell(&["run", "nightly", "--as-of", "2026-11-23"]).code, 0);
     assert_eq!(received(&log).len() - log_before, 2, "the list and the summary, once each");
 }
+
+/// What a rule keeps per account is bounded: a script returning a 99 KB reason, or
+/// thousands of them, keeps at most 1,000 reasons of at most 1,000 bytes each.
+#[test]
+fn a_rule_cannot_grow_a_run_without_bound() {
+    let script = "let big = \"x\";\nfor i in 0..16 { big += big; }\nbig += \"\" + 1;\n\
+                  let reasons = [big];\nfor i in 0..1500 { reasons.push(\"reason \" + i); }\n\
+                  #{ score: 1, reasons: reasons }\n";
+    let p = Project::new(&[
+        ("rules/health.yaml", "grades: [{ grade: ok }]\nscript: big.rhai\n"),
+        ("rules/big.rhai", script),
+    ]);
+    let out = p.keepwell(&["run", "nightly", "--as-of", "2026-11-23"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(
+        p.query(
+            "SELECT DISTINCT len(reasons), octet_length(encode(reasons[1])), reasons[len(reasons)] \
+             FROM outcomes WHERE rule_set = 'health'"
+        ),
+        ["1001|1003|… and 501 more"]
+    );
+}

@@ -104,7 +104,28 @@ impl Texts {
 pub struct TextsBuilder {
     lengths: Vec<usize>,
     open: usize,
+    /// Items of the open row past [`MAX_ITEMS`], said in one last item.
+    dropped: usize,
     values: ValuesBuilder,
+}
+
+/// The most items (reasons, tags, fired rules) one account keeps for one rule set: far
+/// more than a rule set's rules give, but a script's lists are bounded.
+pub const MAX_ITEMS: usize = 1_000;
+
+/// The longest text one item keeps, in bytes; longer ones are cut at a character.
+pub const MAX_TEXT: usize = 1_000;
+
+/// `s` cut to [`MAX_TEXT`] bytes at a character boundary, marked with `…`.
+fn bounded(s: &str) -> std::borrow::Cow<'_, str> {
+    if s.len() <= MAX_TEXT {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut end = MAX_TEXT;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    std::borrow::Cow::Owned(format!("{}…", &s[..end]))
 }
 
 enum ValuesBuilder {
@@ -178,11 +199,22 @@ impl TextsBuilder {
         Some(TextsBuilder {
             lengths: Vec::with_capacity(rows),
             open: 0,
+            dropped: 0,
             values: ValuesBuilder::Keys { keys: Vec::with_capacity(rows), names, ids: ids.len() },
         })
     }
 
+    /// Adds an item to the open row: at most [`MAX_ITEMS`] a row, each at most
+    /// [`MAX_TEXT`] bytes, so no rule (a script's reasons) can grow a run without bound.
     pub fn item(&mut self, s: &str) {
+        if self.open >= MAX_ITEMS {
+            self.dropped += 1;
+            return;
+        }
+        self.push(&bounded(s));
+    }
+
+    fn push(&mut self, s: &str) {
         match &mut self.values {
             ValuesBuilder::Text(values) => values.append_value(s),
             ValuesBuilder::Keys { keys, names, .. } => match names.key(s) {
@@ -203,6 +235,10 @@ impl TextsBuilder {
     /// else takes it as the text `name`.
     #[inline]
     pub fn key(&mut self, key: u16, name: &str) {
+        if self.open >= MAX_ITEMS {
+            self.dropped += 1;
+            return;
+        }
         match &mut self.values {
             ValuesBuilder::Keys { keys, ids, .. } if usize::from(key) < *ids => {
                 keys.push(key);
@@ -213,6 +249,10 @@ impl TextsBuilder {
     }
 
     pub fn end_row(&mut self) {
+        if self.dropped > 0 {
+            let more = format!("… and {} more", std::mem::take(&mut self.dropped));
+            self.push(&more);
+        }
         self.lengths.push(std::mem::take(&mut self.open));
     }
 
