@@ -491,3 +491,45 @@ fn a_rule_cannot_grow_a_run_without_bound() {
         ["1001|1003|… and 501 more"]
     );
 }
+
+/// Careless extracts are located and explained: the file, the line and what is wrong, or
+/// what to change.
+#[test]
+fn a_careless_extract_is_located_and_explained() {
+    let header = "account_id,name,industry,arr,seats,active_users,csm_email\n";
+    let good = "A1,Acme,travel,120000.00,100,20,ann@example.com\n";
+    let cases: [(String, &str); 4] = [
+        (
+            format!("{header}{good}A3,Initech,retail,8000.00,10,2\n"),
+            "data/accounts.csv:3: column `csm_email`: Expected Number of Columns: 7 Found: 6",
+        ),
+        (
+            format!("{header}{good},Globex,healthcare,50000.00,40,38,bob@example.com\n"),
+            "data/accounts.csv:3: column `account_id`: the primary key is empty",
+        ),
+        (
+            format!("{}{}", header.replace(',', ";"), good.replace(',', ";")),
+            "has no column `account_id` (the header is one column: the file seems to use `;` between fields; \
+             set `delimiter: \";\"` on the source)",
+        ),
+        (format!("{header}A1,Ac\u{fffd}me,travel,120000.00,100,20,ann@example.com\n"), ""),
+    ];
+    for (i, (csv, message)) in cases.iter().enumerate() {
+        let p = Project::new(&[]);
+        let bytes = if message.is_empty() {
+            // Invalid UTF-8: a Latin-1 byte where the text should be.
+            csv.replace('\u{fffd}', "\u{0}").into_bytes().into_iter().map(|b| if b == 0 { 0xff } else { b }).collect()
+        } else {
+            csv.clone().into_bytes()
+        };
+        std::fs::write(p.path().join("data/accounts.csv"), bytes).expect("write");
+        let out = p.keepwell(&["run", "nightly", "--as-of", "2026-11-23"]);
+        assert_eq!(out.code, 1, "case {i}: {}", out.stdout);
+        let expected = if message.is_empty() {
+            "data/accounts.csv:2: column `name`: Invalid unicode (byte sequence mismatch) detected. This file is not utf-8 encoded."
+        } else {
+            message
+        };
+        assert!(out.stdout.contains(expected), "case {i}: {}", out.stdout);
+    }
+}

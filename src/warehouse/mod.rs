@@ -157,7 +157,8 @@ impl Warehouse {
                         source_name: source.name.clone(),
                         file: display,
                         column: c.name.clone(),
-                        hint: did_you_mean(&c.name, header.iter().map(String::as_str))
+                        hint: delimiter_hint(source, &header)
+                            .or_else(|| did_you_mean(&c.name, header.iter().map(String::as_str)))
                             .map(|h| format!(" ({h})"))
                             .unwrap_or_default(),
                     });
@@ -169,7 +170,11 @@ impl Warehouse {
             };
             report.rejects.extend(rejects);
         }
-        report.rejects.extend(self.reject_missing_keys(source)?);
+        let mut missing = self.reject_missing_keys(source)?;
+        if !missing.is_empty() && source.format == Format::Csv {
+            locate_missing_keys(source, &files, &mut missing);
+        }
+        report.rejects.extend(missing);
         report.rows =
             self.conn.query_row(&format!("SELECT count(*) FROM {}", ident(&source.name)), [], |r| r.get::<_, i64>(0))?
                 as u64;
@@ -199,11 +204,10 @@ impl Warehouse {
 
     fn header(&self, source: &Source, file: &Path) -> Result<Vec<String>, WarehouseError> {
         let reader = match source.format {
-            Format::Csv => format!(
-                "read_csv({}, header = true, all_varchar = true{})",
-                sql_string(&file.display().to_string()),
-                delimiter(source)
-            ),
+            // The first line as the source's delimiter splits it: DuckDB's sniffer guessed
+            // another delimiter, or no header at all when a later row was ragged, and the
+            // load then reported "no column" for a column the header has.
+            Format::Csv => return csv_header(source, file),
             Format::Parquet => format!("read_parquet({})", sql_string(&file.display().to_string())),
             Format::Json => format!("read_json({}, format = 'auto')", sql_string(&file.display().to_string())),
         };
@@ -591,6 +595,80 @@ fn source_display(source: &Source, file: &Path) -> String {
         let dir = Path::new(&source.display).parent().unwrap_or(Path::new(""));
         dir.join(file.file_name().unwrap_or_default()).display().to_string()
     }
+}
+
+/// The delimiter a CSV source is read with.
+fn delimiter_byte(source: &Source) -> u8 {
+    match &source.delimiter {
+        Some(d) => d.bytes().next().unwrap_or(b','),
+        None if source.display.ends_with(".tsv") => b'\t',
+        None => b',',
+    }
+}
+
+/// A CSV file's header, split by the source's delimiter.
+fn csv_header(source: &Source, file: &Path) -> Result<Vec<String>, WarehouseError> {
+    let fail = |message: String| WarehouseError::Load {
+        source_name: source.name.clone(),
+        message: format!("`{}`: {message}", source_display(source, file)),
+    };
+    let mut reader = csv::ReaderBuilder::new()
+        .delimiter(delimiter_byte(source))
+        .flexible(true)
+        .from_path(file)
+        .map_err(|e| fail(e.to_string()))?;
+    let header = reader.byte_headers().map_err(|e| fail(e.to_string()))?;
+    header
+        .iter()
+        .map(|h| {
+            String::from_utf8(h.to_vec())
+                .map(|h| h.trim().to_string())
+                .map_err(|_| fail("the header is not UTF-8 text (save the extract as UTF-8)".into()))
+        })
+        .collect()
+}
+
+/// Gives each empty-key reject of a CSV source its file and line: the rows with an empty
+/// key, in file order, are the rejects in order (both come from the same rows).
+fn locate_missing_keys(source: &Source, files: &[PathBuf], rejects: &mut [Reject]) {
+    let mut lines = Vec::new();
+    for file in files {
+        let Ok(mut reader) = csv::ReaderBuilder::new().delimiter(delimiter_byte(source)).flexible(true).from_path(file)
+        else {
+            return;
+        };
+        let Ok(header) = reader.byte_headers().cloned() else { return };
+        let keys: Vec<usize> = source
+            .primary_key
+            .iter()
+            .filter_map(|k| header.iter().position(|h| String::from_utf8_lossy(h).trim() == k.as_str()))
+            .collect();
+        let mut record = csv::ByteRecord::new();
+        while let Ok(true) = reader.read_byte_record(&mut record) {
+            if keys.iter().any(|&k| record.get(k).is_none_or(|v| v.iter().all(u8::is_ascii_whitespace))) {
+                let line = record.position().map(|p| p.line());
+                lines.push((source_display(source, file), line));
+            }
+        }
+    }
+    if lines.len() == rejects.len() {
+        for (reject, (file, line)) in rejects.iter_mut().zip(lines) {
+            reject.file = file;
+            reject.line = line;
+        }
+    }
+}
+
+/// A hint for a header that came out as one column: the file uses another delimiter.
+fn delimiter_hint(source: &Source, header: &[String]) -> Option<String> {
+    let [only] = header else { return None };
+    let used = [';', '\t', '|', ',']
+        .into_iter()
+        .find(|d| only.contains(*d) && *d as u32 != u32::from(delimiter_byte(source)))?;
+    let shown = if used == '\t' { "\\t".to_string() } else { used.to_string() };
+    Some(format!(
+        "the header is one column: the file seems to use `{shown}` between fields; set `delimiter: \"{shown}\"` on the source"
+    ))
 }
 
 fn delimiter(source: &Source) -> String {
