@@ -187,7 +187,8 @@ fn json_gives_each_diagnostic_with_its_code_and_place() {
                 "column": 11,
                 "end": { "line": 7, "column": 18 },
                 "hint": "did you mean `industry`?"
-            }]
+            }],
+            "sources_outside_the_project": []
         })
     );
 }

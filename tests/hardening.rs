@@ -533,3 +533,28 @@ fn a_careless_extract_is_located_and_explained() {
         assert!(out.stdout.contains(expected), "case {i}: {}", out.stdout);
     }
 }
+
+/// Sources may live anywhere, but `check` says where each one outside the project resolves.
+#[test]
+fn check_shows_where_sources_outside_the_project_resolve() {
+    let extracts = tempfile::tempdir().expect("temp dir");
+    std::fs::write(extracts.path().join("accounts.csv"), common::ACCOUNTS_CSV).expect("write");
+    let link = tempfile::tempdir().expect("temp dir");
+    std::os::unix::fs::symlink(extracts.path(), link.path().join("latest")).expect("symlink");
+    let path = link.path().join("latest/accounts.csv");
+    let p = Project::new(&[(
+        "jobs/nightly.yaml",
+        &JOB.replace("path: data/accounts.csv", &format!("path: {}", path.display())),
+    )]);
+    let out = p.keepwell(&["check"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let real = extracts.path().canonicalize().expect("real").join("accounts.csv");
+    assert_eq!(
+        out.stdout,
+        format!(
+            "source `accounts` of job `nightly` reads {}, outside the project\n\
+             checked 1 job and 2 rule sets: 0 errors, 0 warnings\n",
+            real.display()
+        )
+    );
+}

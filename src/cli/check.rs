@@ -29,9 +29,21 @@ pub fn execute(project: &Project, args: &Args) -> ExitStatus {
         None => project.job_paths(),
     };
     let today = chrono::Local::now().date_naive();
+    // Sources may live outside the project (extract folders often do): where each of those
+    // resolves is shown, so a path that reaches somewhere unexpected is seen.
+    let mut outside: Vec<(String, String, String)> = Vec::new();
+    let root = project.root.canonicalize().unwrap_or_else(|_| project.root.clone());
     for path in &jobs {
-        if let Err(d) = Plan::compile(project, path, &rules, today) {
-            diags.extend(d);
+        match Plan::compile(project, path, &rules, today) {
+            Err(d) => diags.extend(d),
+            Ok(plan) => {
+                for source in &plan.job.sources {
+                    let resolved = resolved(&source.pattern);
+                    if !resolved.starts_with(&root) {
+                        outside.push((plan.job.name.clone(), source.name.clone(), resolved.display().to_string()));
+                    }
+                }
+            }
         }
     }
     let diags = dedup(diags).sorted();
@@ -43,12 +55,19 @@ pub fn execute(project: &Project, args: &Args) -> ExitStatus {
             "errors": diags.errors(),
             "warnings": diags.warnings(),
             "diagnostics": diags.to_json(),
+            "sources_outside_the_project": outside
+                .iter()
+                .map(|(job, source, path)| serde_json::json!({"job": job, "source": source, "path": path}))
+                .collect::<Vec<_>>(),
         });
         println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
         return status;
     }
     if !diags.is_empty() {
         eprintln!("{diags}");
+    }
+    for (job, source, path) in &outside {
+        println!("source `{source}` of job `{job}` reads {path}, outside the project");
     }
     let summary = format!(
         "checked {} job{} and {} rule set{}: {} error{}, {} warning{}",
@@ -67,6 +86,20 @@ pub fn execute(project: &Project, args: &Args) -> ExitStatus {
         println!("{summary}");
     }
     status
+}
+
+/// A source's path with `..` and symlinks resolved, as far as the part before any glob
+/// exists.
+fn resolved(pattern: &str) -> std::path::PathBuf {
+    let path = std::path::Path::new(pattern);
+    let fixed: std::path::PathBuf =
+        path.components().take_while(|c| !c.as_os_str().to_string_lossy().contains(['*', '?', '['])).collect();
+    let rest = path.strip_prefix(&fixed).unwrap_or(std::path::Path::new(""));
+    match fixed.canonicalize() {
+        Ok(real) if rest.as_os_str().is_empty() => real,
+        Ok(real) => real.join(rest),
+        Err(_) => path.to_path_buf(),
+    }
 }
 
 /// Several jobs share rule sets; report each problem once.
