@@ -274,7 +274,27 @@ fn project_files_are_read_only_from_inside_the_project() {
         format!("{}{}", "../".repeat(depth), secret.display().to_string().trim_start_matches('/'))
     };
     type Setup = fn(&Project, &str, &std::path::Path);
-    let cases: [(&str, Setup, &str); 5] = [
+    let cases: [(&str, Setup, &str); 7] = [
+        (
+            "a rule file through a symlink",
+            |p, _, secret| {
+                std::os::unix::fs::symlink(secret, p.path().join("rules/stolen.yaml")).expect("symlink");
+            },
+            "cannot read `rules/stolen.yaml`: it lies outside the project folder",
+        ),
+        (
+            "a base job by a relative path",
+            |p, rel, _| {
+                p.write(
+                    "jobs/nightly.yaml",
+                    &format!(
+                        "extends: {rel}
+{JOB}"
+                    ),
+                )
+            },
+            "cannot read the base job",
+        ),
         (
             "feature SQL by a relative path",
             |p, rel, _| {

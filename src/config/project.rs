@@ -243,10 +243,14 @@ impl ReadError {
 /// reach a diagnostic's snippet). Sources are not read through this: extracts often live
 /// elsewhere.
 pub fn read_inside(root: &Path, path: &Path) -> Result<String, ReadError> {
+    Ok(std::fs::read_to_string(inside(root, path)?)?)
+}
+
+/// `path` with `..` and symlinks resolved, when that lies inside the project folder.
+pub fn inside(root: &Path, path: &Path) -> Result<PathBuf, ReadError> {
     let real = path.canonicalize()?;
-    let root = root.canonicalize()?;
-    if !real.starts_with(&root) {
+    if !real.starts_with(root.canonicalize()?) {
         return Err(ReadError::Outside);
     }
-    Ok(std::fs::read_to_string(real)?)
+    Ok(real)
 }

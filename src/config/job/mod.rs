@@ -149,6 +149,13 @@ impl Job {
                             .with_hint("`extends` takes a job file's path relative to the project folder"),
                     );
                     None
+                } else if let Err(e) = crate::config::project::inside(&project.root, &base_path) {
+                    diags.push(Diagnostic::error(
+                        Code::Unreadable,
+                        span,
+                        format!("cannot read the base job `{}`: {e}", ext.value),
+                    ));
+                    None
                 } else {
                     match Job::load(project, &base_path) {
                         Ok((base, _, d)) => {

@@ -48,6 +48,17 @@ impl RuleSetSources {
         paths.sort();
         for path in paths {
             let display = crate::config::project::display_path(root, &path);
+            // A rule file linked from outside the project is not read (its text could reach
+            // a diagnostic).
+            if let Err(e) = crate::config::project::inside(root, &path) {
+                diags.push(Diagnostic::error(
+                    Code::Unreadable,
+                    Span::file_only(&display, &path),
+                    format!("cannot read `{display}`: {e}"),
+                ));
+                sources.broken.extend(path.file_stem().map(|s| s.to_string_lossy().to_string()));
+                continue;
+            }
             match yaml::read::<RawRuleSet>(&path, &display) {
                 Ok((raw, file)) => {
                     let stem = path.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_default();
