@@ -578,3 +578,29 @@ fn check_shows_where_sources_outside_the_project_resolve() {
         )
     );
 }
+
+/// A lookup table that would make rules silently stop firing fails `check`: numbers with a
+/// text among them (`"1,000"`), or a file written with `;`.
+#[test]
+fn a_broken_lookup_table_fails_check() {
+    let risk = common::RISK
+        .replace("when: industry in [\"travel\", \"retail\"]", "when: lookup(\"regions\", industry, \"points\") > 5");
+    let cases = [
+        (
+            "industry,points\ntravel,10\nretail,\"1,000\"\n",
+            "column `points` mixes numbers and text: line 3 has `1,000`",
+        ),
+        ("industry;points\ntravel;10\n", "the file seems to use `;` between fields"),
+    ];
+    for (csv, message) in cases {
+        let p = Project::new(&[("rules/risk.yaml", &risk), ("rules/lookups/regions.csv", csv)]);
+        let out = p.keepwell(&["check"]);
+        assert_eq!(out.code, 2, "{}", out.stderr);
+        assert!(
+            out.stderr.contains("lookup table `rules/lookups/regions.csv`: ") && out.stderr.contains(message),
+            "{}",
+            out.stderr
+        );
+        assert!(out.stderr.contains("= code: KW015"), "{}", out.stderr);
+    }
+}

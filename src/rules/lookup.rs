@@ -96,8 +96,14 @@ enum TableError {
     Csv(#[from] csv::Error),
     #[error(transparent)]
     Read(#[from] crate::config::project::ReadError),
-    #[error("needs a key column and at least one value column")]
-    TooFewColumns,
+    #[error("needs a key column and at least one value column{}", if *.semicolons { " (the header is one column: the file seems to use `;` between fields; lookup tables use `,`)" } else { "" })]
+    TooFewColumns { semicolons: bool },
+    /// A column of numbers with text among them: lookups of the text give text, which no
+    /// comparison with a number holds for, and rules silently stop firing.
+    #[error(
+        "column `{column}` mixes numbers and text: line {line} has `{value}` (write numbers without separators or units)"
+    )]
+    Mixed { column: String, line: usize, value: String },
     #[error("line {line}: the key `{key}` appears twice")]
     DuplicateKey { line: usize, key: String },
 }
@@ -107,16 +113,32 @@ fn read_table(root: &Path, path: &Path) -> Result<Table, TableError> {
     let mut reader = csv::Reader::from_reader(text.as_bytes());
     let columns: Vec<String> = reader.headers()?.iter().map(|h| h.trim().to_string()).collect();
     if columns.len() < 2 {
-        return Err(TableError::TooFewColumns);
+        return Err(TableError::TooFewColumns { semicolons: columns.first().is_some_and(|c| c.contains(';')) });
     }
     let mut rows = HashMap::new();
+    // Per value column: whether it holds a number, and the first text's line and value.
+    let mut kinds: Vec<(bool, Option<(usize, String)>)> = vec![(false, None); columns.len() - 1];
     for (i, record) in reader.records().enumerate() {
         let record = record?;
+        let line = i + 2;
         let key = record.get(0).unwrap_or("").trim().to_string();
         if rows.contains_key(&key) {
-            return Err(TableError::DuplicateKey { line: i + 2, key });
+            return Err(TableError::DuplicateKey { line, key });
         }
-        rows.insert(key, record.iter().skip(1).map(parse_value).collect());
+        let values: Vec<Dynamic> = record.iter().skip(1).map(parse_value).collect();
+        for ((number, text), (v, raw)) in kinds.iter_mut().zip(values.iter().zip(record.iter().skip(1))) {
+            if v.is_int() || v.is_float() {
+                *number = true;
+            } else if v.is_string() {
+                text.get_or_insert_with(|| (line, raw.trim().to_string()));
+            }
+        }
+        rows.insert(key, values);
+    }
+    for (column, kind) in columns.iter().skip(1).zip(kinds) {
+        if let (true, Some((line, value))) = kind {
+            return Err(TableError::Mixed { column: column.clone(), line, value });
+        }
     }
     Ok(Table { columns, rows })
 }
