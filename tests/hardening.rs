@@ -180,17 +180,7 @@ fn the_smtp_password_is_never_logged() {
                  \x20              authenticator=authenticate)\n\
                  c.start()\n\
                  time.sleep(600)\n";
-    let mut server = std::process::Command::new("python3")
-        .args(["-c", relay, &port.to_string()])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("python3 with aiosmtpd (make test installs it)");
-    let until = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(std::time::Instant::now() < until, "the relay did not start");
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
+    let mut server = start_relay(relay, port, &[&port.to_string()]);
     let settings = format!(
         "mail:\n  from: keepwell@example.com\n  smtp:\n    host: 127.0.0.1\n    port: {port}\n    tls: none\n    \
          user: relay-user\n    password_env: RELAY_PASSWORD\n"
@@ -397,17 +387,7 @@ impl CountingRelay {
                      c = Controller(Handler(), hostname='127.0.0.1', port=int(sys.argv[1]))\n\
                      c.start()\n\
                      time.sleep(600)\n";
-        let child = std::process::Command::new("python3")
-            .args(["-c", relay, &port.to_string(), &log.display().to_string(), &delay.to_string()])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("python3 with aiosmtpd (make test installs it)");
-        let until = std::time::Instant::now() + std::time::Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(std::time::Instant::now() < until, "the relay did not start");
-            std::thread::sleep(std::time::Duration::from_millis(100));
-        }
+        let child = start_relay(relay, port, &[&port.to_string(), &log.display().to_string(), &delay.to_string()]);
         CountingRelay { child, port }
     }
 }
@@ -603,4 +583,23 @@ fn a_broken_lookup_table_fails_check() {
         );
         assert!(out.stderr.contains("= code: KW015"), "{}", out.stderr);
     }
+}
+
+/// Starts a Python relay script (aiosmtpd, which `make test` installs) with `args` and
+/// waits until it listens on `port`.
+fn start_relay(script: &str, port: u16, args: &[&str]) -> std::process::Child {
+    let child = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("python3 with aiosmtpd (make test installs it)");
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(std::time::Instant::now() < until, "the relay did not start");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    child
 }
