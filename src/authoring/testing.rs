@@ -174,6 +174,8 @@ enum ValueError {
     NotADate(String),
     #[error("{0} is not a whole number")]
     NotWhole(serde_json::Number),
+    #[error("`{0}` is not a timestamp (YYYY-MM-DD HH:MM:SS)")]
+    NotATimestamp(String),
     #[error("a value cannot be a map")]
     Map,
 }
@@ -184,6 +186,9 @@ fn typed(value: &serde_json::Value, t: &ColumnType) -> Result<Dynamic, ValueErro
         (J::Null, _) => Dynamic::UNIT,
         (J::String(s), ColumnType::Date) => {
             Dynamic::from(NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|_| ValueError::NotADate(s.clone()))?)
+        }
+        (J::String(s), ColumnType::Timestamp) => {
+            Dynamic::from(crate::rules::time::parse_timestamp(s).ok_or_else(|| ValueError::NotATimestamp(s.clone()))?)
         }
         (J::Number(n), ColumnType::Integer) => match n.as_i64() {
             Some(i) => Dynamic::from_int(i),

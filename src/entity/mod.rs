@@ -23,6 +23,8 @@ pub enum ColumnType {
     Text,
     Bool,
     Date,
+    /// TIMESTAMP and TIMESTAMPTZ (read in UTC): a moment, its time of day kept.
+    Timestamp,
     List,
     Other(String),
 }
@@ -40,9 +42,13 @@ impl ColumnType {
             "FLOAT" | "DOUBLE" | "DECIMAL" => ColumnType::Float,
             "VARCHAR" => ColumnType::Text,
             "BOOLEAN" => ColumnType::Bool,
-            "DATE" | "TIMESTAMP" | "TIMESTAMP WITH TIME ZONE" | "TIMESTAMP_S" | "TIMESTAMP_MS" | "TIMESTAMP_NS" => {
-                ColumnType::Date
-            }
+            "DATE" => ColumnType::Date,
+            "TIMESTAMP"
+            | "TIMESTAMP WITH TIME ZONE"
+            | "TIMESTAMPTZ"
+            | "TIMESTAMP_S"
+            | "TIMESTAMP_MS"
+            | "TIMESTAMP_NS" => ColumnType::Timestamp,
             _ => ColumnType::Other(t),
         }
     }
@@ -156,12 +162,23 @@ pub fn cell(array: &ArrayRef, row: usize) -> Dynamic {
             date_from_days(days as i64)
         }
         DataType::Timestamp(unit, _) => {
-            let v = array.as_primitive::<duckdb::arrow::datatypes::TimestampMicrosecondType>();
-            let raw = match unit {
-                TimeUnit::Microsecond => v.value(row),
-                _ => return fallback(array, row),
+            use duckdb::arrow::datatypes as t;
+            // Arrow holds the moment since the epoch in UTC, for TIMESTAMPTZ too.
+            let moment = match unit {
+                TimeUnit::Second => {
+                    chrono::DateTime::from_timestamp(array.as_primitive::<t::TimestampSecondType>().value(row), 0)
+                }
+                TimeUnit::Millisecond => chrono::DateTime::from_timestamp_millis(
+                    array.as_primitive::<t::TimestampMillisecondType>().value(row),
+                ),
+                TimeUnit::Microsecond => chrono::DateTime::from_timestamp_micros(
+                    array.as_primitive::<t::TimestampMicrosecondType>().value(row),
+                ),
+                TimeUnit::Nanosecond => Some(chrono::DateTime::from_timestamp_nanos(
+                    array.as_primitive::<t::TimestampNanosecondType>().value(row),
+                )),
             };
-            date_from_days(raw.div_euclid(86_400_000_000))
+            moment.map_or(Dynamic::UNIT, |m| Dynamic::from(m.naive_utc()))
         }
         DataType::List(_) => {
             let list = array.as_list::<i32>();
@@ -187,13 +204,29 @@ fn date_from_days(days: i64) -> Dynamic {
         .map_or(Dynamic::UNIT, Dynamic::from)
 }
 
-/// A value as a person reads it: dates as `YYYY-MM-DD`, missing as an empty string,
+/// A timestamp as DuckDB writes it: `2026-11-23 14:05:00`, a fraction of a second only when
+/// there is one.
+pub fn format_timestamp(t: &chrono::NaiveDateTime) -> String {
+    use chrono::Timelike;
+    let mut out = t.format("%Y-%m-%d %H:%M:%S").to_string();
+    let micros = t.nanosecond() / 1000;
+    if micros != 0 {
+        out.push('.');
+        out.push_str(format!("{micros:06}").trim_end_matches('0'));
+    }
+    out
+}
+
+/// A value as a person reads it: dates as `YYYY-MM-DD`, timestamps as
+/// `YYYY-MM-DD HH:MM:SS`, missing as an empty string,
 /// floats without a trailing `.0` when whole.
 pub fn display_value(v: &Dynamic) -> String {
     if v.is_unit() {
         String::new()
-    } else if let Some(d) = v.clone().try_cast::<NaiveDate>() {
+    } else if let Some(d) = v.read_lock::<NaiveDate>() {
         d.format("%Y-%m-%d").to_string()
+    } else if let Some(t) = v.read_lock::<chrono::NaiveDateTime>() {
+        format_timestamp(&t)
     } else if let Ok(f) = v.as_float() {
         format_float(f)
     } else if v.is_array() {

@@ -17,15 +17,14 @@ use rhai::{Array, Dynamic, Engine, FLOAT, INT, ImmutableString};
 /// Upper bound on the work one expression may do for one account.
 pub const MAX_OPERATIONS: u64 = 200_000;
 
-/// A calendar day, the type of DATE and TIMESTAMP columns inside rules.
-pub type Date = NaiveDate;
+pub use super::time::{Date, Timestamp};
 
 /// Builds the engine for one run: `as_of` is the day `days_since` and `today()` count from.
 pub fn build(as_of: NaiveDate, lookups: std::sync::Arc<super::lookup::Lookups>) -> Engine {
     let mut engine = Engine::new();
     sandbox(&mut engine);
     register_missing_semantics(&mut engine);
-    register_dates(&mut engine, as_of);
+    super::time::register(&mut engine, as_of);
     register_helpers(&mut engine);
     super::lookup::register(&mut engine, lookups);
     engine
@@ -100,7 +99,7 @@ macro_rules! missing_comparisons {
 }
 
 fn register_missing_semantics(engine: &mut Engine) {
-    missing_comparisons!(engine, INT, FLOAT, ImmutableString, bool, Date);
+    missing_comparisons!(engine, INT, FLOAT, ImmutableString, bool, Date, Timestamp);
     for op in ["<", "<=", ">", ">=", "==", "!="] {
         engine.register_fn(op, |_: (), _: ()| false);
     }
@@ -123,48 +122,6 @@ fn register_missing_semantics(engine: &mut Engine) {
 /// Division by zero gives a missing value rather than an error or infinity.
 fn divide(a: FLOAT, b: FLOAT) -> Dynamic {
     if b == 0.0 { Dynamic::UNIT } else { Dynamic::from_float(a / b) }
-}
-
-fn register_dates(engine: &mut Engine, as_of: NaiveDate) {
-    engine.register_type_with_name::<Date>("Date");
-    engine.register_fn("to_string", |d: &mut Date| d.format("%Y-%m-%d").to_string());
-    engine.register_fn("to_debug", |d: &mut Date| d.format("%Y-%m-%d").to_string());
-    engine.register_fn("<", |a: Date, b: Date| a < b);
-    engine.register_fn("<=", |a: Date, b: Date| a <= b);
-    engine.register_fn(">", |a: Date, b: Date| a > b);
-    engine.register_fn(">=", |a: Date, b: Date| a >= b);
-    engine.register_fn("==", |a: Date, b: Date| a == b);
-    engine.register_fn("!=", |a: Date, b: Date| a != b);
-    engine.register_fn("-", |a: Date, b: Date| (a - b).num_days());
-    engine.register_fn("date", |s: &str| {
-        NaiveDate::parse_from_str(s, "%Y-%m-%d").map(Dynamic::from).unwrap_or(Dynamic::UNIT)
-    });
-    engine.register_fn("date", |_: ()| ());
-    engine.register_fn("today", move || as_of);
-    engine.register_fn("days_between", |a: Date, b: Date| (b - a).num_days());
-    engine.register_fn("days_between", |_: (), _: Dynamic| ());
-    engine.register_fn("days_between", |_: Date, _: ()| ());
-    engine.register_fn("days_since", move |d: Date| (as_of - d).num_days());
-    engine.register_fn("days_since", |_: ()| ());
-    engine.register_fn("days_until", move |d: Date| (d - as_of).num_days());
-    engine.register_fn("days_until", |_: ()| ());
-    engine.register_fn("add_days", |d: Date, n: INT| -> Result<Date, Box<rhai::EvalAltResult>> {
-        chrono::Duration::try_days(n)
-            .and_then(|days| d.checked_add_signed(days))
-            .ok_or_else(|| format!("add_days({d}, {n}) is out of the range of dates").into())
-    });
-    engine.register_fn("add_days", |_: (), _: INT| ());
-    engine.register_get("year", |d: &mut Date| chrono::Datelike::year(d) as INT);
-    engine.register_get("month", |d: &mut Date| chrono::Datelike::month(d) as INT);
-    engine.register_get("day", |d: &mut Date| chrono::Datelike::day(d) as INT);
-    engine.register_fn("quarter", |d: Date| ((chrono::Datelike::month(&d) - 1) / 3 + 1) as INT);
-    engine.register_fn("quarter", |_: ()| ());
-    engine.register_fn("same_quarter", |a: Date, b: Date| {
-        chrono::Datelike::year(&a) == chrono::Datelike::year(&b)
-            && (chrono::Datelike::month(&a) - 1) / 3 == (chrono::Datelike::month(&b) - 1) / 3
-    });
-    engine.register_fn("same_quarter", |_: (), _: Dynamic| false);
-    engine.register_fn("same_quarter", |_: Date, _: ()| false);
 }
 
 fn register_helpers(engine: &mut Engine) {

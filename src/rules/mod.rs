@@ -11,6 +11,7 @@ pub mod raw;
 pub mod reads;
 pub mod reason;
 pub mod sql;
+pub mod time;
 
 use std::sync::Arc;
 

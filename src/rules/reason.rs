@@ -234,7 +234,7 @@ fn truthy(v: &Dynamic) -> Option<bool> {
         Some(f != 0.0)
     } else if v.is_string() {
         Some(!display_value(v).is_empty())
-    } else if v.is::<super::engine::Date>() {
+    } else if v.is::<super::engine::Date>() || v.is::<super::engine::Timestamp>() {
         Some(true)
     } else {
         v.read_lock::<rhai::Array>().map(|items| !items.is_empty())
@@ -259,7 +259,7 @@ fn write_value(out: &mut String, v: &Dynamic) -> Option<()> {
                 out.push_str(".0");
             }
         }
-    } else if v.is_string() || v.is::<super::engine::Date>() {
+    } else if v.is_string() || v.is::<super::engine::Date>() || v.is::<super::engine::Timestamp>() {
         out.push_str(&display_value(v));
     } else {
         return None;

@@ -106,6 +106,9 @@ impl Warehouse {
         // Memory DuckDB frees goes back to the system as it goes, not at exit: otherwise the
         // sources' 2-3 GB at 1M accounts stayed resident through the rest of the run.
         conn.execute_batch("SET allocator_background_threads = true")?;
+        // TIMESTAMPTZ values read in UTC in rules and in feature SQL alike, whatever the
+        // machine's zone (rules see them as UTC moments).
+        conn.execute_batch("SET TimeZone = 'UTC'")?;
         let spill = spill_dir.map_or(String::new(), |d| d.display().to_string());
         conn.execute_batch(&format!("SET temp_directory = {}", sql_string(&spill)))?;
         // An in-memory database that compresses its tables when checkpointed (DuckDB's own

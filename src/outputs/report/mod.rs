@@ -121,7 +121,7 @@ pub fn compile(
     let renewal = match &raw.renewal {
         None => Some(None),
         Some(r) => match schema.get(&r.value) {
-            Some(ColumnType::Date) => Some(Some(r.value.clone())),
+            Some(ColumnType::Date | ColumnType::Timestamp) => Some(Some(r.value.clone())),
             found => {
                 let message = match found {
                     Some(t) => {

@@ -254,7 +254,7 @@ pub(super) fn renewals(c: Ctx) -> Value {
         let grades = risk.map(|s| sets.grades(s)).unwrap_or_default();
         let mut upcoming = Vec::new();
         for (r, value) in arr.iter().enumerate() {
-            let Some(day) = view.entity.value(col, r).try_cast::<NaiveDate>() else { continue };
+            let Some(day) = crate::rules::time::moment(&view.entity.value(col, r)).map(|t| t.date()) else { continue };
             if day < start || day > end {
                 continue;
             }

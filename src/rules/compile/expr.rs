@@ -143,7 +143,7 @@ pub(super) fn type_problems(ast: &rhai::AST, map: &TextMap, schema: &Schema, wha
             (ColumnType::Integer | ColumnType::Float, false) if arithmetic => {
                 ("a number column, in arithmetic with text", "remove the quotes around the number".to_string())
             }
-            (ColumnType::Date, true) => (
+            (ColumnType::Date | ColumnType::Timestamp, true) => (
                 "a date column, with a number",
                 format!(
                     "a date is compared with a date: `{column} {op} add_days(as_of, 30)`, or count days with `days_until({column})`"
@@ -156,7 +156,7 @@ pub(super) fn type_problems(ast: &rhai::AST, map: &TextMap, schema: &Schema, wha
             (ColumnType::Integer | ColumnType::Float, false) => {
                 ("a number column, with text", "remove the quotes around the number".to_string())
             }
-            (ColumnType::Date, false) => (
+            (ColumnType::Date | ColumnType::Timestamp, false) => (
                 "a date column, with text",
                 "compare with `date(\"2025-01-31\")`, or use `days_since(...)`".to_string(),
             ),

@@ -646,6 +646,7 @@ impl SetCompiler<'_> {
         let kind = match self.schema.get(name) {
             Some(ColumnType::Text) => "text",
             Some(ColumnType::Date) => "dates",
+            Some(ColumnType::Timestamp) => "timestamps",
             Some(ColumnType::Bool) => "true or false",
             _ => return,
         };

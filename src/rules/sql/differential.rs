@@ -20,6 +20,7 @@ struct Row {
     s: Option<&'static str>,
     b: Option<bool>,
     d: Option<NaiveDate>,
+    t: Option<chrono::NaiveDateTime>,
 }
 
 fn row() -> impl Strategy<Value = Row> {
@@ -47,14 +48,32 @@ fn row() -> impl Strategy<Value = Row> {
     ];
     let text = prop::sample::select(vec!["a", "b", "B", "ab", "", "Zürich"]);
     let day = (0i64..800).prop_map(|n| NaiveDate::from_ymd_opt(2025, 1, 1).unwrap() + chrono::Duration::days(n));
+    // Moments anywhere in two years, and next to the boundaries rules draw: the run's
+    // midnight and 30 days before it, to the second and the microsecond, and month ends.
+    let midnight = |y, m, d| NaiveDate::from_ymd_opt(y, m, d).unwrap().and_hms_opt(0, 0, 0).unwrap();
+    let edges = vec![
+        midnight(AS_OF.0, AS_OF.1, AS_OF.2),
+        midnight(2026, 10, 24),
+        midnight(2026, 1, 31),
+        midnight(2024, 2, 29),
+        midnight(2026, 12, 31),
+    ];
+    let near_edge = (
+        prop::sample::select(edges),
+        prop::sample::select(vec![-86_400_000_000i64, -1_000_000, -1, 0, 1, 1_000_000, 43_200_000_000]),
+    )
+        .prop_map(|(t, us)| t + chrono::Duration::microseconds(us));
+    let anywhere = (0i64..730 * 86_400).prop_map(move |s| midnight(2025, 6, 1) + chrono::Duration::seconds(s));
+    let moment = prop_oneof![near_edge, anywhere];
     (
         prop::option::weighted(0.8, int),
         prop::option::weighted(0.8, float),
         prop::option::weighted(0.8, text),
         prop::option::weighted(0.8, any::<bool>()),
         prop::option::weighted(0.8, day),
+        prop::option::weighted(0.8, moment),
     )
-        .prop_map(|(i, f, s, b, d)| Row { i, f, s, b, d })
+        .prop_map(|(i, f, s, b, d, t)| Row { i, f, s, b, d, t })
 }
 
 fn num() -> impl Strategy<Value = String> {
@@ -70,6 +89,14 @@ fn num() -> impl Strategy<Value = String> {
         Just("quarter(d)".to_string()),
         Just("coalesce(i, 7)".to_string()),
         Just("round(f, 1)".to_string()),
+        Just("days_since(t)".to_string()),
+        Just("days_until(t)".to_string()),
+        Just("hours_since(t)".to_string()),
+        Just("hours_between(d, t)".to_string()),
+        Just("days_between(t, d)".to_string()),
+        Just("months_between(d, t)".to_string()),
+        Just("months_between(t, as_of)".to_string()),
+        Just("quarter(t)".to_string()),
     ];
     leaf.prop_recursive(3, 16, 2, |inner| {
         prop_oneof![
@@ -107,6 +134,18 @@ fn condition() -> impl Strategy<Value = String> {
         Just("(b == true)".to_string()),
         Just("(d < date(\"2026-01-01\"))".to_string()),
         Just("(d >= as_of)".to_string()),
+        Just("(t <= add_days(as_of, -30))".to_string()),
+        Just("(t > d)".to_string()),
+        Just("(d == t)".to_string()),
+        Just("(t == datetime(\"2026-10-24 00:00:00\"))".to_string()),
+        Just("(t < datetime(\"2026-01-31T12:00\"))".to_string()),
+        Just("(start_of_month(t) == start_of_quarter(d))".to_string()),
+        Just("(add_months(d, 1) < t)".to_string()),
+        Just("(add_months(t, -1) >= add_hours(d, 12))".to_string()),
+        Just("(date(t) == d)".to_string()),
+        Just("(datetime(d) <= t)".to_string()),
+        Just("same_quarter(t, as_of)".to_string()),
+        Just("(start_of_year(t) > add_days(t, -100))".to_string()),
         Just("(s in [\"a\", \"B\"])".to_string()),
         Just("(i in [1, 2, 3])".to_string()),
         (num(), cmp.clone(), num()).prop_map(|(a, op, b)| format!("({a} {op} {b})")),
@@ -129,10 +168,11 @@ fn as_of() -> NaiveDate {
 
 fn table(rows: &[Row]) -> Connection {
     let conn = Connection::open_in_memory().unwrap();
-    conn.execute_batch("CREATE TABLE kw_entity (i BIGINT, f DOUBLE, s VARCHAR, b BOOLEAN, d DATE)").unwrap();
+    conn.execute_batch("CREATE TABLE kw_entity (i BIGINT, f DOUBLE, s VARCHAR, b BOOLEAN, d DATE, t TIMESTAMP)")
+        .unwrap();
     let mut appender = conn.appender("kw_entity").unwrap();
     for r in rows {
-        appender.append_row(duckdb::params![r.i, r.f, r.s, r.b, r.d]).unwrap();
+        appender.append_row(duckdb::params![r.i, r.f, r.s, r.b, r.d, r.t]).unwrap();
     }
     appender.flush().unwrap();
     drop(appender);
@@ -147,7 +187,65 @@ fn scope(r: &Row) -> Scope<'static> {
     scope.push_dynamic("s", r.s.map_or(Dynamic::UNIT, |s| Dynamic::from(s.to_string())));
     scope.push_dynamic("b", r.b.map_or(Dynamic::UNIT, Dynamic::from_bool));
     scope.push_dynamic("d", r.d.map_or(Dynamic::UNIT, Dynamic::from));
+    scope.push_dynamic("t", r.t.map_or(Dynamic::UNIT, Dynamic::from));
     scope
+}
+
+/// The example that was wrong when timestamps were cut to dates: an event at 00:00:01 on
+/// the day 30 days before `as_of` is less than 30 days old. Both paths, every row, and the
+/// SQL must run (a fallback would hide a wrong translation).
+#[test]
+fn timestamps_keep_their_time_of_day_in_both_paths() {
+    let engine = super::super::engine::build(as_of(), Default::default());
+    let schema = schema();
+    let lookups = Lookups::default();
+    let at = |s: &str| crate::rules::time::parse_timestamp(s);
+    let moments = [
+        "2026-10-24 00:00:00",
+        "2026-10-24 00:00:01",
+        "2026-10-23 23:59:59",
+        "2026-10-24 00:00:00.000001",
+        "2026-10-24 13:00:00",
+        "2026-11-22 23:59:59",
+    ];
+    let rows: Vec<Row> = moments
+        .iter()
+        .map(|m| Row { i: None, f: None, s: None, b: None, d: NaiveDate::from_ymd_opt(2026, 10, 24), t: at(m) })
+        .collect();
+    let cases: [(&str, Want, [&str; 6]); 6] = [
+        ("t <= add_days(as_of, -30)", Want::Condition, ["true", "false", "true", "false", "false", "false"]),
+        ("days_since(t) >= 30", Want::Condition, ["true", "false", "true", "false", "false", "false"]),
+        ("t > d", Want::Condition, ["false", "true", "false", "true", "true", "true"]),
+        ("days_since(t)", Want::Number, ["30", "29", "30", "29", "29", "0"]),
+        ("hours_since(t)", Want::Number, ["720", "719.9997", "720.0003", "720", "707", "0.0003"]),
+        ("months_between(t, datetime(\"2026-11-24 00:00:00\"))", Want::Number, ["1", "0", "1", "0", "0", "0"]),
+    ];
+    let mut t = Translator::new(&schema, &[], as_of(), &lookups);
+    for (source, want, expected) in cases {
+        let (file, src) = super::test_source("test.yaml", source);
+        let e = match crate::rules::compile::compile_expr(&engine, &file, &src, &schema, &["as_of"], "x") {
+            Ok((e, _)) => e,
+            Err(d) => panic!("`{source}`: {d:?}"),
+        };
+        let sql = match want {
+            Want::Condition => t.condition(&e),
+            _ => t.number(&e),
+        }
+        .unwrap_or_else(|| panic!("`{source}` translates"));
+        let columns = run(&table(&rows), &t, &[(&e, want, sql)], None, &[], rows.len(), &mut BTreeSet::new())
+            .unwrap_or_else(|err| panic!("`{source}` runs in SQL: {err}"));
+        for (n, r) in rows.iter().enumerate() {
+            let rhai = engine.eval_ast_with_scope::<Dynamic>(&mut scope(r), &e.ast).unwrap();
+            let (rhai, sql) = match want {
+                Want::Condition => (rhai.to_string(), columns.condition(&e, n).unwrap().to_string()),
+                _ => (
+                    crate::entity::format_float(super::super::engine::number(&rhai).unwrap()),
+                    crate::entity::format_float(super::super::engine::number(&columns.value(&e, n).unwrap()).unwrap()),
+                ),
+            };
+            assert_eq!((rhai.as_str(), sql.as_str()), (expected[n], expected[n]), "`{source}` at {}", moments[n]);
+        }
+    }
 }
 
 /// Conditions come back 64 to a column: with more than 64, and numbers among them, each
@@ -159,7 +257,7 @@ fn many_conditions_share_masks_and_keep_their_own_results() {
     let lookups = Lookups::default();
     let mut t = Translator::new(&schema, &[], as_of(), &lookups);
     let rows: Vec<Row> = (-3..140)
-        .map(|n| Row { i: (n % 7 != 0).then_some(n), f: Some(n as f64 / 2.0), s: None, b: None, d: None })
+        .map(|n| Row { i: (n % 7 != 0).then_some(n), f: Some(n as f64 / 2.0), s: None, b: None, d: None, t: None })
         .collect();
     let conditions: Vec<Expr> =
         (0..130).map(|k| compile_for_test(&engine, &schema, &[], &format!("i > {k}")).unwrap()).collect();
@@ -219,7 +317,7 @@ fn float_comparisons_accept_what_rhai_accepts() {
     let rows: Vec<Row> = values
         .iter()
         .enumerate()
-        .map(|(n, f)| Row { i: Some(n as i64 % 5), f: Some(*f), s: None, b: None, d: None })
+        .map(|(n, f)| Row { i: Some(n as i64 % 5), f: Some(*f), s: None, b: None, d: None, t: None })
         .collect();
     let mut sources = Vec::new();
     for op in ["<", "<=", ">", ">=", "==", "!="] {

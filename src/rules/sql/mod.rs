@@ -23,6 +23,7 @@
 
 mod columns;
 mod semantics;
+mod time;
 mod translate;
 
 pub use columns::{Column, Columns, Flags};
@@ -419,13 +420,15 @@ pub struct Vectorise<'a> {
 /// file would be (for tests).
 pub fn compile_for_test(engine: &rhai::Engine, schema: &Schema, names: &[&str], source: &str) -> Option<Expr> {
     let (file, src) = test_source("test.yaml", source);
-    crate::rules::compile::compile_expr(engine, &file, &src, schema, names, "a test expression").ok().map(|(e, _)| e)
+    let names: Vec<&str> = names.iter().copied().chain([crate::rules::compile::AS_OF]).collect();
+    crate::rules::compile::compile_expr(engine, &file, &src, schema, &names, "a test expression").ok().map(|(e, _)| e)
 }
 
 /// Compiles `source` as a rule set's script (for tests).
 pub fn script_for_test(engine: &rhai::Engine, schema: &Schema, names: &[&str], source: &str) -> Option<Expr> {
     let (file, src) = test_source("test.rhai", source);
-    crate::rules::compile::compile_script(engine, &file, &src, schema, names, "a test script").ok()
+    let names: Vec<&str> = names.iter().copied().chain([crate::rules::compile::AS_OF]).collect();
+    crate::rules::compile::compile_script(engine, &file, &src, schema, &names, "a test script").ok()
 }
 
 /// `source` as if read from a file named `name`, without a location in it.

@@ -13,6 +13,7 @@ pub(super) enum Ty {
     Text,
     Bool,
     Date,
+    Timestamp,
     TextList,
     Null,
 }
@@ -256,6 +257,37 @@ pub(super) fn text_literal(s: &str) -> Sql {
 
 pub(super) fn date_literal(d: NaiveDate) -> Sql {
     Sql::new(format!("DATE '{}'", d.format("%Y-%m-%d")), Ty::Date, false)
+}
+
+pub(super) fn timestamp_literal(t: chrono::NaiveDateTime) -> Sql {
+    Sql::new(format!("TIMESTAMP '{}'", crate::rules::time::format_timestamp(&t)), Ty::Timestamp, false)
+}
+
+/// A date or timestamp as a TIMESTAMP (a date at midnight), as [`crate::rules::time`] compares them.
+pub(super) fn moment(x: &Sql) -> Option<String> {
+    match x.ty {
+        Ty::Timestamp => Some(x.text.clone()),
+        Ty::Date => Some(format!("CAST({} AS TIMESTAMP)", x.text)),
+        _ => None,
+    }
+}
+
+pub(super) fn is_moment(ty: Ty) -> bool {
+    matches!(ty, Ty::Date | Ty::Timestamp)
+}
+
+/// `x` divided by a positive `d`, rounded down (DuckDB's `//` rounds towards zero).
+pub(super) fn floor_div(x: &str, d: i64) -> String {
+    format!("(({x}) - ((({x}) % {d}) + {d}) % {d}) // {d}")
+}
+
+/// Whole months from `a` to `b` (both TIMESTAMP), as [`crate::rules::time::months_between`].
+pub(super) fn months_between(a: &str, b: &str) -> String {
+    let forward = |a: &str, b: &str| {
+        let m = format!("((year({b}) - year({a})) * 12 + month({b}) - month({a}))");
+        format!("({m} - CASE WHEN {a} + to_months(CAST({m} AS INTEGER)) > {b} THEN 1 ELSE 0 END)")
+    };
+    format!("CAST(CASE WHEN {a} <= {b} THEN {} ELSE -{} END AS BIGINT)", forward(a, b), forward(b, a))
 }
 
 pub(super) fn ident(name: &str) -> String {

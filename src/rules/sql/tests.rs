@@ -13,6 +13,7 @@ pub(super) fn schema() -> Schema {
             ("s".into(), ColumnType::Text),
             ("b".into(), ColumnType::Bool),
             ("d".into(), ColumnType::Date),
+            ("t".into(), ColumnType::Timestamp),
             ("country".into(), ColumnType::Text),
         ],
     }

@@ -267,6 +267,8 @@ impl<'a> Translator<'a> {
             Ty::Text => s.text,
             Ty::Int | Ty::Bool => format!("CAST({} AS VARCHAR)", s.text),
             Ty::Date => format!("strftime({}, '%Y-%m-%d')", s.text),
+            // DuckDB writes a timestamp as `format_timestamp` does.
+            Ty::Timestamp => format!("CAST({} AS VARCHAR)", s.text),
             Ty::Null => return Some("''".into()),
             Ty::Float | Ty::TextList => return None,
         };
@@ -299,6 +301,9 @@ impl<'a> Translator<'a> {
         if let Some(day) = d.read_lock::<NaiveDate>() {
             return Some(date_literal(*day));
         }
+        if let Some(t) = d.read_lock::<chrono::NaiveDateTime>() {
+            return Some(timestamp_literal(*t));
+        }
         if let Some(items) = d.read_lock::<rhai::Array>() {
             let items: Option<Vec<Sql>> = items.iter().map(|i| self.constant(i)).collect();
             return text_list(items?);
@@ -320,6 +325,8 @@ impl<'a> Translator<'a> {
             ColumnType::Text => Some(Sql::new(format!("CAST({col} AS VARCHAR)"), Ty::Text, true)),
             ColumnType::Bool => Some(Sql::new(col, Ty::Bool, true)),
             ColumnType::Date => Some(Sql::new(format!("CAST({col} AS DATE)"), Ty::Date, true)),
+            // TIMESTAMPTZ in UTC: the warehouse's time zone is UTC.
+            ColumnType::Timestamp => Some(Sql::new(format!("CAST({col} AS TIMESTAMP)"), Ty::Timestamp, true)),
             _ => None,
         }
     }
@@ -352,6 +359,12 @@ impl<'a> Translator<'a> {
                     Err(_) => Sql::new("NULL", Ty::Null, true),
                 });
             }
+            ("datetime", [RhaiExpr::StringConstant(s, _)]) => {
+                return Some(match crate::rules::time::parse_timestamp(s) {
+                    Some(t) => timestamp_literal(t),
+                    None => Sql::new("NULL", Ty::Null, true),
+                });
+            }
             ("today", []) => return Some(date_literal(self.as_of)),
             _ => {}
         }
@@ -361,7 +374,9 @@ impl<'a> Translator<'a> {
             return Some(Sql::new(format!("({}) IS TRUE", self.contains(list, &x)?), Ty::Bool, false));
         }
         let a: Vec<Sql> = args.iter().map(|x| self.expr(x)).collect::<Option<_>>()?;
-        let as_of = date_literal(self.as_of).text;
+        if let Some(sql) = self.time_call(name, &a) {
+            return Some(sql);
+        }
         match (name, a.as_slice()) {
             ("-", [x]) if x.ty.numeric() => Some(self.checked(Sql::new(format!("(- {})", x.text), x.ty, true))),
             ("!", [_]) => {
@@ -391,28 +406,6 @@ impl<'a> Translator<'a> {
             ("is_missing", [x]) => Some(Sql::new(format!("({} IS NULL)", x.text), Ty::Bool, false)),
             ("present", [x]) => Some(Sql::new(format!("({} IS NOT NULL)", x.text), Ty::Bool, false)),
             ("coalesce", [x, y]) => coalesce(vec![x.clone(), y.clone()]),
-            ("days_since", [d]) if d.ty == Ty::Date => {
-                Some(Sql::new(format!("CAST({as_of} - {} AS BIGINT)", d.text), Ty::Int, true))
-            }
-            ("days_until", [d]) if d.ty == Ty::Date => {
-                Some(Sql::new(format!("CAST({} - {as_of} AS BIGINT)", d.text), Ty::Int, true))
-            }
-            ("days_between", [x, y]) if x.ty == Ty::Date && y.ty == Ty::Date => {
-                Some(Sql::new(format!("CAST({} - {} AS BIGINT)", y.text, x.text), Ty::Int, true))
-            }
-            ("same_quarter", [x, y]) if x.ty == Ty::Date && y.ty == Ty::Date => Some(Sql::new(
-                format!("coalesce(date_trunc('quarter', {}) = date_trunc('quarter', {}), false)", x.text, y.text),
-                Ty::Bool,
-                false,
-            )),
-            ("quarter", [d]) if d.ty == Ty::Date => {
-                Some(Sql::new(format!("CAST(quarter({}) AS BIGINT)", d.text), Ty::Int, true))
-            }
-            ("add_days", [d, n]) if d.ty == Ty::Date && n.ty == Ty::Int => Some(Sql::new(
-                format!("CAST({} + to_days(CAST({} AS INTEGER)) AS DATE)", d.text, n.text),
-                Ty::Date,
-                true,
-            )),
             ("clamp", [x, lo, hi]) if x.ty.numeric() && lo.ty.numeric() && hi.ty.numeric() => {
                 // `x.max(lo).min(hi)` in Rust.
                 let [x, lo, hi] = [x, lo, hi].map(|v| format!("CAST({} AS DOUBLE)", v.text));
@@ -485,6 +478,7 @@ impl<'a> Translator<'a> {
         let op = comparison_op(name)?;
         let comparable = (x.ty.numeric() && y.ty.numeric())
             || x.ty == y.ty && matches!(x.ty, Ty::Text | Ty::Date | Ty::Bool)
+            || is_moment(x.ty) && is_moment(y.ty)
             || (x.ty == Ty::Null || y.ty == Ty::Null) && !matches!(x.ty, Ty::TextList) && !matches!(y.ty, Ty::TextList);
         let ordered = !matches!(op, "=" | "<>");
         if !comparable || (ordered && (x.ty == Ty::Bool || y.ty == Ty::Bool)) {
@@ -492,6 +486,9 @@ impl<'a> Translator<'a> {
         }
         if x.ty == Ty::Float || y.ty == Ty::Float {
             return Some(float_comparison(name, x, y, constants));
+        }
+        if x.ty != y.ty && is_moment(x.ty) && is_moment(y.ty) {
+            return Some(format!("{} {op} {}", moment(x)?, moment(y)?));
         }
         Some(format!("{} {op} {}", x.text, y.text))
     }
