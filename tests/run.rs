@@ -128,22 +128,36 @@ fn rejects_within_max_rejects_are_kept_and_counted() {
     );
 }
 
+/// A missing extract or a declared column the file lacks is a configuration error: found
+/// before the run starts, located at the job's line, exit 2, and no run recorded.
 #[test]
 fn a_missing_file_and_a_missing_column_are_named() {
-    let p = Project::new(&[("data/accounts.csv", "account_id,name\nA1,Acme\n")]);
+    let p = Project::new(&[("data/accounts.csv", "account_id,name,industri\nA1,Acme,travel\n")]);
     let out = p.keepwell(&["run", "nightly"]);
-    assert_eq!(out.code, 1);
-    assert!(out.stdout.contains("  error    source `accounts`: `"), "{}", out.stdout);
-    assert!(out.stdout.contains("accounts.csv` has no column `industry`\n"), "{}", out.stdout);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(
+        out.stderr.starts_with(
+            "error: source `accounts`: `data/accounts.csv` has no column `industry` (did you mean `industri`?)\n \
+             --> jobs/nightly.yaml:9:17\n"
+        ),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("= code: KW045\n"), "{}", out.stderr);
 
     std::fs::remove_file(p.path().join("data/accounts.csv")).expect("rm");
     let out = p.keepwell(&["run", "nightly"]);
-    assert_eq!(out.code, 1);
+    assert_eq!(out.code, 2);
     assert!(
-        out.stdout.contains("  error    source `accounts`: no file matches `data/accounts.csv`\n"),
+        out.stderr.starts_with(
+            "error: source `accounts`: no file matches `data/accounts.csv`\n --> jobs/nightly.yaml:4:11\n"
+        ),
         "{}",
-        out.stdout
+        out.stderr
     );
+    let check = p.keepwell(&["check"]);
+    assert_eq!((check.code, check.stderr.lines().next()), (2, out.stderr.lines().next()), "{}", check.stderr);
+    assert!(!p.path().join(".keepwell/keepwell.duckdb").exists() || p.query("SELECT count(*) FROM runs") == ["0"]);
 }
 
 #[test]

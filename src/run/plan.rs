@@ -39,14 +39,36 @@ impl Plan {
     }
 
     /// Compiles the job at `job_path` for a run on `as_of`; every problem is returned at once.
+    /// Its sources' files must be there: their headers give the columns.
     pub fn compile(
         project: &Project,
         job_path: &Path,
         rules: &RuleSetSources,
         as_of: NaiveDate,
     ) -> Result<Plan, Diagnostics> {
+        Self::compile_with(project, job_path, rules, as_of, Sources::Inspected)
+    }
+
+    /// [`Plan::compile`] where the extracts may be missing (rule tests in CI): a source
+    /// without its files is declared from its `columns:`.
+    pub fn compile_for_tests(
+        project: &Project,
+        job_path: &Path,
+        rules: &RuleSetSources,
+        as_of: NaiveDate,
+    ) -> Result<Plan, Diagnostics> {
+        Self::compile_with(project, job_path, rules, as_of, Sources::Declared)
+    }
+
+    fn compile_with(
+        project: &Project,
+        job_path: &Path,
+        rules: &RuleSetSources,
+        as_of: NaiveDate,
+        sources: Sources,
+    ) -> Result<Plan, Diagnostics> {
         let (job, raw_outputs, mut diags) = Job::load(project, job_path)?;
-        let schema = entity_schema(project, &job, as_of, &mut diags);
+        let schema = entity_schema(project, &job, as_of, sources, &mut diags);
         let Some(schema) = schema else {
             return Err(diags);
         };
@@ -72,7 +94,13 @@ impl Plan {
 }
 
 /// The entity view's columns, learned by building the features over empty source tables.
-fn entity_schema(project: &Project, job: &Job, as_of: NaiveDate, diags: &mut Diagnostics) -> Option<Schema> {
+fn entity_schema(
+    project: &Project,
+    job: &Job,
+    as_of: NaiveDate,
+    sources: Sources,
+    diags: &mut Diagnostics,
+) -> Option<Schema> {
     // A refused column type leaves its source undeclarable: the features would only fail
     // for want of it.
     if diags.0.iter().any(|d| d.code == Code::ColumnType) {
@@ -92,7 +120,7 @@ fn entity_schema(project: &Project, job: &Job, as_of: NaiveDate, diags: &mut Dia
     };
     watchdog.watch(Some(warehouse.interrupt_handle()));
     let mut found = warehouse::Found::default();
-    match warehouse::fill(&warehouse, job, as_of, Sources::Declared, &mut found) {
+    match warehouse::fill(&warehouse, job, as_of, sources, &mut found) {
         Ok(()) => {}
         Err(PrepareError::Declare(wrong)) => {
             diags.extend(Diagnostics(wrong));

@@ -19,7 +19,7 @@ use tokio::sync::mpsc::{UnboundedSender, unbounded_channel};
 use tokio_cron_scheduler::{Job as CronJob, JobScheduler};
 
 use super::{as_of, missed_fire, next_fire};
-use crate::config::diagnostic::Diagnostics;
+use crate::config::diagnostic::{Code, Diagnostics, Severity};
 use crate::config::job::Job;
 use crate::config::project::Project;
 use crate::mail::Transport;
@@ -282,8 +282,16 @@ fn run_with_retries(
             Ok(report) if report.status != RunStatus::Failed => return,
             Ok(report) => last_error = report.error.unwrap_or_else(|| "the run failed".into()),
             Err(diags) => {
-                last_error = format!("the job's files have errors:\n{diags}");
-                break;
+                // A missing extract, or one without a column, may be late or being
+                // rewritten: retried. Any other error is in the project's files.
+                let data = [Code::SourceFile, Code::SourceColumn];
+                let waiting = diags.0.iter().filter(|d| d.severity == Severity::Error).all(|d| data.contains(&d.code));
+                if waiting {
+                    last_error = format!("the job's extracts are not ready:\n{diags}");
+                } else {
+                    last_error = format!("the job's files have errors:\n{diags}");
+                    break;
+                }
             }
         }
     }

@@ -2,10 +2,14 @@
 //! feature views. Once sources are loaded it is locked: no file or network access, and no
 //! way to change that from user SQL.
 
+mod files;
 pub mod freshness;
 mod prepare;
 
+pub use files::{Layout, located};
 pub use prepare::{Found, PrepareError, Sources, fill, load};
+
+use files::{delimiter, delimiter_hint, locate_missing_keys, source_display};
 
 use std::path::{Path, PathBuf};
 
@@ -17,7 +21,7 @@ use rayon::prelude::*;
 
 use crate::config::diagnostic::Code;
 use crate::config::diagnostic::{Diagnostic, SourceFile, did_you_mean};
-use crate::config::job::{EntitySpec, Feature, Format, Source};
+use crate::config::job::{Column, EntitySpec, Feature, Format, Source};
 use crate::config::project::WarehouseSettings;
 use crate::entity::{ColumnType, Entity, Schema};
 
@@ -117,9 +121,11 @@ impl Warehouse {
         Ok(Warehouse { conn })
     }
 
-    /// Creates each source as an empty table with its declared columns, so `check` can build
-    /// the feature views and learn the entity's columns without reading any data.
-    pub fn declare(&self, source: &Source) -> Result<(), Box<Diagnostic>> {
+    /// Creates `source` as an empty table of the columns it would load, so `check` can
+    /// build the feature views and learn the entity's columns without reading any rows.
+    /// With `files_required` its files must be there (their headers are read); without, a
+    /// source whose files are missing is declared from its `columns:` alone.
+    pub fn declare(&self, source: &Source, files_required: bool) -> Result<(), Box<Diagnostic>> {
         for c in &source.columns {
             if let Err(e) = self.conn.execute_batch(&format!("SELECT CAST(NULL AS {})", c.sql_type)) {
                 return Err(Box::new(
@@ -135,7 +141,14 @@ impl Warehouse {
                 ));
             }
         }
-        let cols: Vec<String> = source.columns.iter().map(|c| format!("{} {}", ident(&c.name), c.sql_type)).collect();
+        let columns = match self.layout(source) {
+            Ok(layout) => layout.columns,
+            Err(WarehouseError::NoFiles { .. }) if !files_required && !source.columns.is_empty() => {
+                source.columns.clone()
+            }
+            Err(e) => return Err(Box::new(files::located(source, e))),
+        };
+        let cols: Vec<String> = columns.iter().map(|c| format!("{} {}", ident(&c.name), c.sql_type)).collect();
         self.conn.execute_batch(&format!("CREATE TABLE {} ({})", ident(&source.name), cols.join(", "))).map_err(|e| {
             Box::new(Diagnostic::error(
                 Code::Source,
@@ -147,18 +160,19 @@ impl Warehouse {
 
     /// Loads one source into a typed table; bad rows become [`Reject`]s, never silent drops.
     pub fn load(&self, source: &Source) -> Result<LoadReport, WarehouseError> {
-        let files = resolve(source)?;
+        let layout = self.layout(source)?;
+        let files = &layout.files;
         let mut report = LoadReport { files: files.clone(), ..LoadReport::default() };
-        let cols: Vec<String> = source.columns.iter().map(|c| format!("{} {}", ident(&c.name), c.sql_type)).collect();
+        let cols: Vec<String> = layout.columns.iter().map(|c| format!("{} {}", ident(&c.name), c.sql_type)).collect();
         self.conn.execute_batch(&format!("CREATE TABLE {} ({})", ident(&source.name), cols.join(", ")))?;
-        for file in &files {
-            let display = file.display().to_string();
-            let header = self.header(source, file)?;
-            for c in &source.columns {
+        for file in files {
+            let header: Vec<String> = self.header(source, file)?.into_iter().map(|(n, _)| n).collect();
+            // Every file of a glob has the columns the first one gave the table.
+            for c in &layout.columns {
                 if !header.contains(&c.name) {
                     return Err(WarehouseError::MissingColumn {
                         source_name: source.name.clone(),
-                        file: display,
+                        file: source_display(source, file),
                         column: c.name.clone(),
                         hint: delimiter_hint(source, &header)
                             .or_else(|| did_you_mean(&c.name, header.iter().map(String::as_str)))
@@ -168,14 +182,14 @@ impl Warehouse {
                 }
             }
             let rejects = match source.format {
-                Format::Csv => self.load_csv(source, file, &header)?,
-                Format::Parquet | Format::Json => self.load_typed(source, file)?,
+                Format::Csv => self.load_csv(source, &layout, file, &header)?,
+                Format::Parquet | Format::Json => self.load_typed(source, &layout.columns, file)?,
             };
             report.rejects.extend(rejects);
         }
-        let mut missing = self.reject_missing_keys(source)?;
+        let mut missing = self.reject_missing_keys(source, layout.columns.len())?;
         if !missing.is_empty() && source.format == Format::Csv {
-            locate_missing_keys(source, &files, &mut missing);
+            locate_missing_keys(source, files, &mut missing);
         }
         report.rejects.extend(missing);
         report.rows =
@@ -205,35 +219,33 @@ impl Warehouse {
         self.check_duplicates(source, report.rows)
     }
 
-    fn header(&self, source: &Source, file: &Path) -> Result<Vec<String>, WarehouseError> {
-        let reader = match source.format {
-            // The first line as the source's delimiter splits it: DuckDB's sniffer guessed
-            // another delimiter, or no header at all when a later row was ragged, and the
-            // load then reported "no column" for a column the header has.
-            Format::Csv => return csv_header(source, file),
-            Format::Parquet => format!("read_parquet({})", sql_string(&file.display().to_string())),
-            Format::Json => format!("read_json({}, format = 'auto')", sql_string(&file.display().to_string())),
-        };
-        let mut stmt =
-            self.conn.prepare(&format!("DESCRIBE SELECT * FROM {reader}")).map_err(|e| load_error(source, file, e))?;
-        let names = stmt.query_map([], |r| r.get::<_, String>(0)).map_err(|e| load_error(source, file, e))?;
-        names.collect::<Result<Vec<_>, _>>().map_err(|e| load_error(source, file, e))
-    }
-
     /// DuckDB's CSV reader types the declared columns and keeps each bad row in its reject
     /// tables with file, line and column; undeclared columns are read as text and dropped.
-    fn load_csv(&self, source: &Source, file: &Path, header: &[String]) -> Result<Vec<Reject>, WarehouseError> {
+    fn load_csv(
+        &self,
+        source: &Source,
+        layout: &Layout,
+        file: &Path,
+        header: &[String],
+    ) -> Result<Vec<Reject>, WarehouseError> {
         let types: Vec<String> = header
             .iter()
             .map(|h| {
-                let t = source.columns.iter().find(|c| c.name == *h).map_or("VARCHAR", |c| c.sql_type.as_str());
+                let t = layout.columns.iter().find(|c| c.name == *h).map_or("VARCHAR", |c| c.sql_type.as_str());
                 format!("{}: {}", sql_string(h), sql_string(t))
             })
             .collect();
-        let select: Vec<String> = source.columns.iter().map(|c| ident(&c.name)).collect();
+        let select: Vec<String> = layout.columns.iter().map(|c| ident(&c.name)).collect();
+        let mut formats = String::new();
+        if let Some(f) = &layout.date_format {
+            formats.push_str(&format!(", dateformat = {}", sql_string(f)));
+        }
+        if let Some(f) = &layout.timestamp_format {
+            formats.push_str(&format!(", timestampformat = {}", sql_string(f)));
+        }
         let sql = format!(
             "INSERT INTO {table} SELECT {cols} FROM read_csv({file}, header = true, columns = {{{types}}}, store_rejects = true, \
-             rejects_table = 'kw_reject_errors', rejects_scan = 'kw_reject_scans', auto_detect = false{delim})",
+             rejects_table = 'kw_reject_errors', rejects_scan = 'kw_reject_scans', auto_detect = false{delim}{formats})",
             table = ident(&source.name),
             cols = select.join(", "),
             file = sql_string(&file.display().to_string()),
@@ -260,7 +272,7 @@ impl Warehouse {
 
     /// Parquet and JSON carry their own types: each declared column is cast, and a value that
     /// does not cast rejects its row.
-    fn load_typed(&self, source: &Source, file: &Path) -> Result<Vec<Reject>, WarehouseError> {
+    fn load_typed(&self, source: &Source, columns: &[Column], file: &Path) -> Result<Vec<Reject>, WarehouseError> {
         let path = sql_string(&file.display().to_string());
         let reader = match source.format {
             Format::Parquet => {
@@ -272,7 +284,7 @@ impl Warehouse {
             .execute_batch(&format!("CREATE OR REPLACE TEMP TABLE kw_raw AS SELECT * FROM {reader}"))
             .map_err(|e| load_error(source, file, e))?;
         let mut rejects = Vec::new();
-        for c in &source.columns {
+        for c in columns {
             let col = ident(&c.name);
             let sql = format!(
                 "SELECT kw_row, CAST({col} AS VARCHAR) FROM kw_raw WHERE {col} IS NOT NULL AND TRY_CAST({col} AS {t}) IS NULL ORDER BY kw_row",
@@ -293,7 +305,7 @@ impl Warehouse {
             }
         }
         let casts: Vec<String> =
-            source.columns.iter().map(|c| format!("TRY_CAST({} AS {})", ident(&c.name), c.sql_type)).collect();
+            columns.iter().map(|c| format!("TRY_CAST({} AS {})", ident(&c.name), c.sql_type)).collect();
         let bad: Vec<String> = rejects.iter().filter_map(|r| r.line).map(|l| l.to_string()).collect();
         let filter = if bad.is_empty() { String::new() } else { format!(" WHERE kw_row NOT IN ({})", bad.join(",")) };
         self.conn.execute_batch(&format!(
@@ -305,7 +317,7 @@ impl Warehouse {
     }
 
     /// A row without its primary key cannot be matched to anything: reject it.
-    fn reject_missing_keys(&self, source: &Source) -> Result<Vec<Reject>, WarehouseError> {
+    fn reject_missing_keys(&self, source: &Source, n: usize) -> Result<Vec<Reject>, WarehouseError> {
         if source.primary_key.is_empty() {
             return Ok(Vec::new());
         }
@@ -313,7 +325,6 @@ impl Warehouse {
         let table = ident(&source.name);
         let cond = cond.join(" OR ");
         let mut stmt = self.conn.prepare(&format!("SELECT CAST(COLUMNS(*) AS VARCHAR) FROM {table} WHERE {cond}"))?;
-        let n = source.columns.len();
         let rows = stmt.query_map([], |r| {
             let values: Vec<String> = (0..n)
                 .map(|i| r.get::<_, Option<String>>(i).map(|v| v.unwrap_or_default()))
@@ -576,109 +587,6 @@ impl HashBuckets {
             radsort::sort(bucket);
             bucket.windows(2).any(|w| w[0] == w[1])
         })
-    }
-}
-
-fn resolve(source: &Source) -> Result<Vec<PathBuf>, WarehouseError> {
-    let mut files: Vec<PathBuf> = glob::glob(&source.pattern)
-        .map(|paths| paths.filter_map(Result::ok).filter(|p| p.is_file()).collect())
-        .unwrap_or_default();
-    files.sort();
-    if files.is_empty() {
-        return Err(WarehouseError::NoFiles { source_name: source.name.clone(), pattern: source.display.clone() });
-    }
-    Ok(files)
-}
-
-/// The file as the user named it: the job's path when it is not a glob.
-fn source_display(source: &Source, file: &Path) -> String {
-    if source.pattern == file.display().to_string() {
-        source.display.clone()
-    } else {
-        let dir = Path::new(&source.display).parent().unwrap_or(Path::new(""));
-        dir.join(file.file_name().unwrap_or_default()).display().to_string()
-    }
-}
-
-/// The delimiter a CSV source is read with.
-fn delimiter_byte(source: &Source) -> u8 {
-    match &source.delimiter {
-        Some(d) => d.bytes().next().unwrap_or(b','),
-        None if source.display.ends_with(".tsv") => b'\t',
-        None => b',',
-    }
-}
-
-/// A CSV file's header, split by the source's delimiter.
-fn csv_header(source: &Source, file: &Path) -> Result<Vec<String>, WarehouseError> {
-    let fail = |message: String| WarehouseError::Load {
-        source_name: source.name.clone(),
-        message: format!("`{}`: {message}", source_display(source, file)),
-    };
-    let mut reader = csv::ReaderBuilder::new()
-        .delimiter(delimiter_byte(source))
-        .flexible(true)
-        .from_path(file)
-        .map_err(|e| fail(e.to_string()))?;
-    let header = reader.byte_headers().map_err(|e| fail(e.to_string()))?;
-    header
-        .iter()
-        .map(|h| {
-            String::from_utf8(h.to_vec())
-                .map(|h| h.trim().to_string())
-                .map_err(|_| fail("the header is not UTF-8 text (save the extract as UTF-8)".into()))
-        })
-        .collect()
-}
-
-/// Gives each empty-key reject of a CSV source its file and line: the rows with an empty
-/// key, in file order, are the rejects in order (both come from the same rows).
-fn locate_missing_keys(source: &Source, files: &[PathBuf], rejects: &mut [Reject]) {
-    let mut lines = Vec::new();
-    for file in files {
-        let Ok(mut reader) = csv::ReaderBuilder::new().delimiter(delimiter_byte(source)).flexible(true).from_path(file)
-        else {
-            return;
-        };
-        let Ok(header) = reader.byte_headers().cloned() else { return };
-        let keys: Vec<usize> = source
-            .primary_key
-            .iter()
-            .filter_map(|k| header.iter().position(|h| String::from_utf8_lossy(h).trim() == k.as_str()))
-            .collect();
-        let mut record = csv::ByteRecord::new();
-        while let Ok(true) = reader.read_byte_record(&mut record) {
-            if keys.iter().any(|&k| record.get(k).is_none_or(|v| v.iter().all(u8::is_ascii_whitespace))) {
-                let line = record.position().map(|p| p.line());
-                lines.push((source_display(source, file), line));
-            }
-        }
-    }
-    if lines.len() == rejects.len() {
-        for (reject, (file, line)) in rejects.iter_mut().zip(lines) {
-            reject.file = file;
-            reject.line = line;
-        }
-    }
-}
-
-/// A hint for a header that came out as one column: the file uses another delimiter.
-fn delimiter_hint(source: &Source, header: &[String]) -> Option<String> {
-    let [only] = header else { return None };
-    let used = [';', '\t', '|', ',']
-        .into_iter()
-        .find(|d| only.contains(*d) && *d as u32 != u32::from(delimiter_byte(source)))?;
-    let shown = if used == '\t' { "\\t".to_string() } else { used.to_string() };
-    Some(format!(
-        "the header is one column: the file seems to use `{shown}` between fields; set `delimiter: \"{shown}\"` on the source"
-    ))
-}
-
-fn delimiter(source: &Source) -> String {
-    match &source.delimiter {
-        Some(d) => format!(", delim = {}", sql_string(d)),
-        None if source.display.ends_with(".tsv") => ", delim = '\t'".into(),
-        None => String::new(),
     }
 }
 

@@ -19,8 +19,12 @@ use crate::entity::{Entity, Schema};
 pub enum Sources {
     /// Loaded from their files, checked and their freshness tested.
     Loaded,
-    /// Declared as empty tables of their columns: the features then run on no rows, which
+    /// Created as empty tables of the columns they would load, from their files' headers
+    /// (which must be there) and declared types: the features then run on no rows, which
     /// is how `check` learns the entity's schema without reading any data.
+    Inspected,
+    /// As `Inspected`, but a source whose files are missing is declared from its
+    /// `columns:` alone (`keepwell test` runs where the extracts are not).
     Declared,
 }
 
@@ -73,10 +77,11 @@ pub fn fill(
     found: &mut Found,
 ) -> Result<(), PrepareError> {
     match sources {
-        Sources::Declared => {
+        Sources::Inspected | Sources::Declared => {
             // Every source is declared, so each mistake is reported at once.
+            let required = sources == Sources::Inspected;
             let wrong: Vec<Diagnostic> =
-                job.sources.iter().filter_map(|s| warehouse.declare(s).err()).map(|d| *d).collect();
+                job.sources.iter().filter_map(|s| warehouse.declare(s, required).err()).map(|d| *d).collect();
             if !wrong.is_empty() {
                 return Err(PrepareError::Declare(wrong));
             }

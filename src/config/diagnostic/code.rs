@@ -49,6 +49,8 @@ pub enum Code {
     Template,
     /// A score's base or bounds that are not numbers, or bounds the wrong way round.
     ScoreRange,
+    /// A function that rules cannot call, or a call with the wrong number of arguments.
+    UnknownFunction,
     /// A column type DuckDB does not know.
     ColumnType,
     /// A source that cannot be declared in the warehouse.
@@ -57,11 +59,15 @@ pub enum Code {
     Feature,
     /// The warehouse itself failed while checking.
     Warehouse,
+    /// A source whose path or glob matches no file, or whose file cannot be read.
+    SourceFile,
+    /// A declared column (or key) the source's file does not have.
+    SourceColumn,
 }
 
 impl Code {
     /// Every code, in order.
-    pub const ALL: [Code; 26] = [
+    pub const ALL: [Code; 29] = [
         Code::Unreadable,
         Code::Yaml,
         Code::BadName,
@@ -84,10 +90,13 @@ impl Code {
         Code::Bands,
         Code::Template,
         Code::ScoreRange,
+        Code::UnknownFunction,
         Code::ColumnType,
         Code::Source,
         Code::Feature,
         Code::Warehouse,
+        Code::SourceFile,
+        Code::SourceColumn,
     ];
 
     /// The stable code, `KW` and three digits.
@@ -115,10 +124,13 @@ impl Code {
             Code::Bands => "KW035",
             Code::Template => "KW036",
             Code::ScoreRange => "KW037",
+            Code::UnknownFunction => "KW038",
             Code::ColumnType => "KW040",
             Code::Source => "KW041",
             Code::Feature => "KW042",
             Code::Warehouse => "KW043",
+            Code::SourceFile => "KW044",
+            Code::SourceColumn => "KW045",
         }
     }
 
@@ -147,10 +159,13 @@ impl Code {
             Code::Bands => "grades or bands out of order",
             Code::Template => "template does not parse",
             Code::ScoreRange => "bad score range",
+            Code::UnknownFunction => "unknown function",
             Code::ColumnType => "bad column type",
             Code::Source => "source cannot be declared",
             Code::Feature => "feature view fails",
             Code::Warehouse => "warehouse failure",
+            Code::SourceFile => "source file not found",
+            Code::SourceColumn => "column not in the file",
         }
     }
 }

@@ -50,8 +50,11 @@ pub struct Source {
     pub display: String,
     pub format: Format,
     pub delimiter: Option<String>,
-    /// Declared columns and their DuckDB types.
+    /// Declared columns and their DuckDB types; the file's other columns are loaded too,
+    /// typed as DuckDB infers them, unless the source is `strict`.
     pub columns: Vec<Column>,
+    /// Only the declared columns, exactly typed.
+    pub strict: bool,
     pub primary_key: Vec<String>,
     pub max_rejects: u64,
     /// The fewest rows the extract may have.
@@ -61,7 +64,10 @@ pub struct Source {
     pub max_age: Option<Duration>,
     pub loaded_at: Option<String>,
     pub on_stale: OnStale,
+    /// The `path:` value.
     pub span: Span,
+    /// The `primary_key:` value.
+    pub key_span: Option<Span>,
 }
 
 #[derive(Debug, Clone)]
@@ -312,7 +318,17 @@ fn source(
         })
         .collect();
     let primary_key = raw.primary_key.as_ref().map(|k| k.value.to_vec()).unwrap_or_default();
-    for key in &primary_key {
+    // Without `strict`, undeclared columns of the file load too: the warehouse checks the
+    // key and `loaded_at` against the file's header.
+    if raw.strict && columns.is_empty() {
+        diags.push(
+            Diagnostic::error(Code::Job, span.clone(), format!("source `{name}` is strict but declares no columns"))
+                .with_hint(
+                    "list its columns under `columns:`, or leave out `strict: true` to load every column of the file",
+                ),
+        );
+    }
+    for key in primary_key.iter().filter(|_| raw.strict) {
         if !columns.iter().any(|c| c.name == *key) {
             let k = raw.primary_key.as_ref().expect("primary key is set");
             diags.push(
@@ -356,6 +372,7 @@ fn source(
         }
     };
     if let Some(col) = &raw.loaded_at
+        && raw.strict
         && !columns.iter().any(|c| c.name == *col)
     {
         diags.push(
@@ -395,7 +412,9 @@ fn source(
         format,
         delimiter: raw.delimiter.clone(),
         columns,
+        strict: raw.strict,
         primary_key,
+        key_span: raw.primary_key.as_ref().map(|k| yaml::span_of(file, k, 1)),
         max_rejects: raw.max_rejects.unwrap_or(0),
         min_rows: raw.min_rows.unwrap_or(1),
         max_drop,

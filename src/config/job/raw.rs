@@ -43,8 +43,15 @@ pub struct RawSource {
     pub path: Spanned<String>,
     #[schemars(with = "Option<String>")]
     pub format: Option<Spanned<String>>,
+    /// Column types that override what is inferred from the file (`arr: DECIMAL(18,2)`);
+    /// every column of the file is loaded, typed as DuckDB reads it unless declared here.
+    #[serde(default)]
     #[schemars(with = "IndexMap<String, String>")]
     pub columns: IndexMap<String, Spanned<String>>,
+    /// Only the declared columns are loaded, with exactly the declared types, and the file
+    /// must have each (today's contract for teams that want every column named).
+    #[serde(default)]
+    pub strict: bool,
     #[schemars(with = "Option<KeyColumns>")]
     pub primary_key: Option<Spanned<KeyColumns>>,
     pub max_rejects: Option<u64>,
