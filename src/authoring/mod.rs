@@ -1,7 +1,11 @@
 //! The rule author's tools, on top of a run: `explain` one account, `diff` rule changes on
-//! the same rows, the `tests:` runner, and the demo data generator.
+//! the same rows, the `tests:` runner, a new project (`init`), the editor schemas, and the
+//! demo data generator.
 
 pub mod demo_data;
 pub mod diff;
 pub mod explain;
+pub mod init;
+mod init_files;
+pub mod schema;
 pub mod testing;

@@ -4,6 +4,7 @@ mod check;
 mod demo_data;
 mod diff;
 mod explain;
+mod init;
 mod outbox;
 mod preview;
 mod run;
@@ -61,6 +62,8 @@ enum LogFormat {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Start a project: a job, an entity view and starter rules, from your extracts.
+    Init(init::Args),
     /// Run a job now: load, score, publish, mail.
     Run(run::Args),
     /// Run every job that has a schedule, as a daemon.
@@ -113,6 +116,7 @@ pub fn main() -> i32 {
     let status = match &cli.command {
         Command::DemoData(args) => demo_data::execute(args),
         Command::Schema(args) => schema::execute(args),
+        Command::Init(args) => init::execute(args),
         command => match project(&cli) {
             Err(diags) => {
                 eprint!("{diags}");
@@ -129,7 +133,7 @@ pub fn main() -> i32 {
                 Command::Test(args) => test::execute(&project, args),
                 Command::Explain(args) => explain::execute(&project, args),
                 Command::Diff(args) => diff::execute(&project, args),
-                Command::DemoData(_) | Command::Schema(_) => unreachable!("handled above"),
+                Command::DemoData(_) | Command::Schema(_) | Command::Init(_) => unreachable!("handled above"),
             },
         },
     };

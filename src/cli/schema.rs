@@ -12,14 +12,7 @@ pub struct Args {
     out: PathBuf,
 }
 
-/// (file name, schema) for every kind of file keepwell reads.
-pub fn schemas() -> Vec<(&'static str, String)> {
-    let pretty = |s: schemars::Schema| serde_json::to_string_pretty(&s).unwrap_or_default() + "\n";
-    vec![
-        ("job.schema.json", pretty(schemars::schema_for!(crate::config::job::raw::RawJob))),
-        ("rule-set.schema.json", pretty(schemars::schema_for!(crate::rules::raw::RawRuleSet))),
-    ]
-}
+pub use crate::authoring::schema::schemas;
 
 pub fn execute(args: &Args) -> ExitStatus {
     if let Err(e) = std::fs::create_dir_all(&args.out) {

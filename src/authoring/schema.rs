@@ -1,0 +1,11 @@
+//! JSON Schemas of job and rule files, generated from the types that parse them, for
+//! editors' YAML extensions (`keepwell schema`, and the `schemas/` of `keepwell init`).
+
+/// (file name, schema) for every kind of file keepwell reads.
+pub fn schemas() -> Vec<(&'static str, String)> {
+    let pretty = |s: schemars::Schema| serde_json::to_string_pretty(&s).unwrap_or_default() + "\n";
+    vec![
+        ("job.schema.json", pretty(schemars::schema_for!(crate::config::job::raw::RawJob))),
+        ("rule-set.schema.json", pretty(schemars::schema_for!(crate::rules::raw::RawRuleSet))),
+    ]
+}
