@@ -93,6 +93,34 @@ const CASES: &[(&str, &str, &str, &str)] = &[
         "grades: [{ grade: ok }]\nmeasures:\n  - id: usage\n    weight: 10\n    value: utilisation\n    bands:\n      - { min: 50, score: 100 }\n      - { min: 80, score: 50 }\n      - { score: 0 }\n",
     ),
     ("script_unknown_column", "rules/health.yaml", "*", "grades: [{ grade: ok }]\nscript: health.rhai\n"),
+    (
+        "unknown_function",
+        "rules/risk.yaml",
+        "when: industry in [\"travel\", \"retail\"]",
+        "when: add_month(as_of, 1) > as_of",
+    ),
+    ("wrong_argument_count", "rules/risk.yaml", "when: industry in [\"travel\", \"retail\"]", "when: days_since() > 3"),
+    ("script_unknown_function", "rules/health.yaml", "*", "grades: [{ grade: ok }]\nscript: health.rhai\n"),
+    ("single_equals", "rules/risk.yaml", "when: industry in [\"travel\", \"retail\"]", "when: industry = \"travel\""),
+    (
+        "and_or_words",
+        "rules/risk.yaml",
+        "when: industry in [\"travel\", \"retail\"]",
+        "when: industry == \"travel\" and arr > 5",
+    ),
+    ("unquoted_yes", "rules/risk.yaml", "when: industry in [\"travel\", \"retail\"]", "when: yes"),
+    ("missing_source_file", "jobs/nightly.yaml", "path: data/accounts.csv", "path: data/acounts.csv"),
+    ("declared_column_not_in_file", "jobs/nightly.yaml", "seats: INTEGER", "seat: INTEGER"),
+    ("misindented_job", "jobs/nightly.yaml", "    primary_key: account_id", "  primary_key: account_id"),
+    ("tab_in_rules", "rules/risk.yaml", "    points: 60", "\tpoints: 60"),
+    ("nothing_nested_under_a_key", "jobs/nightly.yaml", "    path: data/accounts.csv", "  path: data/accounts.csv"),
+    (
+        "key_outside_its_section",
+        "jobs/nightly.yaml",
+        "entity:\n  view: account_features",
+        "entity:\nview: account_features",
+    ),
+    ("broken_base_job", "jobs/nightly.yaml", "name: nightly\n", "name: nightly\nextends: jobs/base/accounts.yaml\n"),
 ];
 
 /// Files some cases need besides the edit.
@@ -100,6 +128,12 @@ const EXTRA_FILES: &[(&str, &str, &str)] = &[
     ("unknown_lookup_column", "rules/lookups/regions.csv", "industry,points\ntravel,10\n"),
     ("unknown_lookup_table", "rules/lookups/regions.csv", "industry,points\ntravel,10\n"),
     ("script_unknown_column", "rules/health.rhai", "let x = 1;\nif industy == \"travel\" { x = 2; }\n#{ score: x }\n"),
+    (
+        "broken_base_job",
+        "jobs/base/accounts.yaml",
+        "name: base\nsources:\n  accounts:\n    path: data/accounts.csv\n    primary_ky: account_id\n",
+    ),
+    ("script_unknown_function", "rules/health.rhai", "let x = 1;\nif is_mising(industry) { x = 2; }\n#{ score: x }\n"),
 ];
 
 #[test]

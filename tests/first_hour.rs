@@ -96,9 +96,9 @@ fn declared_columns_override_and_are_checked_against_the_header() {
     assert_eq!(out.code, 2);
     assert_eq!(
         out.stderr,
-        "error: source `accounts`: `data/accounts.csv` has no column `last_event` (did you mean `last_event_at`?)\n \
+        "error: source `accounts`: `data/accounts.csv` has no column `last_event`\n \
          --> jobs/nightly.yaml:8:19\n  |\n8 |       last_event: TIMESTAMP\n  |                   ^^^^^^^^^\n  \
-         = code: KW045\n\nchecked 1 job and 3 rule sets: 1 error, 0 warnings\n"
+         = hint: did you mean `last_event_at`?\n  = code: KW045\n\nchecked 1 job and 3 rule sets: 1 error, 0 warnings\n"
     );
 }
 
@@ -139,4 +139,25 @@ fn rule_tests_run_without_the_extracts() {
     let out = p.keepwell(&["test", "recency"]);
     assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
     assert!(out.stdout.ends_with("1 passed, 0 failed\n"), "{}", out.stdout);
+}
+
+/// A test row written as a spreadsheet would (`yes`, `"10"`) is refused with what to
+/// write, instead of comparing text with a true/false or a number column and never firing.
+#[test]
+fn test_rows_with_text_for_booleans_or_numbers_say_what_to_write() {
+    let rules = format!(
+        "{RECENCY}tests:\n  - name: yes is not true\n    row: {{ active: yes, seats: \"10\" }}\n    expect: {{ grade: active }}\n"
+    );
+    let p = project(JOB);
+    p.write("rules/recency.yaml", &rules);
+    let out = p.keepwell(&["test", "recency"]);
+    assert_eq!(out.code, 1, "{}{}", out.stdout, out.stderr);
+    assert!(
+        out.stdout.contains(
+            "        the row's `active`: `yes` is text, and the column is true or false: write true or false (without quotes)\n        \
+             the row's `seats`: `10` is text, and the column holds numbers: write the number without quotes\n"
+        ),
+        "{}",
+        out.stdout
+    );
 }

@@ -137,13 +137,12 @@ fn a_missing_file_and_a_missing_column_are_named() {
     assert_eq!(out.code, 2, "{}", out.stderr);
     assert!(
         out.stderr.starts_with(
-            "error: source `accounts`: `data/accounts.csv` has no column `industry` (did you mean `industri`?)\n \
-             --> jobs/nightly.yaml:9:17\n"
+            "error: source `accounts`: `data/accounts.csv` has no column `industry`\n --> jobs/nightly.yaml:9:17\n"
         ),
         "{}",
         out.stderr
     );
-    assert!(out.stderr.contains("= code: KW045\n"), "{}", out.stderr);
+    assert!(out.stderr.contains("= hint: did you mean `industri`?\n  = code: KW045\n"), "{}", out.stderr);
 
     std::fs::remove_file(p.path().join("data/accounts.csv")).expect("rm");
     let out = p.keepwell(&["run", "nightly"]);

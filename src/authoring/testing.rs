@@ -176,6 +176,10 @@ enum ValueError {
     NotWhole(serde_json::Number),
     #[error("`{0}` is not a timestamp (YYYY-MM-DD HH:MM:SS)")]
     NotATimestamp(String),
+    #[error("`{0}` is text, and the column is true or false: write true or false (without quotes)")]
+    NotABool(String),
+    #[error("`{0}` is text, and the column holds numbers: write the number without quotes")]
+    NotANumber(String),
     #[error("a value cannot be a map")]
     Map,
 }
@@ -190,6 +194,8 @@ fn typed(value: &serde_json::Value, t: &ColumnType) -> Result<Dynamic, ValueErro
         (J::String(s), ColumnType::Timestamp) => {
             Dynamic::from(crate::rules::time::parse_timestamp(s).ok_or_else(|| ValueError::NotATimestamp(s.clone()))?)
         }
+        (J::String(s), ColumnType::Bool) => return Err(ValueError::NotABool(s.clone())),
+        (J::String(s), ColumnType::Integer | ColumnType::Float) => return Err(ValueError::NotANumber(s.clone())),
         (J::Number(n), ColumnType::Integer) => match n.as_i64() {
             Some(i) => Dynamic::from_int(i),
             None => return Err(ValueError::NotWhole(n.clone())),

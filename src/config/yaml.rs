@@ -46,7 +46,88 @@ pub fn parse<T: DeserializeOwned>(file: &SourceFile) -> Result<T, Box<Diagnostic
             Some((field, _)) => crate::config::diagnostic::Span { len: field.chars().count(), ..span },
             None => span,
         };
-        Box::new(Diagnostic::error(Code::Yaml, span, message))
+        // The scanner reports a tab where the value before it started, often a line early:
+        // point at the tab itself.
+        if message.contains("tab") {
+            let from = span.line.max(1);
+            let tab =
+                file.text.lines().enumerate().skip(from - 1).find_map(|(i, l)| l.find('\t').map(|c| (i + 1, c + 1)));
+            if let Some((line, col)) = tab {
+                return Box::new(
+                    Diagnostic::error(Code::Yaml, file.span(line, col, 1), "a tab where YAML needs spaces")
+                        .with_hint("YAML indents with spaces only: replace the tab with spaces"),
+                );
+            }
+        }
+        let lines: Vec<&str> = file.text.lines().collect();
+        // A key with nothing under it (`accounts:`) and the next line no deeper: the error is
+        // on that next line, which belongs inside the key.
+        if indentation_hint(&message).is_some()
+            && let Some(line) = lines.get(span.line.wrapping_sub(1))
+            && line.trim_end().ends_with(':')
+            && let Some((next, text)) = next_content(&lines, span.line)
+            && indent(text) <= indent(line)
+        {
+            let key = line.trim().trim_end_matches(':');
+            return Box::new(
+                Diagnostic::error(
+                    Code::Yaml,
+                    file.span(next, indent(text) + 1, text.trim().split(':').next().unwrap_or("").len()),
+                    format!("nothing is nested under `{key}:`"),
+                )
+                .with_hint(format!(
+                    "indent this line deeper than `{key}:` to put it inside; YAML nests by spaces, two per level"
+                )),
+            );
+        }
+        let hint = field_hint(&message)
+            .or_else(|| nesting_hint(&message, &lines, span.line))
+            .or_else(|| indentation_hint(&message));
+        Box::new(Diagnostic::error(Code::Yaml, span, message).with_hint_opt(hint))
+    })
+}
+
+/// `unknown field `primary_ky`, expected one of path, ...`: the closest expected field.
+fn field_hint(message: &str) -> Option<String> {
+    let rest = message.strip_prefix("unknown field `")?;
+    let (field, rest) = rest.split_once('`')?;
+    let expected =
+        rest.split_once("expected one of ").map(|(_, e)| e).or_else(|| rest.split_once("expected ").map(|(_, e)| e))?;
+    let names: Vec<&str> = expected.split(',').map(|n| n.trim().trim_matches('`')).collect();
+    crate::config::diagnostic::did_you_mean(field, names)
+}
+
+/// An unknown key right under a key with nothing after its colon (`entity:` then `view:`
+/// at the same indentation) was meant inside it.
+fn nesting_hint(message: &str, lines: &[&str], line: usize) -> Option<String> {
+    let field = message.strip_prefix("unknown field `")?.split_once('`')?.0;
+    let this = lines.get(line.checked_sub(1)?)?;
+    let above = lines[..line - 1].iter().rev().find(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))?;
+    (above.trim_end().ends_with(':') && indent(above) == indent(this)).then(|| {
+        let key = above.trim().trim_end_matches(':');
+        format!("if `{field}` belongs to `{key}:` above, indent it two spaces deeper")
+    })
+}
+
+fn indent(line: &str) -> usize {
+    line.len() - line.trim_start_matches(' ').len()
+}
+
+/// The first line after `line` (1-based) with something other than a comment.
+fn next_content<'a>(lines: &[&'a str], line: usize) -> Option<(usize, &'a str)> {
+    lines
+        .iter()
+        .enumerate()
+        .skip(line)
+        .find(|(_, l)| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
+        .map(|(i, l)| (i + 1, *l))
+}
+
+/// Most structural YAML errors come from a line indented more or less than it should be.
+fn indentation_hint(message: &str) -> Option<String> {
+    let structural = ["mapping", "block", "indent", "did not find expected", "sequence"];
+    structural.iter().any(|w| message.contains(w)).then(|| {
+        "check this line's indentation against the lines above: YAML nests by spaces, two per level".to_string()
     })
 }
 

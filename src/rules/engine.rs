@@ -198,3 +198,65 @@ pub fn money(v: f64) -> String {
     }
     format!("{}${out}", if n < 0 { "-" } else { "" })
 }
+
+/// The functions rules can call, by name, with the numbers of arguments each takes: what
+/// `check` holds calls to. Every engine [`build`] makes registers the same functions.
+pub fn functions(engine: &Engine) -> &'static std::collections::HashMap<String, std::collections::BTreeSet<usize>> {
+    static FUNCTIONS: std::sync::OnceLock<std::collections::HashMap<String, std::collections::BTreeSet<usize>>> =
+        std::sync::OnceLock::new();
+    FUNCTIONS.get_or_init(|| {
+        let mut table: std::collections::HashMap<String, std::collections::BTreeSet<usize>> = Default::default();
+        for signature in engine.gen_fn_signatures(true) {
+            if let Some((name, arity)) = name_and_arity(&signature)
+                && !name.contains('$')
+            {
+                table.entry(name.to_string()).or_default().insert(arity);
+            }
+        }
+        // Keywords rhai handles itself.
+        for (name, arities) in [("type_of", &[1][..]), ("is_def_var", &[1]), ("is_def_fn", &[2]), ("Fn", &[1])] {
+            table.entry(name.into()).or_default().extend(arities);
+        }
+        table
+    })
+}
+
+/// `add_days(_: Date, _: i64) -> Date` is (`add_days`, 2).
+fn name_and_arity(signature: &str) -> Option<(&str, usize)> {
+    let open = signature.find('(')?;
+    let (mut depth, mut commas, mut any) = (0i32, 0, false);
+    for c in signature[open + 1..].chars() {
+        match c {
+            '(' | '<' => depth += 1,
+            ')' if depth == 0 => break,
+            ')' | '>' => depth -= 1,
+            ',' if depth == 0 => commas += 1,
+            c if !c.is_whitespace() => any = true,
+            _ => {}
+        }
+    }
+    Some((&signature[..open], if any { commas + 1 } else { 0 }))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn signatures_give_names_and_arities() {
+        let cases = [
+            (
+                "add_days(_: Date, _: i64) -> core::result::Result<chrono::NaiveDate,alloc::boxed::Box<E>>",
+                ("add_days", 2),
+            ),
+            ("contains(_: &mut array, _: ()) -> bool", ("contains", 2)),
+            ("today() -> Date", ("today", 0)),
+            ("lookup(_: string, _: Dynamic, _: string) -> Dynamic", ("lookup", 3)),
+        ];
+        for (signature, expected) in cases {
+            assert_eq!(super::name_and_arity(signature), Some(expected), "{signature}");
+        }
+        let engine = super::build(chrono::NaiveDate::from_ymd_opt(2026, 1, 1).unwrap(), Default::default());
+        let functions = super::functions(&engine);
+        assert_eq!(functions.get("add_months").map(|a| a.iter().copied().collect::<Vec<_>>()), Some(vec![2]));
+        assert!(functions.contains_key("len") && functions.contains_key("days_since"));
+    }
+}

@@ -103,7 +103,7 @@ fn entity_schema(
 ) -> Option<Schema> {
     // A refused column type leaves its source undeclarable: the features would only fail
     // for want of it.
-    if diags.0.iter().any(|d| d.code == Code::ColumnType) {
+    if diags.0.iter().any(|d| d.code == Code::ColumnType) || job.base_broken {
         return None;
     }
     // The features run over empty tables, but a query can be slow on no rows too: checking

@@ -151,14 +151,22 @@ impl Warehouse {
 pub fn located(source: &Source, e: WarehouseError) -> Diagnostic {
     match e {
         WarehouseError::NoFiles { .. } => Diagnostic::error(Code::SourceFile, source.span.clone(), e.to_string())
-            .with_hint("check the path (relative to the project), or that the extract has been written"),
-        WarehouseError::MissingColumn { ref column, .. } => {
-            let span = match source.columns.iter().find(|c| c.name == *column) {
+            .with_hint(closest_file(source).unwrap_or_else(|| {
+                "check the path (relative to the project), or that the extract has been written".into()
+            })),
+        WarehouseError::MissingColumn { source_name, file, column, hint } => {
+            let span = match source.columns.iter().find(|c| c.name == column) {
                 Some(c) => c.span.clone(),
-                None if source.primary_key.contains(column) => source.key_span.clone().unwrap_or(source.span.clone()),
+                None if source.primary_key.contains(&column) => source.key_span.clone().unwrap_or(source.span.clone()),
                 None => source.span.clone(),
             };
-            Diagnostic::error(Code::SourceColumn, span, e.to_string())
+            let hint = hint.trim().trim_start_matches('(').trim_end_matches(')').to_string();
+            Diagnostic::error(
+                Code::SourceColumn,
+                span,
+                format!("source `{source_name}`: `{file}` has no column `{column}`"),
+            )
+            .with_hint_opt((!hint.is_empty()).then_some(hint))
         }
         other => Diagnostic::error(Code::SourceFile, source.span.clone(), other.to_string()),
     }
@@ -265,4 +273,24 @@ pub(super) fn delimiter(source: &Source) -> String {
         None if source.display.ends_with(".tsv") => ", delim = '\t'".into(),
         None => String::new(),
     }
+}
+
+/// The file next to a missing one whose name is closest to it: `did you mean
+/// `data/accounts.csv`?` for `data/acounts.csv`.
+fn closest_file(source: &Source) -> Option<String> {
+    let pattern = Path::new(&source.pattern);
+    if source.pattern.contains(['*', '?', '[']) {
+        return None;
+    }
+    let wanted = pattern.file_name()?.to_string_lossy().to_string();
+    let names: Vec<String> = std::fs::read_dir(pattern.parent()?)
+        .ok()?
+        .flatten()
+        .filter(|e| e.path().is_file())
+        .map(|e| e.file_name().to_string_lossy().to_string())
+        .collect();
+    let found = did_you_mean(&wanted, names.iter().map(String::as_str))?;
+    let shown = Path::new(&source.display).parent().unwrap_or(Path::new(""));
+    let name = found.trim_start_matches("did you mean `").trim_end_matches("`?");
+    Some(format!("did you mean `{}`?", shown.join(name).display()))
 }

@@ -33,6 +33,9 @@ pub struct Job {
     /// How long a run may take: past it the run stops and fails, publishing nothing.
     pub timeout: Duration,
     pub on_failure: Vec<lettre::message::Mailbox>,
+    /// The job `extends` a base with errors: what it inherits is incomplete, so nothing
+    /// that follows from it (its sources, features) is checked further.
+    pub base_broken: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -142,6 +145,21 @@ impl Job {
             ),
             None => {}
         }
+        let mut base_broken = false;
+        // The base's own errors are its root cause: each says it is in the base this job extends.
+        let from_base = |d: Diagnostics, diags: &mut Diagnostics, broken: &mut bool| {
+            for mut problem in d.0 {
+                if problem.severity == crate::config::diagnostic::Severity::Error {
+                    *broken = true;
+                }
+                let note = format!("in the base job that `{display}` extends");
+                problem.hint = Some(match problem.hint.take() {
+                    Some(h) => format!("{h} ({note})"),
+                    None => note,
+                });
+                diags.push(problem);
+            }
+        };
         let base = match &raw.extends {
             Some(ext) => {
                 let base_path = project.root.join(&ext.value);
@@ -150,12 +168,14 @@ impl Job {
                     diags.push(Diagnostic::error(Code::Job, span, format!("job `{name}` extends itself")));
                     None
                 } else if !base_path.is_file() {
+                    base_broken = true;
                     diags.push(
                         Diagnostic::error(Code::Unreadable, span, format!("cannot read the base job `{}`", ext.value))
                             .with_hint("`extends` takes a job file's path relative to the project folder"),
                     );
                     None
                 } else if let Err(e) = crate::config::project::inside(&project.root, &base_path) {
+                    base_broken = true;
                     diags.push(Diagnostic::error(
                         Code::Unreadable,
                         span,
@@ -165,11 +185,12 @@ impl Job {
                 } else {
                     match Job::load(project, &base_path) {
                         Ok((base, _, d)) => {
-                            diags.extend(d);
+                            from_base(d, &mut diags, &mut base_broken);
+                            base_broken |= base.base_broken;
                             Some(base)
                         }
                         Err(d) => {
-                            diags.extend(d);
+                            from_base(d, &mut diags, &mut base_broken);
                             None
                         }
                     }
@@ -196,6 +217,10 @@ impl Job {
         };
         let rule_sets = raw.rule_sets.clone().or_else(|| base.as_ref().map(|b| b.rule_sets.clone()));
         let (Some(entity), Some(rule_sets)) = (entity, rule_sets) else {
+            // With a broken base, its errors are the cause: "no entity" would only follow.
+            if base_broken {
+                return Err(diags);
+            }
             let missing = if raw.entity.is_none() { "entity" } else { "rule_sets" };
             diags.push(
                 Diagnostic::error(Code::Job, file.start(), format!("job `{name}` has no `{missing}`")).with_hint(
@@ -247,6 +272,7 @@ impl Job {
             schedule,
             timeout,
             on_failure,
+            base_broken,
         };
         Ok((job, raw.outputs, diags))
     }

@@ -38,7 +38,12 @@ pub fn compile_script(
     names: &[&str],
     what: &str,
 ) -> Result<Expr, Box<Diagnostic>> {
-    compile_source(engine, file, src, schema, names, what, true).map(|(e, _)| e)
+    // A call to a function that does not exist fails on every account: refused here.
+    let (expr, problems) = compile_source(engine, file, src, schema, names, what, true)?;
+    match problems.into_iter().find(|p| p.code == Code::UnknownFunction) {
+        Some(p) => Err(Box::new(p)),
+        None => Ok(expr),
+    }
 }
 
 pub(super) fn compile_source(
@@ -67,7 +72,8 @@ pub(super) fn compile_source(
         Ok(ast) => {
             let reads = names_read(&ast);
             let shows = shows_of(&ast);
-            let mut problems = type_problems(&ast, &map, schema, what);
+            let mut problems = function_problems(engine, &ast, &map, what);
+            problems.extend(type_problems(&ast, &map, schema, what));
             problems.extend(lookup_problems(engine, &ast, &map, what));
             Ok((Expr { source: src.value.clone(), ast, reads, shows, map }, problems))
         }
@@ -81,19 +87,104 @@ pub(super) fn compile_source(
                         map.span(line, col, name.len()),
                         format!("unknown column `{name}` in {what}"),
                     )
-                    .with_hint_opt(did_you_mean(name, candidates).or_else(|| {
-                        Some(
-                            "the entity view has no such column; to read another rule set, list it in `depends_on`"
-                                .into(),
-                        )
-                    }))
+                    .with_hint_opt(did_you_mean(name, candidates).or_else(|| Some(unknown_name_hint(name))))
                 }
                 other => {
                     Diagnostic::error(Code::Syntax, map.span(line, col, 1), format!("{what} does not parse: {other}"))
+                        .with_hint_opt(syntax_hint(&src.value))
                 }
             }))
         }
     }
+}
+
+/// What a name that is no column may have meant: a YAML-style true/false, or a column the
+/// feature SQL does not select.
+fn unknown_name_hint(name: &str) -> String {
+    match name {
+        "yes" | "no" | "on" | "off" | "True" | "False" | "TRUE" | "FALSE" => {
+            format!("write `true` or `false` for a yes/no value, or quote `\"{name}\"` for text")
+        }
+        _ => "the entity view has no such column: select it in the feature SQL (a rule set's results are read by \
+              listing it in `depends_on`)"
+            .into(),
+    }
+}
+
+/// The habits of SQL and spreadsheets that do not parse as rules: `=` to compare, the words
+/// `and`, `or`, `not`, `<>`.
+fn syntax_hint(source: &str) -> Option<String> {
+    let words: Vec<&str> = source.split(|c: char| !c.is_ascii_alphanumeric() && c != '_').collect();
+    let bytes = source.as_bytes();
+    let lone_equals = (0..bytes.len()).any(|i| {
+        bytes[i] == b'='
+            && !matches!(bytes.get(i + 1), Some(b'=' | b'>'))
+            && !matches!(i.checked_sub(1).map(|j| bytes[j]), Some(b'=' | b'!' | b'<' | b'>'))
+    });
+    if lone_equals {
+        Some("compare with `==` (a single `=` assigns)".into())
+    } else if source.contains("<>") {
+        Some("write `!=` for \"not equal\"".into())
+    } else if words.iter().any(|w| matches!(w.to_ascii_lowercase().as_str(), "and" | "or" | "not")) {
+        Some("write `&&` for and, `||` for or, `!` for not".into())
+    } else {
+        None
+    }
+}
+
+/// Calls to functions rules do not have, or with another number of arguments than the
+/// function takes: either fails on every account at run time.
+pub(super) fn function_problems(engine: &Engine, ast: &rhai::AST, map: &TextMap, what: &str) -> Vec<Diagnostic> {
+    let known = crate::rules::engine::functions(engine);
+    let scripted: Vec<(String, usize)> = ast.iter_functions().map(|f| (f.name.to_string(), f.params.len())).collect();
+    let mut calls = Vec::new();
+    ast.walk(&mut |path: &[ASTNode]| {
+        let (call, pos, method) = match path.last() {
+            Some(ASTNode::Expr(RhaiExpr::FnCall(call, pos))) => (&**call, *pos, false),
+            Some(ASTNode::Stmt(rhai::Stmt::FnCall(call, pos))) => (&**call, *pos, false),
+            Some(ASTNode::Expr(RhaiExpr::MethodCall(call, pos))) => (&**call, *pos, true),
+            _ => return true,
+        };
+        if call.op_token.is_none() && call.name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_') {
+            calls.push((call.name.to_string(), call.args.len() + usize::from(method), pos));
+        }
+        true
+    });
+    let mut problems = Vec::new();
+    for (name, arity, pos) in calls {
+        if scripted.iter().any(|(n, a)| *n == name && *a == arity) {
+            continue;
+        }
+        let (line, col) = position(pos);
+        let span = map.span(line, col, name.len());
+        match known.get(&name) {
+            Some(arities) if arities.contains(&arity) => {}
+            Some(arities) => {
+                let takes: Vec<String> = arities.iter().map(|a| a.to_string()).collect();
+                let n = if takes.len() > 1 {
+                    format!("{} or {}", takes[..takes.len() - 1].join(", "), takes[takes.len() - 1])
+                } else {
+                    takes[0].clone()
+                };
+                problems.push(Diagnostic::error(
+                    Code::UnknownFunction,
+                    span,
+                    format!("`{name}` takes {n} argument{}, not {arity}, in {what}", if n == "1" { "" } else { "s" }),
+                ));
+            }
+            None => {
+                let names = known.keys().map(String::as_str).chain(scripted.iter().map(|(n, _)| n.as_str()));
+                problems.push(
+                    Diagnostic::error(Code::UnknownFunction, span, format!("unknown function `{name}` in {what}"))
+                        .with_hint(
+                            did_you_mean(&name, names)
+                                .unwrap_or_else(|| "docs/rules.md lists the functions rules can call".to_string()),
+                        ),
+                );
+            }
+        }
+    }
+    problems
 }
 
 /// Comparing a text column with a number (or a number column with text) is always false
