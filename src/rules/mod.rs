@@ -131,7 +131,7 @@ pub struct Rule {
 #[derive(Debug)]
 pub enum Points {
     Fixed(f64),
-    Computed(Expr),
+    Computed(Box<Expr>),
 }
 
 /// A compiled expression and what it reads.
@@ -178,7 +178,7 @@ impl RuleSet {
                 .iter()
                 .flat_map(|r| {
                     let points = match &r.points {
-                        Points::Computed(e) => Some(e),
+                        Points::Computed(e) => Some(&**e),
                         Points::Fixed(_) => None,
                     };
                     std::iter::once(&r.when).chain(points)

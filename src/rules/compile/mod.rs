@@ -670,7 +670,7 @@ impl SetCompiler<'_> {
                 RawPoints::Expression(src) => {
                     let spanned = Spanned { value: src.clone(), referenced: p.referenced, defined: p.defined };
                     self.not_a_number(&spanned, &what);
-                    self.expression(&spanned, &what).map(Points::Computed)
+                    self.expression(&spanned, &what).map(|e| Points::Computed(Box::new(e)))
                 }
             },
         };
