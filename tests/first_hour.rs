@@ -80,7 +80,15 @@ fn undeclared_columns_load_with_inferred_types_and_timestamps_keep_their_time() 
     }
     let explain = p.keepwell(&["explain", "A2"]);
     assert_eq!(explain.code, 0, "{}", explain.stderr);
-    assert!(explain.stdout.contains("last_event_at = \"2026-10-24 00:00:01\""), "{}", explain.stdout);
+    assert_eq!(
+        explain.stdout,
+        "account A2 (Globex): job nightly, run 2, as of 2026-11-23\n\n\
+         recency (points, in the warehouse): 0 -> active\n  \
+         not fired quiet_30d             last_event_at = \"2026-10-24 00:00:01\", as_of = \"2026-11-23\"\n  \
+         fired     first_year        +0  signed_on = \"2025-02-28\", as_of = \"2026-11-23\"\n                                  \
+         signed on 2025-02-28\n  \
+         = base 0 plus the points of the rules that fired, with no limits: 0 -> active\n"
+    );
 }
 
 /// A declared column overrides the inferred type; a typo in `columns:` is an error at its
@@ -160,4 +168,83 @@ fn test_rows_with_text_for_booleans_or_numbers_say_what_to_write() {
         "{}",
         out.stdout
     );
+}
+
+/// The commands that act on a job take the project's only job when none is named; with
+/// several, or a name that is no job, they say which jobs there are (exit 2).
+#[test]
+fn commands_use_the_only_job_or_list_the_jobs() {
+    let p = common::Project::new(&[]);
+    let run = p.keepwell(&["run", "--as-of", "2026-11-23"]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert!(run.stdout.starts_with("job nightly, run 1, as of 2026-11-23: succeeded in "), "{}", run.stdout);
+    let preview = p.keepwell(&["preview", "--as-of", "2026-11-23"]);
+    assert_eq!(preview.code, 0, "{}", preview.stderr);
+    let rules = p.path().join("rules").display().to_string();
+    let diff = p.keepwell(&["diff", "--base", &rules]);
+    assert_eq!(diff.code, 0, "{}", diff.stderr);
+
+    let typo = p.keepwell(&["run", "nightyl"]);
+    assert_eq!(
+        (typo.code, typo.stderr.as_str()),
+        (2, "error: there is no job `nightyl` (did you mean `nightly`?); the project's jobs: nightly\n")
+    );
+    p.write("jobs/weekly.yaml", common::JOB);
+    for args in [&["run"][..], &["preview"], &["diff", "--base", &rules]] {
+        let out = p.keepwell(args);
+        assert_eq!(
+            (out.code, out.stderr.as_str()),
+            (2, "error: name the job; the project's jobs: nightly, weekly\n"),
+            "{args:?}"
+        );
+    }
+}
+
+/// `keepwell test` with a rule set that is not there exits 2 with the closest name, and
+/// `--strict` fails a rule set without tests.
+#[test]
+fn test_names_unknown_rule_sets_and_strict_wants_tests_everywhere() {
+    let p = common::Project::new(&[]);
+    let out = p.keepwell(&["test", "rsk"]);
+    assert_eq!(
+        (out.code, out.stdout.as_str(), out.stderr.as_str()),
+        (2, "", "error: there is no rule set `rsk` (did you mean `risk`?); the project's rule sets: health, risk\n")
+    );
+    let lax = p.keepwell(&["test", "health"]);
+    assert_eq!((lax.code, lax.stdout.as_str()), (0, "rules/health.yaml: no tests\n0 passed, 0 failed\n"));
+    let strict = p.keepwell(&["test", "--strict", "health"]);
+    assert_eq!(
+        (strict.code, strict.stdout.as_str()),
+        (1, "rules/health.yaml\n  FAIL  no tests: with --strict every rule set has tests\n0 passed, 1 failed\n")
+    );
+}
+
+/// A run with more rejects than it shows says how many more and where they are; `runs
+/// --json` gives each stage's seconds as an object; `explain` of an unbounded score says
+/// it has no limits.
+#[test]
+fn a_run_counts_the_rejects_it_does_not_show() {
+    let job =
+        common::JOB.replace("    primary_key: account_id\n", "    primary_key: account_id\n    max_rejects: 10\n");
+    let mut csv = common::ACCOUNTS_CSV.to_string();
+    for i in 0..8 {
+        csv.push_str(&format!("B{i},Bad,retail,not a number,10,2,ann@example.com\n"));
+    }
+    let p = common::Project::new(&[("jobs/nightly.yaml", &job), ("data/accounts.csv", &csv)]);
+    let out = p.keepwell(&["run", "nightly", "--as-of", "2026-11-23"]);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    assert!(out.stdout.contains("  loaded   accounts 3 (rows), 8 rejected\n"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("           and 3 more rejects (in the rejects table and run.json)\n"),
+        "{}",
+        out.stdout
+    );
+    let runs = p.keepwell(&["runs", "--json"]);
+    let run: serde_json::Value = serde_json::from_str(runs.stdout.trim()).expect("one JSON object per line");
+    let stages = run["stages"].as_object().expect("stages is an object");
+    assert_eq!(
+        stages.keys().map(String::as_str).collect::<Vec<_>>(),
+        ["load", "features", "rules", "publish", "outputs", "deliver"]
+    );
+    assert!(stages.values().all(|s| s.as_f64().is_some_and(|s| s >= 0.0)), "{stages:?}");
 }

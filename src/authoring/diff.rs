@@ -79,7 +79,8 @@ pub enum DiffError {
 
 pub struct DiffOptions<'a> {
     pub base: &'a str,
-    pub job: &'a str,
+    /// The job file.
+    pub job: &'a std::path::Path,
     /// Load the sources now instead of using the last run's rows.
     pub fresh: bool,
 }
@@ -94,9 +95,10 @@ pub fn diff(project: &Project, options: &DiffOptions) -> Result<Diff, DiffError>
     if d.has_errors() {
         return Err(DiffError::Config(d));
     }
-    let job_path = project.job_path(options.job);
+    let job_path = options.job.to_path_buf();
+    let (job, _, _) = crate::config::job::Job::load(project, &job_path).map_err(DiffError::Config)?;
     let store = Store::open(&project.store)?;
-    let run = if options.fresh { None } else { store.find_run(None, Some(options.job))? };
+    let run = if options.fresh { None } else { store.find_run(None, Some(&job.name))? };
     let as_of = run.as_ref().map_or_else(|| chrono::Local::now().date_naive(), |r| r.as_of);
     let work = Plan::compile(project, &job_path, &work_sources, as_of).map_err(DiffError::Config)?;
     let base = Plan::compile(project, &job_path, &base_sources, as_of).map_err(DiffError::Config)?;

@@ -202,11 +202,16 @@ fn summary(set: &RuleSet, o: &Outcome) -> String {
         Body::Points(_) => {
             let score = o.score.unwrap_or_default();
             let threshold = set.grades.iter().find(|g| Some(&*g.name) == o.grade.as_deref()).and_then(|g| g.min);
+            let (min, max) = (set.score.min, set.score.max);
+            let limits = match (min.is_finite(), max.is_finite()) {
+                (false, false) => "with no limits".to_string(),
+                (true, false) => format!("kept at least {}", fmt(min)),
+                (false, true) => format!("kept at most {}", fmt(max)),
+                (true, true) => format!("kept within {}..{}", fmt(min), fmt(max)),
+            };
             format!(
-                "base {} plus the points of the rules that fired, kept within {}..{}: {} -> {grade}{}",
+                "base {} plus the points of the rules that fired, {limits}: {} -> {grade}{}",
                 fmt(set.score.base),
-                fmt(set.score.min),
-                fmt(set.score.max),
                 fmt(score),
                 threshold.map(|m| format!(" (at least {})", fmt(m))).unwrap_or_default()
             )

@@ -12,9 +12,9 @@ pub struct Args {
     /// The rules to compare with: a git revision (`HEAD`, `main`) or a folder.
     #[arg(long, default_value = "HEAD")]
     base: String,
-    /// The job whose data and rule sets to use.
-    #[arg(long, default_value = "nightly")]
-    job: String,
+    /// The job whose data and rule sets to use (default: the project's only job).
+    #[arg(long)]
+    job: Option<String>,
     /// Load the job's sources now instead of using the rows of its last run.
     #[arg(long)]
     fresh: bool,
@@ -30,7 +30,11 @@ pub struct Args {
 }
 
 pub fn execute(project: &Project, args: &Args) -> ExitStatus {
-    let options = DiffOptions { base: &args.base, job: &args.job, fresh: args.fresh };
+    let job = match crate::cli::job_path(project, args.job.as_deref()) {
+        Ok(path) => path,
+        Err(status) => return status,
+    };
+    let options = DiffOptions { base: &args.base, job: &job, fresh: args.fresh };
     match diff(project, &options) {
         Ok(d) if args.json => {
             println!("{}", serde_json::to_string_pretty(&d).unwrap_or_default());

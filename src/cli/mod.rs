@@ -175,3 +175,36 @@ fn init_logging(cli: &Cli) {
     };
     let _ = tracing_subscriber::registry().with(filter).with(no_secrets).with(layer).try_init();
 }
+
+/// The job a command acts on: the one named (a name in jobs/ or a path), or the project's
+/// only job. With several and none named, or a name that is no job, says which there are
+/// (exit 2).
+pub fn job_path(project: &Project, given: Option<&str>) -> Result<PathBuf, ExitStatus> {
+    let names: Vec<String> =
+        project.job_paths().iter().filter_map(|p| p.file_stem().map(|s| s.to_string_lossy().to_string())).collect();
+    let listed = if names.is_empty() {
+        "the project has no job in jobs/ (`keepwell init` writes one)".to_string()
+    } else {
+        format!("the project's jobs: {}", names.join(", "))
+    };
+    match given {
+        Some(job) => {
+            let path = project.job_path(job);
+            if path.is_file() {
+                return Ok(path);
+            }
+            let hint = crate::config::diagnostic::did_you_mean(job, names.iter().map(String::as_str))
+                .map(|h| format!(" ({h})"))
+                .unwrap_or_default();
+            eprintln!("error: there is no job `{job}`{hint}; {listed}");
+            Err(ExitStatus::Config)
+        }
+        None => match project.job_paths().as_slice() {
+            [only] => Ok(only.clone()),
+            _ => {
+                eprintln!("error: name the job; {listed}");
+                Err(ExitStatus::Config)
+            }
+        },
+    }
+}

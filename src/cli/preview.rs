@@ -11,8 +11,8 @@ use crate::run::{self, RunOptions, RunStatus};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The job: a name in jobs/ or a path.
-    job: String,
+    /// The job: a name in jobs/ or a path (default: the project's only job).
+    job: Option<String>,
     /// The day to preview (default: today).
     #[arg(long, value_name = "YYYY-MM-DD")]
     as_of: Option<NaiveDate>,
@@ -27,7 +27,11 @@ pub fn execute(project: &Project, args: &Args) -> ExitStatus {
         dry_run: true,
         no_mail: false,
     };
-    let report = match run::run(project, &project.job_path(&args.job), options) {
+    let path = match crate::cli::job_path(project, args.job.as_deref()) {
+        Ok(path) => path,
+        Err(status) => return status,
+    };
+    let report = match run::run(project, &path, options) {
         Ok(r) => r,
         Err(d) => {
             eprintln!("{d}");

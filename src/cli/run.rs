@@ -12,8 +12,8 @@ use crate::run::{self, RunOptions, RunReport, RunStatus};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The job: a name in jobs/ (`nightly`) or a path.
-    job: String,
+    /// The job: a name in jobs/ (`nightly`) or a path (default: the project's only job).
+    job: Option<String>,
     /// The day the run is for (default: today). Rules count days from it.
     #[arg(long, value_name = "YYYY-MM-DD")]
     as_of: Option<NaiveDate>,
@@ -32,7 +32,11 @@ pub fn execute(project: &Project, args: &Args) -> ExitStatus {
         dry_run: args.dry_run,
         no_mail: args.no_mail,
     };
-    let path = project.job_path(&args.job);
+    let path = match crate::cli::job_path(project, args.job.as_deref()) {
+        Ok(path) => path,
+        Err(status) => return status,
+    };
+    let job = path.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_default();
     // A spinner naming the stage, only for a person at a terminal.
     let spinner = (std::io::stdout().is_terminal() && !crate::cli::quiet()).then(|| {
         let bar = indicatif::ProgressBar::new_spinner();
@@ -45,7 +49,7 @@ pub fn execute(project: &Project, args: &Args) -> ExitStatus {
     });
     let progress = |stage: &str| {
         if let Some(bar) = &spinner {
-            bar.set_message(format!("{}: {stage}", args.job));
+            bar.set_message(format!("{job}: {stage}"));
         }
     };
     let result = run::run_with_progress(project, &path, options, &progress);
@@ -95,8 +99,18 @@ fn describe(project: &Project, r: &RunReport, dry_run: bool) -> String {
         let loaded: Vec<String> = r.row_counts.iter().map(|(s, n)| format!("{s} {n}")).collect();
         let _ = writeln!(out, "  loaded   {} (rows), {} rejected", loaded.join(", "), r.rejects.len());
     }
-    for reject in r.rejects.iter().take(5) {
+    const SHOWN: usize = 5;
+    for reject in r.rejects.iter().take(SHOWN) {
         let _ = writeln!(out, "           rejected {reject}");
+    }
+    if r.rejects.len() > SHOWN {
+        let more = r.rejects.len() - SHOWN;
+        let kept = if r.run_id.is_some() {
+            "in the rejects table and run.json"
+        } else {
+            "not kept: a dry run records nothing"
+        };
+        let _ = writeln!(out, "           and {more} more reject{} ({kept})", if more == 1 { "" } else { "s" });
     }
     if r.accounts > 0 {
         let stages: Vec<String> = r.stages.iter().map(|(s, d)| format!("{s} {:.2}s", d.as_secs_f64())).collect();

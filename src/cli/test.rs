@@ -12,7 +12,8 @@ use crate::run::plan::Plan;
 pub struct Args {
     /// Only the tests of these rule sets.
     rule_sets: Vec<String>,
-    /// Fail when a rule, measure or class is not seen firing in any test.
+    /// Fail when a rule set has no tests, or a rule, measure or class is not seen firing in
+    /// any test.
     #[arg(long)]
     strict: bool,
 }
@@ -21,6 +22,17 @@ pub fn execute(project: &Project, args: &Args) -> ExitStatus {
     let (rules, diags) = RuleSetSources::load(&project.root, &project.rules_dir());
     if diags.has_errors() {
         eprintln!("{diags}");
+        return ExitStatus::Config;
+    }
+    let known: Vec<&str> = rules.names().collect();
+    let unknown: Vec<&String> = args.rule_sets.iter().filter(|r| !known.contains(&r.as_str())).collect();
+    if !unknown.is_empty() {
+        for name in unknown {
+            let hint = crate::config::diagnostic::did_you_mean(name, known.iter().copied())
+                .map(|h| format!(" ({h})"))
+                .unwrap_or_default();
+            eprintln!("error: there is no rule set `{name}`{hint}; the project's rule sets: {}", known.join(", "));
+        }
         return ExitStatus::Config;
     }
     let today = chrono::Local::now().date_naive();
@@ -56,7 +68,12 @@ pub fn execute(project: &Project, args: &Args) -> ExitStatus {
                 continue;
             };
             if raw.tests.is_empty() {
-                println!("{}: no tests", set.file.display);
+                if args.strict {
+                    println!("{}\n  FAIL  no tests: with --strict every rule set has tests", set.file.display);
+                    failed += 1;
+                } else {
+                    println!("{}: no tests", set.file.display);
+                }
                 continue;
             }
             println!("{}", set.file.display);

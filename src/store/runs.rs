@@ -21,7 +21,17 @@ pub struct RunRecord {
     pub published: bool,
     pub error: Option<String>,
     pub accounts: Option<i64>,
+    /// Seconds per stage, as stored (JSON text); written out as a JSON object.
+    #[serde(serialize_with = "json_text")]
     pub stages: Option<String>,
+}
+
+/// Stored JSON text written as the JSON it holds (`null` when it holds none).
+fn json_text<S: serde::Serializer>(text: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
+    use serde::Serialize;
+    let value: serde_json::Value =
+        text.as_deref().and_then(|t| serde_json::from_str(t).ok()).unwrap_or(serde_json::Value::Null);
+    value.serialize(s)
 }
 
 impl Store {
