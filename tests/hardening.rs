@@ -509,8 +509,8 @@ fn a_careless_extract_is_located_and_explained() {
         ),
         (
             format!("{}{}", header.replace(',', ";"), good.replace(',', ";")),
-            "has no column `account_id` (the header is one column: the file seems to use `;` between fields; \
-             set `delimiter: \";\"` on the source)",
+            "has no column `account_id`\n --> jobs/nightly.yaml:7:19\n  |\n7 |       account_id: VARCHAR\n  |                   ^^^^^^^\n  \
+             = hint: the header is one column: the file seems to use `;` between fields; set `delimiter: \";\"` on the source\n",
         ),
         (format!("{header}A1,Ac\u{fffd}me,travel,120000.00,100,20,ann@example.com\n"), ""),
     ];
