@@ -190,7 +190,7 @@ fn commands_use_the_only_job_or_list_the_jobs() {
         (2, "error: there is no job `nightyl` (did you mean `nightly`?); the project's jobs: nightly\n")
     );
     p.write("jobs/weekly.yaml", common::JOB);
-    for args in [&["run"][..], &["preview"], &["diff", "--base", &rules]] {
+    for args in [&["run"][..], &["preview"], &["diff", "--base", &rules], &["explain", "A1"]] {
         let out = p.keepwell(args);
         assert_eq!(
             (out.code, out.stderr.as_str()),

@@ -200,6 +200,10 @@ fn inspect(conn: &Connection, file: &Path, dir: &Path, taken: &[String]) -> Resu
     };
     let stem = file.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_else(|| "source".into());
     let mut name = identifier(&stem);
+    // The entity view's name is taken.
+    if name == "account_features" {
+        name.push_str("_source");
+    }
     let base = name.clone();
     let mut n = 2;
     while taken.contains(&name) {

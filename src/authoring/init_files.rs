@@ -107,7 +107,7 @@ pub fn entity_view(extracts: &[Extract], entity: usize) -> EntityView {
             joins,
             "LEFT JOIN (SELECT {} FROM {} GROUP BY 1) AS j{i} ON j{i}.{key} = a.{}",
             cols.join(", "),
-            x.name,
+            quote(&x.name),
             quote(&key_in_file)
         );
     }
@@ -115,7 +115,7 @@ pub fn entity_view(extracts: &[Extract], entity: usize) -> EntityView {
     for x in &extra {
         let _ = write!(sql, ",\n       {x}");
     }
-    let _ = write!(sql, "\nFROM {} AS a\n{joins}", e.name);
+    let _ = write!(sql, "\nFROM {} AS a\n{joins}", quote(&e.name));
     if e.key.is_none() && e.account.is_some() {
         sql.push_str("GROUP BY ALL\n");
     }
@@ -134,7 +134,7 @@ pub fn describe(conn: &Connection, extracts: &[Extract], view: &mut EntityView) 
     for x in extracts {
         conn.execute_batch(&format!(
             "CREATE OR REPLACE VIEW {} AS SELECT * FROM {}",
-            x.name,
+            quote(&x.name),
             super::init::reader_of(&x.source_file)
         ))?;
     }

@@ -10,7 +10,7 @@ use crate::config::project::Project;
 pub struct Args {
     /// The account's key.
     account: String,
-    /// The job (default: the job of the latest run).
+    /// The job (default: the project's only job, or the job of `--run`).
     #[arg(long)]
     job: Option<String>,
     /// A run id (default: the job's latest published run).
@@ -22,7 +22,21 @@ pub struct Args {
 }
 
 pub fn execute(project: &Project, args: &Args) -> ExitStatus {
-    match explain(project, &args.account, args.job.as_deref(), args.run) {
+    // A run id names its job; otherwise the job named, or the project's only one.
+    let job = match (&args.job, args.run) {
+        (_, Some(_)) => args.job.clone(),
+        (job, None) => match crate::cli::job_path(project, job.as_deref()) {
+            Ok(path) => match crate::config::job::Job::load(project, &path) {
+                Ok((job, _, _)) => Some(job.name),
+                Err(d) => {
+                    eprintln!("{d}");
+                    return ExitStatus::Config;
+                }
+            },
+            Err(status) => return status,
+        },
+    };
+    match explain(project, &args.account, job.as_deref(), args.run) {
         Ok(e) if args.json => {
             println!("{}", serde_json::to_string_pretty(&e).unwrap_or_default());
             ExitStatus::Success
