@@ -1,5 +1,5 @@
 //! The rule author's tools, on top of a run: `explain` one account, `diff` rule changes on
-//! the same rows, the `tests:` runner, a new project (`init`), the editor schemas, and the
+//! the same rows, the `tests:` runner, a new project (`init`), read-only SQL over the store (`query`), the editor schemas, and the
 //! demo data generator.
 
 pub mod demo_data;
@@ -7,5 +7,6 @@ pub mod diff;
 pub mod explain;
 pub mod init;
 mod init_files;
+pub mod query;
 pub mod schema;
 pub mod testing;

@@ -7,6 +7,7 @@ mod explain;
 mod init;
 mod outbox;
 mod preview;
+mod query;
 mod run;
 mod runs;
 pub mod schema;
@@ -78,6 +79,8 @@ enum Command {
     Preview(preview::Args),
     /// List recent runs with status and timings.
     Runs(runs::Args),
+    /// Read-only SQL over the store; `entity` and `entities` are the runs' entity snapshots.
+    Query(query::Args),
     /// Compare the rules with a git revision or folder: which accounts move, and why.
     Diff(diff::Args),
     /// Show why an account got its results: every rule, the values it read, what it added.
@@ -126,6 +129,7 @@ pub fn main() -> i32 {
                 Command::Run(args) => run::execute(&project, args),
                 Command::Check(args) => check::execute(&project, args),
                 Command::Runs(args) => runs::execute(&project, args),
+                Command::Query(args) => query::execute(&project, args),
                 Command::Outbox(args) => outbox::execute(&project, args),
                 Command::Preview(args) => preview::execute(&project, args),
                 Command::Serve(args) => serve::execute(&project, args),
