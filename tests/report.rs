@@ -115,3 +115,23 @@ A3,Initech,ann@example.com,8000.00,high,60,red,50
 "
     );
 }
+
+/// Account keys of digits are listed as numbers (9 before 10) where accounts tie on ARR.
+#[test]
+fn the_full_list_orders_numeric_keys_as_numbers() {
+    let csv = "account_id,name,industry,arr,seats,active_users,csm_email\n\
+               10,Ten,travel,5000.00,10,2,ann@example.com\n\
+               9,Nine,travel,5000.00,10,2,ann@example.com\n\
+               100,Hundred,travel,5000.00,10,2,ann@example.com\n\
+               2,Two,travel,7000.00,10,2,ann@example.com\n";
+    let p = Project::new(&[
+        ("jobs/nightly.yaml", &(JOB.to_string() + "      report: { risk: risk }\n")),
+        ("data/accounts.csv", csv),
+    ]);
+    let run = p.keepwell(&["run", "nightly", "--as-of", "2026-11-23"]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    let list = p.files_under(".keepwell/runs").into_iter().find(|f| f.ends_with("summary/accounts.csv")).expect("list");
+    let text = std::fs::read_to_string(p.path().join(list)).expect("csv");
+    let keys: Vec<&str> = text.lines().skip(1).map(|l| l.split(',').next().unwrap_or("")).collect();
+    assert_eq!(keys, ["2", "9", "10", "100"], "{text}");
+}

@@ -97,3 +97,25 @@ mod tests {
         assert_eq!(index.key(5 + 9_999), "B9999");
     }
 }
+
+/// How account keys are ordered where a list shows them: keys of digits as the numbers they
+/// are (`9` before `10`, leading zeros aside), anything else as text.
+pub fn key_order(a: &str, b: &str) -> std::cmp::Ordering {
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|c| c.is_ascii_digit());
+    if digits(a) && digits(b) {
+        let (x, y) = (a.trim_start_matches('0'), b.trim_start_matches('0'));
+        x.len().cmp(&y.len()).then_with(|| x.cmp(y)).then_with(|| a.cmp(b))
+    } else {
+        a.cmp(b)
+    }
+}
+
+#[cfg(test)]
+mod key_order_tests {
+    #[test]
+    fn digit_keys_sort_as_numbers_and_others_as_text() {
+        let mut keys = vec!["10", "9", "100", "009", "A10", "A9", "2"];
+        keys.sort_by(|a, b| super::key_order(a, b));
+        assert_eq!(keys, ["2", "009", "9", "10", "100", "A10", "A9"]);
+    }
+}

@@ -84,7 +84,9 @@ fn by_arr(c: Ctx) -> Vec<usize> {
         .enumerate()
         .map(|(r, &a)| (!total_order(a), u32::try_from(r).expect("fewer than 4G accounts")))
         .collect();
-    pairs.par_sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| keys[a.1 as usize].cmp(&keys[b.1 as usize])));
+    pairs.par_sort_unstable_by(|a, b| {
+        a.0.cmp(&b.0).then_with(|| crate::entity::keys::key_order(&keys[a.1 as usize], &keys[b.1 as usize]))
+    });
     pairs.into_iter().map(|(_, r)| r as usize).collect()
 }
 
