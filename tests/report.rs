@@ -135,3 +135,25 @@ fn the_full_list_orders_numeric_keys_as_numbers() {
     let keys: Vec<&str> = text.lines().skip(1).map(|l| l.split(',').next().unwrap_or("")).collect();
     assert_eq!(keys, ["2", "9", "10", "100"], "{text}");
 }
+
+/// An escalation list keeps every digit of a decimal unless its column asks for a format.
+#[test]
+fn escalation_lists_keep_full_precision() {
+    let job = JOB.replacen(
+        "- Account: name",
+        "- Account: name\n        - Per week: arr / 52\n        - Rounded: round(arr / 52.0, 1)",
+        1,
+    );
+    let p = Project::new(&[("jobs/nightly.yaml", &job)]);
+    let run = p.keepwell(&["run", "nightly", "--as-of", "2026-11-23"]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    let lists: Vec<String> = p
+        .files_under(".keepwell/runs")
+        .into_iter()
+        .filter(|f| f.to_string_lossy().contains("/at_risk/"))
+        .map(|f| std::fs::read_to_string(p.path().join(f)).expect("csv"))
+        .collect();
+    let all = lists.join("");
+    assert!(all.contains(",2307.6923076923076,2307.7,"), "{all}");
+    assert!(all.contains(",153.84615384615384,153.8,"), "{all}");
+}

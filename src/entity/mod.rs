@@ -237,6 +237,26 @@ pub fn display_value(v: &Dynamic) -> String {
     }
 }
 
+/// A value as an escalation list keeps it: as [`display_value`], but decimals with every
+/// digit they have (`0.3333333333333333`), so a list loses nothing unless its column asks
+/// for a format (`round(x, 1)`, `money(x)`).
+pub fn exact_value(v: &Dynamic) -> String {
+    if let Ok(f) = v.as_float() {
+        exact_float(f)
+    } else if v.is_array() {
+        let items: Vec<String> = v.clone().into_array().unwrap_or_default().iter().map(exact_value).collect();
+        items.join("; ")
+    } else {
+        display_value(v)
+    }
+}
+
+/// A decimal with the fewest digits that read back as the same number; whole numbers
+/// without a decimal point.
+pub fn exact_float(f: f64) -> String {
+    if f.fract() == 0.0 && f.abs() < 1e15 { format!("{}", f as i64) } else { format!("{f}") }
+}
+
 pub fn format_float(f: f64) -> String {
     let mut out = String::new();
     write_float(&mut out, f);

@@ -10,7 +10,7 @@ use minijinja::{Environment, Value, context};
 use rayon::prelude::*;
 use rhai::Scope;
 
-use crate::entity::display_value;
+use crate::entity::exact_value;
 use crate::rules::Expr;
 use crate::rules::eval::results::{Cell, ResultField, evaluate_condition, fill_scope, reads_of};
 use crate::store::Escalated;
@@ -267,8 +267,8 @@ pub(super) fn evaluate_escalation(
                 fill_scope(scope, &results, row, &plan);
             }
             let text = |c: &Cell, scope: &mut Scope| match c {
-                Cell::Eval(expr) => run(expr, scope).map(|v| display_value(&v)).unwrap_or_default(),
-                Cell::Column(column) => display_value(&crate::entity::cell(column, row)),
+                Cell::Eval(expr) => run(expr, scope).map(|v| exact_value(&v)).unwrap_or_default(),
+                Cell::Column(column) => exact_value(&crate::entity::cell(column, row)),
                 Cell::Field(set, field) => field.text(view.outcomes[*set].get(row)),
             };
             let owner = text(&owner_expr, scope);

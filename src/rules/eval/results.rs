@@ -121,12 +121,12 @@ impl<'a> Cell<'a> {
 }
 
 impl ResultField {
-    /// The field's text, as `display_value` shows the value rhai reads.
+    /// The field's text, as `exact_value` writes the value rhai reads (a list's cell).
     pub fn text(self, o: OutcomeRef) -> String {
         let list = |l: crate::rules::TextList| l.iter().collect::<Vec<_>>().join("; ");
         match self {
             ResultField::Grade => o.grade().unwrap_or_default().to_string(),
-            ResultField::Score => o.score().map(crate::entity::format_float).unwrap_or_default(),
+            ResultField::Score => o.score().map(crate::entity::exact_float).unwrap_or_default(),
             ResultField::Reasons => list(o.reasons()),
             ResultField::Tags => list(o.tags()),
             ResultField::Fired => list(o.fired()),
