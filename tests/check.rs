@@ -120,6 +120,12 @@ const CASES: &[(&str, &str, &str, &str)] = &[
         "entity:\n  view: account_features",
         "entity:\nview: account_features",
     ),
+    (
+        "report_order_unknown_grade",
+        "jobs/nightly.yaml",
+        "to: [\"lead@example.com\"]",
+        "to: [\"lead@example.com\"]\n      report:\n        red: { rule_set: health, grade: red, order: [green, yelow, red] }",
+    ),
     ("broken_base_job", "jobs/nightly.yaml", "name: nightly\n", "name: nightly\nextends: jobs/base/accounts.yaml\n"),
 ];
 

@@ -208,6 +208,12 @@ pub struct RawGradeRef {
     pub rule_set: Spanned<String>,
     #[schemars(with = "String")]
     pub grade: Spanned<String>,
+    /// The rule set's grades from best to worst, for movements: a recovery is a move to a
+    /// better grade in this order, never to a grade left out of it. By default the rule
+    /// set's grades as listed, read so that this grade is the worst.
+    #[serde(default)]
+    #[schemars(with = "Option<Vec<String>>")]
+    pub order: Option<Vec<Spanned<String>>>,
 }
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]

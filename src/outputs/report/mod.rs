@@ -50,6 +50,19 @@ pub struct Report {
 pub struct GradeRef {
     pub rule_set: String,
     pub grade: String,
+    /// The grades from best to worst; moves to a grade not in it are no recovery.
+    pub order: Vec<String>,
+}
+
+impl GradeRef {
+    /// Whether `now` is a better grade than `self.grade` in the order.
+    pub fn better(&self, now: Option<&str>) -> bool {
+        let at = |g: &str| self.order.iter().position(|x| x == g);
+        match (now.and_then(at), at(&self.grade)) {
+            (Some(now), Some(this)) => now < this,
+            _ => false,
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -114,7 +127,35 @@ pub fn compile(
             diags.push(d);
             return None;
         }
-        Some(GradeRef { rule_set, grade: g.grade.value.clone() })
+        let order: Vec<String> = match &g.order {
+            Some(order) => {
+                for o in order.iter().filter(|o| !grades.iter().any(|x| **x == *o.value)) {
+                    diags.push(
+                        Diagnostic::error(
+                            Code::UnknownGrade,
+                            yaml::span_of(file, o, o.value.len()),
+                            format!("rule set `{rule_set}` has no grade `{}`", o.value),
+                        )
+                        .with_hint(
+                            did_you_mean(&o.value, grades.iter().map(|x| &**x)).unwrap_or_else(|| {
+                                let all: Vec<String> = grades.iter().map(|x| format!("`{x}`")).collect();
+                                format!("its grades are {}", all.join(", "))
+                            }),
+                        ),
+                    );
+                }
+                order.iter().map(|o| o.value.clone()).collect()
+            }
+            // As listed, turned round when the grade followed comes first (risk's `high`).
+            None => {
+                let mut listed: Vec<String> = grades.iter().map(|x| x.to_string()).collect();
+                if listed.first() == Some(&g.grade.value) {
+                    listed.reverse();
+                }
+                listed
+            }
+        };
+        Some(GradeRef { rule_set, grade: g.grade.value.clone(), order })
     };
     let red = raw.red.as_ref().map(|g| grade_ref(g, diags));
     let churn = raw.churn.as_ref().map(|g| grade_ref(g, diags));
@@ -300,4 +341,22 @@ fn natural_order(mut names: Vec<String>) -> Vec<String> {
 fn capitalize(s: &str) -> String {
     let mut c = s.chars();
     c.next().map(|f| f.to_uppercase().chain(c).collect()).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod grade_order_tests {
+    use super::GradeRef;
+
+    #[test]
+    fn a_recovery_is_a_move_to_a_better_grade_in_the_order() {
+        let churned = GradeRef {
+            rule_set: "lifecycle".into(),
+            grade: "churned".into(),
+            order: vec!["active".into(), "at_risk".into(), "churned".into()],
+        };
+        assert!(churned.better(Some("active")) && churned.better(Some("at_risk")));
+        // Out of the order, or no grade: not a recovery.
+        assert!(!churned.better(Some("not_in_window")) && !churned.better(None));
+        assert!(!churned.better(Some("churned")));
+    }
 }

@@ -156,7 +156,9 @@ pub(super) fn movements(c: Ctx) -> Vec<Value> {
             for r in 0..n {
                 let now = sets.grade(set, r) == Some(g.grade.as_str());
                 match previous_grade(&g.rule_set, r) {
-                    Some(before) if before == Some(g.grade.as_str()) && !now => {
+                    // A recovery is a move to a better grade, not out of the order
+                    // (`churned` to `not_in_window` is no recovery).
+                    Some(before) if before == Some(g.grade.as_str()) && g.better(sets.grade(set, r)) => {
                         recoveries.push((r, format!("now {}", sets.grade(set, r).unwrap_or("ungraded"))))
                     }
                     Some(before) if before != Some(g.grade.as_str()) && now => {
