@@ -341,12 +341,7 @@ fn a_killed_run_is_marked_interrupted_by_the_next_command() {
                 FROM accounts a\n\
                 WHERE (SELECT sum(range) FROM range((SELECT count(*) FROM accounts) * 100000000000)) >= 0\n";
     let p = Project::new(&[("sql/account_features.sql", slow)]);
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_keepwell"))
-        .arg("-C")
-        .arg(p.path())
-        .args(["-q", "run", "nightly", "--as-of", "2026-11-23"])
-        .spawn()
-        .expect("keepwell");
+    let mut child = p.spawn(&["-q", "run", "nightly", "--as-of", "2026-11-23"]);
     let started = p.path().join(".keepwell/runs/1");
     let until = std::time::Instant::now() + std::time::Duration::from_secs(60);
     while !started.exists() {
@@ -421,12 +416,7 @@ fn a_kill_during_smtp_delivery_sends_at_most_the_mail_in_flight_twice() {
         csv.push_str(&format!("A{i},Account {i},travel,1000.00,10,2,owner{i}@example.com\n"));
     }
     let p = Project::new(&[("keepwell.yaml", &smtp_settings(relay.port, "10m")), ("data/accounts.csv", &csv)]);
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_keepwell"))
-        .arg("-C")
-        .arg(p.path())
-        .args(["-q", "run", "nightly", "--as-of", "2026-11-23"])
-        .spawn()
-        .expect("keepwell");
+    let mut child = p.spawn(&["-q", "run", "nightly", "--as-of", "2026-11-23"]);
     let until = std::time::Instant::now() + std::time::Duration::from_secs(60);
     while received(&log).len() < 10 {
         assert!(std::time::Instant::now() < until, "delivery did not start");

@@ -1,30 +1,11 @@
 //! `keepwell init`: a project that checks, tests and runs with no edit, from a sample or
 //! from the user's extracts (every common column type among them).
 
+mod common;
+
 use std::path::Path;
-use std::process::Command;
 
-struct Out {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-fn keepwell(cwd: &Path, args: &[&str]) -> Out {
-    let out = Command::new(env!("CARGO_BIN_EXE_keepwell"))
-        .current_dir(cwd)
-        .args(args)
-        .env_remove("KEEPWELL_PROJECT")
-        .env_remove("KEEPWELL_STORE")
-        .env_remove("KEEPWELL_LOG")
-        .output()
-        .expect("run keepwell");
-    Out {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
+use common::keepwell_in as keepwell;
 
 /// Checks, tests with `--strict` and runs the project at `dir`, each with exit 0.
 fn works(dir: &Path, job: &str) {

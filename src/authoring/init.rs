@@ -47,6 +47,9 @@ pub struct Extract {
 /// What `init` wrote and found, for the summary it prints.
 #[derive(Debug)]
 pub struct Created {
+    /// The sample extract, written first (it is inspected like any extract), when no file was given.
+    pub sample: Option<String>,
+    /// The project's files to write, by path.
     pub files: Vec<(String, String)>,
     pub extracts: Vec<Extract>,
     pub job: String,
@@ -92,11 +95,10 @@ pub fn plan(dir: &Path, from: &[PathBuf], job: &str, today: NaiveDate) -> Result
     let mut files: Vec<(String, String)> = Vec::new();
     let conn = Connection::open_in_memory()?;
     let mut extracts = Vec::new();
-    if from.is_empty() {
-        let sample = dir.join("data/accounts.csv");
-        write(&sample, &sample_csv(today))?;
-        extracts.push(inspect(&conn, &sample, dir, &[])?);
-        files.push(("data/accounts.csv".into(), String::new()));
+    let sample = from.is_empty().then(|| "data/accounts.csv".to_string());
+    if let Some(path) = &sample {
+        write(&dir.join(path), &sample_csv(today))?;
+        extracts.push(inspect(&conn, &dir.join(path), dir, &[])?);
     }
     for file in from {
         if !file.is_file() {
@@ -118,15 +120,12 @@ pub fn plan(dir: &Path, from: &[PathBuf], job: &str, today: NaiveDate) -> Result
         files.push((format!("schemas/{name}"), schema));
     }
     files.push((".vscode/settings.json".into(), super::init_files::VSCODE.into()));
-    Ok(Created { files, extracts, job: job.to_string() })
+    Ok(Created { sample, files, extracts, job: job.to_string() })
 }
 
 /// Writes what [`plan`] made, never over an existing file.
 pub fn write_all(dir: &Path, created: &Created) -> Result<(), InitError> {
     for (path, text) in &created.files {
-        if path == "data/accounts.csv" && text.is_empty() {
-            continue;
-        }
         let full = dir.join(path);
         if full.exists() {
             return Err(InitError::Exists(dir.display().to_string(), path.clone()));

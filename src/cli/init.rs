@@ -33,7 +33,7 @@ pub fn execute(args: &Args) -> ExitStatus {
         }
     };
     println!("created a keepwell project in {}", dir.display());
-    for (path, _) in &created.files {
+    for path in created.sample.iter().chain(created.files.iter().map(|(p, _)| p)) {
         println!("  {path}");
     }
     for e in &created.extracts {

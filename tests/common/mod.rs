@@ -127,6 +127,16 @@ impl Project {
         self.keepwell_with(args, &[])
     }
 
+    /// Starts `keepwell -C <project> args` without waiting for it (to stop it mid-run).
+    pub fn spawn(&self, args: &[&str]) -> std::process::Child {
+        Command::new(env!("CARGO_BIN_EXE_keepwell"))
+            .arg("-C")
+            .arg(self.dir.path())
+            .args(args)
+            .spawn()
+            .expect("keepwell")
+    }
+
     /// [`Project::keepwell`] with environment variables set.
     pub fn keepwell_with(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
         let out = Command::new(env!("CARGO_BIN_EXE_keepwell"))
@@ -182,5 +192,22 @@ impl Project {
         }
         files.sort();
         files
+    }
+}
+
+/// The real binary run in `cwd` with no project named (as `keepwell init` is run).
+pub fn keepwell_in(cwd: &Path, args: &[&str]) -> Output {
+    let out = Command::new(env!("CARGO_BIN_EXE_keepwell"))
+        .current_dir(cwd)
+        .args(args)
+        .env_remove("KEEPWELL_PROJECT")
+        .env_remove("KEEPWELL_STORE")
+        .env_remove("KEEPWELL_LOG")
+        .output()
+        .expect("run keepwell");
+    Output {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     }
 }
