@@ -387,6 +387,18 @@ fn check(source: &str, rows: &[Row], want: Want) -> Result<(), TestCaseError> {
     Ok(())
 }
 
+/// Found by `numbers_agree`: whole days were written without brackets, so `hours * days`
+/// was read as `(hours * micros) // day` and came out one ulp away.
+#[test]
+fn hours_times_days_agree_to_the_bit() {
+    let t = crate::rules::time::parse_timestamp("2025-06-19 22:28:49");
+    let row = Row { i: None, f: None, s: None, b: None, d: None, t };
+    for source in ["abs((hours_since(t) * days_since(t)))", "(hours_since(t) * days_since(t))", "(hours_until(t) * 3)"]
+    {
+        check(source, std::slice::from_ref(&row), Want::Number).unwrap_or_else(|e| panic!("{e}"));
+    }
+}
+
 /// A script in the translatable shape, from random parts: a let-bound number, an `if`,
 /// interpolation of every kind, `money`, list literals, a lookup with a built key.
 fn script() -> impl Strategy<Value = String> {

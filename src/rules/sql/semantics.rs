@@ -278,7 +278,8 @@ pub(super) fn is_moment(ty: Ty) -> bool {
 
 /// `x` divided by a positive `d`, rounded down (DuckDB's `//` rounds towards zero).
 pub(super) fn floor_div(x: &str, d: i64) -> String {
-    format!("(({x}) - ((({x}) % {d}) + {d}) % {d}) // {d}")
+    // Bracketed whole: `h * x // d` would be read `(h * x) // d`.
+    format!("((({x}) - ((({x}) % {d}) + {d}) % {d}) // {d})")
 }
 
 /// Whole months from `a` to `b` (both TIMESTAMP), as [`crate::rules::time::months_between`].
