@@ -8,6 +8,7 @@ pub mod cli;
 pub mod config;
 pub mod entity;
 pub mod mail;
+pub mod metrics;
 pub mod outputs;
 pub mod rules;
 pub mod run;

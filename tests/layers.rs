@@ -11,6 +11,7 @@ const LAYERS: &[&[&str]] = &[
     &["entity"],
     &["warehouse"],
     &["rules"],
+    &["metrics"],
     &["store"],
     &["outputs"],
     &["mail"],

@@ -57,7 +57,7 @@ fn the_report_shows_what_moved_since_the_previous_run() {
 3 accounts scored, $178,000 ARR.
 
 Red ARR: $58,000 in 2 accounts (down $70,000 since the previous run).
-Renewing in 2026 Q4: $128,000 in 2 accounts.
+Renewing in 2026 Q4: $128,000 ARR in 2 accounts.
 
 ARR BY RISK GRADE
   high           all accounts: $128,000

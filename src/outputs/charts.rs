@@ -76,6 +76,11 @@ pub const PALETTE: [RGBColor; 6] = [
 
 /// `$1.2M`, `$350k`, `$900`: axis labels.
 pub fn compact_money(v: f64) -> String {
+    compact_money_in(v, "$")
+}
+
+/// [`compact_money`] in another currency (`€1.2M`, `CHF 350k`).
+pub fn compact_money_in(v: f64, currency: &str) -> String {
     let a = v.abs();
     let (n, unit) = if a >= 1e9 {
         (v / 1e9, "B")
@@ -87,11 +92,18 @@ pub fn compact_money(v: f64) -> String {
         (v, "")
     };
     let text = if n.fract().abs() < 0.05 || n.abs() >= 100.0 { format!("{n:.0}") } else { format!("{n:.1}") };
-    format!("${text}{unit}")
+    let space = if currency.chars().last().is_some_and(char::is_alphabetic) { " " } else { "" };
+    format!("{}{currency}{space}{}{unit}", if text.starts_with('-') { "-" } else { "" }, text.trim_start_matches('-'))
 }
 
 /// Draws a chart of money values over `categories` and returns it as PNG bytes.
-pub fn draw(title: &str, categories: &[String], series: &[Series], layout: Layout) -> Result<Vec<u8>, ChartError> {
+pub fn draw(
+    title: &str,
+    categories: &[String],
+    series: &[Series],
+    layout: Layout,
+    currency: &str,
+) -> Result<Vec<u8>, ChartError> {
     register_font()?;
     let (w, h) = (WIDTH * SCALE, HEIGHT * SCALE);
     let mut pixels = vec![255u8; (w * h * 3) as usize];
@@ -99,7 +111,7 @@ pub fn draw(title: &str, categories: &[String], series: &[Series], layout: Layou
         let root = BitMapBackend::with_buffer(&mut pixels, (w, h)).into_drawing_area();
         let draw =
             |source: Box<dyn std::error::Error + Send + Sync>| ChartError::Draw { title: title.to_string(), source };
-        plot(&root, title, categories, series, layout).map_err(|e| draw(e.to_string().into()))?;
+        plot(&root, title, categories, series, layout, currency).map_err(|e| draw(e.to_string().into()))?;
         root.present().map_err(|e| draw(Box::new(e)))?;
     }
     encode_png(&pixels, w, h)
@@ -111,6 +123,7 @@ fn plot<DB: DrawingBackend>(
     categories: &[String],
     series: &[Series],
     layout: Layout,
+    currency: &str,
 ) -> Result<(), Box<dyn std::error::Error + 'static>>
 where
     DB::ErrorType: 'static,
@@ -140,7 +153,7 @@ where
         .bold_line_style(RGBColor(0xee, 0xf1, 0xf4))
         .axis_style(RGBColor(0xcb, 0xd2, 0xd9))
         .y_labels(5)
-        .y_label_formatter(&|y| compact_money(*y))
+        .y_label_formatter(&|y| compact_money_in(*y, currency))
         .y_label_style(text(11).color(&grey))
         .draw()?;
     // Category labels under the middle of each category (a line chart shows at most about
@@ -212,6 +225,52 @@ where
     Ok(())
 }
 
+/// The size a trend line is shown at beside a metric.
+pub const SPARK_WIDTH: u32 = 150;
+pub const SPARK_HEIGHT: u32 = 36;
+
+/// A metric's trend as a small line without axes, its last point marked: values oldest
+/// first, a missing one a gap.
+pub fn sparkline(values: &[Option<f64>], color: RGBColor) -> Result<Vec<u8>, ChartError> {
+    let (w, h) = (SPARK_WIDTH * SCALE, SPARK_HEIGHT * SCALE);
+    let mut pixels = vec![255u8; (w * h * 3) as usize];
+    {
+        let root = BitMapBackend::with_buffer(&mut pixels, (w, h)).into_drawing_area();
+        let failed = |e: String| ChartError::Draw { title: "trend".into(), source: e.into() };
+        let known: Vec<f64> = values.iter().flatten().copied().filter(|v| v.is_finite()).collect();
+        let (lo, hi) = known.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| (a.min(*v), b.max(*v)));
+        if !known.is_empty() {
+            // A flat series sits in the middle; otherwise a little room above and below.
+            let pad = if hi > lo { (hi - lo) * 0.15 } else { hi.abs().max(1.0) * 0.5 };
+            let n = values.len().max(2) as f64 - 1.0;
+            let mut chart = ChartBuilder::on(&root)
+                .margin(4 * SCALE)
+                .build_cartesian_2d(0f64..n.max(1.0), (lo - pad)..(hi + pad))
+                .map_err(|e| failed(e.to_string()))?;
+            let line = color.stroke_width(2 * SCALE);
+            let mut run: Vec<(f64, f64)> = Vec::new();
+            let mut runs = Vec::new();
+            for (i, v) in values.iter().enumerate() {
+                match v.filter(|x| x.is_finite()) {
+                    Some(v) => run.push((i as f64, v)),
+                    None => runs.push(std::mem::take(&mut run)),
+                }
+            }
+            runs.push(run);
+            for r in runs.into_iter().filter(|r| !r.is_empty()) {
+                chart.draw_series(LineSeries::new(r, line)).map_err(|e| failed(e.to_string()))?;
+            }
+            if let Some((i, Some(v))) = values.iter().enumerate().next_back() {
+                chart
+                    .draw_series(std::iter::once(Circle::new((i as f64, *v), 3 * SCALE as i32, color.filled())))
+                    .map_err(|e| failed(e.to_string()))?;
+            }
+        }
+        root.present().map_err(|e| failed(e.to_string()))?;
+    }
+    encode_png(&pixels, w, h)
+}
+
 fn encode_png(rgb: &[u8], w: u32, h: u32) -> Result<Vec<u8>, ChartError> {
     let mut out = Vec::new();
     let mut encoder = png::Encoder::new(&mut out, w, h);
@@ -245,7 +304,7 @@ mod tests {
             Series { name: "low".into(), values: vec![3.0e6, 0.0], color: grade_color("low", 1) },
         ];
         for layout in [Layout::Stacked, Layout::Grouped, Layout::Line] {
-            let png = draw("ARR", &["1".into(), "2".into()], &series, layout).unwrap();
+            let png = draw("ARR", &["1".into(), "2".into()], &series, layout, "$").unwrap();
             assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
             let decoder = png::Decoder::new(std::io::Cursor::new(&png));
             let info = decoder.read_info().unwrap();

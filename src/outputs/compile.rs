@@ -25,6 +25,9 @@ pub(super) const DEFAULT_TEMPLATES: &[(&str, &str)] = &[
     ("summary.html", include_str!("templates/summary.html")),
     ("summary.txt", include_str!("templates/summary.txt")),
     ("summary.subject", include_str!("templates/summary.subject")),
+    ("alert.html", include_str!("templates/alert.html")),
+    ("alert.txt", include_str!("templates/alert.txt")),
+    ("alert.subject", include_str!("templates/alert.subject")),
 ];
 
 /// Adds the mail templates to `env` (made by [`crate::rules::reason::environment`]): the

@@ -2,12 +2,14 @@
 //! report mail. Mail bodies are minijinja templates; a project overrides any default by
 //! putting a file of the same name in `templates/`.
 
+mod alerts;
 pub mod charts;
 mod compile;
 mod lists;
 mod message;
 pub mod report;
 
+pub use alerts::ALERTS_OUTPUT;
 pub(crate) use compile::compile_collecting;
 pub use compile::{compile_outputs, load_templates};
 pub use lists::{Cells, OwnerList};
@@ -77,6 +79,8 @@ pub struct RunView<'a> {
     pub previous: &'a crate::rules::previous::Previous,
     /// Per summary output: its red ARR on each earlier run, oldest first.
     pub history: &'a HashMap<String, Vec<(NaiveDate, f64)>>,
+    /// The job's metrics this run, with their previous values, alerts and history.
+    pub metrics: &'a crate::metrics::Measured,
 }
 
 impl<'a> RunView<'a> {
@@ -222,6 +226,9 @@ pub fn render(
             sink(vec![mail]).map_err(OutputError::Sink)?;
         }
     }
+    if let Some(mail) = alerts::mail(view, outputs)? {
+        sink(vec![mail]).map_err(OutputError::Sink)?;
+    }
     Ok(rendered)
 }
 
@@ -270,7 +277,10 @@ fn summary_context(view: &RunView, s: &Summary, lists: &[(&Escalation, usize, us
         .iter()
         .map(|&(e, owners, accounts)| context! { name => e.name.clone(), title => e.title.clone(), owners => owners, accounts => accounts })
         .collect();
+    let default = report::Wording::default();
+    let wording = s.report.as_ref().map_or(&default, |r| &r.wording);
     context! {
+        currency => wording.currency.clone(), amount => wording.amount.clone(), titles => wording.titles_context(),
         job => view.job.name.clone(), description => view.job.description.clone(), title => s.title.clone(), run_id => view.run_id,
         as_of => view.as_of.to_string(), accounts => view.entity.len(), total_arr => total_arr, rule_sets => sets,
         escalations => escalations, rule_errors => view.rule_errors, rejects => view.rejects, warnings => view.warnings.to_vec(),

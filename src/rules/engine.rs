@@ -187,6 +187,11 @@ pub fn trend(values: &[Dynamic]) -> Option<f64> {
 
 /// `$1,234,567`: whole currency units with thousands separators.
 pub fn money(v: f64) -> String {
+    money_in(v, "$")
+}
+
+/// [`money`] in another currency: `€1,234`, `£1,234`, `CHF 1,234` (a code is spaced).
+pub fn money_in(v: f64, currency: &str) -> String {
     let n = v.round() as i64;
     let digits = n.unsigned_abs().to_string();
     let mut out = String::new();
@@ -196,7 +201,8 @@ pub fn money(v: f64) -> String {
         }
         out.push(c);
     }
-    format!("{}${out}", if n < 0 { "-" } else { "" })
+    let space = if currency.chars().last().is_some_and(char::is_alphabetic) { " " } else { "" };
+    format!("{}{currency}{space}{out}", if n < 0 { "-" } else { "" })
 }
 
 /// The functions rules can call, by name, with the numbers of arguments each takes: what

@@ -42,9 +42,10 @@ pub fn environment() -> Environment<'static> {
     env
 }
 
-/// `{{ arr | money }}`: `$1,234,567` style, whole units.
-fn money(v: minijinja::Value) -> String {
-    super::engine::money(f64::try_from(v).unwrap_or(0.0))
+/// `{{ arr | money }}`: `$1,234,567` style, whole units; `{{ arr | money("€") }}` in
+/// another currency.
+fn money(v: minijinja::Value, currency: Option<String>) -> String {
+    super::engine::money_in(f64::try_from(v).unwrap_or(0.0), currency.as_deref().unwrap_or("$"))
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -201,6 +201,7 @@ pub enum Stage {
     Load,
     Features,
     Rules,
+    Metrics,
     Publish,
     Outputs,
     Deliver,
@@ -212,6 +213,7 @@ impl Stage {
             Stage::Load => "load",
             Stage::Features => "features",
             Stage::Rules => "rules",
+            Stage::Metrics => "metrics",
             Stage::Publish => "publish",
             Stage::Outputs => "outputs",
             Stage::Deliver => "deliver",
@@ -224,6 +226,7 @@ impl Stage {
             Stage::Load => "loading sources",
             Stage::Features => "building features",
             Stage::Rules => "evaluating rules",
+            Stage::Metrics => "computing metrics",
             Stage::Publish => "publishing results",
             Stage::Outputs => "writing lists and mail",
             Stage::Deliver => "delivering mail",
@@ -264,6 +267,8 @@ pub enum RunError {
     Warehouse(WarehouseError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Metrics(#[from] crate::metrics::MetricError),
     #[error(transparent)]
     Output(#[from] OutputError),
     #[error(transparent)]

@@ -68,8 +68,8 @@ impl Plan {
         sources: Sources,
     ) -> Result<Plan, Diagnostics> {
         let (job, raw_outputs, mut diags) = Job::load(project, job_path)?;
-        let schema = entity_schema(project, &job, as_of, sources, &mut diags);
-        let Some(schema) = schema else {
+        let checked = entity_schema(project, &job, as_of, sources, &mut diags);
+        let Some((schema, warehouse)) = checked else {
             return Err(diags);
         };
         let (lookups, d) = Lookups::load(&project.root, &project.rules_dir().join("lookups"));
@@ -83,6 +83,28 @@ impl Plan {
         let (rule_sets, d) =
             compile_rule_sets(rules, &job.rule_sets, Some(&job.file), &schema, &engine, &mut templates);
         diags.extend(d);
+        // Metrics read every rule set the run evaluates, dependencies too; one that did not
+        // compile is still a name they may use.
+        let mut evaluated: Vec<&str> = rule_sets.iter().map(|s| s.name.as_str()).collect();
+        for listed in &job.rule_sets {
+            if !evaluated.contains(&listed.value.as_str()) {
+                evaluated.push(&listed.value);
+            }
+        }
+        crate::metrics::check(warehouse.connection(), &job.entity.view, &schema, &evaluated, &job.metrics, &mut diags);
+        if job.owners.is_empty()
+            && let Some(m) = job.metrics.iter().find(|m| m.alert_when.is_some())
+        {
+            diags.push(
+                Diagnostic::warning(
+                    Code::Metric,
+                    m.span.clone(),
+                    format!("metric `{}` has an `alert_when`, but the job has no `owners` to mail", m.name),
+                )
+                .with_hint("add `owners: [\"you@example.com\"]` to the job; the alert still leads the report"),
+            );
+        }
+        drop(warehouse);
         let names: Vec<&str> = rules.names().collect();
         let (outputs, d) = compile_outputs(&job, &raw_outputs, &schema, &names, &rule_sets, &engine, &mut templates);
         diags.extend(d);
@@ -93,14 +115,15 @@ impl Plan {
     }
 }
 
-/// The entity view's columns, learned by building the features over empty source tables.
+/// The entity view's columns, learned by building the features over empty source tables,
+/// and the warehouse they were built in, for checking the metrics over it.
 fn entity_schema(
     project: &Project,
     job: &Job,
     as_of: NaiveDate,
     sources: Sources,
     diags: &mut Diagnostics,
-) -> Option<Schema> {
+) -> Option<(Schema, Warehouse)> {
     // A refused column type leaves its source undeclarable: the features would only fail
     // for want of it.
     if diags.0.iter().any(|d| d.code == Code::ColumnType) || job.base_broken {
@@ -171,5 +194,5 @@ fn entity_schema(
             );
         }
     }
-    Some(schema)
+    Some((schema, warehouse))
 }

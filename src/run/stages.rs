@@ -14,12 +14,16 @@ use super::{AccountError, RunError, RunOptions, RunReport, Stage, StageFailed, f
 use crate::config::project::Project;
 use crate::entity::Entity;
 use crate::mail::{Delivery, Transport};
+use crate::metrics::Measured;
 use crate::outputs::{Output, Rendered, RunView, render};
 use crate::rules::SetOutcomes;
 use crate::rules::eval::Evaluator;
 use crate::rules::previous::Previous;
 use crate::store::{Publication, Store, StoreError};
 use crate::warehouse::{self, Warehouse};
+
+/// How many earlier days a metric's trend reads: a summary shows at most its `history`.
+const METRIC_HISTORY: usize = 60;
 
 /// What every stage of one run reads.
 struct Run<'a> {
@@ -37,6 +41,7 @@ struct Evaluated {
     entity: Entity,
     previous: Previous,
     outcomes: Vec<SetOutcomes>,
+    metrics: Measured,
 }
 
 /// Runs every stage, recording each one's time in `report`.
@@ -54,7 +59,10 @@ pub(super) fn execute(
     let run = Run { project, plan, store, options, progress, dir, spill };
     let warehouse = run.timed(Stage::Load, report, |r| run.load(&watchdog, r))?;
     let (entity, snapshot) = run.timed(Stage::Features, report, |r| run.features(&warehouse, r))?;
-    let evaluated = run.timed(Stage::Rules, report, |r| run.rules(&warehouse, entity, r))?;
+    let mut evaluated = run.timed(Stage::Rules, report, |r| run.rules(&warehouse, entity, r))?;
+    if !plan.job.metrics.is_empty() {
+        evaluated.metrics = run.timed(Stage::Metrics, report, |r| run.metrics(&warehouse, &evaluated, r))?;
+    }
     // Nothing after the rules reads the warehouse: what it holds (the entity's table, its
     // buffers) goes back to the system before the outcomes are published and mailed.
     watchdog.watch(None);
@@ -188,7 +196,21 @@ impl Run<'_> {
             }
         }
         held(warehouse, &entity);
-        Ok(Evaluated { entity, previous, outcomes })
+        Ok(Evaluated { entity, previous, outcomes, metrics: Measured::default() })
+    }
+
+    /// The job's metrics over the accounts and their results, beside the previous run's
+    /// values, the alerts that hold and each metric's history for the report.
+    fn metrics(&self, warehouse: &Warehouse, e: &Evaluated, report: &mut RunReport) -> Result<Measured, RunError> {
+        let (job, as_of) = (&self.plan.job, self.options.as_of);
+        let sets: Vec<(&str, &SetOutcomes)> =
+            self.plan.rule_sets.iter().map(|s| s.name.as_str()).zip(&e.outcomes).collect();
+        let conn = warehouse.connection();
+        let values = crate::metrics::compute(conn, &self.plan.schema, &sets, &job.metrics, &mut report.warnings)?;
+        let previous = self.store.previous_metrics(&job.name, as_of)?;
+        let alerts = crate::metrics::alerts(conn, &job.metrics, &values, &previous, &mut report.warnings);
+        let history = self.store.metric_history(&job.name, as_of, METRIC_HISTORY)?;
+        Ok(Measured { values, previous, alerts, history })
     }
 
     /// The run's results written to the store in one transaction, once the snapshot is.
@@ -213,6 +235,7 @@ impl Run<'_> {
             owner_column: job.entity.owner.as_deref(),
             arr_column: job.entity.arr.as_deref(),
             staging: &self.spill,
+            metrics: &e.metrics,
         };
         self.store.publish(&publication, &report.rejects)?;
         report.published = true;
@@ -242,6 +265,7 @@ impl Run<'_> {
             escalated: &escalated,
             previous: &e.previous,
             history: &history,
+            metrics: &e.metrics,
         };
         let mut preview = Vec::new();
         let mut delivery = None;

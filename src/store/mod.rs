@@ -6,6 +6,7 @@
 
 mod escalations;
 mod history;
+mod metrics;
 mod outbox;
 mod publish;
 mod runs;
@@ -101,6 +102,21 @@ CREATE TABLE IF NOT EXISTS escalations (
     last_sent DATE NOT NULL,
     PRIMARY KEY (job, output, account_id)
 );
+CREATE TABLE IF NOT EXISTS metrics (
+    run_id BIGINT NOT NULL,
+    job VARCHAR NOT NULL,
+    as_of DATE NOT NULL,
+    metric VARCHAR NOT NULL,
+    segment_by VARCHAR,
+    segment VARCHAR,
+    value DOUBLE,
+    numerator DOUBLE,
+    denominator DOUBLE,
+    previous DOUBLE,
+    alert BOOLEAN NOT NULL
+);
+CREATE OR REPLACE VIEW published_metrics AS
+    SELECT m.* FROM metrics m JOIN runs r USING (run_id) WHERE r.published;
 CREATE OR REPLACE VIEW published_outcomes AS
     SELECT o.* FROM outcomes o JOIN runs r USING (run_id) WHERE r.published;
 CREATE OR REPLACE VIEW latest_outcomes AS

@@ -34,6 +34,7 @@ pub struct Publication<'a> {
     pub arr_column: Option<&'a str>,
     /// A folder for the files the outcomes travel through on their way into the store.
     pub staging: &'a Path,
+    pub metrics: &'a crate::metrics::Measured,
 }
 
 impl Store {
@@ -112,6 +113,7 @@ impl Store {
         }
         errors.flush()?;
         drop(errors);
+        self.write_metrics(p.run_id, p.job, p.as_of, p.metrics)?;
         self.record_rejects(p.run_id, rejects)
     }
 }

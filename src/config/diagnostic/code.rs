@@ -63,11 +63,13 @@ pub enum Code {
     SourceFile,
     /// A declared column (or key) the source's file does not have.
     SourceColumn,
+    /// A metric without a value, or whose SQL fails over the accounts.
+    Metric,
 }
 
 impl Code {
     /// Every code, in order.
-    pub const ALL: [Code; 29] = [
+    pub const ALL: [Code; 30] = [
         Code::Unreadable,
         Code::Yaml,
         Code::BadName,
@@ -97,6 +99,7 @@ impl Code {
         Code::Warehouse,
         Code::SourceFile,
         Code::SourceColumn,
+        Code::Metric,
     ];
 
     /// The stable code, `KW` and three digits.
@@ -131,6 +134,7 @@ impl Code {
             Code::Warehouse => "KW043",
             Code::SourceFile => "KW044",
             Code::SourceColumn => "KW045",
+            Code::Metric => "KW046",
         }
     }
 
@@ -166,6 +170,7 @@ impl Code {
             Code::Warehouse => "warehouse failure",
             Code::SourceFile => "source file not found",
             Code::SourceColumn => "column not in the file",
+            Code::Metric => "metric fails",
         }
     }
 }

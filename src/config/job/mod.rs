@@ -4,9 +4,11 @@
 //! need the entity view's columns (rule and output expressions) are compiled once the
 //! warehouse has described it.
 
+mod metric;
 pub mod raw;
 mod sql_type;
 
+pub use metric::{Measure, Metric, MetricFormat, Sql};
 pub use sql_type::{SqlType, TypeError};
 
 use std::path::PathBuf;
@@ -32,7 +34,12 @@ pub struct Job {
     pub schedule: Option<Schedule>,
     /// How long a run may take: past it the run stops and fails, publishing nothing.
     pub timeout: Duration,
+    /// Who is mailed when a scheduled run fails: `on_failure`, else the owners.
     pub on_failure: Vec<lettre::message::Mailbox>,
+    /// Who owns the job: mailed when a metric's alert holds.
+    pub owners: Vec<lettre::message::Mailbox>,
+    /// Population numbers computed every run.
+    pub metrics: Vec<Metric>,
     /// The job `extends` a base with errors: what it inherits is incomplete, so nothing
     /// that follows from it (its sources, features) is checked further.
     pub base_broken: bool,
@@ -237,8 +244,18 @@ impl Job {
                 RawOutput::Escalation(e) => &e.name,
                 RawOutput::Summary(s) => &s.name,
             };
-            // Outputs share the job's folder and its outbox, keyed by their names.
-            if !output_names.insert(output_name.value.as_str()) {
+            // Outputs share the job's folder and its outbox, keyed by their names (metric
+            // alerts go out as `metric_alerts`).
+            if output_name.value == "metric_alerts" {
+                diags.push(
+                    Diagnostic::error(
+                        Code::Duplicate,
+                        yaml::span_of(&file, output_name, output_name.value.len()),
+                        "output name `metric_alerts` is the metric alerts' own".to_string(),
+                    )
+                    .with_hint("name the output something else"),
+                );
+            } else if !output_names.insert(output_name.value.as_str()) {
                 diags.push(Diagnostic::error(
                     Code::Duplicate,
                     yaml::span_of(&file, output_name, output_name.value.len()),
@@ -246,7 +263,20 @@ impl Job {
                 ));
             }
         }
-        let on_failure = raw.on_failure.iter().filter_map(|a| address(&file, a, &mut diags)).collect();
+        let owners: Vec<lettre::message::Mailbox> = match raw.owners.is_empty() {
+            true => base.as_ref().map(|b| b.owners.clone()).unwrap_or_default(),
+            false => raw.owners.iter().filter_map(|a| address(&file, a, &mut diags)).collect(),
+        };
+        let mut on_failure: Vec<lettre::message::Mailbox> =
+            raw.on_failure.iter().filter_map(|a| address(&file, a, &mut diags)).collect();
+        if raw.on_failure.is_empty() {
+            on_failure = owners.clone();
+        }
+        let metrics = match (&raw.metrics, &base) {
+            (Some(m), _) => metric::metrics(&file, m, &mut diags),
+            (None, Some(b)) => b.metrics.clone(),
+            (None, None) => Vec::new(),
+        };
         let timeout = match &raw.timeout {
             Some(t) => parse_duration(&t.value).filter(|d| !d.is_zero()).unwrap_or_else(|| {
                 diags.push(
@@ -272,6 +302,8 @@ impl Job {
             schedule,
             timeout,
             on_failure,
+            owners,
+            metrics,
             base_broken,
         };
         Ok((job, raw.outputs, diags))

@@ -23,6 +23,16 @@ pub struct RawJob {
     pub entity: Option<RawEntity>,
     #[schemars(with = "Option<Vec<String>>")]
     pub rule_sets: Option<Vec<Spanned<String>>>,
+    /// Population numbers computed every run from the accounts and their results, by
+    /// name: SQL aggregates (`count(*)`, `sum(arr)`), kept as a time series in the store's
+    /// `metrics` table and shown in the report. A job that `extends` another has its
+    /// metrics unless it sets its own.
+    pub metrics: Option<IndexMap<String, RawMetric>>,
+    /// Who owns the job: mailed when a metric's `alert_when` holds, and when a scheduled run
+    /// fails unless `on_failure` names others.
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
+    pub owners: Vec<Spanned<String>>,
     #[serde(default)]
     pub outputs: Vec<RawOutput>,
     pub schedule: Option<RawSchedule>,
@@ -34,6 +44,49 @@ pub struct RawJob {
     #[serde(default)]
     #[schemars(with = "Vec<String>")]
     pub on_failure: Vec<Spanned<String>>,
+}
+
+/// A metric: one SQL aggregate (`value:`), or a rate as `numerator:` over `denominator:`,
+/// over every account of the run (one row each, with the entity's columns and each rule
+/// set's results as `risk.grade`, `risk.score`, `risk.tags`, `risk.fired`).
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawMetric {
+    /// How the report names it (by default the metric's name in words).
+    pub title: Option<String>,
+    /// One aggregate: `sum(arr * forecast.score / 100)`, `count(*) FILTER (WHERE ...)`.
+    #[schemars(with = "Option<String>")]
+    pub value: Option<Spanned<String>>,
+    /// A rate's numerator, an aggregate: the value is numerator / denominator, and both are
+    /// kept so rates add up across segments and runs.
+    #[schemars(with = "Option<String>")]
+    pub numerator: Option<Spanned<String>>,
+    #[schemars(with = "Option<String>")]
+    pub denominator: Option<Spanned<String>>,
+    /// What a rate is of, in words (`of ARR`, `of accounts in the window`): the report
+    /// writes it after the percentage.
+    pub of: Option<String>,
+    /// How a rate's numerator and denominator read beside it: `money`, `count` or `number`
+    /// (`count` when both are whole numbers, unless set).
+    #[schemars(with = "Option<String>")]
+    pub parts: Option<Spanned<String>>,
+    /// Only the accounts where this SQL condition holds.
+    #[serde(rename = "where")]
+    #[schemars(with = "Option<String>")]
+    pub filter: Option<Spanned<String>>,
+    /// A column (or SQL expression) to split the metric by: one value per segment, beside
+    /// the total.
+    #[schemars(with = "Option<String>")]
+    pub by: Option<Spanned<String>>,
+    /// `percent`, `money`, `count` or `number`; a rate is a percent and a value a number
+    /// unless set.
+    #[schemars(with = "Option<String>")]
+    pub format: Option<Spanned<String>>,
+    /// A SQL condition on `value`, `previous` (the previous run's value) and `change`
+    /// (value - previous): when it holds, the metric leads the report and the job's
+    /// owners are mailed. Percents are fractions here: `change > 0.02` is two points.
+    #[schemars(with = "Option<String>")]
+    pub alert_when: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
@@ -199,6 +252,40 @@ pub struct RawReport {
     /// The most accounts the attached CSV lists, largest ARR first (20000 unless set); the
     /// run folder always holds the full list.
     pub attach_limit: Option<usize>,
+    /// The job's metrics that fill the headline cards, in order (a metric whose alert holds
+    /// joins them).
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
+    pub headline: Vec<Spanned<String>>,
+    /// The metrics shown with their trend in the metrics section; all the job's metrics
+    /// unless set (`[]` shows none).
+    #[schemars(with = "Option<Vec<String>>")]
+    pub metrics: Option<Vec<Spanned<String>>>,
+    /// The currency of amounts: an ISO code (`USD`, `EUR`, `GBP`...) or the symbol to
+    /// write (`$` unless set).
+    #[schemars(with = "Option<String>")]
+    pub currency: Option<Spanned<String>>,
+    /// What the amount column is called in the report: `ARR` unless set (`MRR`, `revenue`).
+    pub amount: Option<String>,
+    /// Section titles in the team's words; a section not named keeps its title.
+    pub titles: Option<RawTitles>,
+}
+
+/// The report's section titles.
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawTitles {
+    pub metrics: Option<String>,
+    pub movements: Option<String>,
+    pub new_red: Option<String>,
+    pub recoveries: Option<String>,
+    pub stage_changes: Option<String>,
+    pub newly_expected_churn: Option<String>,
+    pub top: Option<String>,
+    pub renewals: Option<String>,
+    pub forecast: Option<String>,
+    pub grades: Option<String>,
+    pub escalations: Option<String>,
 }
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]

@@ -4,7 +4,11 @@
 //! are in `sections.rs`, the full list in `full_list.rs`.
 
 mod full_list;
+pub(super) mod metrics;
 mod sections;
+mod wording;
+
+pub use wording::{Titles, Wording};
 
 use std::path::Path;
 
@@ -44,6 +48,11 @@ pub struct Report {
     pub top: Option<Top>,
     pub history: usize,
     pub attach_limit: usize,
+    /// The metrics on the headline cards, in order.
+    pub headline: Vec<String>,
+    /// The metrics in the metrics section.
+    pub metrics: Vec<String>,
+    pub wording: Wording,
 }
 
 #[derive(Debug, Clone)]
@@ -194,10 +203,38 @@ pub fn compile(
             }
         }
     };
-    if !ok {
+    let metric = |m: &serde_saphyr::Spanned<String>, diags: &mut Diagnostics| -> Option<String> {
+        if crate::metrics::find(&job.metrics, &m.value).is_some() {
+            return Some(m.value.clone());
+        }
+        let d = Diagnostic::error(
+            Code::Metric,
+            yaml::span_of(file, m, m.value.len()),
+            format!("the report shows metric `{}`, which the job does not define", m.value),
+        );
+        diags.push(match did_you_mean(&m.value, job.metrics.iter().map(|m| m.name.as_str())) {
+            Some(h) => d.with_hint(h),
+            None if job.metrics.is_empty() => d.with_hint("define it under `metrics:` in the job"),
+            None => d.with_hint(format!(
+                "the job's metrics are {}",
+                job.metrics.iter().map(|m| format!("`{}`", m.name)).collect::<Vec<_>>().join(", ")
+            )),
+        });
+        None
+    };
+    let headline: Vec<Option<String>> = raw.headline.iter().map(|m| metric(m, diags)).collect();
+    let shown: Option<Vec<Option<String>>> = raw.metrics.as_ref().map(|l| l.iter().map(|m| metric(m, diags)).collect());
+    let wording = wording::compile(file, raw, diags);
+    if !ok || headline.iter().any(Option::is_none) || shown.as_ref().is_some_and(|l| l.iter().any(Option::is_none)) {
         return None;
     }
     Some(Report {
+        headline: headline.into_iter().flatten().collect(),
+        metrics: match shown {
+            Some(l) => l.into_iter().flatten().collect(),
+            None => job.metrics.iter().map(|m| m.name.clone()).collect(),
+        },
+        wording: wording?,
         risk,
         category,
         red: red.flatten(),
@@ -262,10 +299,10 @@ impl Ctx<'_> {
 }
 
 /// The charts drawn so far: inlined in the mail, listed in the context.
-#[derive(Default)]
 struct Charts {
     inline: Vec<Inline>,
     list: Vec<Value>,
+    currency: String,
 }
 
 impl Charts {
@@ -277,7 +314,7 @@ impl Charts {
         series: &[Series],
         layout: Layout,
     ) -> Result<(), OutputError> {
-        let png = charts::draw(title, categories, series, layout)?;
+        let png = charts::draw(title, categories, series, layout, &self.currency)?;
         self.inline.push(Inline { cid: cid.to_string(), content_type: "image/png".into(), body: png });
         self.list.push(context! { cid => cid, title => title, width => charts::WIDTH, height => charts::HEIGHT });
         Ok(())
@@ -300,13 +337,15 @@ pub fn build(view: &RunView, report: &Report, output: &str, out_dir: &Path) -> R
         name_col: view.job.entity.name.as_deref().and_then(|c| view.entity.column(c)),
         owner_col: view.job.entity.owner.as_deref().and_then(|c| view.entity.column(c)),
     };
-    let mut charts = Charts::default();
+    let mut charts = Charts { inline: Vec::new(), list: Vec::new(), currency: report.wording.currency.clone() };
     let breakdown = sections::breakdown(c, &mut charts)?;
     let red = sections::red(c, &mut charts)?;
     let forecast = sections::forecast(c, &mut charts)?;
+    let (headline, metrics) = metrics::build(c, &mut charts)?;
     let list = full_list::write(c, out_dir)?;
     let context = context! {
-        charts => charts.list, breakdown => breakdown, red => red, forecast => forecast,
+        charts => charts.list, headline => headline, headline_set => !report.headline.is_empty(), metrics => metrics,
+        breakdown => breakdown, red => red, forecast => forecast,
         since => view.previous.as_of().map(|d| d.to_string()), movements => sections::movements(c),
         top => sections::top(c), renewals => sections::renewals(c),
         attachment => context! {

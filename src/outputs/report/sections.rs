@@ -17,6 +17,7 @@ use crate::rules::eval::results::{evaluate_condition, fill_scope, reads_of};
 /// ARR by risk grade within each category, as a stacked chart and a table.
 pub(super) fn breakdown(c: Ctx, charts: &mut Charts) -> Result<Value, OutputError> {
     let Ctx { report, sets, n, arr, .. } = c;
+    let amount = &report.wording.amount;
     let mut breakdown = Value::UNDEFINED;
     if let Some(risk) = report.risk.as_deref().and_then(|r| sets.index(r)) {
         let risk_grades = sets.grades(risk);
@@ -37,8 +38,8 @@ pub(super) fn breakdown(c: Ctx, charts: &mut Charts) -> Result<Value, OutputErro
             .collect();
         let category_label = report.category.clone().unwrap_or_default();
         let title = match &report.category {
-            Some(c) => format!("ARR by {} grade and {c} category", report.risk.as_deref().unwrap_or("risk")),
-            None => format!("ARR by {} grade", report.risk.as_deref().unwrap_or("risk")),
+            Some(c) => format!("{amount} by {} grade and {c} category", report.risk.as_deref().unwrap_or("risk")),
+            None => format!("{amount} by {} grade", report.risk.as_deref().unwrap_or("risk")),
         };
         let labels: Vec<String> = categories
             .iter()
@@ -63,6 +64,7 @@ pub(super) fn breakdown(c: Ctx, charts: &mut Charts) -> Result<Value, OutputErro
 /// The red grade's ARR today and over the last runs, with its trend chart.
 pub(super) fn red(c: Ctx, charts: &mut Charts) -> Result<Value, OutputError> {
     let Ctx { view, report, sets, n, arr, output, .. } = c;
+    let amount = &report.wording.amount;
     let mut red = Value::UNDEFINED;
     if let Some(g) = &report.red
         && let Some(set) = sets.index(&g.rule_set)
@@ -78,10 +80,15 @@ pub(super) fn red(c: Ctx, charts: &mut Charts) -> Result<Value, OutputError> {
         points.push((view.as_of.format("%b %d").to_string(), today));
         let keep = points.len().saturating_sub(report.history);
         let points: Vec<(String, f64)> = points.into_iter().skip(keep).collect();
-        let title =
-            format!("{} ARR ({} {}) over the last {} runs", capitalize(&g.grade), g.rule_set, g.grade, points.len());
+        let title = format!(
+            "{} {amount} ({} {}) over the last {} runs",
+            capitalize(&g.grade),
+            g.rule_set,
+            g.grade,
+            points.len()
+        );
         let series = [Series {
-            name: format!("{} ARR", g.grade),
+            name: format!("{} {amount}", g.grade),
             values: points.iter().map(|p| p.1).collect(),
             color: charts::grade_color(&g.grade, 0),
         }];
@@ -98,6 +105,7 @@ pub(super) fn red(c: Ctx, charts: &mut Charts) -> Result<Value, OutputError> {
 /// Retained ARR forecast from the forecast rule set's score, per category when there is one.
 pub(super) fn forecast(c: Ctx, charts: &mut Charts) -> Result<Value, OutputError> {
     let Ctx { view, report, sets, n, arr, .. } = c;
+    let amount = &report.wording.amount;
     let mut forecast = Value::UNDEFINED;
     if let Some(set) = report.forecast.as_deref().and_then(|f| sets.index(f)) {
         let (categories, cat_of) = categories(sets, report, n);
@@ -114,10 +122,11 @@ pub(super) fn forecast(c: Ctx, charts: &mut Charts) -> Result<Value, OutputError
         };
         let labels: Vec<String> = categories.iter().map(label).collect();
         let series = [
-            Series { name: "ARR today".into(), values: today.clone(), color: charts::PALETTE[3] },
+            Series { name: format!("{amount} today"), values: today.clone(), color: charts::PALETTE[3] },
             Series { name: "expected to be kept".into(), values: kept.clone(), color: charts::PALETTE[0] },
         ];
-        charts.add("retained-arr", "Retained ARR forecast", &labels, &series, Layout::Grouped)?;
+        let title = report.wording.fill(&report.wording.titles.forecast, "", "");
+        charts.add("retained-arr", &title, &labels, &series, Layout::Grouped)?;
         let total: f64 = today.iter().sum();
         let retained: f64 = kept.iter().sum();
         forecast = context! {
@@ -133,6 +142,7 @@ pub(super) fn forecast(c: Ctx, charts: &mut Charts) -> Result<Value, OutputError
 /// Movements since the previous run: new reds, recoveries, stage changes, newly expected churn.
 pub(super) fn movements(c: Ctx) -> Vec<Value> {
     let Ctx { view, report, sets, n, arr, .. } = c;
+    let words = &report.wording;
     let mut movements = Vec::new();
     let mut moved = |title: String, rows: Vec<(usize, String)>| {
         let total: f64 = rows.iter().map(|(r, _)| arr[*r]).sum();
@@ -168,8 +178,8 @@ pub(super) fn movements(c: Ctx) -> Vec<Value> {
                     _ => {}
                 }
             }
-            moved(format!("New {}", g.grade), new_reds);
-            moved("Recoveries".to_string(), recoveries);
+            moved(words.fill(&words.titles.new_red, &g.grade, &g.rule_set), new_reds);
+            moved(words.fill(&words.titles.recoveries, &g.grade, &g.rule_set), recoveries);
         }
         if let Some(stage) = report.stage.as_deref().and_then(|s| sets.index(s)) {
             let name = &view.rule_sets[stage].name;
@@ -180,7 +190,7 @@ pub(super) fn movements(c: Ctx) -> Vec<Value> {
                     (before != now).then(|| (r, format!("{before} → {now}")))
                 })
                 .collect();
-            moved(format!("{} changes", capitalize(name)), changes);
+            moved(words.fill(&words.titles.stage_changes, "", name), changes);
         }
         if let Some(g) = &report.churn
             && let Some(set) = sets.index(&g.rule_set)
@@ -192,7 +202,7 @@ pub(super) fn movements(c: Ctx) -> Vec<Value> {
                 })
                 .map(|r| (r, String::new()))
                 .collect();
-            moved("Newly expected churn".to_string(), newly);
+            moved(words.fill(&words.titles.newly_expected_churn, &g.grade, &g.rule_set), newly);
         }
     }
 

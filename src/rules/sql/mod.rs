@@ -363,7 +363,8 @@ pub(super) fn dep_table(set: &str, field: &str) -> String {
 
 /// One field of a rule set's results (`grade`, `score`, `tags` or `fired`) as a one-column
 /// table in row order, for the sets that read it: only what they read is uploaded.
-pub(super) fn upload_field(conn: &Connection, table: &str, field: &str, outcomes: &SetOutcomes) -> duckdb::Result<()> {
+/// Uploads one field of a rule set's results as a one-column table `table`, in row order.
+pub fn upload_field(conn: &Connection, table: &str, field: &str, outcomes: &SetOutcomes) -> duckdb::Result<()> {
     use duckdb::arrow::array::{ArrayRef, Float64Builder, StringBuilder};
     use std::sync::Arc;
     let (column, ty, sql_type): (ArrayRef, DataType, &str) = match field {
