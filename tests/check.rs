@@ -127,6 +127,66 @@ const CASES: &[(&str, &str, &str, &str)] = &[
         "to: [\"lead@example.com\"]\n      report:\n        red: { rule_set: health, grade: red, order: [green, yelow, red] }",
     ),
     ("broken_base_job", "jobs/nightly.yaml", "name: nightly\n", "name: nightly\nextends: jobs/base/accounts.yaml\n"),
+    (
+        "metric_unknown_column",
+        "jobs/nightly.yaml",
+        "outputs:",
+        "metrics:\n  red_arr:\n    value: sum(ar) FILTER (WHERE health.grade = 'red')\noutputs:",
+    ),
+    (
+        "metric_unknown_result_field",
+        "jobs/nightly.yaml",
+        "outputs:",
+        "metrics:\n  red_share:\n    numerator: count(*) FILTER (WHERE health.grde = 'red')\n    denominator: count(*)\noutputs:",
+    ),
+    (
+        "metric_unknown_column_in_a_block",
+        "jobs/nightly.yaml",
+        "outputs:",
+        "metrics:\n  red_share:\n    numerator: >-\n      count(*) FILTER (WHERE health.grade = 'red'\n        AND industy = 'travel')\n    denominator: count(*)\noutputs:",
+    ),
+    (
+        "metric_not_an_aggregate",
+        "jobs/nightly.yaml",
+        "outputs:",
+        "metrics:\n  total_arr:\n    value: arr * 2\n    format: money\noutputs:",
+    ),
+    (
+        "metric_where_not_a_condition",
+        "jobs/nightly.yaml",
+        "outputs:",
+        "metrics:\n  accounts:\n    value: count(*)\n    where: industry\noutputs:",
+    ),
+    (
+        "metric_alert_unknown_name",
+        "jobs/nightly.yaml",
+        "outputs:",
+        "owners: [\"ops@example.com\"]\nmetrics:\n  accounts:\n    value: count(*)\n    alert_when: chnage > 5\noutputs:",
+    ),
+    (
+        "metric_without_value",
+        "jobs/nightly.yaml",
+        "outputs:",
+        "metrics:\n  churn_rate:\n    numerator: count(*) FILTER (WHERE health.grade = 'red')\n    format: percnt\noutputs:",
+    ),
+    (
+        "metric_alert_without_owners",
+        "jobs/nightly.yaml",
+        "outputs:",
+        "metrics:\n  accounts:\n    value: count(*)\n    alert_when: value < 2\noutputs:",
+    ),
+    (
+        "report_unknown_metric",
+        "jobs/nightly.yaml",
+        "to: [\"lead@example.com\"]",
+        "to: [\"lead@example.com\"]\n      report:\n        headline: [red_arr_shar]\nmetrics:\n  red_arr_share:\n    numerator: sum(arr) FILTER (WHERE health.grade = 'red')\n    denominator: sum(arr)",
+    ),
+    (
+        "report_unknown_currency",
+        "jobs/nightly.yaml",
+        "to: [\"lead@example.com\"]",
+        "to: [\"lead@example.com\"]\n      report:\n        currency: \"12\"",
+    ),
 ];
 
 /// Files some cases need besides the edit.

@@ -37,6 +37,7 @@ pub fn execute(project: &Project, args: &Args) -> ExitStatus {
         match Plan::compile(project, path, &rules, today) {
             Err(d) => diags.extend(d),
             Ok(plan) => {
+                diags.extend(Diagnostics(plan.warnings.0.clone()));
                 for source in &plan.job.sources {
                     let resolved = resolved(&source.pattern);
                     if !resolved.starts_with(&root) {

@@ -194,7 +194,10 @@ fn locate(sql: &Sql, message: &str) -> Span {
         };
         let core = core.strip_suffix("...").unwrap_or(core);
         let start = text.find(core).map_or(0, |s| text[..s].chars().count());
-        return sql.map.span(line, start + caret.saturating_sub(cut) + 1, width);
+        let col = start + caret.saturating_sub(cut);
+        // One caret under a name underlines the whole name.
+        let name = text.chars().skip(col).take_while(|c| c.is_alphanumeric() || *c == '_').count();
+        return sql.map.span(line, col + 1, if width == 1 { name.max(1) } else { width });
     }
     // `Could not find key "grde" in struct`: the quoted name is in the text.
     if let Some(name) = message.split('"').nth(1)

@@ -30,6 +30,8 @@ pub struct Plan {
     pub lookups: Arc<Lookups>,
     /// When a run of this plan must stop (its job's `timeout`), set as the run starts.
     pub deadline: Arc<Deadline>,
+    /// What compiling found that is worth saying but stops nothing.
+    pub warnings: Diagnostics,
 }
 
 impl Plan {
@@ -111,7 +113,7 @@ impl Plan {
         if diags.has_errors() {
             return Err(diags);
         }
-        Ok(Plan { job, schema, rule_sets, outputs, engine, templates, lookups, deadline })
+        Ok(Plan { job, schema, rule_sets, outputs, engine, templates, lookups, deadline, warnings: diags })
     }
 }
 

@@ -57,12 +57,7 @@ impl Store {
 
     /// Each metric's total on the last `limit` days `job` published before `as_of` (the
     /// day's latest run), oldest first.
-    pub fn metric_history(
-        &self,
-        job: &str,
-        as_of: NaiveDate,
-        limit: usize,
-    ) -> Result<History, StoreError> {
+    pub fn metric_history(&self, job: &str, as_of: NaiveDate, limit: usize) -> Result<History, StoreError> {
         let mut stmt = self.conn.prepare(
             "WITH days AS (SELECT as_of, max(run_id) AS run_id FROM runs WHERE job = ? AND published AND as_of < ? \
                            GROUP BY as_of ORDER BY as_of DESC LIMIT ?) \
