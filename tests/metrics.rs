@@ -150,6 +150,19 @@ BOARD NUMBERS
 "
     );
     let html = std::fs::read_to_string(out_dir.join("summary--lead@example.com.html")).expect("html");
+    // The whole report says MRR: its headings and the attached list's column.
+    assert!(html.contains("% of accounts</th><th align=\"right\" style=\"border-bottom:1px solid #cbd2d9;color:#52606d;font-weight:600;\">MRR</th>"), "{html}");
+    run(&p, "2026-11-22");
+    let list = p
+        .files_under(".keepwell/runs")
+        .into_iter()
+        .find(|f| f.ends_with("summary/accounts.csv"))
+        .expect("list");
+    let list = std::fs::read_to_string(p.path().join(list)).expect("list");
+    assert_eq!(
+        list.lines().next(),
+        Some("account,name,owner,mrr,lifecycle,lifecycle score,risk,risk score,health,health score")
+    );
     assert!(html.contains("<div style=\"font-size:15px;font-weight:600;margin:0 0 6px;\">Board numbers</div>"));
     // A trend chart per metric with a history (inlined in the mail; the preview writes
     // each beside the page).

@@ -26,7 +26,9 @@ pub(super) fn write(c: Ctx, out_dir: &Path) -> Result<FullList, OutputError> {
     let Ctx { view, report, n, output, .. } = c;
     let started = std::time::Instant::now();
     let ordered = by_arr(c);
-    let mut labels = vec!["account".to_string(), "name".to_string(), "owner".to_string(), "arr".to_string()];
+    // The amount's column is named as the report calls it (`arr` unless `amount:` is set).
+    let amount = report.wording.amount.to_lowercase();
+    let mut labels = vec!["account".to_string(), "name".to_string(), "owner".to_string(), amount];
     for set in view.rule_sets {
         labels.push(set.name.clone());
         labels.push(format!("{} score", set.name));
