@@ -153,11 +153,7 @@ BOARD NUMBERS
     // The whole report says MRR: its headings and the attached list's column.
     assert!(html.contains("% of accounts</th><th align=\"right\" style=\"border-bottom:1px solid #cbd2d9;color:#52606d;font-weight:600;\">MRR</th>"), "{html}");
     run(&p, "2026-11-22");
-    let list = p
-        .files_under(".keepwell/runs")
-        .into_iter()
-        .find(|f| f.ends_with("summary/accounts.csv"))
-        .expect("list");
+    let list = p.files_under(".keepwell/runs").into_iter().find(|f| f.ends_with("summary/accounts.csv")).expect("list");
     let list = std::fs::read_to_string(p.path().join(list)).expect("list");
     assert_eq!(
         list.lines().next(),

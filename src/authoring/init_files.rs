@@ -379,9 +379,23 @@ pub fn job(name: &str, extracts: &[Extract], view: &EntityView, today: NaiveDate
         Some(o) => format!("'coalesce({o}, \"cs-team@example.com\")'"),
         None => "'\"cs-team@example.com\"'".into(),
     };
+    t.push_str(
+        "\nrule_sets: [starter]\n\n# Population numbers, SQL over every account and its results (`starter.grade`), kept\n\
+         # every run in the store's `metrics` table and charted in the summary (docs/metrics.md).\n\
+         metrics:\n  attention_share:\n    title: Accounts that need attention\n    \
+         numerator: count(*) FILTER (WHERE starter.grade = 'attention')\n    denominator: count(*)\n    of: all accounts\n",
+    );
+    if let Some(arr) = &view.arr {
+        let arr = crate::warehouse::ident(arr);
+        let _ = write!(
+            t,
+            "  attention_arr:\n    title: ARR that needs attention\n    \
+             value: sum({arr}) FILTER (WHERE starter.grade = 'attention')\n    format: money\n"
+        );
+    }
     let _ = write!(
         t,
-        "\nrule_sets: [starter]\n\noutputs:\n  - escalation:\n      name: attention\n      title: accounts that need attention\n      \
+        "\noutputs:\n  - escalation:\n      name: attention\n      title: accounts that need attention\n      \
          when: starter.grade == \"attention\"\n      owner: {owner}\n      remind_after: 7d\n      columns:\n        \
          - Account: {account}\n"
     );
