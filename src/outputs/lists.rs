@@ -221,7 +221,7 @@ pub(super) fn evaluate_escalation(
     e: &Escalation,
     warnings: &mut Vec<String>,
     escalated: &mut Vec<Escalated>,
-) -> Vec<OwnerList> {
+) -> (Vec<OwnerList>, Vec<Arc<str>>) {
     let mut by_owner: BTreeMap<Arc<str>, Vec<(f64, Cells, String)>> = BTreeMap::new();
     let output: Arc<str> = Arc::from(e.name.as_str());
     let mut failures = 0usize;
@@ -253,6 +253,8 @@ pub(super) fn evaluate_escalation(
     }
     let plan = reads.plan(&results);
     let hits = evaluate_condition(&results, &e.when);
+    let flagged: Vec<Arc<str>> =
+        hits.iter().enumerate().filter(|(_, h)| matches!(h, Ok(true))).map(|(row, _)| view.entity.keys[row].clone()).collect();
     // `when` first, with only what it reads; the columns only for the accounts listed.
     let rows: Vec<Row> = (0..view.entity.len())
         .into_par_iter()
@@ -319,14 +321,15 @@ pub(super) fn evaluate_escalation(
     if let Some(first) = first_failure {
         warnings.push(format!("escalation `{}`: `when` failed for {failures} accounts; first: {first}", e.name));
     }
-    by_owner
+    let lists = by_owner
         .into_iter()
         .map(|(owner, mut rows)| {
             rows.sort_by(|a, b| b.0.total_cmp(&a.0));
             let (rows, managers) = rows.into_iter().map(|(_, r, m)| (r, m)).unzip();
             OwnerList { owner: owner.to_string(), rows, managers }
         })
-        .collect()
+        .collect();
+    (lists, flagged)
 }
 
 #[cfg(test)]

@@ -18,6 +18,7 @@ pub use message::{Attachment, Inline, Mail};
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use chrono::NaiveDate;
 use lettre::message::Mailbox;
@@ -106,6 +107,9 @@ pub struct Rendered {
     pub escalations: Vec<(String, usize, usize)>,
     /// Every account listed, to remember.
     pub escalated: Vec<Escalated>,
+    /// Per escalation, every account its `when` held for (listed or left out until a
+    /// reminder is due), kept in the store so validation can tell what each flagged.
+    pub flagged: Vec<(Arc<str>, Vec<Arc<str>>)>,
 }
 
 /// Where rendered mail goes, a batch at a time: delivered, kept for a preview or dropped.
@@ -159,7 +163,8 @@ pub fn render(
     for output in outputs {
         let Output::Escalation(e) = output else { continue };
         let started = std::time::Instant::now();
-        let owners = evaluate_escalation(view, e, &mut rendered.warnings, &mut rendered.escalated);
+        let (owners, flagged) = evaluate_escalation(view, e, &mut rendered.warnings, &mut rendered.escalated);
+        rendered.flagged.push((Arc::from(e.name.as_str()), flagged));
         tracing::debug!(output = %e.name, seconds = started.elapsed().as_secs_f64(), "Escalation evaluated.");
         let accounts = owners.iter().map(|o| o.rows.len()).sum();
         rendered.escalations.push((e.name.clone(), owners.len(), accounts));

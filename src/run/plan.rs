@@ -93,6 +93,7 @@ impl Plan {
                 evaluated.push(&listed.value);
             }
         }
+        job.validation.check_names(&evaluated, &schema.names().collect::<Vec<_>>(), &mut diags);
         crate::metrics::check(warehouse.connection(), &job.entity.view, &schema, &evaluated, &job.metrics, &mut diags);
         if job.owners.is_empty()
             && let Some(m) = job.metrics.iter().find(|m| m.alert_when.is_some())

@@ -300,6 +300,12 @@ impl Run<'_> {
         };
         report.warnings.append(&mut rendered.warnings);
         report.files = std::mem::take(&mut rendered.files);
+        if !options.dry_run
+            && report.published
+            && let Some(run_id) = report.run_id
+        {
+            store.record_flagged(run_id, &plan.job.name, &std::mem::take(&mut rendered.flagged), &self.spill)?;
+        }
         if options.dry_run {
             report.preview = preview;
         }

@@ -67,6 +67,41 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Every account each escalation's `when` held for in run `run_id`, so `keepwell
+    /// validate` can tell what an escalation flagged ahead of an outcome.
+    pub fn record_flagged(
+        &self,
+        run_id: i64,
+        job: &str,
+        flagged: &[(Arc<str>, Vec<Arc<str>>)],
+        staging: &Path,
+    ) -> Result<(), StoreError> {
+        let (mut outputs, mut accounts) = (StringBuilder::new(), StringBuilder::new());
+        for (output, listed) in flagged {
+            for account in listed {
+                outputs.append_value(output);
+                accounts.append_value(account);
+            }
+        }
+        let schema = ArrowSchema::new(
+            ["output", "account_id"].map(|n| Field::new(n, DataType::Utf8, false)).to_vec(),
+        );
+        let arrays: Vec<ArrayRef> = vec![Arc::new(outputs.finish()), Arc::new(accounts.finish())];
+        let path = staging.join("flagged.parquet");
+        write_parquet(&path, &RecordBatch::try_new(Arc::new(schema), arrays)?, false)?;
+        let result = self.conn.execute_batch(&format!(
+            "DELETE FROM flagged WHERE run_id = {run_id}; \
+             INSERT INTO flagged SELECT {run_id}, {job}, output, account_id FROM read_parquet({path})",
+            job = crate::warehouse::sql_string(job),
+            path = crate::warehouse::sql_string(&path.display().to_string())
+        ));
+        let _ = std::fs::remove_file(&path);
+        result?;
+        Ok(())
+    }
+}
+
 /// What each escalation last listed, by output and account: the row's listed row's state (`outputs::Cells::state`) and
 /// the day it was sent. Each output's accounts in a [`KeyIndex`] and digests as numbers: at
 /// 1M accounts a map of `String`s took 72 MB for the 265k accounts listed, this 15 MB.

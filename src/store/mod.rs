@@ -102,6 +102,12 @@ CREATE TABLE IF NOT EXISTS escalations (
     last_sent DATE NOT NULL,
     PRIMARY KEY (job, output, account_id)
 );
+CREATE TABLE IF NOT EXISTS flagged (
+    run_id BIGINT NOT NULL,
+    job VARCHAR NOT NULL,
+    output VARCHAR NOT NULL,
+    account_id VARCHAR NOT NULL
+);
 CREATE TABLE IF NOT EXISTS metrics (
     run_id BIGINT NOT NULL,
     job VARCHAR NOT NULL,

@@ -65,11 +65,13 @@ pub enum Code {
     SourceColumn,
     /// A metric without a value, or whose SQL fails over the accounts.
     Metric,
+    /// An outcomes file or a `validation:` setting that cannot be read as written.
+    Outcomes,
 }
 
 impl Code {
     /// Every code, in order.
-    pub const ALL: [Code; 30] = [
+    pub const ALL: [Code; 31] = [
         Code::Unreadable,
         Code::Yaml,
         Code::BadName,
@@ -100,6 +102,7 @@ impl Code {
         Code::SourceFile,
         Code::SourceColumn,
         Code::Metric,
+        Code::Outcomes,
     ];
 
     /// The stable code, `KW` and three digits.
@@ -135,6 +138,7 @@ impl Code {
             Code::SourceFile => "KW044",
             Code::SourceColumn => "KW045",
             Code::Metric => "KW046",
+            Code::Outcomes => "KW047",
         }
     }
 
@@ -171,6 +175,7 @@ impl Code {
             Code::SourceFile => "source file not found",
             Code::SourceColumn => "column not in the file",
             Code::Metric => "metric fails",
+            Code::Outcomes => "outcomes cannot be read",
         }
     }
 }

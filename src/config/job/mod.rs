@@ -5,10 +5,12 @@
 //! warehouse has described it.
 
 mod metric;
+mod outcomes;
 pub mod raw;
 mod sql_type;
 
 pub use metric::{Measure, Metric, MetricFormat, Sql};
+pub use outcomes::{DEFAULT_REASONS, FIELDS as OUTCOME_FIELDS, OutcomesSpec, ValidationSpec, horizon_days};
 pub use sql_type::{SqlType, TypeError};
 
 use std::path::PathBuf;
@@ -40,6 +42,10 @@ pub struct Job {
     pub owners: Vec<lettre::message::Mailbox>,
     /// Population numbers computed every run.
     pub metrics: Vec<Metric>,
+    /// What happened to accounts, for `keepwell validate`; runs never read it.
+    pub outcomes: Option<OutcomesSpec>,
+    /// How `keepwell validate` judges the rule sets.
+    pub validation: ValidationSpec,
     /// The job `extends` a base with errors: what it inherits is incomplete, so nothing
     /// that follows from it (its sources, features) is checked further.
     pub base_broken: bool,
@@ -277,6 +283,16 @@ impl Job {
             (None, Some(b)) => b.metrics.clone(),
             (None, None) => Vec::new(),
         };
+        let outcomes = match (&raw.outcomes, &base) {
+            (Some(o), _) => Some(outcomes::outcomes(project, &file, o, &mut diags)),
+            (None, Some(b)) => b.outcomes.clone(),
+            (None, None) => None,
+        };
+        let validation = match (&raw.validation, &base) {
+            (Some(v), _) => outcomes::validation(&file, v, &mut diags),
+            (None, Some(b)) => b.validation.clone(),
+            (None, None) => ValidationSpec::default(),
+        };
         let timeout = match &raw.timeout {
             Some(t) => parse_duration(&t.value).filter(|d| !d.is_zero()).unwrap_or_else(|| {
                 diags.push(
@@ -304,6 +320,8 @@ impl Job {
             on_failure,
             owners,
             metrics,
+            outcomes,
+            validation,
             base_broken,
         };
         Ok((job, raw.outputs, diags))

@@ -28,6 +28,11 @@ pub struct RawJob {
     /// `metrics` table and shown in the report. A job that `extends` another has its
     /// metrics unless it sets its own.
     pub metrics: Option<IndexMap<String, RawMetric>>,
+    /// What happened to accounts: one row per renewal or churn event, read by `keepwell
+    /// validate` to measure whether the rules saw it coming. Not loaded by runs.
+    pub outcomes: Option<RawOutcomes>,
+    /// How `keepwell validate` judges the rule sets against the outcomes.
+    pub validation: Option<RawValidation>,
     /// Who owns the job: mailed when a metric's `alert_when` holds, and when a scheduled run
     /// fails unless `on_failure` names others.
     #[serde(default)]
@@ -332,4 +337,65 @@ pub struct RawSchedule {
     /// the daemon starts, `none` skips them.
     #[schemars(with = "Option<String>")]
     pub catch_up: Option<Spanned<String>>,
+}
+
+/// The outcomes extract: one row per renewal or churn event.
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawOutcomes {
+    /// The file (CSV, Parquet or JSON), relative to the project folder.
+    #[schemars(with = "String")]
+    pub path: Spanned<String>,
+    /// The file's column for each field where its name differs: `account` (`account_id`),
+    /// `date`, `outcome` (`renewed`, `churned`, `downsold` or `expanded`), `arr_before`,
+    /// `arr_after`, `reasons` (codes separated by `|`, `;` or `,`) and `note`.
+    #[serde(default)]
+    #[schemars(with = "IndexMap<String, String>")]
+    pub columns: IndexMap<String, Spanned<String>>,
+    /// The reason codes the team records; DOMAIN.md's ten churn reasons unless set.
+    #[schemars(with = "Option<Vec<String>>")]
+    pub reasons: Option<Vec<Spanned<String>>>,
+}
+
+/// How `keepwell validate` reads the rule sets against the outcomes.
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawValidation {
+    /// The rule sets to judge; every rule set of the job unless set.
+    #[schemars(with = "Option<Vec<String>>")]
+    pub rule_sets: Option<Vec<Spanned<String>>>,
+    /// How long before its outcome an account's grade is read (`90d` unless set).
+    #[schemars(with = "Option<String>")]
+    pub horizon: Option<Spanned<String>>,
+    /// Fewer accounts than this in a grade or among those a rule fired on reads "too few to
+    /// tell" (10 unless set).
+    pub min_count: Option<u64>,
+    /// Rule sets whose higher score means a healthier account (health, adoption); for the
+    /// others a higher score means more risk.
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
+    pub higher_is_healthier: Vec<Spanned<String>>,
+    /// The rule set whose score is the share of ARR expected to be kept, in percent.
+    #[schemars(with = "Option<String>")]
+    pub forecast: Option<Spanned<String>>,
+    /// The rule set whose grade is the account's impact category, to split the forecast by.
+    #[schemars(with = "Option<String>")]
+    pub category: Option<Spanned<String>>,
+    /// What the root-cause review splits reasons by: entity columns (`industry`), a rule
+    /// set's grade (`stage.grade`) or `owner`.
+    #[schemars(with = "Option<Vec<String>>")]
+    pub segments: Option<Vec<Spanned<String>>>,
+    /// When a churn reason is systemic rather than a one-off.
+    pub systemic: Option<RawSystemic>,
+}
+
+/// A reason is systemic when at least `count` accounts give it and they are at least
+/// `share` of the churned accounts or of the ARR lost, overall or within a segment.
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawSystemic {
+    pub count: Option<u64>,
+    /// A percentage (`20%`) or a fraction (`0.2`).
+    #[schemars(with = "Option<String>")]
+    pub share: Option<Spanned<String>>,
 }
