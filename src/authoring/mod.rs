@@ -1,6 +1,7 @@
 //! The rule author's tools, on top of a run: `explain` one account, `diff` rule changes on
-//! the same rows, the `tests:` runner, a new project (`init`), read-only SQL over the store (`query`), the editor schemas, and the
-//! demo data generator.
+//! the same rows, the `tests:` runner, a new project (`init`), read-only SQL over the store
+//! (`query`), the rule sets measured against outcomes (`validate`), the editor schemas, and
+//! the demo data generator.
 
 pub mod demo_data;
 pub mod diff;
@@ -10,3 +11,4 @@ mod init_files;
 pub mod query;
 pub mod schema;
 pub mod testing;
+pub mod validate;

@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 
 use crate::authoring::diff::{Diff, DiffError, DiffOptions, SetDiff, diff, matrix_rows};
-use crate::cli::ExitStatus;
+use crate::cli::{ExitStatus, money, table};
 use crate::config::project::Project;
 use crate::entity::format_float;
 
@@ -55,9 +55,6 @@ pub fn execute(project: &Project, args: &Args) -> ExitStatus {
     }
 }
 
-fn money(v: f64) -> String {
-    crate::rules::engine::money(v).replace('$', "")
-}
 
 fn side(grade: &Option<String>, score: Option<f64>) -> String {
     let score = score.map(|s| format_float((s * 10.0).round() / 10.0)).unwrap_or_else(|| "-".into());
@@ -122,22 +119,4 @@ fn render_set(out: &mut String, s: &SetDiff, limit: usize, markdown: bool) {
         let _ = writeln!(out, "\n... and {} more (--limit to see them)", s.accounts.len() - limit);
     }
     let _ = writeln!(out);
-}
-
-fn table(out: &mut String, rows: &[Vec<String>], markdown: bool) {
-    let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
-    let widths: Vec<usize> =
-        (0..cols).map(|c| rows.iter().map(|r| r.get(c).map_or(0, |v| v.chars().count())).max().unwrap_or(0)).collect();
-    for (i, r) in rows.iter().enumerate() {
-        let cells: Vec<String> =
-            (0..cols).map(|c| format!("{:<w$}", r.get(c).cloned().unwrap_or_default(), w = widths[c])).collect();
-        if markdown {
-            let _ = writeln!(out, "| {} |", cells.join(" | "));
-            if i == 0 {
-                let _ = writeln!(out, "|{}|", widths.iter().map(|w| "-".repeat(w + 2)).collect::<Vec<_>>().join("|"));
-            }
-        } else {
-            let _ = writeln!(out, "  {}", cells.join("  ").trim_end());
-        }
-    }
 }

@@ -14,7 +14,9 @@ pub mod schema;
 mod serve;
 mod status;
 mod test;
+mod validate;
 
+use std::fmt::Write as _;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -87,6 +89,9 @@ enum Command {
     Explain(explain::Args),
     /// Run the tests written in the rule files.
     Test(test::Args),
+    /// Measure the rule sets against what happened: churn by grade, AUC, rules, escalations,
+    /// the forecast, and the churn reasons' root causes.
+    Validate(validate::Args),
     /// Write JSON Schemas of job and rule files for editors.
     Schema(schema::Args),
     /// Write a deterministic, realistic set of extracts to play with or benchmark on.
@@ -137,6 +142,7 @@ pub fn main() -> i32 {
                 Command::Test(args) => test::execute(&project, args),
                 Command::Explain(args) => explain::execute(&project, args),
                 Command::Diff(args) => diff::execute(&project, args),
+                Command::Validate(args) => validate::execute(&project, args),
                 Command::DemoData(_) | Command::Schema(_) | Command::Init(_) => unreachable!("handled above"),
             },
         },
@@ -210,5 +216,29 @@ pub fn job_path(project: &Project, given: Option<&str>) -> Result<PathBuf, ExitS
                 Err(ExitStatus::Config)
             }
         },
+    }
+}
+
+/// An amount as tables show it: `1,234` (the currency is the report's to say).
+pub(crate) fn money(v: f64) -> String {
+    crate::rules::engine::money(v).replace('$', "")
+}
+
+/// Rows as aligned text, or as a Markdown table; the first row is the header.
+pub(crate) fn table(out: &mut String, rows: &[Vec<String>], markdown: bool) {
+    let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let widths: Vec<usize> =
+        (0..cols).map(|c| rows.iter().map(|r| r.get(c).map_or(0, |v| v.chars().count())).max().unwrap_or(0)).collect();
+    for (i, r) in rows.iter().enumerate() {
+        let cells: Vec<String> =
+            (0..cols).map(|c| format!("{:<w$}", r.get(c).cloned().unwrap_or_default(), w = widths[c])).collect();
+        if markdown {
+            let _ = writeln!(out, "| {} |", cells.join(" | "));
+            if i == 0 {
+                let _ = writeln!(out, "|{}|", widths.iter().map(|w| "-".repeat(w + 2)).collect::<Vec<_>>().join("|"));
+            }
+        } else {
+            let _ = writeln!(out, "  {}", cells.join("  ").trim_end());
+        }
     }
 }

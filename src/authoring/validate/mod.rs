@@ -1,0 +1,336 @@
+//! `keepwell validate`: the rule sets measured against what happened. Each renewal or churn
+//! in the job's outcomes file is matched with the results its account had `horizon` days
+//! before (the latest published run on or before that day), and the figures say whether the
+//! grades, scores, rules, escalations and forecast saw it coming. Nothing is re-evaluated:
+//! the store's history is what the team saw at the time.
+
+mod events;
+mod figures;
+mod history;
+mod rootcause;
+mod stats;
+
+pub use events::{Event, Kind};
+pub use figures::{EscalationAt, EscalationFigures, Forecast, ForecastRow, Foreseen, GradeRow, RuleRow, SetFigures};
+pub use rootcause::{ReasonRow, RootCause, Segment, SegmentReview};
+pub use stats::{Rate, auc, top_decile_lift};
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use chrono::{Duration, NaiveDate};
+use serde::Serialize;
+
+use crate::config::diagnostic::Diagnostics;
+use crate::config::project::Project;
+use crate::outputs::Output;
+use crate::rules::{Body, RuleSetSources};
+use crate::run::plan::Plan;
+use figures::Scored;
+use history::{History, Stored};
+
+/// The horizons each escalation's precision and recall are read at.
+pub const ESCALATION_DAYS: [u32; 3] = [30, 60, 90];
+
+#[derive(Debug, thiserror::Error)]
+pub enum ValidateError {
+    #[error("{0}")]
+    Config(Diagnostics),
+    #[error(
+        "job `{0}` has no outcomes to validate against: add an `outcomes:` block with the file of renewals and churns (docs/validation.md)"
+    )]
+    NoOutcomes(String),
+    #[error("there is no store yet at `{0}`: run the job first, so there is history to validate")]
+    NoStore(String),
+    #[error("job `{0}` has no published run in the store: run it first, so there is history to validate")]
+    NoHistory(String),
+    #[error("reading the store failed: {0}")]
+    Store(#[from] duckdb::Error),
+}
+
+pub struct ValidateOptions<'a> {
+    pub job: &'a Path,
+    /// Overrides the job's `validation: horizon`.
+    pub horizon_days: Option<u32>,
+    /// Only outcomes on or after this day.
+    pub since: Option<NaiveDate>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Validation {
+    pub job: String,
+    pub outcomes_file: String,
+    pub horizon_days: u32,
+    pub since: Option<NaiveDate>,
+    pub min_count: u64,
+    pub coverage: Coverage,
+    pub rule_sets: Vec<SetFigures>,
+    /// `None` when no run recorded what its escalations flagged.
+    pub escalations: Option<Vec<EscalationFigures>>,
+    pub forecast: Option<Forecast>,
+    pub foreseen: Vec<Foreseen>,
+    pub root_cause: RootCause,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Coverage {
+    pub events: u64,
+    pub renewed: u64,
+    pub churned: u64,
+    pub downsold: u64,
+    pub expanded: u64,
+    /// Events whose account was scored `horizon` days before.
+    pub scored: u64,
+    /// Events earlier than the history reaches (no run `horizon` days before).
+    pub before_history: u64,
+    /// Events with a run that early whose account was not in it (a newer customer).
+    pub not_in_run: u64,
+    pub first_run: Option<NaiveDate>,
+    pub last_run: Option<NaiveDate>,
+}
+
+pub fn validate(project: &Project, options: &ValidateOptions) -> Result<Validation, ValidateError> {
+    let (sources, d) = RuleSetSources::load(&project.root, &project.rules_dir());
+    if d.has_errors() {
+        return Err(ValidateError::Config(d));
+    }
+    let today = chrono::Local::now().date_naive();
+    let plan = Plan::compile_for_tests(project, options.job, &sources, today).map_err(ValidateError::Config)?;
+    let job = &plan.job;
+    let spec = job.outcomes.as_ref().ok_or_else(|| ValidateError::NoOutcomes(job.name.clone()))?;
+    let settings = &job.validation;
+    let horizon = options.horizon_days.unwrap_or(settings.horizon_days);
+    let mut events = events::read(spec).map_err(ValidateError::Config)?;
+    if let Some(since) = options.since {
+        events.retain(|e| e.date >= since);
+    }
+    events.sort_by(|a, b| a.date.cmp(&b.date).then(a.account.cmp(&b.account)));
+    if !project.store.is_file() {
+        return Err(ValidateError::NoStore(project.display(&project.store)));
+    }
+    let history = History::open(&project.store, &job.name)?;
+    if history.runs.is_empty() {
+        return Err(ValidateError::NoHistory(job.name.clone()));
+    }
+    let before = |e: &Event, days: u32| history.run_at(e.date - Duration::days(i64::from(days)));
+    let (at_horizon, results) = results_at(&history, &events, |e| before(e, horizon))?;
+    let coverage = Coverage {
+        events: events.len() as u64,
+        renewed: events.iter().filter(|e| e.kind == Kind::Renewed).count() as u64,
+        churned: events.iter().filter(|e| e.kind == Kind::Churned).count() as u64,
+        downsold: events.iter().filter(|e| e.kind == Kind::Downsold).count() as u64,
+        expanded: events.iter().filter(|e| e.kind == Kind::Expanded).count() as u64,
+        scored: results.iter().filter(|r| !r.is_empty()).count() as u64,
+        before_history: at_horizon.iter().filter(|r| r.is_none()).count() as u64,
+        not_in_run: at_horizon.iter().zip(&results).filter(|(r, s)| r.is_some() && s.is_empty()).count() as u64,
+        first_run: history.runs.first().map(|r| r.1),
+        last_run: history.runs.last().map(|r| r.1),
+    };
+    let scored: Vec<Scored> = events
+        .iter()
+        .zip(&results)
+        .filter(|(_, r)| !r.is_empty())
+        .map(|(event, results)| Scored { event, results })
+        .collect();
+    let judged: Vec<&str> = match settings.rule_sets.is_empty() {
+        true => plan.rule_sets.iter().map(|s| s.name.as_str()).collect(),
+        false => settings.rule_sets.iter().map(|(n, _)| n.as_str()).collect(),
+    };
+    let rule_sets = judged
+        .iter()
+        .filter_map(|name| plan.rule_sets.iter().find(|s| s.name == *name))
+        .map(|set| {
+            let healthier = settings.higher_is_healthier.iter().any(|(n, _)| *n == set.name);
+            let grades: Vec<String> = set.grades.iter().map(|g| g.name.to_string()).collect();
+            figures::set_figures(&set.name, healthier, &grades, &rule_ids(&set.body), &scored, settings.min_count)
+        })
+        .collect();
+    let escalations = match history.has_flagged()? {
+        true => Some(escalation_figures(&plan, &history, &events, before)?),
+        false => None,
+    };
+    let grades_of = |name: &str| -> Vec<String> {
+        plan.rule_sets
+            .iter()
+            .find(|s| s.name == name)
+            .map(|s| s.grades.iter().map(|g| g.name.to_string()).collect())
+            .unwrap_or_default()
+    };
+    let forecast = settings.forecast.as_ref().map(|(set, _)| {
+        let category = settings.category.as_ref().map(|(c, _)| (c.clone(), grades_of(c)));
+        figures::forecast(set, category.as_ref().map(|(c, g)| (c.as_str(), g.as_slice())), &scored)
+    });
+    let lost: Vec<(usize, &Event)> = events.iter().enumerate().filter(|(_, e)| e.kind.lost()).collect();
+    let windows: Vec<(usize, &str, NaiveDate, NaiveDate)> = lost
+        .iter()
+        .filter(|(_, e)| !e.reasons.is_empty())
+        .map(|(i, e)| (*i, e.account.as_str(), e.date - Duration::days(i64::from(horizon)), e.date))
+        .collect();
+    let fired = history.fired_between(&windows)?;
+    let with_leads: Vec<(&Event, HashMap<String, i64>)> = lost
+        .iter()
+        .map(|(i, e)| {
+            let leads = fired.get(i).map(|codes| {
+                codes.iter().map(|(code, first)| (code.clone(), (e.date - *first).num_days())).collect()
+            });
+            (*e, leads.unwrap_or_default())
+        })
+        .collect();
+    let foreseen = figures::foreseen(&spec.reasons, &with_leads, &signals(&plan));
+    let lost_events: Vec<&Event> = lost.iter().map(|(_, e)| *e).collect();
+    let dimensions = segments(project, &plan, &history, &lost_events)?;
+    let root_cause = rootcause::root_cause(
+        &lost_events,
+        &spec.reasons,
+        &dimensions,
+        settings.systemic_count,
+        settings.systemic_share,
+    );
+    Ok(Validation {
+        job: job.name.clone(),
+        outcomes_file: spec.display.clone(),
+        horizon_days: horizon,
+        since: options.since,
+        min_count: settings.min_count,
+        coverage,
+        rule_sets,
+        escalations,
+        forecast,
+        foreseen,
+        root_cause,
+    })
+}
+
+type AtRun = Option<(i64, NaiveDate)>;
+
+/// Each event's run (from `pick`) and its account's results in it, by rule set (empty when
+/// there is no run that early, or the account was not in it).
+fn results_at(
+    history: &History,
+    events: &[Event],
+    pick: impl Fn(&Event) -> AtRun,
+) -> Result<(Vec<AtRun>, Vec<HashMap<String, Stored>>), ValidateError> {
+    let at: Vec<AtRun> = events.iter().map(&pick).collect();
+    let pairs: Vec<(i64, &str)> =
+        events.iter().zip(&at).filter_map(|(e, r)| r.map(|(run, _)| (run, e.account.as_str()))).collect();
+    let mut stored = history.results(&pairs)?;
+    let mut by_pair: HashMap<(i64, String), HashMap<String, Stored>> = HashMap::new();
+    for ((run, account, set), s) in stored.drain() {
+        by_pair.entry((run, account)).or_default().insert(set, s);
+    }
+    let results = events
+        .iter()
+        .zip(&at)
+        .map(|(e, r)| r.and_then(|(run, _)| by_pair.get(&(run, e.account.clone())).cloned()).unwrap_or_default())
+        .collect();
+    Ok((at, results))
+}
+
+fn escalation_figures(
+    plan: &Plan,
+    history: &History,
+    events: &[Event],
+    before: impl Fn(&Event, u32) -> AtRun,
+) -> Result<Vec<EscalationFigures>, ValidateError> {
+    let outputs: Vec<&str> = plan
+        .outputs
+        .iter()
+        .filter_map(|o| match o {
+            Output::Escalation(e) => Some(e.name.as_str()),
+            Output::Summary(_) => None,
+        })
+        .collect();
+    let mut figures: Vec<EscalationFigures> =
+        outputs.iter().map(|o| EscalationFigures { output: o.to_string(), horizons: Vec::new() }).collect();
+    for days in ESCALATION_DAYS {
+        let (at, results) = results_at(history, events, |e| before(e, days))?;
+        let scored: Vec<(&Event, i64)> = events
+            .iter()
+            .zip(at.iter().zip(&results))
+            .filter_map(|(e, (r, s))| Some((e, r.filter(|_| !s.is_empty())?.0)))
+            .collect();
+        let pairs: Vec<(i64, &str)> = scored.iter().map(|(e, run)| (*run, e.account.as_str())).collect();
+        let flagged = history.flagged(&pairs)?;
+        for f in &mut figures {
+            let hits: std::collections::HashSet<(i64, &str)> =
+                flagged.get(&f.output).into_iter().flatten().map(|(r, a)| (*r, a.as_str())).collect();
+            let marked: Vec<(&Event, bool)> =
+                scored.iter().map(|(e, run)| (*e, hits.contains(&(*run, e.account.as_str())))).collect();
+            f.horizons.push(figures::escalation_at(days, &marked));
+        }
+    }
+    Ok(figures)
+}
+
+/// A rule set's own rule ids, in the order written.
+fn rule_ids(body: &Body) -> Vec<String> {
+    match body {
+        Body::Points(rules) => rules.iter().map(|r| r.id.to_string()).collect(),
+        Body::Scorecard(measures) => measures.iter().map(|m| m.id.to_string()).collect(),
+        Body::Classification { classes, .. } => classes.iter().map(|c| c.id.to_string()).collect(),
+        Body::Script(_) => Vec::new(),
+    }
+}
+
+/// Every code a reason can be matched with: the rules' tags and ids.
+fn signals(plan: &Plan) -> Vec<String> {
+    let mut codes: Vec<String> = Vec::new();
+    for set in &plan.rule_sets {
+        if let Body::Points(rules) = &set.body {
+            for r in rules {
+                codes.extend(r.tags.iter().map(|t| t.to_string()));
+            }
+        }
+        codes.extend(rule_ids(&set.body));
+    }
+    codes.sort();
+    codes.dedup();
+    codes
+}
+
+/// Each lost event's segment in every dimension the review splits by, read from the last
+/// run before the outcome: an entity column (from the run's snapshot), `owner`, or a rule
+/// set's grade. Without `segments:`, the owner and the impact category's grade.
+fn segments(
+    project: &Project,
+    plan: &Plan,
+    history: &History,
+    lost: &[&Event],
+) -> Result<Vec<(String, Vec<String>)>, ValidateError> {
+    let settings = &plan.job.validation;
+    let mut names: Vec<String> = settings.segments.iter().map(|(s, _)| s.clone()).collect();
+    if names.is_empty() {
+        if plan.job.entity.owner.is_some() {
+            names.push("owner".into());
+        }
+        if let Some((c, _)) = &settings.category {
+            names.push(format!("{c}.grade"));
+        }
+    }
+    let at: Vec<AtRun> = lost.iter().map(|e| history.run_before(e.date)).collect();
+    let pairs: Vec<(i64, &str)> =
+        lost.iter().zip(&at).filter_map(|(e, r)| r.map(|(run, _)| (run, e.account.as_str()))).collect();
+    let unknown = "(not in history)".to_string();
+    let mut dimensions = Vec::new();
+    for name in names {
+        let values: HashMap<(i64, String), String> = match name.split_once('.') {
+            Some((set, "grade")) => history
+                .results(&pairs)?
+                .into_iter()
+                .filter(|((_, _, s), _)| s == set)
+                .map(|((run, account, _), s)| ((run, account), s.grade.unwrap_or_else(|| "none".into())))
+                .collect(),
+            _ if name == "owner" => history.owners(&pairs)?,
+            _ => history.column(&project.runs, &plan.job.entity.key, &name, &pairs)?,
+        };
+        let column = lost
+            .iter()
+            .zip(&at)
+            .map(|(e, r)| {
+                r.and_then(|(run, _)| values.get(&(run, e.account.clone())).cloned()).unwrap_or_else(|| unknown.clone())
+            })
+            .collect();
+        dimensions.push((name, column));
+    }
+    Ok(dimensions)
+}
