@@ -15,7 +15,7 @@ CARGO ?= cargo
 # The fixtures end on this day; running the demo as of it keeps every story in the data.
 AS_OF ?= 2026-11-23
 
-.PHONY: demo history screenshot bench test lint build duckdb fixtures clean-demo smtp-server
+.PHONY: demo history screenshot bench test lint build duckdb fixtures clean-demo smtp-server scikit-learn
 
 # The weeks before AS_OF are run first without mail, so the report has a history to chart
 # and movements to show.
@@ -43,7 +43,7 @@ screenshot: clean-demo history
 	  --screenshot=$(CURDIR)/docs/images/executive-report.png \
 	  "file://$(CURDIR)/.keepwell/screenshot/summary--cs-leadership@example.com.html"
 
-test: $(DUCKDB_LIB) smtp-server
+test: $(DUCKDB_LIB) smtp-server scikit-learn
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets --quiet -- -D warnings
 	$(CARGO) test
@@ -60,6 +60,10 @@ bench: $(DUCKDB_LIB)
 # The SMTP tests talk to a real server on loopback: Python's aiosmtpd, from PyPI.
 smtp-server:
 	@python3 -c 'import aiosmtpd' 2>/dev/null || python3 -m pip install --quiet --disable-pip-version-check aiosmtpd
+
+# The validation test checks the AUC and the Wilson intervals against scikit-learn and SciPy.
+scikit-learn:
+	@python3 -c 'import sklearn, scipy' 2>/dev/null || python3 -m pip install --quiet --disable-pip-version-check scikit-learn
 
 build: $(DUCKDB_LIB)
 	$(CARGO) build --release

@@ -55,7 +55,6 @@ pub fn execute(project: &Project, args: &Args) -> ExitStatus {
     }
 }
 
-
 fn side(grade: &Option<String>, score: Option<f64>) -> String {
     let score = score.map(|s| format_float((s * 10.0).round() / 10.0)).unwrap_or_else(|| "-".into());
     format!("{} {score}", grade.as_deref().unwrap_or("none"))

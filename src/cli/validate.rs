@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use crate::authoring::validate::{Rate, RootCause, SetFigures, Validation, ValidateError, ValidateOptions, validate};
+use crate::authoring::validate::{Rate, RootCause, SetFigures, ValidateError, ValidateOptions, Validation, validate};
 use crate::cli::{ExitStatus, money, table};
 use crate::config::project::Project;
 
@@ -62,8 +62,9 @@ pub fn execute(project: &Project, args: &Args) -> ExitStatus {
     }
 }
 
+/// A share as a percentage; adding zero turns an empty sum's `-0` into `0`.
 fn pct(v: Option<f64>) -> String {
-    v.map_or("-".into(), |v| format!("{:.1}%", v * 100.0))
+    v.map_or("-".into(), |v| format!("{:.1}%", v * 100.0 + 0.0))
 }
 
 fn times(v: Option<f64>) -> String {
@@ -142,7 +143,9 @@ fn rule_set(out: &mut String, s: &SetFigures, min_count: u64, markdown: bool) {
     );
     heading(out, markdown, 2, &title);
     let mut rows = vec![
-        ["grade", "accounts", "churned", "churn rate", "95% interval", "lift", "churned ARR", ""].map(String::from).to_vec(),
+        ["grade", "accounts", "churned", "churn rate", "95% interval", "lift", "churned ARR", ""]
+            .map(String::from)
+            .to_vec(),
     ];
     for g in &s.grades {
         rows.push(vec![
@@ -193,7 +196,12 @@ fn escalations(out: &mut String, v: &Validation, markdown: bool) {
     if escalations.is_empty() {
         return;
     }
-    heading(out, markdown, 2, "Escalations: precision (churned of those flagged) and recall (flagged of those churned)");
+    heading(
+        out,
+        markdown,
+        2,
+        "Escalations: precision (churned of those flagged) and recall (flagged of those churned)",
+    );
     let mut rows = vec![
         ["escalation", "days before", "accounts", "flagged", "churned", "caught", "precision", "recall"]
             .map(String::from)
@@ -312,7 +320,8 @@ fn root_cause(out: &mut String, r: &RootCause, markdown: bool) {
                 })
             })
             .collect();
-        let verdict = if systemic.is_empty() { " no reason is systemic within a segment".to_string() } else { String::new() };
+        let verdict =
+            if systemic.is_empty() { " no reason is systemic within a segment".to_string() } else { String::new() };
         let _ = writeln!(out, "By {}:{verdict}", d.by);
         for line in systemic {
             let _ = writeln!(out, "{}{line}", if markdown { "- " } else { "  " });

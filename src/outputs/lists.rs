@@ -253,8 +253,12 @@ pub(super) fn evaluate_escalation(
     }
     let plan = reads.plan(&results);
     let hits = evaluate_condition(&results, &e.when);
-    let flagged: Vec<Arc<str>> =
-        hits.iter().enumerate().filter(|(_, h)| matches!(h, Ok(true))).map(|(row, _)| view.entity.keys[row].clone()).collect();
+    let flagged: Vec<Arc<str>> = hits
+        .iter()
+        .enumerate()
+        .filter(|(_, h)| matches!(h, Ok(true)))
+        .map(|(row, _)| view.entity.keys[row].clone())
+        .collect();
     // `when` first, with only what it reads; the columns only for the accounts listed.
     let rows: Vec<Row> = (0..view.entity.len())
         .into_par_iter()

@@ -84,9 +84,7 @@ impl Store {
                 accounts.append_value(account);
             }
         }
-        let schema = ArrowSchema::new(
-            ["output", "account_id"].map(|n| Field::new(n, DataType::Utf8, false)).to_vec(),
-        );
+        let schema = ArrowSchema::new(["output", "account_id"].map(|n| Field::new(n, DataType::Utf8, false)).to_vec());
         let arrays: Vec<ArrayRef> = vec![Arc::new(outputs.finish()), Arc::new(accounts.finish())];
         let path = staging.join("flagged.parquet");
         write_parquet(&path, &RecordBatch::try_new(Arc::new(schema), arrays)?, false)?;

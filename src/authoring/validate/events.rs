@@ -19,8 +19,12 @@ pub enum Kind {
 }
 
 impl Kind {
-    pub const ALL: [(&'static str, Kind); 4] =
-        [("renewed", Kind::Renewed), ("churned", Kind::Churned), ("downsold", Kind::Downsold), ("expanded", Kind::Expanded)];
+    pub const ALL: [(&'static str, Kind); 4] = [
+        ("renewed", Kind::Renewed),
+        ("churned", Kind::Churned),
+        ("downsold", Kind::Downsold),
+        ("expanded", Kind::Expanded),
+    ];
 
     /// Churned or downsold: ARR was lost, so its reasons are reviewed.
     pub fn lost(self) -> bool {
@@ -154,9 +158,9 @@ fn event(spec: &OutcomesSpec, row: &Row, diags: &mut Diagnostics) -> Option<Even
     };
     let arr_before = money(3, diags);
     let arr_after = money(4, diags);
+    // An amount that is there but unreadable has its own error already.
     if let Some(k @ (Kind::Downsold | Kind::Expanded)) = kind
-        && (arr_before.is_none() || arr_after.is_none())
-        && cell(3).is_none() | cell(4).is_none()
+        && (cell(3).is_none() || cell(4).is_none())
     {
         let name = Kind::ALL.iter().find(|(_, x)| *x == k).map_or("", |(n, _)| n);
         diags.push(error(
@@ -203,7 +207,10 @@ fn positions(spec: &OutcomesSpec, header: &[String], diags: &mut Diagnostics) ->
                 Diagnostic::error(
                     Code::Outcomes,
                     spec.span.clone(),
-                    format!("outcomes file `{}` has no column `{column}` (the `{}` field)", spec.display, OUTCOME_FIELDS[i]),
+                    format!(
+                        "outcomes file `{}` has no column `{column}` (the `{}` field)",
+                        spec.display, OUTCOME_FIELDS[i]
+                    ),
                 )
                 .with_hint(
                     did_you_mean(column, header.iter().map(String::as_str))
@@ -222,14 +229,19 @@ fn default_column(i: usize) -> &'static str {
 fn read_csv(spec: &OutcomesSpec) -> Result<Vec<Row>, Diagnostics> {
     let unreadable = |e: String| {
         Diagnostics(vec![
-            Diagnostic::error(Code::Unreadable, spec.span.clone(), format!("cannot read outcomes `{}`: {e}", spec.display))
-                .with_hint("the path is relative to the project folder"),
+            Diagnostic::error(
+                Code::Unreadable,
+                spec.span.clone(),
+                format!("cannot read outcomes `{}`: {e}", spec.display),
+            )
+            .with_hint("the path is relative to the project folder"),
         ])
     };
     let text = std::fs::read_to_string(&spec.path).map_err(|e| unreadable(e.to_string()))?;
     let file = SourceFile::new(spec.display.clone(), &spec.path, text.clone());
     let mut reader = csv::ReaderBuilder::new().flexible(true).from_reader(text.as_bytes());
-    let header: Vec<String> = reader.headers().map_err(|e| unreadable(e.to_string()))?.iter().map(String::from).collect();
+    let header: Vec<String> =
+        reader.headers().map_err(|e| unreadable(e.to_string()))?.iter().map(String::from).collect();
     let mut diags = Diagnostics::default();
     let at = positions(spec, &header, &mut diags);
     if diags.has_errors() {

@@ -75,7 +75,9 @@ pub fn set_figures(
     let accounts = rows.len() as u64;
     let churned = rows.iter().filter(|(e, _)| e.churned()).count() as u64;
     let base = Rate::new(churned, accounts).rate;
-    let churned_arr: f64 = rows.iter().filter(|(e, _)| e.churned()).filter_map(|(e, _)| e.arr_before).sum();
+    // `+ 0.0` here and below: an empty sum of floats is -0.0, which would print as `-0.0%`.
+    let churned_arr: f64 =
+        rows.iter().filter(|(e, _)| e.churned()).filter_map(|(e, _)| e.arr_before).sum::<f64>() + 0.0;
     let mut order: Vec<String> = grades.to_vec();
     for (_, s) in &rows {
         let g = s.grade.clone().unwrap_or_else(|| "none".into());
@@ -92,7 +94,8 @@ pub fn set_figures(
                 return None;
             }
             let k = in_grade.iter().filter(|(e, _)| e.churned()).count() as u64;
-            let arr: f64 = in_grade.iter().filter(|(e, _)| e.churned()).filter_map(|(e, _)| e.arr_before).sum();
+            let arr: f64 =
+                in_grade.iter().filter(|(e, _)| e.churned()).filter_map(|(e, _)| e.arr_before).sum::<f64>() + 0.0;
             let churn = Rate::new(k, in_grade.len() as u64);
             Some(GradeRow {
                 grade: g,
@@ -214,9 +217,9 @@ pub struct ForecastRow {
 }
 
 fn forecast_row(category: String, rows: &[(f64, f64, f64)]) -> ForecastRow {
-    let arr_before: f64 = rows.iter().map(|r| r.0).sum();
-    let expected: f64 = rows.iter().map(|r| r.1).sum();
-    let actual: f64 = rows.iter().map(|r| r.2).sum();
+    let arr_before: f64 = rows.iter().map(|r| r.0).sum::<f64>() + 0.0;
+    let expected: f64 = rows.iter().map(|r| r.1).sum::<f64>() + 0.0;
+    let actual: f64 = rows.iter().map(|r| r.2).sum::<f64>() + 0.0;
     ForecastRow {
         category,
         accounts: rows.len() as u64,

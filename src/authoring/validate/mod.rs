@@ -170,9 +170,9 @@ pub fn validate(project: &Project, options: &ValidateOptions) -> Result<Validati
     let with_leads: Vec<(&Event, HashMap<String, i64>)> = lost
         .iter()
         .map(|(i, e)| {
-            let leads = fired.get(i).map(|codes| {
-                codes.iter().map(|(code, first)| (code.clone(), (e.date - *first).num_days())).collect()
-            });
+            let leads = fired
+                .get(i)
+                .map(|codes| codes.iter().map(|(code, first)| (code.clone(), (e.date - *first).num_days())).collect());
             (*e, leads.unwrap_or_default())
         })
         .collect();

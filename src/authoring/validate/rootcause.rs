@@ -51,7 +51,8 @@ pub struct ReasonRow {
 /// without a reason counts as `unstated`.
 fn review(lost: &[&Event], reasons: &[String], count: u64, share: f64) -> Vec<ReasonRow> {
     let total = lost.len() as f64;
-    let total_arr: f64 = lost.iter().map(|e| e.lost_arr()).sum();
+    // `+ 0.0`: an empty sum of floats is -0.0.
+    let total_arr: f64 = lost.iter().map(|e| e.lost_arr()).sum::<f64>() + 0.0;
     let unstated = "unstated".to_string();
     reasons
         .iter()
@@ -65,7 +66,7 @@ fn review(lost: &[&Event], reasons: &[String], count: u64, share: f64) -> Vec<Re
                 return None;
             }
             let n = giving.len() as u64;
-            let arr: f64 = giving.iter().map(|e| e.lost_arr()).sum();
+            let arr: f64 = giving.iter().map(|e| e.lost_arr()).sum::<f64>() + 0.0;
             let share_accounts = n as f64 / total;
             let arr_share = (total_arr > 0.0).then(|| arr / total_arr);
             let systemic = *r != unstated
@@ -74,7 +75,15 @@ fn review(lost: &[&Event], reasons: &[String], count: u64, share: f64) -> Vec<Re
             let mut account_ids: Vec<String> = giving.iter().map(|e| e.account.clone()).collect();
             account_ids.sort();
             account_ids.dedup();
-            Some(ReasonRow { reason: r.clone(), accounts: n, share: share_accounts, lost_arr: arr, arr_share, systemic, account_ids })
+            Some(ReasonRow {
+                reason: r.clone(),
+                accounts: n,
+                share: share_accounts,
+                lost_arr: arr,
+                arr_share,
+                systemic,
+                account_ids,
+            })
         })
         .collect()
 }
@@ -99,7 +108,7 @@ pub fn root_cause(
                 .map(|(segment, events)| Segment {
                     segment: segment.to_string(),
                     accounts: events.len() as u64,
-                    lost_arr: events.iter().map(|e| e.lost_arr()).sum(),
+                    lost_arr: events.iter().map(|e| e.lost_arr()).sum::<f64>() + 0.0,
                     reasons: review(&events, reasons, count, share),
                 })
                 .collect();
@@ -109,7 +118,7 @@ pub fn root_cause(
         .collect();
     RootCause {
         accounts: lost.len() as u64,
-        lost_arr: lost.iter().map(|e| e.lost_arr()).sum(),
+        lost_arr: lost.iter().map(|e| e.lost_arr()).sum::<f64>() + 0.0,
         systemic_count: count,
         systemic_share: share,
         overall: review(lost, reasons, count, share),

@@ -80,7 +80,12 @@ impl Default for ValidationSpec {
     }
 }
 
-pub(super) fn outcomes(project: &Project, file: &SourceFile, raw: &RawOutcomes, diags: &mut Diagnostics) -> OutcomesSpec {
+pub(super) fn outcomes(
+    project: &Project,
+    file: &SourceFile,
+    raw: &RawOutcomes,
+    diags: &mut Diagnostics,
+) -> OutcomesSpec {
     let span = yaml::span_of(file, &raw.path, raw.path.value.len());
     let lower = raw.path.value.to_ascii_lowercase();
     let format = if lower.ends_with(".parquet") {
