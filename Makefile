@@ -17,15 +17,19 @@ AS_OF ?= 2026-11-23
 
 .PHONY: demo history screenshot bench test lint build duckdb fixtures clean-demo smtp-server scikit-learn
 
-# The weeks before AS_OF are run first without mail, so the report has a history to chart
-# and movements to show.
-HISTORY ?= 2026-10-26 2026-11-02 2026-11-09 2026-11-16 2026-11-20
+# The fixtures hold this many days of history before AS_OF, and the renewals and churns of
+# its last 203 days (fixtures/outcomes.csv).
+HISTORY_DAYS := 301
+# Every Monday of that history is run first without mail, so the report has a history to
+# chart and `keepwell validate` grades from 90 days before each outcome.
+HISTORY ?= $(shell for w in $$(seq 43 -1 1); do date -d "$(AS_OF) - $$((w * 7)) days" +%F; done)
 
 # The demo runs on the same (debug) build as `make test`, so a fresh machine compiles once:
 # the warehouse work is in the prebuilt libduckdb either way, and the demo's 500 accounts
 # take seconds. `make build` makes the optimised binary to deploy; `make bench` uses it.
 demo: history
 	$(CARGO) run --quiet -- run nightly --as-of $(AS_OF)
+	$(CARGO) run --quiet -- validate nightly
 
 history: $(DUCKDB_LIB)
 	$(CARGO) build --quiet
@@ -79,7 +83,7 @@ $(DUCKDB_LIB):
 
 # Regenerates the shipped fixtures (deterministic: same seed, same files).
 fixtures: $(DUCKDB_LIB)
-	$(CARGO) run --release --quiet -- demo-data --accounts 500 --seed 7 --as-of $(AS_OF) --out fixtures
+	$(CARGO) run --release --quiet -- demo-data --accounts 500 --seed 7 --as-of $(AS_OF) --history-days $(HISTORY_DAYS) --out fixtures
 
 clean-demo:
 	rm -rf .keepwell

@@ -11,12 +11,15 @@ SELECT
     a.arr,
     a.seats,
     a.contract_start,
-    a.renewal_date,
+    -- The renewal to come on `as_of`: a run for a day before the account's last renewal
+    -- (a backfill of history from today's extract) reads that one.
+    CASE WHEN a.last_renewal_date > getvariable('as_of') THEN a.last_renewal_date ELSE a.renewal_date END AS renewal_date,
     a.csm_email,
     a.manager_email,
     coalesce(o.expected_churn, false) AS expected_churn,
     o.note AS expected_churn_note,
-    CAST(a.renewal_date - getvariable('as_of') AS INTEGER) AS days_to_renewal,
+    CAST(CASE WHEN a.last_renewal_date > getvariable('as_of') THEN a.last_renewal_date ELSE a.renewal_date END
+        - getvariable('as_of') AS INTEGER) AS days_to_renewal,
     CAST(getvariable('as_of') - a.contract_start AS INTEGER) AS tenure_days,
     round(u.active_users_14d, 1) AS active_users,
     round(100.0 * u.active_users_14d / nullif(a.seats, 0), 1) AS seat_utilisation,
@@ -54,3 +57,5 @@ LEFT JOIN engagement g USING (account_id)
 LEFT JOIN implementation i USING (account_id)
 LEFT JOIN commercial c USING (account_id)
 LEFT JOIN churn_overrides o USING (account_id)
+-- Customers on `as_of`: signed by then, and not yet past the renewal they left at.
+WHERE a.contract_start <= getvariable('as_of') AND a.renewal_date >= getvariable('as_of')

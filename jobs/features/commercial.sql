@@ -3,7 +3,7 @@
 WITH upsell AS (
     SELECT account_id, count(*) AS open_upsells, sum(amount) AS open_upsell_amount
     FROM opportunities
-    WHERE stage = 'open' AND kind = 'upsell'
+    WHERE stage = 'open' AND kind = 'upsell' AND created_on <= getvariable('as_of')
     GROUP BY account_id
 ),
 eligible AS (

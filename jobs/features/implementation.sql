@@ -5,4 +5,5 @@ SELECT
     min(reached_at) FILTER (WHERE milestone = 'go_live') AS go_live_on,
     min(reached_at) FILTER (WHERE milestone = 'first_value') AS first_value_on
 FROM milestones
+WHERE reached_at <= getvariable('as_of')
 GROUP BY account_id

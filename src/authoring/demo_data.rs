@@ -90,6 +90,63 @@ pub struct DemoOptions {
     pub accounts: usize,
     pub seed: u64,
     pub as_of: NaiveDate,
+    /// Days of history before `as_of`: with it, every extract is dated over that time, the
+    /// renewals that fell in its last weeks have happened (`outcomes.csv`), and each story
+    /// starts long enough before a churn for a weekly run to see it. Without (0), the data is
+    /// one snapshot: its stories in the last weeks, nothing has happened yet.
+    pub history_days: i64,
+}
+
+/// A churn's troubles show this many days or more before it, so a run `OUTCOME_LEAD` days
+/// ahead of the outcome can see them; outcomes fall in the last `history_days - OUTCOME_LEAD`
+/// days, so every one has a weekly run that far before it.
+const OUTCOME_LEAD: i64 = 98;
+
+/// When an account's extracts say things happened: as of one day (no history), or over
+/// the history with the troubles starting on `onset`.
+#[derive(Debug, Clone, Copy)]
+struct Timeline {
+    as_of: NaiveDate,
+    /// 0 without history.
+    history: i64,
+    /// The first day the extracts cover.
+    start: NaiveDate,
+    /// The last day: `as_of`, or the day the account churned.
+    end: NaiveDate,
+    /// The day the story's troubles begin.
+    onset: NaiveDate,
+    /// Days usage takes to fall to its low when the account declines.
+    ramp: i64,
+}
+
+impl Timeline {
+    /// A day something ordinary happened: `back` days before `as_of` without history (the
+    /// snapshot's draw), anywhere in the covered time with it.
+    fn any(&self, rng: &mut ChaCha8Rng, back: std::ops::Range<i64>) -> NaiveDate {
+        if self.history == 0 {
+            return self.as_of - Duration::days(rng.random_range(back));
+        }
+        let span = (self.end - self.start).num_days().max(1);
+        self.start + Duration::days(rng.random_range(0..span))
+    }
+
+    /// A day a trouble showed: `back` days before `as_of` without history, `after` days
+    /// after the onset with it (never after the end).
+    fn trouble(&self, rng: &mut ChaCha8Rng, back: std::ops::Range<i64>, after: std::ops::Range<i64>) -> NaiveDate {
+        if self.history == 0 {
+            return self.as_of - Duration::days(rng.random_range(back));
+        }
+        (self.onset + Duration::days(rng.random_range(after))).min(self.end)
+    }
+}
+
+/// What happened at a renewal in the history.
+struct Outcome {
+    date: NaiveDate,
+    kind: &'static str,
+    arr_after: f64,
+    reasons: Vec<&'static str>,
+    note: &'static str,
 }
 
 /// What happens to an account, drawn once and reflected in every extract.
@@ -132,10 +189,11 @@ struct Writers {
     engagements: BufWriter<File>,
     opportunities: BufWriter<File>,
     overrides: BufWriter<File>,
-    counts: [u64; 11],
+    outcomes: Option<BufWriter<File>>,
+    counts: [u64; 12],
 }
 
-const FILES: [&str; 11] = [
+const FILES: [&str; 12] = [
     "accounts.csv",
     "modules.csv",
     "daily_usage.csv",
@@ -147,6 +205,7 @@ const FILES: [&str; 11] = [
     "engagements.csv",
     "opportunities.csv",
     "churn_overrides.csv",
+    "outcomes.csv",
 ];
 
 /// The product's modules and the segments each is sold to (written once, not per account).
@@ -173,11 +232,12 @@ pub fn generate(options: &DemoOptions, out: &Path) -> std::io::Result<Written> {
         engagements: open(FILES[8])?,
         opportunities: open(FILES[9])?,
         overrides: open(FILES[10])?,
-        counts: [0; 11],
+        outcomes: if options.history_days > 0 { Some(open(FILES[11])?) } else { None },
+        counts: [0; 12],
     };
     writeln!(
         w.accounts,
-        "account_id,name,industry,country,language,segment,funding_stage,runway_months,arr,seats,contract_start,renewal_date,csm_email,manager_email"
+        "account_id,name,industry,country,language,segment,funding_stage,runway_months,arr,seats,contract_start,renewal_date,csm_email,manager_email,last_renewal_date"
     )?;
     writeln!(w.modules, "account_id,module,status")?;
     writeln!(w.usage, "account_id,day,active_users,key_feature_events")?;
@@ -189,6 +249,9 @@ pub fn generate(options: &DemoOptions, out: &Path) -> std::io::Result<Written> {
     writeln!(w.engagements, "account_id,day,kind")?;
     writeln!(w.opportunities, "opportunity_id,account_id,kind,stage,amount,created_on")?;
     writeln!(w.overrides, "account_id,expected_churn,set_by,note")?;
+    if let Some(o) = w.outcomes.as_mut() {
+        writeln!(o, "account_id,date,outcome,arr_before,arr_after,reasons,note")?;
+    }
     std::fs::write(out.join("module_catalogue.csv"), CATALOGUE)?;
     let csms = (options.accounts / 40).clamp(3, 2000);
     let managers = csms.div_ceil(6);
@@ -214,7 +277,11 @@ pub fn generate(options: &DemoOptions, out: &Path) -> std::io::Result<Written> {
     ] {
         f.flush()?;
     }
-    Ok(Written { files: FILES.iter().zip(w.counts).map(|(f, n)| (f.to_string(), n)).collect() })
+    if let Some(o) = w.outcomes.as_mut() {
+        o.flush()?;
+    }
+    let written = FILES.iter().zip(w.counts).filter(|(f, _)| **f != FILES[11] || w.outcomes.is_some());
+    Ok(Written { files: written.map(|(f, n)| (f.to_string(), n)).collect() })
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -279,10 +346,45 @@ fn account(
         writeln!(w.overrides, "{id},true,{manager_email},Sponsor confirmed they will not renew")?;
         w.counts[10] += 1;
     }
+    let history = options.history_days;
+    let previous = renewal - Duration::days(365);
+    let outcome =
+        (history > 0 && previous > contract_start && previous >= as_of - Duration::days(history - OUTCOME_LEAD))
+            .then(|| outcome(rng, previous, arr, story, runway.is_some_and(|r| r < 12)));
+    let churned = outcome.as_ref().filter(|o| o.kind == "churned");
+    let onset = match (history, churned) {
+        (0, _) => as_of - Duration::days(USAGE_DAYS),
+        // The troubles start well before the churn, so the runs before it see them coming.
+        (_, Some(o)) => o.date - Duration::days(rng.random_range(100..150)),
+        _ => as_of - Duration::days(rng.random_range(7..120)),
+    };
+    let t = Timeline {
+        as_of,
+        history,
+        start: as_of - Duration::days(history + USAGE_DAYS),
+        end: churned.map_or(as_of, |o| o.date),
+        onset,
+        ramp: if history == 0 { USAGE_DAYS } else { 90 },
+    };
+    // A churned account's contract ended on its renewal; a renewed one runs to the next, at
+    // the ARR agreed (the CRM's extract is the current state: earlier runs read it too).
+    let (renewal_text, arr_now) = match &outcome {
+        Some(o) if o.kind == "churned" => (o.date, arr),
+        Some(o) => (renewal, o.arr_after),
+        None => (renewal, arr),
+    };
+    if let (Some(o), Some(out)) = (&outcome, w.outcomes.as_mut()) {
+        writeln!(out, "{id},{},{},{arr:.2},{:.2},{},{}", o.date, o.kind, o.arr_after, o.reasons.join("|"), o.note)?;
+        w.counts[11] += 1;
+    }
+    // The renewal before the current term's, as the CRM keeps it: a run for a day before it
+    // (a backfill) reads that one as the renewal to come.
+    let last = renewal_text - Duration::days(365);
+    let last_renewal = if last > contract_start { last.to_string() } else { String::new() };
     let runway_text = runway.map(|r| r.to_string()).unwrap_or_default();
     writeln!(
         w.accounts,
-        "{id},{name},{industry},{country},{language},{segment},{funding},{runway_text},{arr:.2},{seats},{contract_start},{renewal},{csm_email},{manager_email}"
+        "{id},{name},{industry},{country},{language},{segment},{funding},{runway_text},{arr_now:.2},{seats},{contract_start},{renewal_text},{csm_email},{manager_email},{last_renewal}"
     )?;
     w.counts[0] += 1;
 
@@ -292,20 +394,22 @@ fn account(
         w.counts[1] += 1;
     }
 
-    usage(rng, w, &id, seats, story, as_of)?;
-    tickets(rng, w, &id, seats, story, as_of, ticket_id)?;
-    contacts(rng, w, &id, story, contract_start, as_of, contact_id)?;
+    usage(rng, w, &id, seats, story, &t, contract_start)?;
+    tickets(rng, w, &id, seats, story, &t, ticket_id)?;
+    contacts(rng, w, &id, story, contract_start, &t, contact_id)?;
 
     // Surveys: NPS and CSAT, worse for troubled accounts.
     let troubled = story.declining || story.ticket_spike || story.stalled;
     if rng.random_bool(0.7) {
         let nps = if troubled { rng.random_range(0..8) } else { rng.random_range(5..11) };
-        writeln!(w.surveys, "{id},{},nps,{nps}", as_of - Duration::days(rng.random_range(5..150)))?;
+        let day = if troubled { t.trouble(rng, 5..150, 0..60) } else { t.any(rng, 5..150) };
+        writeln!(w.surveys, "{id},{day},nps,{nps}")?;
         w.counts[5] += 1;
     }
     if rng.random_bool(0.6) {
         let csat = if troubled { rng.random_range(1..4) } else { rng.random_range(3..6) };
-        writeln!(w.surveys, "{id},{},csat,{csat}", as_of - Duration::days(rng.random_range(5..90)))?;
+        let day = if troubled { t.trouble(rng, 5..90, 0..45) } else { t.any(rng, 5..90) };
+        writeln!(w.surveys, "{id},{day},csat,{csat}")?;
         w.counts[5] += 1;
     }
 
@@ -339,11 +443,11 @@ fn account(
     // Meetings and QBRs: fewer when the account is drifting away.
     let meetings = if story.declining { rng.random_range(0..2) } else { rng.random_range(0..6) };
     for _ in 0..meetings {
-        writeln!(w.engagements, "{id},{},meeting", as_of - Duration::days(rng.random_range(1..120)))?;
+        writeln!(w.engagements, "{id},{},meeting", t.any(rng, 1..120))?;
         w.counts[8] += 1;
     }
     if segment != "smb" && rng.random_bool(if story.declining { 0.3 } else { 0.8 }) {
-        writeln!(w.engagements, "{id},{},qbr", as_of - Duration::days(rng.random_range(5..200)))?;
+        writeln!(w.engagements, "{id},{},qbr", t.any(rng, 5..200))?;
         w.counts[8] += 1;
     }
 
@@ -357,12 +461,7 @@ fn account(
     };
     if rng.random_bool(upsell) {
         let amount = (arr * rng.random_range(0.1..0.5)).round();
-        writeln!(
-            w.opportunities,
-            "O{:07},{id},upsell,open,{amount:.2},{}",
-            i + 1,
-            as_of - Duration::days(rng.random_range(3..90))
-        )?;
+        writeln!(w.opportunities, "O{:07},{id},upsell,open,{amount:.2},{}", i + 1, t.any(rng, 3..90))?;
         w.counts[9] += 1;
     }
 
@@ -380,7 +479,8 @@ fn account(
             "yellow" => "Adoption below plan",
             _ => "Steady; good relationship",
         };
-        writeln!(w.sentiment, "{id},{sentiment},{},{note}", as_of - Duration::days(rng.random_range(1..60)))?;
+        let day = if troubled { t.trouble(rng, 1..60, 0..45) } else { t.any(rng, 1..60) };
+        writeln!(w.sentiment, "{id},{sentiment},{day},{note}")?;
         w.counts[7] += 1;
     }
     Ok(())
@@ -392,15 +492,21 @@ fn usage(
     id: &str,
     seats: u32,
     story: Story,
-    as_of: NaiveDate,
+    t: &Timeline,
+    contract_start: NaiveDate,
 ) -> std::io::Result<()> {
     let utilisation = if story.over_entitlement { rng.random_range(1.05..1.4) } else { rng.random_range(0.25..0.95) };
     let base = (seats as f64 * utilisation).max(1.0);
     let feature_rate = rng.random_range(0.5..4.0);
-    for d in 0..USAGE_DAYS {
-        let day = as_of - Duration::days(USAGE_DAYS - d);
-        // Declining accounts lose up to 70% of their users over the window.
-        let trend = if story.declining { 1.0 - 0.7 * d as f64 / USAGE_DAYS as f64 } else { 1.0 };
+    for n in 0..(t.end - t.start).num_days() {
+        let day = t.start + Duration::days(n);
+        // With history, no use before the contract started.
+        if t.history > 0 && day < contract_start {
+            continue;
+        }
+        // Declining accounts lose up to 70% of their users over the ramp from the onset.
+        let fallen = ((day - t.onset).num_days() as f64 / t.ramp as f64).clamp(0.0, 1.0);
+        let trend = if story.declining { 1.0 - 0.7 * fallen } else { 1.0 };
         let weekend = matches!(chrono::Datelike::weekday(&day), chrono::Weekday::Sat | chrono::Weekday::Sun);
         let noise = rng.random_range(0.85..1.15) * if weekend { 0.3 } else { 1.0 };
         let active = (base * trend * noise).round() as u32;
@@ -418,7 +524,7 @@ fn tickets(
     id: &str,
     seats: u32,
     story: Story,
-    as_of: NaiveDate,
+    t: &Timeline,
     ticket_id: &mut u64,
 ) -> std::io::Result<()> {
     let mut n = rng.random_range(0..=((seats / 40).min(6) + 2));
@@ -428,7 +534,7 @@ fn tickets(
     for _ in 0..n {
         *ticket_id += 1;
         let recent = story.ticket_spike && rng.random_bool(0.7);
-        let opened = as_of - Duration::days(if recent { rng.random_range(1..21) } else { rng.random_range(1..180) });
+        let opened = if recent { t.trouble(rng, 1..21, 0..21) } else { t.any(rng, 1..180) };
         let priority = *pick(rng, &[("low", 30u32), ("normal", 45), ("high", 18), ("critical", 7)], |x| x.1);
         let priority = if story.ticket_spike && rng.random_bool(0.3) { "critical" } else { priority.0 };
         let category = pick(
@@ -447,7 +553,7 @@ fn tickets(
         .0;
         let closed = if rng.random_bool(0.8) {
             let c = opened + Duration::days(rng.random_range(0..20));
-            if c <= as_of { c.to_string() } else { String::new() }
+            if c <= t.as_of { c.to_string() } else { String::new() }
         } else {
             String::new()
         };
@@ -464,7 +570,7 @@ fn contacts(
     id: &str,
     story: Story,
     start: NaiveDate,
-    as_of: NaiveDate,
+    t: &Timeline,
     contact_id: &mut u64,
 ) -> std::io::Result<()> {
     let n = rng.random_range(1..7);
@@ -483,10 +589,10 @@ fn contacts(
         );
         let mut started = start;
         if role == "executive_sponsor" && story.new_sponsor {
-            started = as_of - Duration::days(rng.random_range(5..60));
+            started = t.trouble(rng, 5..60, 0..20).max(start);
         }
         let ended = if role == "champion" && story.champion_left {
-            (as_of - Duration::days(rng.random_range(3..80))).to_string()
+            t.trouble(rng, 3..80, 0..10).to_string()
         } else {
             String::new()
         };
@@ -495,4 +601,67 @@ fn contacts(
         w.counts[4] += 1;
     }
     Ok(())
+}
+
+/// What happened at the renewal on `date`, drawn from the account's story: troubles and a
+/// short runway make churn (or a smaller renewal) likely, over-use an expansion, and a few
+/// accounts with no trouble in the data churn anyway, for reasons no extract shows.
+fn outcome(rng: &mut ChaCha8Rng, date: NaiveDate, arr: f64, story: Story, short_runway: bool) -> Outcome {
+    let troubled = story.declining || story.ticket_spike || story.stalled;
+    // A start-up near the end of its money cuts what it can (DOMAIN.md §2's outside-in risk).
+    let p: f64 = 0.04
+        + if short_runway { 0.20 } else { 0.0 }
+        + if story.declining { 0.40 } else { 0.0 }
+        + if story.champion_left { 0.25 } else { 0.0 }
+        + if story.stalled { 0.30 } else { 0.0 }
+        + if story.ticket_spike { 0.15 } else { 0.0 }
+        + if story.new_sponsor { 0.05 } else { 0.0 };
+    let (kind, arr_after) = if rng.random_bool(p.min(0.9)) {
+        ("churned", 0.0)
+    } else if troubled && rng.random_bool(0.3) {
+        ("downsold", (arr * rng.random_range(0.6..0.85)).round())
+    } else if story.over_entitlement && rng.random_bool(0.6) {
+        ("expanded", (arr * rng.random_range(1.15..1.4)).round())
+    } else {
+        ("renewed", arr)
+    };
+    let mut reasons = Vec::new();
+    if kind == "churned" || kind == "downsold" {
+        if story.champion_left {
+            reasons.push("champion_change");
+        }
+        if story.declining {
+            reasons.push(if arr >= 50_000.0 { "price_to_value" } else { "change_management" });
+        }
+        if story.ticket_spike {
+            reasons.push("service_quality");
+        }
+        if story.stalled {
+            reasons.push("failed_onboarding");
+        }
+        if story.new_sponsor {
+            reasons.push("new_executive");
+        }
+        if short_runway && reasons.is_empty() {
+            reasons.push("price_to_value");
+        }
+        if reasons.is_empty() {
+            const UNSEEN: [&str; 4] = ["price_to_value", "scalability", "integration_gaps", "expectations"];
+            reasons.push(UNSEEN[rng.random_range(0..UNSEEN.len())]);
+        }
+    }
+    let note = match reasons.first().copied() {
+        Some("champion_change") => "Champion left; nobody took over",
+        Some("change_management") => "Never part of how the team works",
+        Some("price_to_value") => "Not enough value for the price",
+        Some("service_quality") => "Unhappy with support",
+        Some("failed_onboarding") => "Never went live",
+        Some("new_executive") => "New executive brought their own tool",
+        Some("scalability") => "Outgrew the product",
+        Some("integration_gaps") => "A missing integration",
+        Some(_) => "Expected more than was sold",
+        None if kind == "expanded" => "Bought more seats",
+        None => "",
+    };
+    Outcome { date, kind, arr_after, reasons, note }
 }

@@ -19,6 +19,10 @@ pub struct Args {
     /// The day the data ends on.
     #[arg(long, default_value = "2026-11-23")]
     as_of: NaiveDate,
+    /// Days of history before `--as-of`: the extracts are dated over it and `outcomes.csv`
+    /// records the renewals and churns of its last weeks (0: one snapshot, no outcomes).
+    #[arg(long, default_value_t = 0)]
+    history_days: i64,
     /// Where to write the CSV files.
     #[arg(long, default_value = "fixtures")]
     out: PathBuf,
@@ -26,7 +30,14 @@ pub struct Args {
 
 pub fn execute(args: &Args) -> ExitStatus {
     let started = Instant::now();
-    let options = DemoOptions { accounts: args.accounts, seed: args.seed, as_of: args.as_of };
+    if args.history_days != 0 && args.history_days < 120 {
+        eprintln!(
+            "error: --history-days takes 0 (no history) or at least 120 days, so outcomes have runs 98 days before them"
+        );
+        return ExitStatus::Config;
+    }
+    let options =
+        DemoOptions { accounts: args.accounts, seed: args.seed, as_of: args.as_of, history_days: args.history_days };
     match generate(&options, &args.out) {
         Ok(written) => {
             for (file, rows) in &written.files {

@@ -203,18 +203,21 @@ pub fn validate(project: &Project, options: &ValidateOptions) -> Result<Validati
 
 type AtRun = Option<(i64, NaiveDate)>;
 
+/// One account's results in a run, by rule set.
+type Results = HashMap<String, Stored>;
+
 /// Each event's run (from `pick`) and its account's results in it, by rule set (empty when
 /// there is no run that early, or the account was not in it).
 fn results_at(
     history: &History,
     events: &[Event],
     pick: impl Fn(&Event) -> AtRun,
-) -> Result<(Vec<AtRun>, Vec<HashMap<String, Stored>>), ValidateError> {
+) -> Result<(Vec<AtRun>, Vec<Results>), ValidateError> {
     let at: Vec<AtRun> = events.iter().map(&pick).collect();
     let pairs: Vec<(i64, &str)> =
         events.iter().zip(&at).filter_map(|(e, r)| r.map(|(run, _)| (run, e.account.as_str()))).collect();
     let mut stored = history.results(&pairs)?;
-    let mut by_pair: HashMap<(i64, String), HashMap<String, Stored>> = HashMap::new();
+    let mut by_pair: HashMap<(i64, String), Results> = HashMap::new();
     for ((run, account, set), s) in stored.drain() {
         by_pair.entry((run, account)).or_default().insert(set, s);
     }

@@ -91,15 +91,15 @@ mod tests {
 
     #[test]
     fn wilson_intervals_match_the_textbook() {
-        // 3 of 10: Wilson 95% is 0.1078 to 0.6032.
+        // 3 of 10: Wilson 95% is 0.1078 to 0.6032 (as SciPy has it).
         let r = Rate::new(3, 10);
         assert!(close(r.rate.unwrap(), 0.3));
-        assert!((r.low.unwrap() - 0.107_789).abs() < 1e-6, "{r:?}");
-        assert!((r.high.unwrap() - 0.603_226).abs() < 1e-6, "{r:?}");
+        assert!((r.low.unwrap() - 0.107_791_27).abs() < 1e-8, "{r:?}");
+        assert!((r.high.unwrap() - 0.603_221_85).abs() < 1e-8, "{r:?}");
         // None of 5 still has an upper bound.
         let r = Rate::new(0, 5);
         assert_eq!(r.low, Some(0.0));
-        assert!((r.high.unwrap() - 0.434_482).abs() < 1e-6, "{r:?}");
+        assert!((r.high.unwrap() - 0.434_482_46).abs() < 1e-8, "{r:?}");
         assert_eq!(Rate::new(0, 0).rate, None);
     }
 

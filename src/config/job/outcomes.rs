@@ -207,24 +207,6 @@ fn parse_share(text: &str) -> Option<f64> {
     (0.0..=1.0).contains(&value).then_some(value)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::{horizon_days, parse_share};
-
-    #[test]
-    fn horizons_and_shares_read_as_written() {
-        assert_eq!(horizon_days("90d"), Some(90));
-        assert_eq!(horizon_days("12w"), Some(84));
-        assert_eq!(horizon_days("48h"), Some(2));
-        assert_eq!(horizon_days("36h"), None);
-        assert_eq!(horizon_days("0d"), None);
-        assert_eq!(horizon_days("soon"), None);
-        assert_eq!(parse_share("20%"), Some(0.2));
-        assert_eq!(parse_share("0.35"), Some(0.35));
-        assert_eq!(parse_share("120%"), None);
-    }
-}
-
 impl ValidationSpec {
     /// Every rule set `validation:` names is one the job evaluates, and every segment is an
     /// entity column, `owner` or a rule set's `grade`.
@@ -270,5 +252,23 @@ impl ValidationSpec {
                 );
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{horizon_days, parse_share};
+
+    #[test]
+    fn horizons_and_shares_read_as_written() {
+        assert_eq!(horizon_days("90d"), Some(90));
+        assert_eq!(horizon_days("12w"), Some(84));
+        assert_eq!(horizon_days("48h"), Some(2));
+        assert_eq!(horizon_days("36h"), None);
+        assert_eq!(horizon_days("0d"), None);
+        assert_eq!(horizon_days("soon"), None);
+        assert_eq!(parse_share("20%"), Some(0.2));
+        assert_eq!(parse_share("0.35"), Some(0.35));
+        assert_eq!(parse_share("120%"), None);
     }
 }
