@@ -442,3 +442,42 @@ fn without_outcomes_or_history_validate_says_what_to_do() {
     assert_eq!(out.code, 2);
     assert!(out.stderr.starts_with("error: job `nightly` has no outcomes to validate against"), "{}", out.stderr);
 }
+
+/// The replay, worked by hand: `low_usage` widened from `usage < 30` to `usage < 95` adds A3
+/// and A6 (renewed) and A4 and A7 to the high grade. Risk scores 30 days before: churned 50,
+/// 90, 90 against 90, 50, 50, 50, 50: A1 ties four (2), A2 and A4 tie A3 and beat four (4.5
+/// each): AUC 11 / 15 = 0.733; the riskiest tenth is 0.8 of the three tied at 90, two of
+/// them churned: (2/3) / 0.375 = 1.78. At 60 days A4 (churned) and A7 (renewed) are flagged.
+const REPLAY: &str = r#"Replay: `BASE` (base) and the working tree (new), both evaluated on the snapshots of 2 runs
+
+  rule set  accounts  AUC base  AUC new  top-decile base  top-decile new
+  risk      8         0.767     0.733    2.67x            1.78x
+  forecast  8         0.767     0.767    2.67x            2.67x
+
+  rule set  grade   base accounts  churned  churn rate  new accounts  churned  churn rate
+  risk      high    4              2        50.0%       8             3        37.5%
+  risk      medium  2              1        50.0%       0             0        -
+  risk      low     2              0        0.0%        0             0        -
+  forecast  kept    8              3        37.5%       8             3        37.5%
+
+  at_risk at 30 days: the new rules flag 3 of 3 churners, the old 2, at the cost of 3 more false alarms; precision 37.5% against 50.0%
+  at_risk at 60 days: the new rules flag 1 of 1 churner, the old 0, at the cost of 1 more false alarm; precision 50.0% against -
+  at_risk at 90 days: the new rules flag 0 of 0 churners, the old 0, with as many false alarms (0); precision - against -
+
+"#;
+
+#[test]
+fn replay_sets_the_base_rules_and_the_new_side_by_side() {
+    let p = project();
+    p.write("base/rules/risk.yaml", RISK);
+    p.write("base/rules/forecast.yaml", FORECAST);
+    p.write("base/rules/impact.yaml", IMPACT);
+    p.write("rules/risk.yaml", &RISK.replace("when: usage < 30", "when: usage < 95"));
+    let base = p.path().join("base");
+    let out = p.keepwell(&["validate", "--base", base.to_str().expect("path")]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let replay = &out.stdout[out.stdout.find("Replay:").expect("a replay section")..];
+    assert_eq!(replay.replace(base.to_str().expect("path"), "BASE"), REPLAY);
+    // The stored figures above it are the runs' own, as before the change.
+    assert!(out.stdout.contains("AUC 0.767, top-decile lift 2.67x"), "{}", out.stdout);
+}

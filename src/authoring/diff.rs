@@ -216,7 +216,7 @@ fn set_diff<'a>(name: &str, base: Side<'a>, work: Side<'a>, entity: &Entity, pla
 }
 
 /// The base rules: `rules/` of a folder (or the folder itself), or of a git revision.
-fn base_rules_dir(project: &Project, base: &str) -> Result<PathBuf, DiffError> {
+pub(crate) fn base_rules_dir(project: &Project, base: &str) -> Result<PathBuf, DiffError> {
     let as_dir = Path::new(base);
     let as_dir = if as_dir.is_absolute() {
         as_dir.to_path_buf()

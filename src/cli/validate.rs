@@ -2,7 +2,9 @@
 
 use std::fmt::Write as _;
 
-use crate::authoring::validate::{Rate, RootCause, SetFigures, ValidateError, ValidateOptions, Validation, validate};
+use crate::authoring::validate::{
+    Rate, Replay, RootCause, SetFigures, ValidateError, ValidateOptions, Validation, validate,
+};
 use crate::cli::{ExitStatus, money, table};
 use crate::config::project::Project;
 
@@ -17,6 +19,10 @@ pub struct Args {
     /// Only outcomes on or after this day (YYYY-MM-DD).
     #[arg(long)]
     since: Option<chrono::NaiveDate>,
+    /// Replay these rules (a git revision such as `HEAD` or `main`, or a folder) and the
+    /// working tree's on the stored snapshots, and set their figures side by side.
+    #[arg(long)]
+    base: Option<String>,
     /// Machine-readable output.
     #[arg(long, conflicts_with = "markdown")]
     json: bool,
@@ -38,7 +44,8 @@ pub fn execute(project: &Project, args: &Args) -> ExitStatus {
             return ExitStatus::Config;
         }
     };
-    match validate(project, &ValidateOptions { job: &job, horizon_days, since: args.since }) {
+    match validate(project, &ValidateOptions { job: &job, horizon_days, since: args.since, base: args.base.as_deref() })
+    {
         Ok(v) if args.json => {
             println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
             ExitStatus::Success
@@ -120,14 +127,110 @@ pub fn render(v: &Validation, markdown: bool) -> String {
         c.before_history,
         c.not_in_run
     );
-    for s in &v.rule_sets {
+    for s in &v.figures.rule_sets {
         rule_set(&mut out, s, v.min_count, markdown);
     }
     escalations(&mut out, v, markdown);
     forecast(&mut out, v, markdown);
     foreseen(&mut out, v, markdown);
     root_cause(&mut out, &v.root_cause, markdown);
+    if let Some(r) = &v.replay {
+        replay(&mut out, r, markdown);
+    }
     out
+}
+
+fn auc_text(v: Option<f64>) -> String {
+    v.map_or("-".into(), |a| format!("{a:.3}"))
+}
+
+fn replay(out: &mut String, r: &Replay, markdown: bool) {
+    let missing = match r.missing_snapshots {
+        0 => String::new(),
+        n => format!(" ({} without a snapshot left out)", plural(n, "run", "runs")),
+    };
+    let title = format!(
+        "Replay: `{}` (base) and the working tree (new), both evaluated on the snapshots of {}{missing}",
+        r.base,
+        plural(r.runs, "run", "runs")
+    );
+    heading(out, markdown, 2, &title);
+    let mut rows = vec![
+        ["rule set", "accounts", "AUC base", "AUC new", "top-decile base", "top-decile new"].map(String::from).to_vec(),
+    ];
+    for new in &r.work_figures.rule_sets {
+        let base = r.base_figures.rule_sets.iter().find(|b| b.rule_set == new.rule_set);
+        rows.push(vec![
+            new.rule_set.clone(),
+            new.accounts.to_string(),
+            auc_text(base.and_then(|b| b.auc)),
+            auc_text(new.auc),
+            times(base.and_then(|b| b.top_decile_lift)),
+            times(new.top_decile_lift),
+        ]);
+    }
+    table(out, &rows, markdown);
+    let _ = writeln!(out);
+    let mut rows = vec![
+        ["rule set", "grade", "base accounts", "churned", "churn rate", "new accounts", "churned", "churn rate"]
+            .map(String::from)
+            .to_vec(),
+    ];
+    for new in &r.work_figures.rule_sets {
+        let base = r.base_figures.rule_sets.iter().find(|b| b.rule_set == new.rule_set);
+        let mut grades: Vec<&str> = base.into_iter().flat_map(|b| b.grades.iter().map(|g| g.grade.as_str())).collect();
+        for g in &new.grades {
+            if !grades.contains(&g.grade.as_str()) {
+                grades.push(&g.grade);
+            }
+        }
+        for grade in grades {
+            let side =
+                |f: Option<&SetFigures>| f.and_then(|f| f.grades.iter().find(|g| g.grade == grade)).map(|g| g.churn);
+            let cells = |r: Option<Rate>| match r {
+                Some(r) => [r.of.to_string(), r.count.to_string(), pct(r.rate)],
+                None => ["0".into(), "0".into(), "-".into()],
+            };
+            let mut row = vec![new.rule_set.clone(), grade.to_string()];
+            row.extend(cells(side(base)));
+            row.extend(cells(side(Some(new))));
+            rows.push(row);
+        }
+    }
+    table(out, &rows, markdown);
+    let _ = writeln!(out);
+    let (Some(new), Some(base)) = (&r.work_figures.escalations, &r.base_figures.escalations) else { return };
+    for e in new {
+        let Some(b) = base.iter().find(|b| b.output == e.output) else { continue };
+        for (n, o) in e.horizons.iter().zip(&b.horizons) {
+            let (alarms_new, alarms_old) = (n.flagged - n.caught, o.flagged - o.caught);
+            let cost = match alarms_new.cmp(&alarms_old) {
+                std::cmp::Ordering::Greater => {
+                    format!(
+                        "at the cost of {}",
+                        plural(alarms_new - alarms_old, "more false alarm", "more false alarms")
+                    )
+                }
+                std::cmp::Ordering::Less => {
+                    format!("with {}", plural(alarms_old - alarms_new, "false alarm fewer", "fewer false alarms"))
+                }
+                std::cmp::Ordering::Equal => format!("with as many false alarms ({alarms_new})"),
+            };
+            let _ = writeln!(
+                out,
+                "{}{} at {} days: the new rules flag {} of {}, the old {}, {cost}; precision {} against {}",
+                if markdown { "- " } else { "  " },
+                e.output,
+                n.days,
+                n.caught,
+                plural(n.churned, "churner", "churners"),
+                o.caught,
+                pct(n.precision),
+                pct(o.precision)
+            );
+        }
+    }
+    let _ = writeln!(out);
 }
 
 fn rule_set(out: &mut String, s: &SetFigures, min_count: u64, markdown: bool) {
@@ -189,7 +292,7 @@ fn rule_set(out: &mut String, s: &SetFigures, min_count: u64, markdown: bool) {
 }
 
 fn escalations(out: &mut String, v: &Validation, markdown: bool) {
-    let Some(escalations) = &v.escalations else {
+    let Some(escalations) = &v.figures.escalations else {
         let _ = writeln!(out, "Escalations: no run has recorded what its escalations flagged yet.\n");
         return;
     };
@@ -226,7 +329,7 @@ fn escalations(out: &mut String, v: &Validation, markdown: bool) {
 }
 
 fn forecast(out: &mut String, v: &Validation, markdown: bool) {
-    let Some(f) = &v.forecast else { return };
+    let Some(f) = &v.figures.forecast else { return };
     let by = f.category.as_ref().map(|c| format!(" by `{c}` grade")).unwrap_or_default();
     let title = format!("Forecast: ARR before times the `{}` score, against the ARR kept{by}", f.rule_set);
     heading(out, markdown, 2, &title);
@@ -249,7 +352,7 @@ fn forecast(out: &mut String, v: &Validation, markdown: bool) {
 }
 
 fn foreseen(out: &mut String, v: &Validation, markdown: bool) {
-    if v.foreseen.is_empty() {
+    if v.figures.foreseen.is_empty() {
         return;
     }
     let title = format!(
@@ -259,7 +362,7 @@ fn foreseen(out: &mut String, v: &Validation, markdown: bool) {
     );
     heading(out, markdown, 2, &title);
     let mut rows = vec![["reason", "accounts", "seen", "share", "median lead", ""].map(String::from).to_vec()];
-    for f in &v.foreseen {
+    for f in &v.figures.foreseen {
         rows.push(vec![
             f.reason.clone(),
             f.accounts.to_string(),

@@ -179,6 +179,16 @@ impl Store {
         Ok(store)
     }
 
+    /// The store opened only to read (`validate` replaying history): no schema is created
+    /// and nothing is recovered, and a run may hold it at the same time.
+    pub fn open_read_only(path: &Path) -> Result<Store, StoreError> {
+        let open = |e: duckdb::Error| StoreError::Open { path: path.to_path_buf(), message: e.to_string() };
+        let config = duckdb::Config::default().access_mode(duckdb::AccessMode::ReadOnly).map_err(open)?;
+        let conn = Connection::open_with_flags(path, config).map_err(open)?;
+        conn.execute_batch(&format!("SET memory_limit = '{STORE_MEMORY_LIMIT}'"))?;
+        Ok(Store { conn })
+    }
+
     /// Lets go of the blocks DuckDB keeps cached after a large read or write (lowering the
     /// limit evicts them; they are read back from the file if needed): at 1M accounts,
     /// after reading the last run's 9M outcomes, the store held about 0.5 GB through the

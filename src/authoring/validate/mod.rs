@@ -2,11 +2,14 @@
 //! in the job's outcomes file is matched with the results its account had `horizon` days
 //! before (the latest published run on or before that day), and the figures say whether the
 //! grades, scores, rules, escalations and forecast saw it coming. Nothing is re-evaluated:
-//! the store's history is what the team saw at the time.
+//! the store's history is what the team saw at the time. With a base (`--base`), both the
+//! base rules and the working tree's are replayed on the runs' entity snapshots and judged
+//! side by side.
 
 mod events;
 mod figures;
 mod history;
+mod replay;
 mod rootcause;
 mod stats;
 
@@ -15,7 +18,7 @@ pub use figures::{EscalationAt, EscalationFigures, Forecast, ForecastRow, Forese
 pub use rootcause::{ReasonRow, RootCause, Segment, SegmentReview};
 pub use stats::{Rate, auc, top_decile_lift};
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
 use chrono::{Duration, NaiveDate};
@@ -28,6 +31,7 @@ use crate::rules::{Body, RuleSetSources};
 use crate::run::plan::Plan;
 use figures::Scored;
 use history::{History, Stored};
+use replay::Replayed;
 
 /// The horizons each escalation's precision and recall are read at.
 pub const ESCALATION_DAYS: [u32; 3] = [30, 60, 90];
@@ -46,6 +50,8 @@ pub enum ValidateError {
     NoHistory(String),
     #[error("reading the store failed: {0}")]
     Store(#[from] duckdb::Error),
+    #[error("{0}")]
+    Replay(String),
 }
 
 pub struct ValidateOptions<'a> {
@@ -54,6 +60,8 @@ pub struct ValidateOptions<'a> {
     pub horizon_days: Option<u32>,
     /// Only outcomes on or after this day.
     pub since: Option<NaiveDate>,
+    /// Also replay these rules (a git revision or a folder) and the working tree's.
+    pub base: Option<&'a str>,
 }
 
 #[derive(Debug, Serialize)]
@@ -64,12 +72,32 @@ pub struct Validation {
     pub since: Option<NaiveDate>,
     pub min_count: u64,
     pub coverage: Coverage,
+    #[serde(flatten)]
+    pub figures: Figures,
+    pub root_cause: RootCause,
+    /// With `--base`: both rule versions evaluated on the stored snapshots.
+    pub replay: Option<Replay>,
+}
+
+/// What judges one version of the rules.
+#[derive(Debug, Serialize)]
+pub struct Figures {
     pub rule_sets: Vec<SetFigures>,
     /// `None` when no run recorded what its escalations flagged.
     pub escalations: Option<Vec<EscalationFigures>>,
     pub forecast: Option<Forecast>,
     pub foreseen: Vec<Foreseen>,
-    pub root_cause: RootCause,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Replay {
+    pub base: String,
+    /// Runs evaluated again.
+    pub runs: u64,
+    /// Runs whose entity snapshot was gone, left out.
+    pub missing_snapshots: u64,
+    pub base_figures: Figures,
+    pub work_figures: Figures,
 }
 
 #[derive(Debug, Serialize)]
@@ -112,8 +140,8 @@ pub fn validate(project: &Project, options: &ValidateOptions) -> Result<Validati
     if history.runs.is_empty() {
         return Err(ValidateError::NoHistory(job.name.clone()));
     }
-    let before = |e: &Event, days: u32| history.run_at(e.date - Duration::days(i64::from(days)));
-    let (at_horizon, results) = results_at(&history, &events, |e| before(e, horizon))?;
+    let stored = Evidence::Stored(&history);
+    let (at_horizon, results) = results_at(&stored, &history, &events, horizon)?;
     let coverage = Coverage {
         events: events.len() as u64,
         renewed: events.iter().filter(|e| e.kind == Kind::Renewed).count() as u64,
@@ -126,6 +154,77 @@ pub fn validate(project: &Project, options: &ValidateOptions) -> Result<Validati
         first_run: history.runs.first().map(|r| r.1),
         last_run: history.runs.last().map(|r| r.1),
     };
+    let figures = figures(&plan, &stored, &history, &events, horizon)?;
+    let lost: Vec<&Event> = events.iter().filter(|e| e.kind.lost()).collect();
+    let dimensions = segments(project, &plan, &history, &lost)?;
+    let root_cause =
+        rootcause::root_cause(&lost, &spec.reasons, &dimensions, settings.systemic_count, settings.systemic_share);
+    let replay = match options.base {
+        Some(base) => Some(replay_figures(project, options.job, base, &plan, &history, &events, horizon, today)?),
+        None => None,
+    };
+    Ok(Validation {
+        job: job.name.clone(),
+        outcomes_file: spec.display.clone(),
+        horizon_days: horizon,
+        since: options.since,
+        min_count: settings.min_count,
+        coverage,
+        figures,
+        root_cause,
+        replay,
+    })
+}
+
+/// Where results come from: the store (what the runs gave), or a replay of other rules.
+enum Evidence<'a> {
+    Stored(&'a History),
+    Replayed(&'a Replayed),
+}
+
+impl Evidence<'_> {
+    fn results(&self, pairs: &[(i64, &str)]) -> Result<HashMap<(i64, String, String), Stored>, ValidateError> {
+        match self {
+            Evidence::Stored(h) => Ok(h.results(pairs)?),
+            Evidence::Replayed(r) => Ok(r.results(pairs)),
+        }
+    }
+
+    fn fired_between(
+        &self,
+        windows: &[(usize, &str, NaiveDate, NaiveDate)],
+    ) -> Result<HashMap<usize, HashMap<String, NaiveDate>>, ValidateError> {
+        match self {
+            Evidence::Stored(h) => Ok(h.fired_between(windows)?),
+            Evidence::Replayed(r) => Ok(r.fired_between(windows)),
+        }
+    }
+
+    fn has_flagged(&self) -> Result<bool, ValidateError> {
+        match self {
+            Evidence::Stored(h) => Ok(h.has_flagged()?),
+            Evidence::Replayed(_) => Ok(true),
+        }
+    }
+
+    fn flagged(&self, pairs: &[(i64, &str)]) -> Result<HashMap<String, Vec<(i64, String)>>, ValidateError> {
+        match self {
+            Evidence::Stored(h) => Ok(h.flagged(pairs)?),
+            Evidence::Replayed(r) => Ok(r.flagged(pairs)),
+        }
+    }
+}
+
+/// Everything that judges the rules: per rule set, escalation, the forecast and each reason.
+fn figures(
+    plan: &Plan,
+    evidence: &Evidence,
+    history: &History,
+    events: &[Event],
+    horizon: u32,
+) -> Result<Figures, ValidateError> {
+    let settings = &plan.job.validation;
+    let (_, results) = results_at(evidence, history, events, horizon)?;
     let scored: Vec<Scored> = events
         .iter()
         .zip(&results)
@@ -145,8 +244,8 @@ pub fn validate(project: &Project, options: &ValidateOptions) -> Result<Validati
             figures::set_figures(&set.name, healthier, &grades, &rule_ids(&set.body), &scored, settings.min_count)
         })
         .collect();
-    let escalations = match history.has_flagged()? {
-        true => Some(escalation_figures(&plan, &history, &events, before)?),
+    let escalations = match evidence.has_flagged()? {
+        true => Some(escalation_figures(plan, evidence, history, events)?),
         false => None,
     };
     let grades_of = |name: &str| -> Vec<String> {
@@ -166,7 +265,7 @@ pub fn validate(project: &Project, options: &ValidateOptions) -> Result<Validati
         .filter(|(_, e)| !e.reasons.is_empty())
         .map(|(i, e)| (*i, e.account.as_str(), e.date - Duration::days(i64::from(horizon)), e.date))
         .collect();
-    let fired = history.fired_between(&windows)?;
+    let fired = evidence.fired_between(&windows)?;
     let with_leads: Vec<(&Event, HashMap<String, i64>)> = lost
         .iter()
         .map(|(i, e)| {
@@ -176,28 +275,42 @@ pub fn validate(project: &Project, options: &ValidateOptions) -> Result<Validati
             (*e, leads.unwrap_or_default())
         })
         .collect();
-    let foreseen = figures::foreseen(&spec.reasons, &with_leads, &signals(&plan));
-    let lost_events: Vec<&Event> = lost.iter().map(|(_, e)| *e).collect();
-    let dimensions = segments(project, &plan, &history, &lost_events)?;
-    let root_cause = rootcause::root_cause(
-        &lost_events,
-        &spec.reasons,
-        &dimensions,
-        settings.systemic_count,
-        settings.systemic_share,
-    );
-    Ok(Validation {
-        job: job.name.clone(),
-        outcomes_file: spec.display.clone(),
-        horizon_days: horizon,
-        since: options.since,
-        min_count: settings.min_count,
-        coverage,
-        rule_sets,
-        escalations,
-        forecast,
-        foreseen,
-        root_cause,
+    let reasons = plan.job.outcomes.as_ref().map(|o| o.reasons.clone()).unwrap_or_default();
+    let foreseen = figures::foreseen(&reasons, &with_leads, &signals(plan));
+    Ok(Figures { rule_sets, escalations, forecast, foreseen })
+}
+
+/// The base rules and the working tree's, both evaluated on every stored snapshot up to the
+/// last outcome, judged side by side.
+#[allow(clippy::too_many_arguments)]
+fn replay_figures(
+    project: &Project,
+    job: &Path,
+    base: &str,
+    work: &Plan,
+    history: &History,
+    events: &[Event],
+    horizon: u32,
+    today: NaiveDate,
+) -> Result<Replay, ValidateError> {
+    let base_dir = crate::authoring::diff::base_rules_dir(project, base).map_err(|e| match e {
+        crate::authoring::diff::DiffError::Config(d) => ValidateError::Config(d),
+        other => ValidateError::Replay(other.to_string()),
+    })?;
+    let (base_sources, d) = RuleSetSources::load(&project.root, &base_dir);
+    if d.has_errors() {
+        return Err(ValidateError::Config(d));
+    }
+    let base_plan = Plan::compile_for_tests(project, job, &base_sources, today).map_err(ValidateError::Config)?;
+    let accounts: HashSet<&str> = events.iter().map(|e| e.account.as_str()).collect();
+    let until = events.iter().map(|e| e.date).max().unwrap_or(today);
+    let [base_side, work_side] = replay::replay(project, [&base_plan, work], history, &accounts, until)?;
+    Ok(Replay {
+        base: base.to_string(),
+        runs: history.runs.iter().filter(|(_, d)| *d <= until).count() as u64,
+        missing_snapshots: base_side.missing.len() as u64,
+        base_figures: figures(&base_plan, &Evidence::Replayed(&base_side), history, events, horizon)?,
+        work_figures: figures(work, &Evidence::Replayed(&work_side), history, events, horizon)?,
     })
 }
 
@@ -206,17 +319,18 @@ type AtRun = Option<(i64, NaiveDate)>;
 /// One account's results in a run, by rule set.
 type Results = HashMap<String, Stored>;
 
-/// Each event's run (from `pick`) and its account's results in it, by rule set (empty when
-/// there is no run that early, or the account was not in it).
+/// Each event's run `days` before it and its account's results in it, by rule set (empty
+/// when there is no run that early, or the account was not in it).
 fn results_at(
+    evidence: &Evidence,
     history: &History,
     events: &[Event],
-    pick: impl Fn(&Event) -> AtRun,
+    days: u32,
 ) -> Result<(Vec<AtRun>, Vec<Results>), ValidateError> {
-    let at: Vec<AtRun> = events.iter().map(&pick).collect();
+    let at: Vec<AtRun> = events.iter().map(|e| history.run_at(e.date - Duration::days(i64::from(days)))).collect();
     let pairs: Vec<(i64, &str)> =
         events.iter().zip(&at).filter_map(|(e, r)| r.map(|(run, _)| (run, e.account.as_str()))).collect();
-    let mut stored = history.results(&pairs)?;
+    let mut stored = evidence.results(&pairs)?;
     let mut by_pair: HashMap<(i64, String), Results> = HashMap::new();
     for ((run, account, set), s) in stored.drain() {
         by_pair.entry((run, account)).or_default().insert(set, s);
@@ -231,9 +345,9 @@ fn results_at(
 
 fn escalation_figures(
     plan: &Plan,
+    evidence: &Evidence,
     history: &History,
     events: &[Event],
-    before: impl Fn(&Event, u32) -> AtRun,
 ) -> Result<Vec<EscalationFigures>, ValidateError> {
     let outputs: Vec<&str> = plan
         .outputs
@@ -246,16 +360,16 @@ fn escalation_figures(
     let mut figures: Vec<EscalationFigures> =
         outputs.iter().map(|o| EscalationFigures { output: o.to_string(), horizons: Vec::new() }).collect();
     for days in ESCALATION_DAYS {
-        let (at, results) = results_at(history, events, |e| before(e, days))?;
+        let (at, results) = results_at(evidence, history, events, days)?;
         let scored: Vec<(&Event, i64)> = events
             .iter()
             .zip(at.iter().zip(&results))
             .filter_map(|(e, (r, s))| Some((e, r.filter(|_| !s.is_empty())?.0)))
             .collect();
         let pairs: Vec<(i64, &str)> = scored.iter().map(|(e, run)| (*run, e.account.as_str())).collect();
-        let flagged = history.flagged(&pairs)?;
+        let flagged = evidence.flagged(&pairs)?;
         for f in &mut figures {
-            let hits: std::collections::HashSet<(i64, &str)> =
+            let hits: HashSet<(i64, &str)> =
                 flagged.get(&f.output).into_iter().flatten().map(|(r, a)| (*r, a.as_str())).collect();
             let marked: Vec<(&Event, bool)> =
                 scored.iter().map(|(e, run)| (*e, hits.contains(&(*run, e.account.as_str())))).collect();

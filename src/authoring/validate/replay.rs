@@ -1,0 +1,136 @@
+//! Replay: rule sets evaluated again on the entity snapshots the runs stored, so the base
+//! rules (a git revision or a folder) and the working-tree rules can be judged on the same
+//! history. `diff` with hindsight.
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::NaiveDate;
+
+use super::ValidateError;
+use super::history::{History, Stored};
+use crate::config::project::Project;
+use crate::outputs::Output;
+use crate::rules::eval::Evaluator;
+use crate::rules::eval::results::{Results, evaluate_condition};
+use crate::rules::previous::Previous;
+use crate::run::ENTITY_SNAPSHOT;
+use crate::run::plan::Plan;
+use crate::store::Store;
+use crate::warehouse::Warehouse;
+
+/// One side's results, as if its rules had run on each stored day.
+#[derive(Default)]
+pub struct Replayed {
+    /// (run, account) -> rule set -> results.
+    results: HashMap<(i64, String), HashMap<String, Stored>>,
+    /// (run, account) -> the tags and ids of every rule that fired.
+    codes: HashMap<(i64, String), Vec<String>>,
+    /// (run, account) -> the escalations whose `when` held.
+    flagged: HashMap<(i64, String), Vec<String>>,
+    runs: Vec<(i64, NaiveDate)>,
+    /// Runs whose snapshot was gone.
+    pub missing: Vec<i64>,
+}
+
+/// Evaluates `plans` (base, working tree) on every stored run up to `until`, keeping the
+/// results of `accounts` only.
+pub fn replay(
+    project: &Project,
+    plans: [&Plan; 2],
+    history: &History,
+    accounts: &HashSet<&str>,
+    until: NaiveDate,
+) -> Result<[Replayed; 2], ValidateError> {
+    let reads_prev = plans.iter().any(|p| p.reads_prev());
+    let store = if reads_prev { Some(Store::open_read_only(&project.store).map_err(store_error)?) } else { None };
+    let mut sides = [Replayed::default(), Replayed::default()];
+    for &(run, as_of) in history.runs.iter().filter(|(_, d)| *d <= until) {
+        let path = project.runs.join(run.to_string()).join(ENTITY_SNAPSHOT);
+        if !path.is_file() {
+            sides.iter_mut().for_each(|s| s.missing.push(run));
+            continue;
+        }
+        let work = plans[1];
+        let entity = Warehouse::read_snapshot(&path, &work.job.entity, work.schema.clone())
+            .map_err(|e| ValidateError::Replay(format!("cannot read the snapshot of run {run}: {e}")))?;
+        let previous = match &store {
+            Some(s) => s.previous(&work.job.name, as_of, true).map_err(store_error)?,
+            None => Previous::default(),
+        };
+        let rows: Vec<usize> = (0..entity.len()).filter(|&row| accounts.contains(&*entity.keys[row])).collect();
+        for (side, plan) in sides.iter_mut().zip(plans) {
+            side.runs.push((run, as_of));
+            // Each day's `as_of` is its own: date helpers (`days_since`) read it.
+            let engine = crate::rules::engine::build(as_of, plan.lookups.clone());
+            let evaluator = Evaluator { engine: &engine, templates: &plan.templates, as_of };
+            let outcomes = evaluator.evaluate_all(&plan.rule_sets, &entity, &previous);
+            for &row in &rows {
+                let key = (run, entity.keys[row].to_string());
+                let mut by_set = HashMap::new();
+                let mut codes = Vec::new();
+                for (set, out) in plan.rule_sets.iter().zip(&outcomes) {
+                    let o = out.get(row);
+                    codes.extend(o.tags().iter().chain(o.fired().iter()).map(str::to_string));
+                    by_set.insert(
+                        set.name.clone(),
+                        Stored { score: o.score(), grade: o.grade().map(str::to_string), fired: o.fired().to_vec() },
+                    );
+                }
+                side.results.insert(key.clone(), by_set);
+                side.codes.insert(key, codes);
+            }
+            let view =
+                Results { as_of, entity: &entity, rule_sets: &plan.rule_sets, outcomes: &outcomes, engine: &engine };
+            for output in &plan.outputs {
+                let Output::Escalation(e) = output else { continue };
+                let hits = evaluate_condition(&view, &e.when);
+                for &row in rows.iter().filter(|&&row| matches!(hits[row], Ok(true))) {
+                    side.flagged.entry((run, entity.keys[row].to_string())).or_default().push(e.name.clone());
+                }
+            }
+        }
+    }
+    Ok(sides)
+}
+
+fn store_error(e: crate::store::StoreError) -> ValidateError {
+    ValidateError::Replay(e.to_string())
+}
+
+impl Replayed {
+    pub fn results(&self, pairs: &[(i64, &str)]) -> HashMap<(i64, String, String), Stored> {
+        let mut out = HashMap::new();
+        for (run, account) in pairs {
+            for (set, s) in self.results.get(&(*run, account.to_string())).into_iter().flatten() {
+                out.insert((*run, account.to_string(), set.clone()), s.clone());
+            }
+        }
+        out
+    }
+
+    pub fn fired_between(
+        &self,
+        windows: &[(usize, &str, NaiveDate, NaiveDate)],
+    ) -> HashMap<usize, HashMap<String, NaiveDate>> {
+        let mut out: HashMap<usize, HashMap<String, NaiveDate>> = HashMap::new();
+        for (idx, account, since, until) in windows {
+            for (run, day) in self.runs.iter().filter(|(_, d)| d >= since && d < until) {
+                for code in self.codes.get(&(*run, account.to_string())).into_iter().flatten() {
+                    let first = out.entry(*idx).or_default().entry(code.clone()).or_insert(*day);
+                    *first = (*first).min(*day);
+                }
+            }
+        }
+        out
+    }
+
+    pub fn flagged(&self, pairs: &[(i64, &str)]) -> HashMap<String, Vec<(i64, String)>> {
+        let mut out: HashMap<String, Vec<(i64, String)>> = HashMap::new();
+        for (run, account) in pairs {
+            for output in self.flagged.get(&(*run, account.to_string())).into_iter().flatten() {
+                out.entry(output.clone()).or_default().push((*run, account.to_string()));
+            }
+        }
+        out
+    }
+}
