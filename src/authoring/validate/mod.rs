@@ -302,12 +302,26 @@ fn replay_figures(
         return Err(ValidateError::Config(d));
     }
     let base_plan = Plan::compile_for_tests(project, job, &base_sources, today).map_err(ValidateError::Config)?;
-    let accounts: HashSet<&str> = events.iter().map(|e| e.account.as_str()).collect();
-    let until = events.iter().map(|e| e.date).max().unwrap_or(today);
-    let [base_side, work_side] = replay::replay(project, [&base_plan, work], history, &accounts, until)?;
+    // The (run, account) pairs a figure reads: the run each horizon picks, and every run in
+    // the window before a lost account's outcome.
+    let mut needed: HashMap<i64, HashSet<&str>> = HashMap::new();
+    for e in events {
+        for days in ESCALATION_DAYS.into_iter().chain([horizon]) {
+            if let Some((run, _)) = history.run_at(e.date - Duration::days(i64::from(days))) {
+                needed.entry(run).or_default().insert(&e.account);
+            }
+        }
+        if e.kind.lost() {
+            let since = e.date - Duration::days(i64::from(horizon));
+            for (run, _) in history.runs.iter().filter(|(_, d)| *d >= since && *d < e.date) {
+                needed.entry(*run).or_default().insert(&e.account);
+            }
+        }
+    }
+    let [base_side, work_side] = replay::replay(project, [&base_plan, work], history, &needed)?;
     Ok(Replay {
         base: base.to_string(),
-        runs: history.runs.iter().filter(|(_, d)| *d <= until).count() as u64,
+        runs: needed.len() as u64,
         missing_snapshots: base_side.missing.len() as u64,
         base_figures: figures(&base_plan, &Evidence::Replayed(&base_side), history, events, horizon)?,
         work_figures: figures(work, &Evidence::Replayed(&work_side), history, events, horizon)?,

@@ -9,6 +9,7 @@ use chrono::NaiveDate;
 use super::ValidateError;
 use super::history::{History, Stored};
 use crate::config::project::Project;
+use crate::entity::Entity;
 use crate::outputs::Output;
 use crate::rules::eval::Evaluator;
 use crate::rules::eval::results::{Results, evaluate_condition};
@@ -32,32 +33,41 @@ pub struct Replayed {
     pub missing: Vec<i64>,
 }
 
-/// Evaluates `plans` (base, working tree) on every stored run up to `until`, keeping the
-/// results of `accounts` only.
+/// Evaluates `plans` (base, working tree) on each stored run `needed` names, for the
+/// accounts it names there only (each account's results are its own: a subset evaluates
+/// as the whole would).
 pub fn replay(
     project: &Project,
     plans: [&Plan; 2],
     history: &History,
-    accounts: &HashSet<&str>,
-    until: NaiveDate,
+    needed: &HashMap<i64, HashSet<&str>>,
 ) -> Result<[Replayed; 2], ValidateError> {
     let reads_prev = plans.iter().any(|p| p.reads_prev());
     let store = if reads_prev { Some(Store::open_read_only(&project.store).map_err(store_error)?) } else { None };
     let mut sides = [Replayed::default(), Replayed::default()];
-    for &(run, as_of) in history.runs.iter().filter(|(_, d)| *d <= until) {
+    for &(run, as_of) in &history.runs {
+        let Some(accounts) = needed.get(&run) else { continue };
         let path = project.runs.join(run.to_string()).join(ENTITY_SNAPSHOT);
         if !path.is_file() {
             sides.iter_mut().for_each(|s| s.missing.push(run));
             continue;
         }
         let work = plans[1];
-        let entity = Warehouse::read_snapshot(&path, &work.job.entity, work.schema.clone())
-            .map_err(|e| ValidateError::Replay(format!("cannot read the snapshot of run {run}: {e}")))?;
+        let unreadable = |e: String| ValidateError::Replay(format!("cannot read the snapshot of run {run}: {e}"));
+        let whole = Warehouse::read_snapshot(&path, &work.job.entity, work.schema.clone())
+            .map_err(|e| unreadable(e.to_string()))?;
+        let keep: duckdb::arrow::array::BooleanArray =
+            whole.keys.iter().map(|k| Some(accounts.contains(&**k))).collect();
+        let batch =
+            duckdb::arrow::compute::filter_record_batch(&whole.batch, &keep).map_err(|e| unreadable(e.to_string()))?;
+        let entity =
+            Entity::new(&whole.key_column, whole.schema.clone(), batch).map_err(|e| unreadable(e.to_string()))?;
+        drop(whole);
         let previous = match &store {
             Some(s) => s.previous(&work.job.name, as_of, true).map_err(store_error)?,
             None => Previous::default(),
         };
-        let rows: Vec<usize> = (0..entity.len()).filter(|&row| accounts.contains(&*entity.keys[row])).collect();
+        let rows: Vec<usize> = (0..entity.len()).collect();
         for (side, plan) in sides.iter_mut().zip(plans) {
             side.runs.push((run, as_of));
             // Each day's `as_of` is its own: date helpers (`days_since`) read it.
