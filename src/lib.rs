@@ -14,4 +14,5 @@ pub mod rules;
 pub mod run;
 pub mod scheduler;
 pub mod store;
+pub mod validation;
 pub mod warehouse;

@@ -13,6 +13,7 @@ const LAYERS: &[&[&str]] = &[
     &["rules"],
     &["metrics"],
     &["store"],
+    &["validation"],
     &["outputs"],
     &["mail"],
     &["run"],

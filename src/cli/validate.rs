@@ -2,11 +2,10 @@
 
 use std::fmt::Write as _;
 
-use crate::authoring::validate::{
-    Rate, Replay, RootCause, SetFigures, ValidateError, ValidateOptions, Validation, validate,
-};
+use crate::authoring::validate::{ValidateError, ValidateOptions, validate};
 use crate::cli::{ExitStatus, money, table};
 use crate::config::project::Project;
+use crate::validation::{Rate, Replay, RootCause, SetFigures, Validation, ValidationError};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -58,7 +57,11 @@ pub fn execute(project: &Project, args: &Args) -> ExitStatus {
             eprint!("{diags}");
             ExitStatus::Config
         }
-        Err(e @ (ValidateError::NoOutcomes(_) | ValidateError::NoStore(_) | ValidateError::NoHistory(_))) => {
+        Err(
+            e @ (ValidateError::Validation(ValidationError::NoOutcomes(_))
+            | ValidateError::NoStore(_)
+            | ValidateError::NoHistory(_)),
+        ) => {
             eprintln!("error: {e}");
             ExitStatus::Config
         }

@@ -49,7 +49,7 @@ pub(super) fn write_artifact(path: &Path, r: &RunReport) -> std::io::Result<()> 
 }
 
 /// The entity rows of a run, kept beside it for `explain` and `diff`.
-pub const ENTITY_SNAPSHOT: &str = "entity.parquet";
+pub use crate::store::ENTITY_SNAPSHOT;
 
 /// Creates the run's folder (`dry-run` for a dry run) and its spill folder inside it.
 pub(super) fn create(runs: &Path, run_id: Option<i64>) -> Result<(PathBuf, PathBuf), RunError> {

@@ -17,6 +17,9 @@ pub use outbox::{Attempt, OutboxMail, QueuedMail};
 pub use publish::{Publication, write_parquet};
 pub use runs::RunRecord;
 
+/// Each published run's accounts and feature values, in its folder under the runs folder.
+pub const ENTITY_SNAPSHOT: &str = "entity.parquet";
+
 use std::path::{Path, PathBuf};
 
 use duckdb::Connection;
@@ -187,6 +190,11 @@ impl Store {
         let conn = Connection::open_with_flags(path, config).map_err(open)?;
         conn.execute_batch(&format!("SET memory_limit = '{STORE_MEMORY_LIMIT}'"))?;
         Ok(Store { conn })
+    }
+
+    /// Another connection to the store, for readers in the same process (`validation`).
+    pub fn connection(&self) -> Result<Connection, StoreError> {
+        Ok(self.conn.try_clone()?)
     }
 
     /// Lets go of the blocks DuckDB keeps cached after a large read or write (lowering the

@@ -1,57 +1,47 @@
-//! `keepwell validate`: the rule sets measured against what happened. Each renewal or churn
-//! in the job's outcomes file is matched with the results its account had `horizon` days
-//! before (the latest published run on or before that day), and the figures say whether the
-//! grades, scores, rules, escalations and forecast saw it coming. Nothing is re-evaluated:
-//! the store's history is what the team saw at the time. With a base (`--base`), both the
-//! base rules and the working tree's are replayed on the runs' entity snapshots and judged
-//! side by side.
+//! `keepwell validate`: the figures of [`crate::validation`] for a job, from the store's
+//! history; with a base (`--base`), the base rules and the working tree's are also replayed
+//! on the runs' entity snapshots and judged side by side.
 
-mod events;
-mod figures;
-mod history;
 mod replay;
-mod rootcause;
-mod stats;
 
-pub use events::{Event, Kind};
-pub use figures::{EscalationAt, EscalationFigures, Forecast, ForecastRow, Foreseen, GradeRow, RuleRow, SetFigures};
-pub use rootcause::{ReasonRow, RootCause, Segment, SegmentReview};
-pub use stats::{Rate, auc, top_decile_lift};
-
-use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
-use chrono::{Duration, NaiveDate};
-use serde::Serialize;
+use chrono::NaiveDate;
 
 use crate::config::diagnostic::Diagnostics;
 use crate::config::project::Project;
 use crate::outputs::Output;
-use crate::rules::{Body, RuleSetSources};
+use crate::rules::RuleSetSources;
 use crate::run::plan::Plan;
-use figures::Scored;
-use history::{History, Stored};
-use replay::Replayed;
-
-/// The horizons each escalation's precision and recall are read at.
-pub const ESCALATION_DAYS: [u32; 3] = [30, 60, 90];
+use crate::validation::{self, Context, Event, Evidence, History, Replay, Validation, ValidationError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ValidateError {
     #[error("{0}")]
     Config(Diagnostics),
-    #[error(
-        "job `{0}` has no outcomes to validate against: add an `outcomes:` block with the file of renewals and churns (docs/validation.md)"
-    )]
-    NoOutcomes(String),
+    #[error(transparent)]
+    Validation(ValidationError),
     #[error("there is no store yet at `{0}`: run the job first, so there is history to validate")]
     NoStore(String),
     #[error("job `{0}` has no published run in the store: run it first, so there is history to validate")]
     NoHistory(String),
-    #[error("reading the store failed: {0}")]
-    Store(#[from] duckdb::Error),
     #[error("{0}")]
     Replay(String),
+}
+
+impl From<ValidationError> for ValidateError {
+    fn from(e: ValidationError) -> Self {
+        match e {
+            ValidationError::Outcomes(d) => ValidateError::Config(d),
+            other => ValidateError::Validation(other),
+        }
+    }
+}
+
+impl From<duckdb::Error> for ValidateError {
+    fn from(e: duckdb::Error) -> Self {
+        ValidateError::Validation(ValidationError::Store(e))
+    }
 }
 
 pub struct ValidateOptions<'a> {
@@ -64,57 +54,15 @@ pub struct ValidateOptions<'a> {
     pub base: Option<&'a str>,
 }
 
-#[derive(Debug, Serialize)]
-pub struct Validation {
-    pub job: String,
-    pub outcomes_file: String,
-    pub horizon_days: u32,
-    pub since: Option<NaiveDate>,
-    pub min_count: u64,
-    pub coverage: Coverage,
-    #[serde(flatten)]
-    pub figures: Figures,
-    pub root_cause: RootCause,
-    /// With `--base`: both rule versions evaluated on the stored snapshots.
-    pub replay: Option<Replay>,
-}
-
-/// What judges one version of the rules.
-#[derive(Debug, Serialize)]
-pub struct Figures {
-    pub rule_sets: Vec<SetFigures>,
-    /// `None` when no run recorded what its escalations flagged.
-    pub escalations: Option<Vec<EscalationFigures>>,
-    pub forecast: Option<Forecast>,
-    pub foreseen: Vec<Foreseen>,
-}
-
-#[derive(Debug, Serialize)]
-pub struct Replay {
-    pub base: String,
-    /// Runs evaluated again.
-    pub runs: u64,
-    /// Runs whose entity snapshot was gone, left out.
-    pub missing_snapshots: u64,
-    pub base_figures: Figures,
-    pub work_figures: Figures,
-}
-
-#[derive(Debug, Serialize)]
-pub struct Coverage {
-    pub events: u64,
-    pub renewed: u64,
-    pub churned: u64,
-    pub downsold: u64,
-    pub expanded: u64,
-    /// Events whose account was scored `horizon` days before.
-    pub scored: u64,
-    /// Events earlier than the history reaches (no run `horizon` days before).
-    pub before_history: u64,
-    /// Events with a run that early whose account was not in it (a newer customer).
-    pub not_in_run: u64,
-    pub first_run: Option<NaiveDate>,
-    pub last_run: Option<NaiveDate>,
+/// The escalations' names, in the job's order.
+pub fn escalations(plan: &Plan) -> Vec<String> {
+    plan.outputs
+        .iter()
+        .filter_map(|o| match o {
+            Output::Escalation(e) => Some(e.name.clone()),
+            _ => None,
+        })
+        .collect()
 }
 
 pub fn validate(project: &Project, options: &ValidateOptions) -> Result<Validation, ValidateError> {
@@ -124,164 +72,26 @@ pub fn validate(project: &Project, options: &ValidateOptions) -> Result<Validati
     }
     let today = chrono::Local::now().date_naive();
     let plan = Plan::compile_for_tests(project, options.job, &sources, today).map_err(ValidateError::Config)?;
-    let job = &plan.job;
-    let spec = job.outcomes.as_ref().ok_or_else(|| ValidateError::NoOutcomes(job.name.clone()))?;
-    let settings = &job.validation;
-    let horizon = options.horizon_days.unwrap_or(settings.horizon_days);
-    let mut events = events::read(spec).map_err(ValidateError::Config)?;
-    if let Some(since) = options.since {
-        events.retain(|e| e.date >= since);
-    }
-    events.sort_by(|a, b| a.date.cmp(&b.date).then(a.account.cmp(&b.account)));
+    let horizon = options.horizon_days.unwrap_or(plan.job.validation.horizon_days);
+    let events = validation::read_events(&plan.job, options.since)?;
     if !project.store.is_file() {
         return Err(ValidateError::NoStore(project.display(&project.store)));
     }
-    let history = History::open(&project.store, &job.name)?;
+    let history = History::open(&project.store, &plan.job.name)?;
     if history.runs.is_empty() {
-        return Err(ValidateError::NoHistory(job.name.clone()));
+        return Err(ValidateError::NoHistory(plan.job.name.clone()));
     }
-    let stored = Evidence::Stored(&history);
-    let (at_horizon, results) = results_at(&stored, &history, &events, horizon)?;
-    let coverage = Coverage {
-        events: events.len() as u64,
-        renewed: events.iter().filter(|e| e.kind == Kind::Renewed).count() as u64,
-        churned: events.iter().filter(|e| e.kind == Kind::Churned).count() as u64,
-        downsold: events.iter().filter(|e| e.kind == Kind::Downsold).count() as u64,
-        expanded: events.iter().filter(|e| e.kind == Kind::Expanded).count() as u64,
-        scored: results.iter().filter(|r| !r.is_empty()).count() as u64,
-        before_history: at_horizon.iter().filter(|r| r.is_none()).count() as u64,
-        not_in_run: at_horizon.iter().zip(&results).filter(|(r, s)| r.is_some() && s.is_empty()).count() as u64,
-        first_run: history.runs.first().map(|r| r.1),
-        last_run: history.runs.last().map(|r| r.1),
-    };
-    let figures = figures(&plan, &stored, &history, &events, horizon)?;
-    let lost: Vec<&Event> = events.iter().filter(|e| e.kind.lost()).collect();
-    let dimensions = segments(project, &plan, &history, &lost)?;
-    let root_cause =
-        rootcause::root_cause(&lost, &spec.reasons, &dimensions, settings.systemic_count, settings.systemic_share);
-    let replay = match options.base {
-        Some(base) => Some(replay_figures(project, options.job, base, &plan, &history, &events, horizon, today)?),
-        None => None,
-    };
-    Ok(Validation {
-        job: job.name.clone(),
-        outcomes_file: spec.display.clone(),
-        horizon_days: horizon,
-        since: options.since,
-        min_count: settings.min_count,
-        coverage,
-        figures,
-        root_cause,
-        replay,
-    })
+    let names = escalations(&plan);
+    let ctx = Context { job: &plan.job, rule_sets: &plan.rule_sets, escalations: &names, runs_dir: &project.runs };
+    let mut v = validation::measure(&ctx, &history, &events, horizon, options.since)?;
+    if let Some(base) = options.base {
+        v.replay = Some(replay_figures(project, options.job, base, &plan, &history, &events, horizon, today)?);
+    }
+    Ok(v)
 }
 
-/// Where results come from: the store (what the runs gave), or a replay of other rules.
-enum Evidence<'a> {
-    Stored(&'a History),
-    Replayed(&'a Replayed),
-}
-
-impl Evidence<'_> {
-    fn results(&self, pairs: &[(i64, &str)]) -> Result<HashMap<(i64, String, String), Stored>, ValidateError> {
-        match self {
-            Evidence::Stored(h) => Ok(h.results(pairs)?),
-            Evidence::Replayed(r) => Ok(r.results(pairs)),
-        }
-    }
-
-    fn fired_between(
-        &self,
-        windows: &[(usize, &str, NaiveDate, NaiveDate)],
-    ) -> Result<HashMap<usize, HashMap<String, NaiveDate>>, ValidateError> {
-        match self {
-            Evidence::Stored(h) => Ok(h.fired_between(windows)?),
-            Evidence::Replayed(r) => Ok(r.fired_between(windows)),
-        }
-    }
-
-    fn has_flagged(&self) -> Result<bool, ValidateError> {
-        match self {
-            Evidence::Stored(h) => Ok(h.has_flagged()?),
-            Evidence::Replayed(_) => Ok(true),
-        }
-    }
-
-    fn flagged(&self, pairs: &[(i64, &str)]) -> Result<HashMap<String, Vec<(i64, String)>>, ValidateError> {
-        match self {
-            Evidence::Stored(h) => Ok(h.flagged(pairs)?),
-            Evidence::Replayed(r) => Ok(r.flagged(pairs)),
-        }
-    }
-}
-
-/// Everything that judges the rules: per rule set, escalation, the forecast and each reason.
-fn figures(
-    plan: &Plan,
-    evidence: &Evidence,
-    history: &History,
-    events: &[Event],
-    horizon: u32,
-) -> Result<Figures, ValidateError> {
-    let settings = &plan.job.validation;
-    let (_, results) = results_at(evidence, history, events, horizon)?;
-    let scored: Vec<Scored> = events
-        .iter()
-        .zip(&results)
-        .filter(|(_, r)| !r.is_empty())
-        .map(|(event, results)| Scored { event, results })
-        .collect();
-    let judged: Vec<&str> = match settings.rule_sets.is_empty() {
-        true => plan.rule_sets.iter().map(|s| s.name.as_str()).collect(),
-        false => settings.rule_sets.iter().map(|(n, _)| n.as_str()).collect(),
-    };
-    let rule_sets = judged
-        .iter()
-        .filter_map(|name| plan.rule_sets.iter().find(|s| s.name == *name))
-        .map(|set| {
-            let healthier = settings.higher_is_healthier.iter().any(|(n, _)| *n == set.name);
-            let grades: Vec<String> = set.grades.iter().map(|g| g.name.to_string()).collect();
-            figures::set_figures(&set.name, healthier, &grades, &rule_ids(&set.body), &scored, settings.min_count)
-        })
-        .collect();
-    let escalations = match evidence.has_flagged()? {
-        true => Some(escalation_figures(plan, evidence, history, events)?),
-        false => None,
-    };
-    let grades_of = |name: &str| -> Vec<String> {
-        plan.rule_sets
-            .iter()
-            .find(|s| s.name == name)
-            .map(|s| s.grades.iter().map(|g| g.name.to_string()).collect())
-            .unwrap_or_default()
-    };
-    let forecast = settings.forecast.as_ref().map(|(set, _)| {
-        let category = settings.category.as_ref().map(|(c, _)| (c.clone(), grades_of(c)));
-        figures::forecast(set, category.as_ref().map(|(c, g)| (c.as_str(), g.as_slice())), &scored)
-    });
-    let lost: Vec<(usize, &Event)> = events.iter().enumerate().filter(|(_, e)| e.kind.lost()).collect();
-    let windows: Vec<(usize, &str, NaiveDate, NaiveDate)> = lost
-        .iter()
-        .filter(|(_, e)| !e.reasons.is_empty())
-        .map(|(i, e)| (*i, e.account.as_str(), e.date - Duration::days(i64::from(horizon)), e.date))
-        .collect();
-    let fired = evidence.fired_between(&windows)?;
-    let with_leads: Vec<(&Event, HashMap<String, i64>)> = lost
-        .iter()
-        .map(|(i, e)| {
-            let leads = fired
-                .get(i)
-                .map(|codes| codes.iter().map(|(code, first)| (code.clone(), (e.date - *first).num_days())).collect());
-            (*e, leads.unwrap_or_default())
-        })
-        .collect();
-    let reasons = plan.job.outcomes.as_ref().map(|o| o.reasons.clone()).unwrap_or_default();
-    let foreseen = figures::foreseen(&reasons, &with_leads, &signals(plan));
-    Ok(Figures { rule_sets, escalations, forecast, foreseen })
-}
-
-/// The base rules and the working tree's, both evaluated on every stored snapshot up to the
-/// last outcome, judged side by side.
+/// The base rules and the working tree's, both evaluated on the stored snapshots a figure
+/// reads, judged side by side.
 #[allow(clippy::too_many_arguments)]
 fn replay_figures(
     project: &Project,
@@ -302,166 +112,18 @@ fn replay_figures(
         return Err(ValidateError::Config(d));
     }
     let base_plan = Plan::compile_for_tests(project, job, &base_sources, today).map_err(ValidateError::Config)?;
-    // The (run, account) pairs a figure reads: the run each horizon picks, and every run in
-    // the window before a lost account's outcome.
-    let mut needed: HashMap<i64, HashSet<&str>> = HashMap::new();
-    for e in events {
-        for days in ESCALATION_DAYS.into_iter().chain([horizon]) {
-            if let Some((run, _)) = history.run_at(e.date - Duration::days(i64::from(days))) {
-                needed.entry(run).or_default().insert(&e.account);
-            }
-        }
-        if e.kind.lost() {
-            let since = e.date - Duration::days(i64::from(horizon));
-            for (run, _) in history.runs.iter().filter(|(_, d)| *d >= since && *d < e.date) {
-                needed.entry(*run).or_default().insert(&e.account);
-            }
-        }
-    }
+    let needed = validation::needed(history, events, horizon);
     let [base_side, work_side] = replay::replay(project, [&base_plan, work], history, &needed)?;
+    let figures = |plan: &Plan, side| -> Result<_, ValidateError> {
+        let names = escalations(plan);
+        let ctx = Context { job: &plan.job, rule_sets: &plan.rule_sets, escalations: &names, runs_dir: &project.runs };
+        Ok(validation::figures(&ctx, &Evidence::Replayed(side), history, events, horizon)?)
+    };
     Ok(Replay {
         base: base.to_string(),
         runs: needed.len() as u64,
         missing_snapshots: base_side.missing.len() as u64,
-        base_figures: figures(&base_plan, &Evidence::Replayed(&base_side), history, events, horizon)?,
-        work_figures: figures(work, &Evidence::Replayed(&work_side), history, events, horizon)?,
+        base_figures: figures(&base_plan, &base_side)?,
+        work_figures: figures(work, &work_side)?,
     })
-}
-
-type AtRun = Option<(i64, NaiveDate)>;
-
-/// One account's results in a run, by rule set.
-type Results = HashMap<String, Stored>;
-
-/// Each event's run `days` before it and its account's results in it, by rule set (empty
-/// when there is no run that early, or the account was not in it).
-fn results_at(
-    evidence: &Evidence,
-    history: &History,
-    events: &[Event],
-    days: u32,
-) -> Result<(Vec<AtRun>, Vec<Results>), ValidateError> {
-    let at: Vec<AtRun> = events.iter().map(|e| history.run_at(e.date - Duration::days(i64::from(days)))).collect();
-    let pairs: Vec<(i64, &str)> =
-        events.iter().zip(&at).filter_map(|(e, r)| r.map(|(run, _)| (run, e.account.as_str()))).collect();
-    let mut stored = evidence.results(&pairs)?;
-    let mut by_pair: HashMap<(i64, String), Results> = HashMap::new();
-    for ((run, account, set), s) in stored.drain() {
-        by_pair.entry((run, account)).or_default().insert(set, s);
-    }
-    let results = events
-        .iter()
-        .zip(&at)
-        .map(|(e, r)| r.and_then(|(run, _)| by_pair.get(&(run, e.account.clone())).cloned()).unwrap_or_default())
-        .collect();
-    Ok((at, results))
-}
-
-fn escalation_figures(
-    plan: &Plan,
-    evidence: &Evidence,
-    history: &History,
-    events: &[Event],
-) -> Result<Vec<EscalationFigures>, ValidateError> {
-    let outputs: Vec<&str> = plan
-        .outputs
-        .iter()
-        .filter_map(|o| match o {
-            Output::Escalation(e) => Some(e.name.as_str()),
-            Output::Summary(_) => None,
-        })
-        .collect();
-    let mut figures: Vec<EscalationFigures> =
-        outputs.iter().map(|o| EscalationFigures { output: o.to_string(), horizons: Vec::new() }).collect();
-    for days in ESCALATION_DAYS {
-        let (at, results) = results_at(evidence, history, events, days)?;
-        let scored: Vec<(&Event, i64)> = events
-            .iter()
-            .zip(at.iter().zip(&results))
-            .filter_map(|(e, (r, s))| Some((e, r.filter(|_| !s.is_empty())?.0)))
-            .collect();
-        let pairs: Vec<(i64, &str)> = scored.iter().map(|(e, run)| (*run, e.account.as_str())).collect();
-        let flagged = evidence.flagged(&pairs)?;
-        for f in &mut figures {
-            let hits: HashSet<(i64, &str)> =
-                flagged.get(&f.output).into_iter().flatten().map(|(r, a)| (*r, a.as_str())).collect();
-            let marked: Vec<(&Event, bool)> =
-                scored.iter().map(|(e, run)| (*e, hits.contains(&(*run, e.account.as_str())))).collect();
-            f.horizons.push(figures::escalation_at(days, &marked));
-        }
-    }
-    Ok(figures)
-}
-
-/// A rule set's own rule ids, in the order written.
-fn rule_ids(body: &Body) -> Vec<String> {
-    match body {
-        Body::Points(rules) => rules.iter().map(|r| r.id.to_string()).collect(),
-        Body::Scorecard(measures) => measures.iter().map(|m| m.id.to_string()).collect(),
-        Body::Classification { classes, .. } => classes.iter().map(|c| c.id.to_string()).collect(),
-        Body::Script(_) => Vec::new(),
-    }
-}
-
-/// Every code a reason can be matched with: the rules' tags and ids.
-fn signals(plan: &Plan) -> Vec<String> {
-    let mut codes: Vec<String> = Vec::new();
-    for set in &plan.rule_sets {
-        if let Body::Points(rules) = &set.body {
-            for r in rules {
-                codes.extend(r.tags.iter().map(|t| t.to_string()));
-            }
-        }
-        codes.extend(rule_ids(&set.body));
-    }
-    codes.sort();
-    codes.dedup();
-    codes
-}
-
-/// Each lost event's segment in every dimension the review splits by, read from the last
-/// run before the outcome: an entity column (from the run's snapshot), `owner`, or a rule
-/// set's grade. Without `segments:`, the owner and the impact category's grade.
-fn segments(
-    project: &Project,
-    plan: &Plan,
-    history: &History,
-    lost: &[&Event],
-) -> Result<Vec<(String, Vec<String>)>, ValidateError> {
-    let settings = &plan.job.validation;
-    let mut names: Vec<String> = settings.segments.iter().map(|(s, _)| s.clone()).collect();
-    if names.is_empty() {
-        if plan.job.entity.owner.is_some() {
-            names.push("owner".into());
-        }
-        if let Some((c, _)) = &settings.category {
-            names.push(format!("{c}.grade"));
-        }
-    }
-    let at: Vec<AtRun> = lost.iter().map(|e| history.run_before(e.date)).collect();
-    let pairs: Vec<(i64, &str)> =
-        lost.iter().zip(&at).filter_map(|(e, r)| r.map(|(run, _)| (run, e.account.as_str()))).collect();
-    let unknown = "(not in history)".to_string();
-    let mut dimensions = Vec::new();
-    for name in names {
-        let values: HashMap<(i64, String), String> = match name.split_once('.') {
-            Some((set, "grade")) => history
-                .results(&pairs)?
-                .into_iter()
-                .filter(|((_, _, s), _)| s == set)
-                .map(|((run, account, _), s)| ((run, account), s.grade.unwrap_or_else(|| "none".into())))
-                .collect(),
-            _ if name == "owner" => history.owners(&pairs)?,
-            _ => history.column(&project.runs, &plan.job.entity.key, &name, &pairs)?,
-        };
-        let column = lost
-            .iter()
-            .zip(&at)
-            .map(|(e, r)| {
-                r.and_then(|(run, _)| values.get(&(run, e.account.clone())).cloned()).unwrap_or_else(|| unknown.clone())
-            })
-            .collect();
-        dimensions.push((name, column));
-    }
-    Ok(dimensions)
 }

@@ -4,34 +4,17 @@
 
 use std::collections::{HashMap, HashSet};
 
-use chrono::NaiveDate;
-
 use super::ValidateError;
-use super::history::{History, Stored};
 use crate::config::project::Project;
 use crate::entity::Entity;
 use crate::outputs::Output;
 use crate::rules::eval::Evaluator;
 use crate::rules::eval::results::{Results, evaluate_condition};
 use crate::rules::previous::Previous;
-use crate::run::ENTITY_SNAPSHOT;
 use crate::run::plan::Plan;
-use crate::store::Store;
+use crate::store::{ENTITY_SNAPSHOT, Store};
+use crate::validation::{History, Replayed, Stored};
 use crate::warehouse::Warehouse;
-
-/// One side's results, as if its rules had run on each stored day.
-#[derive(Default)]
-pub struct Replayed {
-    /// (run, account) -> rule set -> results.
-    results: HashMap<(i64, String), HashMap<String, Stored>>,
-    /// (run, account) -> the tags and ids of every rule that fired.
-    codes: HashMap<(i64, String), Vec<String>>,
-    /// (run, account) -> the escalations whose `when` held.
-    flagged: HashMap<(i64, String), Vec<String>>,
-    runs: Vec<(i64, NaiveDate)>,
-    /// Runs whose snapshot was gone.
-    pub missing: Vec<i64>,
-}
 
 /// Evaluates `plans` (base, working tree) on each stored run `needed` names, for the
 /// accounts it names there only (each account's results are its own: a subset evaluates
@@ -40,7 +23,7 @@ pub fn replay(
     project: &Project,
     plans: [&Plan; 2],
     history: &History,
-    needed: &HashMap<i64, HashSet<&str>>,
+    needed: &HashMap<i64, HashSet<String>>,
 ) -> Result<[Replayed; 2], ValidateError> {
     let reads_prev = plans.iter().any(|p| p.reads_prev());
     let store = if reads_prev { Some(Store::open_read_only(&project.store).map_err(store_error)?) } else { None };
@@ -105,42 +88,4 @@ pub fn replay(
 
 fn store_error(e: crate::store::StoreError) -> ValidateError {
     ValidateError::Replay(e.to_string())
-}
-
-impl Replayed {
-    pub fn results(&self, pairs: &[(i64, &str)]) -> HashMap<(i64, String, String), Stored> {
-        let mut out = HashMap::new();
-        for (run, account) in pairs {
-            for (set, s) in self.results.get(&(*run, account.to_string())).into_iter().flatten() {
-                out.insert((*run, account.to_string(), set.clone()), s.clone());
-            }
-        }
-        out
-    }
-
-    pub fn fired_between(
-        &self,
-        windows: &[(usize, &str, NaiveDate, NaiveDate)],
-    ) -> HashMap<usize, HashMap<String, NaiveDate>> {
-        let mut out: HashMap<usize, HashMap<String, NaiveDate>> = HashMap::new();
-        for (idx, account, since, until) in windows {
-            for (run, day) in self.runs.iter().filter(|(_, d)| d >= since && d < until) {
-                for code in self.codes.get(&(*run, account.to_string())).into_iter().flatten() {
-                    let first = out.entry(*idx).or_default().entry(code.clone()).or_insert(*day);
-                    *first = (*first).min(*day);
-                }
-            }
-        }
-        out
-    }
-
-    pub fn flagged(&self, pairs: &[(i64, &str)]) -> HashMap<String, Vec<(i64, String)>> {
-        let mut out: HashMap<String, Vec<(i64, String)>> = HashMap::new();
-        for (run, account) in pairs {
-            for output in self.flagged.get(&(*run, account.to_string())).into_iter().flatten() {
-                out.entry(output.clone()).or_default().push((*run, account.to_string()));
-            }
-        }
-        out
-    }
 }

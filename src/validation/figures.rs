@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use super::events::Event;
 use super::history::Stored;
-use super::stats::{Rate, auc, top_decile_lift};
+use super::stats::{Rate, auc, roc, top_decile_lift};
 
 /// An event with the results its account had in the run read for it.
 pub struct Scored<'a> {
@@ -29,6 +29,8 @@ pub struct SetFigures {
     /// Over the accounts with a score.
     pub auc: Option<f64>,
     pub top_decile_lift: Option<f64>,
+    /// The ROC curve as (false-positive rate, true-positive rate) points.
+    pub roc: Vec<(f64, f64)>,
     pub rules: Vec<RuleRow>,
     /// Rules that fired on none of the churned accounts.
     pub never_on_churned: Vec<String>,
@@ -152,6 +154,7 @@ pub fn set_figures(
         grades,
         auc: auc(&points),
         top_decile_lift: top_decile_lift(&points),
+        roc: roc(&points),
         rules,
         never_on_churned,
     }

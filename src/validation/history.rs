@@ -8,7 +8,7 @@ use std::path::Path;
 use chrono::NaiveDate;
 use duckdb::{Connection, params};
 
-use crate::run::ENTITY_SNAPSHOT;
+use crate::store::ENTITY_SNAPSHOT;
 use crate::warehouse::sql_string;
 
 /// Separates a list's items when DuckDB hands a list back as text.
@@ -33,17 +33,23 @@ fn list(text: Option<String>) -> Vec<String> {
 }
 
 impl History {
+    /// The store at `store`, attached read-only to a connection of its own.
     pub fn open(store: &Path, job: &str) -> Result<History, duckdb::Error> {
         let conn = Connection::open_in_memory()?;
-        conn.execute_batch(&format!("ATTACH {} AS s (READ_ONLY)", sql_string(&store.display().to_string())))?;
-        let mut stmt = conn.prepare(
-            "SELECT max(run_id), as_of FROM s.runs WHERE job = ? AND published GROUP BY as_of ORDER BY as_of",
-        )?;
+        conn.execute_batch(&format!("ATTACH {} AS s (READ_ONLY); USE s", sql_string(&store.display().to_string())))?;
+        History::over(conn, job)
+    }
+
+    /// The store a connection has open (a run's own, cloned): what validation reads is kept
+    /// in temporary tables, so the store's file is not written.
+    pub fn over(conn: Connection, job: &str) -> Result<History, duckdb::Error> {
+        let mut stmt = conn
+            .prepare("SELECT max(run_id), as_of FROM runs WHERE job = ? AND published GROUP BY as_of ORDER BY as_of")?;
         let runs = stmt.query_map(params![job], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<Vec<_>, _>>()?;
         drop(stmt);
         conn.execute_batch(
-            "CREATE TABLE need (run_id BIGINT, account_id VARCHAR); \
-             CREATE TABLE window_need (idx BIGINT, account_id VARCHAR, since DATE, until DATE);",
+            "CREATE OR REPLACE TEMP TABLE need (run_id BIGINT, account_id VARCHAR); \
+             CREATE OR REPLACE TEMP TABLE window_need (idx BIGINT, account_id VARCHAR, since DATE, until DATE);",
         )?;
         Ok(History { conn, job: job.to_string(), runs })
     }
@@ -61,11 +67,18 @@ impl History {
 
     fn fill_need(&self, pairs: &[(i64, &str)]) -> Result<(), duckdb::Error> {
         self.conn.execute_batch("DELETE FROM need")?;
-        let mut appender = self.conn.appender("need")?;
-        for (run, account) in pairs {
-            appender.append_row(params![run, account])?;
+        let rows: Vec<String> =
+            pairs.iter().map(|(run, account)| format!("({run}, {})", sql_string(account))).collect();
+        self.insert("need", &rows)
+    }
+
+    /// Rows of values into a temporary table, a thousand a statement (an appender cannot
+    /// reach temporary tables).
+    fn insert(&self, table: &str, rows: &[String]) -> Result<(), duckdb::Error> {
+        for chunk in rows.chunks(1000) {
+            self.conn.execute_batch(&format!("INSERT INTO {table} VALUES {}", chunk.join(", ")))?;
         }
-        appender.flush()
+        Ok(())
     }
 
     /// Every rule set's results for each (run, account): keyed by (run, account, rule set).
@@ -74,7 +87,7 @@ impl History {
         let mut stmt = self.conn.prepare(&format!(
             "SELECT o.run_id, o.account_id, o.rule_set, o.score, o.grade, \
              array_to_string(o.fired, '{SEP}') \
-             FROM s.outcomes o JOIN (SELECT DISTINCT * FROM need) n USING (run_id, account_id) WHERE o.job = ?"
+             FROM outcomes o JOIN (SELECT DISTINCT * FROM need) n USING (run_id, account_id) WHERE o.job = ?"
         ))?;
         let mut out = HashMap::new();
         let mut rows = stmt.query(params![self.job])?;
@@ -92,18 +105,19 @@ impl History {
         windows: &[(usize, &str, NaiveDate, NaiveDate)],
     ) -> Result<HashMap<usize, HashMap<String, NaiveDate>>, duckdb::Error> {
         self.conn.execute_batch("DELETE FROM window_need")?;
-        let mut appender = self.conn.appender("window_need")?;
-        for (idx, account, since, until) in windows {
-            appender.append_row(params![*idx as i64, account, since, until])?;
-        }
-        appender.flush()?;
-        drop(appender);
+        let rows: Vec<String> = windows
+            .iter()
+            .map(|(idx, account, since, until)| {
+                format!("({idx}, {}, DATE '{since}', DATE '{until}')", sql_string(account))
+            })
+            .collect();
+        self.insert("window_need", &rows)?;
         let mut stmt = self.conn.prepare(
             "SELECT idx, code, min(as_of) FROM ( \
                SELECT w.idx, r.as_of, unnest(list_concat(o.tags, o.fired)) AS code \
                FROM window_need w \
-               JOIN s.outcomes o ON o.account_id = w.account_id AND o.job = ? \
-               JOIN s.runs r ON r.run_id = o.run_id AND r.published AND r.as_of >= w.since AND r.as_of < w.until \
+               JOIN outcomes o ON o.account_id = w.account_id AND o.job = ? \
+               JOIN runs r ON r.run_id = o.run_id AND r.published AND r.as_of >= w.since AND r.as_of < w.until \
              ) GROUP BY ALL",
         )?;
         let mut out: HashMap<usize, HashMap<String, NaiveDate>> = HashMap::new();
@@ -117,14 +131,14 @@ impl History {
 
     /// Whether any run of the job recorded what its escalations flagged.
     pub fn has_flagged(&self) -> Result<bool, duckdb::Error> {
-        self.conn.query_row("SELECT count(*) > 0 FROM s.flagged WHERE job = ?", params![self.job], |r| r.get(0))
+        self.conn.query_row("SELECT count(*) > 0 FROM flagged WHERE job = ?", params![self.job], |r| r.get(0))
     }
 
     /// The (run, account) pairs each escalation flagged among `pairs`: output -> pairs.
     pub fn flagged(&self, pairs: &[(i64, &str)]) -> Result<HashMap<String, Vec<(i64, String)>>, duckdb::Error> {
         self.fill_need(pairs)?;
         let mut stmt = self.conn.prepare(
-            "SELECT DISTINCT f.output, f.run_id, f.account_id FROM s.flagged f \
+            "SELECT DISTINCT f.output, f.run_id, f.account_id FROM flagged f \
              JOIN need n USING (run_id, account_id) WHERE f.job = ?",
         )?;
         let mut out: HashMap<String, Vec<(i64, String)>> = HashMap::new();
@@ -139,7 +153,7 @@ impl History {
     pub fn owners(&self, pairs: &[(i64, &str)]) -> Result<HashMap<(i64, String), String>, duckdb::Error> {
         self.fill_need(pairs)?;
         let mut stmt = self.conn.prepare(
-            "SELECT a.run_id, a.account_id, a.owner FROM s.accounts a JOIN (SELECT DISTINCT * FROM need) n \
+            "SELECT a.run_id, a.account_id, a.owner FROM accounts a JOIN (SELECT DISTINCT * FROM need) n \
              USING (run_id, account_id) WHERE a.owner IS NOT NULL",
         )?;
         let mut out = HashMap::new();

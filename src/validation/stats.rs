@@ -55,6 +55,36 @@ pub fn auc(scored: &[(f64, bool)]) -> Option<f64> {
     Some((rank_sum - p * (p + 1.0) / 2.0) / (p * negatives as f64))
 }
 
+/// The ROC curve: (false-positive rate, true-positive rate) at each score threshold, riskiest
+/// first, from (0, 0) to (1, 1); at most about 200 points (every tie group kept when fewer).
+pub fn roc(scored: &[(f64, bool)]) -> Vec<(f64, f64)> {
+    let positives = scored.iter().filter(|(_, p)| *p).count() as f64;
+    let negatives = scored.len() as f64 - positives;
+    if positives == 0.0 || negatives == 0.0 {
+        return Vec::new();
+    }
+    let mut sorted: Vec<(f64, bool)> = scored.to_vec();
+    sorted.sort_by(|a, b| b.0.total_cmp(&a.0));
+    let mut points = vec![(0.0, 0.0)];
+    let (mut tp, mut fp, mut i) = (0.0, 0.0, 0);
+    while i < sorted.len() {
+        let mut j = i;
+        while j < sorted.len() && sorted[j].0 == sorted[i].0 {
+            if sorted[j].1 {
+                tp += 1.0
+            } else {
+                fp += 1.0
+            }
+            j += 1;
+        }
+        points.push((fp / negatives, tp / positives));
+        i = j;
+    }
+    let step = points.len().div_ceil(200).max(1);
+    let last = points.len() - 1;
+    points.into_iter().enumerate().filter(|(k, _)| k % step == 0 || *k == last).map(|(_, p)| p).collect()
+}
+
 /// The churn rate among the riskiest tenth of accounts over the churn rate of all. Accounts
 /// tied at the cut count in proportion, so the figure does not depend on their order.
 pub fn top_decile_lift(scored: &[(f64, bool)]) -> Option<f64> {
@@ -83,7 +113,7 @@ pub fn top_decile_lift(scored: &[(f64, bool)]) -> Option<f64> {
 
 #[cfg(test)]
 mod tests {
-    use super::{Rate, auc, top_decile_lift};
+    use super::{Rate, auc, roc, top_decile_lift};
 
     fn close(a: f64, b: f64) -> bool {
         (a - b).abs() < 1e-9
@@ -112,6 +142,13 @@ mod tests {
         let scored = [(3.0, true), (2.0, true), (1.0, false), (3.0, false)];
         assert!(close(auc(&scored).unwrap(), 0.625));
         assert_eq!(auc(&[(1.0, true)]), None);
+    }
+
+    #[test]
+    fn the_roc_curve_steps_through_each_threshold() {
+        let scored = [(3.0, true), (2.0, true), (1.0, false), (3.0, false)];
+        assert_eq!(roc(&scored), [(0.0, 0.0), (0.5, 0.5), (0.5, 1.0), (1.0, 1.0)]);
+        assert!(roc(&[(1.0, true)]).is_empty());
     }
 
     #[test]
