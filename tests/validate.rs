@@ -481,3 +481,84 @@ fn replay_sets_the_base_rules_and_the_new_side_by_side() {
     // The stored figures above it are the runs' own, as before the change.
     assert!(out.stdout.contains("AUC 0.767, top-decile lift 2.67x"), "{}", out.stdout);
 }
+
+/// The calibration output: the same hand-worked figures mailed with their charts, and kept
+/// per run in the store's `calibration` table.
+const CALIBRATION_MAIL: &str = r#"nightly calibration: job nightly, as of 2026-02-15
+
+10 outcomes in data/outcomes.csv (5 renewed, 3 churned, 1 downsold, 1 expanded); 8 scored 30 days before.
+
+risk (a higher score is riskier): AUC 0.767, top-decile lift 2.67x, base rate 37.5%
+  high: 2 of 4 churned, 50.0% (15.0-85.0%), lift 1.33x
+  medium: 1 of 2 churned, 50.0% (9.5-90.5%), lift 1.33x, too few to tell
+  low: 0 of 2 churned, 0.0% (0.0-65.8%), lift 0.00x, too few to tell
+
+forecast (a higher score is healthier): AUC 0.767, top-decile lift 2.67x, base rate 37.5%
+  kept: 3 of 8 churned, 37.5% (13.7-69.4%), lift 1.00x
+
+Escalations (flagged, churned, caught; precision, recall):
+  at_risk at 30 days: 4, 3, 2; 50.0%, 66.7%
+  at_risk at 60 days: 0, 1, 0; -, 0.0%
+  at_risk at 90 days: 0, 0, 0; -, -
+
+Forecast (expected, actual retained ARR, error):
+  big: $208,000, $254,000, 22.1%
+  small: $70,000, $30,000, -57.1%
+  all: $278,000, $284,000, 2.2%
+
+Seen coming, by the reason given:
+  champion_change: 1 of 3 (33.3%)
+  price_to_value: 0 of 2 (0.0%), no rule is tagged with it
+  change_management: 1 of 1 (100.0%)
+
+Root cause: 4 accounts churned or downsold, $90,000 ARR lost (systemic: at least 2 accounts and 60.0%)
+  champion_change: 3 accounts (75.0%), $80,000 (88.9%), systemic: A2 A4 A5
+  price_to_value: 2 accounts (50.0%), $40,000 (44.4%), one-off: A2 A5
+  change_management: 1 account (25.0%), $10,000 (11.1%), one-off: A1
+  systemic in owner bob@example.com: champion_change (2 of 2 accounts)
+
+Every figure, explained: docs/validation.md; `keepwell validate nightly` prints them all.
+
+-- keepwell, job nightly"#;
+
+#[test]
+fn a_calibration_output_mails_the_figures_and_keeps_them_per_run() {
+    let p = project();
+    let job = format!("{JOB}  - calibration:\n      name: calibration\n      to: [\"CS Ops <ops@example.com>\"]\n");
+    p.write("jobs/nightly.yaml", &job);
+    let out_dir = p.path().join("preview");
+    let preview =
+        p.keepwell(&["preview", "nightly", "--as-of", "2026-02-15", "--out", out_dir.to_str().expect("utf-8")]);
+    assert_eq!(preview.code, 0, "{}\n{}", preview.stdout, preview.stderr);
+    let text = std::fs::read_to_string(out_dir.join("calibration--ops@example.com.txt")).expect("the mail");
+    pretty_assertions::assert_eq!(text, CALIBRATION_MAIL);
+    let html = std::fs::read_to_string(out_dir.join("calibration--ops@example.com.html")).expect("html");
+    for chart in ["calibration-0", "calibration-1", "calibration-roc"] {
+        let file = format!("calibration--ops@example.com--{chart}.png");
+        assert!(html.contains(&format!("<img src=\"{file}\"")), "{html}");
+        assert!(std::fs::read(out_dir.join(&file)).expect("chart").starts_with(b"\x89PNG"));
+    }
+    // A preview keeps nothing; a run keeps its figures.
+    assert_eq!(p.query("SELECT count(*) FROM calibration"), ["0"]);
+    run(&p, SECOND_RUN, "2026-02-15");
+    assert_eq!(
+        p.query(
+            "SELECT run_id, horizon_days, rule_set, coalesce(grade, '*'), accounts, churned, round(rate, 4), \
+             round(low, 4), round(high, 4), round(auc, 4), round(top_decile_lift, 4) FROM calibration ORDER BY ALL"
+        ),
+        [
+            "3|30|forecast|*|8|3|0.375|NULL|NULL|0.7667|2.6667",
+            "3|30|forecast|kept|8|3|0.375|0.1368|0.6943|NULL|NULL",
+            "3|30|risk|*|8|3|0.375|NULL|NULL|0.7667|2.6667",
+            "3|30|risk|high|4|2|0.5|0.15|0.85|NULL|NULL",
+            "3|30|risk|low|2|0|0.0|0.0|0.6576|NULL|NULL",
+            "3|30|risk|medium|2|1|0.5|0.0945|0.9055|NULL|NULL",
+        ]
+    );
+    // Without outcomes, a calibration output is an error the check points at.
+    p.write("jobs/nightly.yaml", &job.replace("outcomes:\n  path: data/outcomes.csv\n", ""));
+    let check = p.keepwell(&["check"]);
+    assert_eq!(check.code, 2);
+    let said = format!("{}{}", check.stdout, check.stderr);
+    assert!(said.contains("error: calibration `calibration` needs outcomes to measure the rules against"), "{said}");
+}

@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 use crate::authoring::validate::{ValidateError, ValidateOptions, validate};
 use crate::cli::{ExitStatus, money, table};
 use crate::config::project::Project;
+use crate::validation::text::{self, interval, pct, times};
 use crate::validation::{Rate, Replay, RootCause, SetFigures, Validation, ValidationError};
 
 #[derive(Debug, clap::Args)]
@@ -72,22 +73,6 @@ pub fn execute(project: &Project, args: &Args) -> ExitStatus {
     }
 }
 
-/// A share as a percentage; adding zero turns an empty sum's `-0` into `0`.
-fn pct(v: Option<f64>) -> String {
-    v.map_or("-".into(), |v| format!("{:.1}%", v * 100.0 + 0.0))
-}
-
-fn times(v: Option<f64>) -> String {
-    v.map_or("-".into(), |v| format!("{v:.2}x"))
-}
-
-fn interval(r: &Rate) -> String {
-    match (r.low, r.high) {
-        (Some(l), Some(h)) => format!("{:.1}-{:.1}%", l * 100.0, h * 100.0),
-        _ => "-".into(),
-    }
-}
-
 fn heading(out: &mut String, markdown: bool, level: usize, text: &str) {
     match markdown {
         true => {
@@ -143,10 +128,6 @@ pub fn render(v: &Validation, markdown: bool) -> String {
     out
 }
 
-fn auc_text(v: Option<f64>) -> String {
-    v.map_or("-".into(), |a| format!("{a:.3}"))
-}
-
 fn replay(out: &mut String, r: &Replay, markdown: bool) {
     let missing = match r.missing_snapshots {
         0 => String::new(),
@@ -166,8 +147,8 @@ fn replay(out: &mut String, r: &Replay, markdown: bool) {
         rows.push(vec![
             new.rule_set.clone(),
             new.accounts.to_string(),
-            auc_text(base.and_then(|b| b.auc)),
-            auc_text(new.auc),
+            text::auc(base.and_then(|b| b.auc)),
+            text::auc(new.auc),
             times(base.and_then(|b| b.top_decile_lift)),
             times(new.top_decile_lift),
         ]);
@@ -238,7 +219,7 @@ fn replay(out: &mut String, r: &Replay, markdown: bool) {
 
 fn rule_set(out: &mut String, s: &SetFigures, min_count: u64, markdown: bool) {
     let direction = if s.direction == "health" { "a higher score is healthier" } else { "a higher score is riskier" };
-    let auc = s.auc.map_or("-".into(), |a| format!("{a:.3}"));
+    let auc = text::auc(s.auc);
     let title = format!(
         "{} ({direction}): {} accounts, {} churned, base rate {}; AUC {auc}, top-decile lift {}",
         s.rule_set,

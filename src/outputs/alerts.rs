@@ -20,7 +20,7 @@ pub(super) fn mail(view: &RunView, outputs: &[Output]) -> Result<Option<Mail>, O
         .iter()
         .find_map(|o| match o {
             Output::Summary(s) => s.report.as_ref().map(|r| r.wording.currency.clone()),
-            Output::Escalation(_) => None,
+            Output::Escalation(_) | Output::Calibration(_) => None,
         })
         .unwrap_or_else(|| "$".to_string());
     let alerts: Vec<Value> = view

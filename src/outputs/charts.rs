@@ -225,6 +225,147 @@ where
     Ok(())
 }
 
+/// One grade's churn rate with its interval, for [`rates`].
+#[derive(Debug, Clone)]
+pub struct RateBar {
+    pub grade: String,
+    pub rate: f64,
+    pub low: f64,
+    pub high: f64,
+    pub color: RGBColor,
+}
+
+fn percent_axis(y: &f64) -> String {
+    format!("{:.0}%", y * 100.0)
+}
+
+/// Churn rate by grade, as bars with their 95% intervals as whiskers and the base rate as a
+/// dashed line; PNG bytes.
+pub fn rates(title: &str, bars: &[RateBar], base_rate: Option<f64>) -> Result<Vec<u8>, ChartError> {
+    register_font()?;
+    let (w, h) = (WIDTH * SCALE, HEIGHT * SCALE);
+    let mut pixels = vec![255u8; (w * h * 3) as usize];
+    {
+        let root = BitMapBackend::with_buffer(&mut pixels, (w, h)).into_drawing_area();
+        let failed = |e: String| ChartError::Draw { title: title.to_string(), source: e.into() };
+        let s = SCALE as i32;
+        let text = |size: i32| ("sans-serif", size * s).into_font();
+        let grey = RGBColor(0x52, 0x60, 0x6d);
+        let top = bars.iter().map(|b| b.high).fold(base_rate.unwrap_or(0.0), f64::max).clamp(0.05, 1.0) * 1.1;
+        let n = bars.len().max(1) as f64;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, text(15).color(&RGBColor(0x1f, 0x29, 0x33)))
+            .margin(10 * s)
+            .x_label_area_size(24 * s)
+            .y_label_area_size(48 * s)
+            .build_cartesian_2d(0f64..n, 0f64..top)
+            .map_err(|e| failed(e.to_string()))?;
+        chart
+            .configure_mesh()
+            .disable_x_mesh()
+            .x_labels(0)
+            .light_line_style(WHITE)
+            .bold_line_style(RGBColor(0xee, 0xf1, 0xf4))
+            .axis_style(RGBColor(0xcb, 0xd2, 0xd9))
+            .y_labels(5)
+            .y_label_formatter(&percent_axis)
+            .y_label_style(text(11).color(&grey))
+            .draw()
+            .map_err(|e| failed(e.to_string()))?;
+        let label_style = text(11).color(&grey).pos(plotters::style::text_anchor::Pos::new(
+            plotters::style::text_anchor::HPos::Center,
+            plotters::style::text_anchor::VPos::Top,
+        ));
+        for (c, b) in bars.iter().enumerate() {
+            let x = c as f64;
+            chart
+                .draw_series(std::iter::once(Rectangle::new([(x + 0.25, 0.0), (x + 0.75, b.rate)], b.color.filled())))
+                .map_err(|e| failed(e.to_string()))?;
+            let whisker = RGBColor(0x1f, 0x29, 0x33).stroke_width(SCALE);
+            let lines = [
+                vec![(x + 0.5, b.low), (x + 0.5, b.high)],
+                vec![(x + 0.42, b.low), (x + 0.58, b.low)],
+                vec![(x + 0.42, b.high), (x + 0.58, b.high)],
+            ];
+            chart
+                .draw_series(lines.into_iter().map(|l| PathElement::new(l, whisker)))
+                .map_err(|e| failed(e.to_string()))?;
+            let (px, py) = chart.backend_coord(&(x + 0.5, 0.0));
+            root.draw(&Text::new(b.grade.clone(), (px, py + 6 * s), label_style.clone()))
+                .map_err(|e| failed(e.to_string()))?;
+        }
+        if let Some(base) = base_rate {
+            let dashed = (0..40).map(|i| {
+                let x0 = n * i as f64 / 40.0;
+                PathElement::new(vec![(x0, base), (x0 + n / 80.0, base)], grey.stroke_width(SCALE))
+            });
+            chart.draw_series(dashed).map_err(|e| failed(e.to_string()))?;
+        }
+        root.present().map_err(|e| failed(e.to_string()))?;
+    }
+    encode_png(&pixels, w, h)
+}
+
+/// ROC curves, one per rule set, over the diagonal a coin toss would draw; PNG bytes.
+pub fn roc_curves(title: &str, curves: &[(String, Vec<(f64, f64)>)]) -> Result<Vec<u8>, ChartError> {
+    register_font()?;
+    let (w, h) = (WIDTH * SCALE, HEIGHT * 3 / 2 * SCALE);
+    let mut pixels = vec![255u8; (w * h * 3) as usize];
+    {
+        let root = BitMapBackend::with_buffer(&mut pixels, (w, h)).into_drawing_area();
+        let failed = |e: String| ChartError::Draw { title: title.to_string(), source: e.into() };
+        let s = SCALE as i32;
+        let text = |size: i32| ("sans-serif", size * s).into_font();
+        let grey = RGBColor(0x52, 0x60, 0x6d);
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, text(15).color(&RGBColor(0x1f, 0x29, 0x33)))
+            .margin(10 * s)
+            .x_label_area_size(36 * s)
+            .y_label_area_size(48 * s)
+            .build_cartesian_2d(0f64..1f64, 0f64..1f64)
+            .map_err(|e| failed(e.to_string()))?;
+        chart
+            .configure_mesh()
+            .light_line_style(WHITE)
+            .bold_line_style(RGBColor(0xee, 0xf1, 0xf4))
+            .axis_style(RGBColor(0xcb, 0xd2, 0xd9))
+            .x_labels(6)
+            .y_labels(6)
+            .x_desc("accounts that stayed, flagged")
+            .y_desc("churned accounts, flagged")
+            .x_label_formatter(&percent_axis)
+            .y_label_formatter(&percent_axis)
+            .label_style(text(11).color(&grey))
+            .axis_desc_style(text(11).color(&grey))
+            .draw()
+            .map_err(|e| failed(e.to_string()))?;
+        chart
+            .draw_series(std::iter::once(PathElement::new(vec![(0.0, 0.0), (1.0, 1.0)], grey.stroke_width(SCALE))))
+            .map_err(|e| failed(e.to_string()))?;
+        for (i, (name, points)) in curves.iter().enumerate() {
+            let color = PALETTE[i % PALETTE.len()];
+            chart
+                .draw_series(LineSeries::new(points.clone(), color.stroke_width(2 * SCALE)))
+                .map_err(|e| failed(e.to_string()))?
+                .label(name.clone())
+                .legend(move |(lx, ly)| {
+                    PathElement::new(vec![(lx, ly), (lx + 12 * s, ly)], color.stroke_width(2 * SCALE))
+                });
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::LowerRight)
+            .background_style(WHITE.mix(0.85))
+            .border_style(RGBColor(0xe3, 0xe7, 0xec))
+            .label_font(text(11))
+            .margin(6 * s)
+            .draw()
+            .map_err(|e| failed(e.to_string()))?;
+        root.present().map_err(|e| failed(e.to_string()))?;
+    }
+    encode_png(&pixels, w, h)
+}
+
 /// The size a trend line is shown at beside a metric.
 pub const SPARK_WIDTH: u32 = 150;
 pub const SPARK_HEIGHT: u32 = 36;
@@ -309,6 +450,17 @@ mod tests {
             let decoder = png::Decoder::new(std::io::Cursor::new(&png));
             let info = decoder.read_info().unwrap();
             assert_eq!((info.info().width, info.info().height), (WIDTH * SCALE, HEIGHT * SCALE));
+        }
+    }
+
+    #[test]
+    fn calibration_charts_are_png() {
+        let bar = RateBar { grade: "red".into(), rate: 0.4, low: 0.2, high: 0.6, color: grade_color("red", 0) };
+        for png in [
+            rates("Churn by grade", &[bar], Some(0.12)).unwrap(),
+            roc_curves("ROC", &[("health".into(), vec![(0.0, 0.0), (0.3, 0.7), (1.0, 1.0)])]).unwrap(),
+        ] {
+            assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
         }
     }
 

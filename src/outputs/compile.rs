@@ -15,7 +15,7 @@ use crate::entity::Schema;
 use crate::rules::compile::{AS_OF, compile_expr};
 use crate::rules::{Expr, RuleSet};
 
-use super::{Escalation, Output, Summary, report};
+use super::{Calibration, Escalation, Output, Summary, report};
 
 /// Default templates, shipped inside the binary.
 pub(super) const DEFAULT_TEMPLATES: &[(&str, &str)] = &[
@@ -28,6 +28,9 @@ pub(super) const DEFAULT_TEMPLATES: &[(&str, &str)] = &[
     ("alert.html", include_str!("templates/alert.html")),
     ("alert.txt", include_str!("templates/alert.txt")),
     ("alert.subject", include_str!("templates/alert.subject")),
+    ("calibration.html", include_str!("templates/calibration.html")),
+    ("calibration.txt", include_str!("templates/calibration.txt")),
+    ("calibration.subject", include_str!("templates/calibration.subject")),
 ];
 
 /// Adds the mail templates to `env` (made by [`crate::rules::reason::environment`]): the
@@ -95,6 +98,35 @@ pub fn compile_outputs(
                     None => {}
                 }
                 outputs.push(Output::Summary(Box::new(summary)))
+            }
+            RawOutput::Calibration(c) => {
+                if job.outcomes.is_none() {
+                    diags.push(
+                        Diagnostic::error(
+                            Code::Outcomes,
+                            crate::config::yaml::span_of(&job.file, &c.name, c.name.value.len()),
+                            format!("calibration `{}` needs outcomes to measure the rules against", c.name.value),
+                        )
+                        .with_hint(
+                            "add an `outcomes:` block naming the file of renewals and churns (docs/validation.md)",
+                        ),
+                    );
+                    continue;
+                }
+                let name = &c.name.value;
+                outputs.push(Output::Calibration(Box::new(Calibration {
+                    name: name.clone(),
+                    title: c.title.clone().unwrap_or_else(|| format!("{} calibration", job.name)),
+                    to: c.to.iter().filter_map(|a| a.value.parse().ok()).collect(),
+                    subject: template_override(
+                        env,
+                        &format!("{name}.subject"),
+                        c.subject.as_ref(),
+                        &job.file,
+                        &mut diags,
+                        "calibration.subject",
+                    ),
+                })))
             }
         }
     }

@@ -3,6 +3,7 @@
 //! putting a file of the same name in `templates/`.
 
 mod alerts;
+mod calibration;
 pub mod charts;
 mod compile;
 mod lists;
@@ -36,6 +37,16 @@ use crate::store::{Escalated, EscalatedMap};
 pub enum Output {
     Escalation(Box<Escalation>),
     Summary(Box<Summary>),
+    Calibration(Box<Calibration>),
+}
+
+/// The rules measured against outcomes, mailed (`calibration.rs`).
+#[derive(Debug)]
+pub struct Calibration {
+    pub name: String,
+    pub title: String,
+    pub to: Vec<Mailbox>,
+    pub subject: String,
 }
 
 #[derive(Debug)]
@@ -82,6 +93,8 @@ pub struct RunView<'a> {
     pub history: &'a HashMap<String, Vec<(NaiveDate, f64)>>,
     /// The job's metrics this run, with their previous values, alerts and history.
     pub metrics: &'a crate::metrics::Measured,
+    /// The rules measured against the outcomes, when the job has a calibration output.
+    pub calibration: Option<&'a crate::validation::Validation>,
 }
 
 impl<'a> RunView<'a> {
@@ -228,6 +241,13 @@ pub fn render(
                 attachments,
             };
             tracing::debug!(output = %s.name, seconds = started.elapsed().as_secs_f64(), "Summary rendered.");
+            sink(vec![mail]).map_err(OutputError::Sink)?;
+        }
+    }
+    for output in outputs {
+        if let Output::Calibration(c) = output
+            && let Some(mail) = calibration::mail(view, c)?
+        {
             sink(vec![mail]).map_err(OutputError::Sink)?;
         }
     }

@@ -4,6 +4,7 @@
 //! started, every outcome is recorded in the store: a failure leaves the previous published
 //! results untouched, and errors on single accounts degrade the run instead of failing it.
 
+mod calibrate;
 mod folder;
 pub mod plan;
 mod stages;

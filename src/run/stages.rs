@@ -250,6 +250,12 @@ impl Run<'_> {
         let (plan, options, store) = (self.plan, self.options, self.store);
         let escalated = store.escalated(&plan.job.name)?;
         let history = self.red_history()?;
+        let calibration =
+            super::calibrate::calibrate(plan, store, &self.project.runs, &options, report.run_id, report.published)
+                .unwrap_or_else(|warning| {
+                    report.warnings.push(warning);
+                    None
+                });
         let view = RunView {
             job: &plan.job,
             run_id: report.run_id,
@@ -266,6 +272,7 @@ impl Run<'_> {
             previous: &e.previous,
             history: &history,
             metrics: &e.metrics,
+            calibration: calibration.as_ref(),
         };
         let mut preview = Vec::new();
         let mut delivery = None;

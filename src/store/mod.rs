@@ -4,6 +4,7 @@
 //! A run's outcomes are written and published in one transaction at the end of the run:
 //! a run that fails leaves the last published results as they were.
 
+mod calibration;
 mod escalations;
 mod history;
 mod metrics;
@@ -11,6 +12,7 @@ mod outbox;
 mod publish;
 mod runs;
 
+pub use calibration::CalibrationRow;
 pub use escalations::{Escalated, EscalatedMap, state_digest, state_text};
 pub use history::StoredOutcome;
 pub use outbox::{Attempt, OutboxMail, QueuedMail};
@@ -110,6 +112,21 @@ CREATE TABLE IF NOT EXISTS flagged (
     job VARCHAR NOT NULL,
     output VARCHAR NOT NULL,
     account_id VARCHAR NOT NULL
+);
+CREATE TABLE IF NOT EXISTS calibration (
+    run_id BIGINT NOT NULL,
+    job VARCHAR NOT NULL,
+    as_of DATE NOT NULL,
+    horizon_days INTEGER NOT NULL,
+    rule_set VARCHAR NOT NULL,
+    grade VARCHAR,
+    accounts BIGINT NOT NULL,
+    churned BIGINT NOT NULL,
+    rate DOUBLE,
+    low DOUBLE,
+    high DOUBLE,
+    auc DOUBLE,
+    top_decile_lift DOUBLE
 );
 CREATE TABLE IF NOT EXISTS metrics (
     run_id BIGINT NOT NULL,

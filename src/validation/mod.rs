@@ -12,6 +12,7 @@ mod history;
 mod replayed;
 mod rootcause;
 mod stats;
+pub mod text;
 
 pub use events::{Event, Kind};
 pub use figures::{EscalationAt, EscalationFigures, Forecast, ForecastRow, Foreseen, GradeRow, RuleRow, SetFigures};

@@ -249,6 +249,7 @@ impl Job {
             let output_name = match output {
                 RawOutput::Escalation(e) => &e.name,
                 RawOutput::Summary(s) => &s.name,
+                RawOutput::Calibration(c) => &c.name,
             };
             // Outputs share the job's folder and its outbox, keyed by their names (metric
             // alerts go out as `metric_alerts`).
@@ -663,6 +664,7 @@ fn check_addresses(file: &SourceFile, output: &RawOutput, diags: &mut Diagnostic
     let (name, addresses): (&Spanned<String>, Vec<&Spanned<String>>) = match output {
         RawOutput::Escalation(e) => (&e.name, e.cc.iter().collect()),
         RawOutput::Summary(s) => (&s.name, s.to.iter().collect()),
+        RawOutput::Calibration(c) => (&c.name, c.to.iter().collect()),
     };
     folder_name(file, name, "output", diags);
     for a in addresses {

@@ -170,6 +170,22 @@ pub struct RawEntity {
 pub enum RawOutput {
     Escalation(Box<RawEscalation>),
     Summary(Box<RawSummary>),
+    Calibration(Box<RawCalibration>),
+}
+
+/// The playbook's calibration, mailed every run: the job's `keepwell validate` figures with a
+/// chart of churn by grade and the ROC curves, and the root-cause review. The figures are
+/// also kept in the store's `calibration` table, so the scoring's quality has a history.
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawCalibration {
+    #[schemars(with = "String")]
+    pub name: Spanned<String>,
+    pub title: Option<String>,
+    #[schemars(with = "Vec<String>")]
+    pub to: Vec<Spanned<String>>,
+    #[schemars(with = "Option<String>")]
+    pub subject: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]

@@ -1,0 +1,68 @@
+//! A run's calibration: when the job has a `calibration` output, its rules measured against
+//! the outcomes on the store's history (this run included), for the mail, and kept in the
+//! store's `calibration` table so the scoring's quality has a history of its own.
+
+use crate::outputs::Output;
+use crate::store::{CalibrationRow, Store};
+use crate::validation::{self, Context, History, Validation};
+
+use super::RunOptions;
+use super::plan::Plan;
+
+/// The figures, or why there are none (a warning: the rest of the run goes on).
+pub(super) fn calibrate(
+    plan: &Plan,
+    store: &Store,
+    runs_dir: &std::path::Path,
+    options: &RunOptions,
+    run_id: Option<i64>,
+    published: bool,
+) -> Result<Option<Validation>, String> {
+    if !plan.outputs.iter().any(|o| matches!(o, Output::Calibration(_))) {
+        return Ok(None);
+    }
+    let job = &plan.job;
+    let failed = |e: String| format!("calibration: {e}");
+    let events = validation::read_events(job, None).map_err(|e| failed(e.to_string()))?;
+    let conn = store.connection().map_err(|e| failed(e.to_string()))?;
+    let history = History::over(conn, &job.name).map_err(|e| failed(e.to_string()))?;
+    let escalations: Vec<String> = plan
+        .outputs
+        .iter()
+        .filter_map(|o| match o {
+            Output::Escalation(e) => Some(e.name.clone()),
+            _ => None,
+        })
+        .collect();
+    let ctx = Context { job, rule_sets: &plan.rule_sets, escalations: &escalations, runs_dir };
+    let horizon = job.validation.horizon_days;
+    let v = validation::measure(&ctx, &history, &events, horizon, None).map_err(|e| failed(e.to_string()))?;
+    if let (Some(run_id), true, false) = (run_id, published, options.dry_run) {
+        let mut rows = Vec::new();
+        for s in &v.figures.rule_sets {
+            rows.push(CalibrationRow {
+                rule_set: s.rule_set.clone(),
+                accounts: s.accounts,
+                churned: s.churned,
+                rate: s.base_rate,
+                auc: s.auc,
+                top_decile_lift: s.top_decile_lift,
+                ..Default::default()
+            });
+            rows.extend(s.grades.iter().map(|g| CalibrationRow {
+                rule_set: s.rule_set.clone(),
+                grade: Some(g.grade.clone()),
+                accounts: g.churn.of,
+                churned: g.churn.count,
+                rate: g.churn.rate,
+                low: g.churn.low,
+                high: g.churn.high,
+                ..Default::default()
+            }));
+        }
+        store
+            .record_calibration(run_id, &job.name, options.as_of, horizon, &rows)
+            .map_err(|e| failed(e.to_string()))?;
+    }
+    Ok(Some(v))
+}
