@@ -272,7 +272,8 @@ impl Run<'_> {
             previous: &e.previous,
             history: &history,
             metrics: &e.metrics,
-            calibration: calibration.as_ref(),
+            // Its charts take a second at most: a run without mail keeps the figures only.
+            calibration: calibration.as_ref().filter(|_| !options.no_mail),
         };
         let mut preview = Vec::new();
         let mut delivery = None;
