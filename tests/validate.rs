@@ -562,3 +562,19 @@ fn a_calibration_output_mails_the_figures_and_keeps_them_per_run() {
     let said = format!("{}{}", check.stdout, check.stderr);
     assert!(said.contains("error: calibration `calibration` needs outcomes to measure the rules against"), "{said}");
 }
+
+#[test]
+fn outcomes_the_history_cannot_reach_are_nothing_to_measure_yet() {
+    let p = project();
+    p.write("data/outcomes.csv", "account_id,date,outcome\nA1,2026-01-10,churned\n");
+    let out = p.keepwell(&["validate"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(
+        out.stdout,
+        "Validation of job `nightly` against `data/outcomes.csv`: grades read 30 days before each outcome\n\n\
+         1 outcome: 0 renewed, 1 churned, 0 downsold, 0 expanded. 0 scored 30 days before (published runs from \
+         2026-01-01 to 2026-02-01); 1 earlier than the history, 0 not yet in the run then.\n\n\
+         Nothing to measure yet: no outcome has a published run 30 days before it. Record outcomes as they happen \
+         (or a shorter `--horizon`), and validate again.\n"
+    );
+}

@@ -115,6 +115,15 @@ pub fn render(v: &Validation, markdown: bool) -> String {
         c.before_history,
         c.not_in_run
     );
+    if c.scored == 0 {
+        let _ = writeln!(
+            out,
+            "Nothing to measure yet: no outcome has a published run {} days before it. Record outcomes as they \
+             happen (or a shorter `--horizon`), and validate again.",
+            v.horizon_days
+        );
+        return out;
+    }
     for s in &v.figures.rule_sets {
         rule_set(&mut out, s, v.min_count, markdown);
     }

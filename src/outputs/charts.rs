@@ -244,22 +244,18 @@ fn percent_axis(y: &f64) -> String {
 pub fn rates(title: &str, bars: &[RateBar], base_rate: Option<f64>) -> Result<Vec<u8>, ChartError> {
     register_font()?;
     let (w, h) = (WIDTH * SCALE, HEIGHT * SCALE);
-    let mut pixels = vec![255u8; (w * h * 3) as usize];
-    {
-        let root = BitMapBackend::with_buffer(&mut pixels, (w, h)).into_drawing_area();
-        let failed = |e: String| ChartError::Draw { title: title.to_string(), source: e.into() };
+    canvas(w, h, title, |root| {
         let s = SCALE as i32;
         let text = |size: i32| ("sans-serif", size * s).into_font();
         let grey = RGBColor(0x52, 0x60, 0x6d);
         let top = bars.iter().map(|b| b.high).fold(base_rate.unwrap_or(0.0), f64::max).clamp(0.05, 1.0) * 1.1;
         let n = bars.len().max(1) as f64;
-        let mut chart = ChartBuilder::on(&root)
+        let mut chart = ChartBuilder::on(root)
             .caption(title, text(15).color(&RGBColor(0x1f, 0x29, 0x33)))
             .margin(10 * s)
             .x_label_area_size(24 * s)
             .y_label_area_size(48 * s)
-            .build_cartesian_2d(0f64..n, 0f64..top)
-            .map_err(|e| failed(e.to_string()))?;
+            .build_cartesian_2d(0f64..n, 0f64..top)?;
         chart
             .configure_mesh()
             .disable_x_mesh()
@@ -270,60 +266,52 @@ pub fn rates(title: &str, bars: &[RateBar], base_rate: Option<f64>) -> Result<Ve
             .y_labels(5)
             .y_label_formatter(&percent_axis)
             .y_label_style(text(11).color(&grey))
-            .draw()
-            .map_err(|e| failed(e.to_string()))?;
+            .draw()?;
         let label_style = text(11).color(&grey).pos(plotters::style::text_anchor::Pos::new(
             plotters::style::text_anchor::HPos::Center,
             plotters::style::text_anchor::VPos::Top,
         ));
         for (c, b) in bars.iter().enumerate() {
             let x = c as f64;
-            chart
-                .draw_series(std::iter::once(Rectangle::new([(x + 0.25, 0.0), (x + 0.75, b.rate)], b.color.filled())))
-                .map_err(|e| failed(e.to_string()))?;
+            chart.draw_series(std::iter::once(Rectangle::new(
+                [(x + 0.25, 0.0), (x + 0.75, b.rate)],
+                b.color.filled(),
+            )))?;
             let whisker = RGBColor(0x1f, 0x29, 0x33).stroke_width(SCALE);
             let lines = [
                 vec![(x + 0.5, b.low), (x + 0.5, b.high)],
                 vec![(x + 0.42, b.low), (x + 0.58, b.low)],
                 vec![(x + 0.42, b.high), (x + 0.58, b.high)],
             ];
-            chart
-                .draw_series(lines.into_iter().map(|l| PathElement::new(l, whisker)))
-                .map_err(|e| failed(e.to_string()))?;
+            chart.draw_series(lines.into_iter().map(|l| PathElement::new(l, whisker)))?;
             let (px, py) = chart.backend_coord(&(x + 0.5, 0.0));
-            root.draw(&Text::new(b.grade.clone(), (px, py + 6 * s), label_style.clone()))
-                .map_err(|e| failed(e.to_string()))?;
+            root.draw(&Text::new(b.grade.clone(), (px, py + 6 * s), label_style.clone()))?;
         }
         if let Some(base) = base_rate {
             let dashed = (0..40).map(|i| {
                 let x0 = n * i as f64 / 40.0;
                 PathElement::new(vec![(x0, base), (x0 + n / 80.0, base)], grey.stroke_width(SCALE))
             });
-            chart.draw_series(dashed).map_err(|e| failed(e.to_string()))?;
+            chart.draw_series(dashed)?;
         }
-        root.present().map_err(|e| failed(e.to_string()))?;
-    }
-    encode_png(&pixels, w, h)
+        Ok(())
+    })
 }
 
 /// ROC curves, one per rule set, over the diagonal a coin toss would draw; PNG bytes.
 pub fn roc_curves(title: &str, curves: &[(String, Vec<(f64, f64)>)]) -> Result<Vec<u8>, ChartError> {
     register_font()?;
     let (w, h) = (WIDTH * SCALE, HEIGHT * 3 / 2 * SCALE);
-    let mut pixels = vec![255u8; (w * h * 3) as usize];
-    {
-        let root = BitMapBackend::with_buffer(&mut pixels, (w, h)).into_drawing_area();
-        let failed = |e: String| ChartError::Draw { title: title.to_string(), source: e.into() };
+    canvas(w, h, title, |root| {
         let s = SCALE as i32;
         let text = |size: i32| ("sans-serif", size * s).into_font();
         let grey = RGBColor(0x52, 0x60, 0x6d);
-        let mut chart = ChartBuilder::on(&root)
+        let mut chart = ChartBuilder::on(root)
             .caption(title, text(15).color(&RGBColor(0x1f, 0x29, 0x33)))
             .margin(10 * s)
             .x_label_area_size(36 * s)
             .y_label_area_size(48 * s)
-            .build_cartesian_2d(0f64..1f64, 0f64..1f64)
-            .map_err(|e| failed(e.to_string()))?;
+            .build_cartesian_2d(0f64..1f64, 0f64..1f64)?;
         chart
             .configure_mesh()
             .light_line_style(WHITE)
@@ -337,16 +325,12 @@ pub fn roc_curves(title: &str, curves: &[(String, Vec<(f64, f64)>)]) -> Result<V
             .y_label_formatter(&percent_axis)
             .label_style(text(11).color(&grey))
             .axis_desc_style(text(11).color(&grey))
-            .draw()
-            .map_err(|e| failed(e.to_string()))?;
-        chart
-            .draw_series(std::iter::once(PathElement::new(vec![(0.0, 0.0), (1.0, 1.0)], grey.stroke_width(SCALE))))
-            .map_err(|e| failed(e.to_string()))?;
+            .draw()?;
+        chart.draw_series(std::iter::once(PathElement::new(vec![(0.0, 0.0), (1.0, 1.0)], grey.stroke_width(SCALE))))?;
         for (i, (name, points)) in curves.iter().enumerate() {
             let color = PALETTE[i % PALETTE.len()];
             chart
-                .draw_series(LineSeries::new(points.clone(), color.stroke_width(2 * SCALE)))
-                .map_err(|e| failed(e.to_string()))?
+                .draw_series(LineSeries::new(points.clone(), color.stroke_width(2 * SCALE)))?
                 .label(name.clone())
                 .legend(move |(lx, ly)| {
                     PathElement::new(vec![(lx, ly), (lx + 12 * s, ly)], color.stroke_width(2 * SCALE))
@@ -359,11 +343,9 @@ pub fn roc_curves(title: &str, curves: &[(String, Vec<(f64, f64)>)]) -> Result<V
             .border_style(RGBColor(0xe3, 0xe7, 0xec))
             .label_font(text(11))
             .margin(6 * s)
-            .draw()
-            .map_err(|e| failed(e.to_string()))?;
-        root.present().map_err(|e| failed(e.to_string()))?;
-    }
-    encode_png(&pixels, w, h)
+            .draw()?;
+        Ok(())
+    })
 }
 
 /// The size a trend line is shown at beside a metric.
@@ -374,20 +356,16 @@ pub const SPARK_HEIGHT: u32 = 36;
 /// first, a missing one a gap.
 pub fn sparkline(values: &[Option<f64>], color: RGBColor) -> Result<Vec<u8>, ChartError> {
     let (w, h) = (SPARK_WIDTH * SCALE, SPARK_HEIGHT * SCALE);
-    let mut pixels = vec![255u8; (w * h * 3) as usize];
-    {
-        let root = BitMapBackend::with_buffer(&mut pixels, (w, h)).into_drawing_area();
-        let failed = |e: String| ChartError::Draw { title: "trend".into(), source: e.into() };
+    canvas(w, h, "trend", |root| {
         let known: Vec<f64> = values.iter().flatten().copied().filter(|v| v.is_finite()).collect();
         let (lo, hi) = known.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| (a.min(*v), b.max(*v)));
         if !known.is_empty() {
             // A flat series sits in the middle; otherwise a little room above and below.
             let pad = if hi > lo { (hi - lo) * 0.15 } else { hi.abs().max(1.0) * 0.5 };
             let n = values.len().max(2) as f64 - 1.0;
-            let mut chart = ChartBuilder::on(&root)
+            let mut chart = ChartBuilder::on(root)
                 .margin(4 * SCALE)
-                .build_cartesian_2d(0f64..n.max(1.0), (lo - pad)..(hi + pad))
-                .map_err(|e| failed(e.to_string()))?;
+                .build_cartesian_2d(0f64..n.max(1.0), (lo - pad)..(hi + pad))?;
             let line = color.stroke_width(2 * SCALE);
             let mut run: Vec<(f64, f64)> = Vec::new();
             let mut runs = Vec::new();
@@ -399,14 +377,30 @@ pub fn sparkline(values: &[Option<f64>], color: RGBColor) -> Result<Vec<u8>, Cha
             }
             runs.push(run);
             for r in runs.into_iter().filter(|r| !r.is_empty()) {
-                chart.draw_series(LineSeries::new(r, line)).map_err(|e| failed(e.to_string()))?;
+                chart.draw_series(LineSeries::new(r, line))?;
             }
             if let Some((i, Some(v))) = values.iter().enumerate().next_back() {
-                chart
-                    .draw_series(std::iter::once(Circle::new((i as f64, *v), 3 * SCALE as i32, color.filled())))
-                    .map_err(|e| failed(e.to_string()))?;
+                chart.draw_series(std::iter::once(Circle::new((i as f64, *v), 3 * SCALE as i32, color.filled())))?;
             }
         }
+        Ok(())
+    })
+}
+
+type Area<'a> = DrawingArea<BitMapBackend<'a>, plotters::coord::Shift>;
+
+/// A white canvas `w` by `h` pixels, painted by `paint`, as PNG.
+fn canvas(
+    w: u32,
+    h: u32,
+    title: &str,
+    paint: impl FnOnce(&Area) -> Result<(), Box<dyn std::error::Error>>,
+) -> Result<Vec<u8>, ChartError> {
+    let mut pixels = vec![255u8; (w * h * 3) as usize];
+    {
+        let root = BitMapBackend::with_buffer(&mut pixels, (w, h)).into_drawing_area();
+        let failed = |e: String| ChartError::Draw { title: title.to_string(), source: e.into() };
+        paint(&root).map_err(|e| failed(e.to_string()))?;
         root.present().map_err(|e| failed(e.to_string()))?;
     }
     encode_png(&pixels, w, h)
