@@ -189,7 +189,7 @@ struct Writers {
     engagements: BufWriter<File>,
     opportunities: BufWriter<File>,
     overrides: BufWriter<File>,
-    outcomes: Option<BufWriter<File>>,
+    outcomes: BufWriter<File>,
     counts: [u64; 12],
 }
 
@@ -232,7 +232,7 @@ pub fn generate(options: &DemoOptions, out: &Path) -> std::io::Result<Written> {
         engagements: open(FILES[8])?,
         opportunities: open(FILES[9])?,
         overrides: open(FILES[10])?,
-        outcomes: if options.history_days > 0 { Some(open(FILES[11])?) } else { None },
+        outcomes: open(FILES[11])?,
         counts: [0; 12],
     };
     writeln!(
@@ -249,9 +249,8 @@ pub fn generate(options: &DemoOptions, out: &Path) -> std::io::Result<Written> {
     writeln!(w.engagements, "account_id,day,kind")?;
     writeln!(w.opportunities, "opportunity_id,account_id,kind,stage,amount,created_on")?;
     writeln!(w.overrides, "account_id,expected_churn,set_by,note")?;
-    if let Some(o) = w.outcomes.as_mut() {
-        writeln!(o, "account_id,date,outcome,arr_before,arr_after,reasons,note")?;
-    }
+    // Without history nothing has happened yet: the file has its header only.
+    writeln!(w.outcomes, "account_id,date,outcome,arr_before,arr_after,reasons,note")?;
     std::fs::write(out.join("module_catalogue.csv"), CATALOGUE)?;
     let csms = (options.accounts / 40).clamp(3, 2000);
     let managers = csms.div_ceil(6);
@@ -277,11 +276,8 @@ pub fn generate(options: &DemoOptions, out: &Path) -> std::io::Result<Written> {
     ] {
         f.flush()?;
     }
-    if let Some(o) = w.outcomes.as_mut() {
-        o.flush()?;
-    }
-    let written = FILES.iter().zip(w.counts).filter(|(f, _)| **f != FILES[11] || w.outcomes.is_some());
-    Ok(Written { files: written.map(|(f, n)| (f.to_string(), n)).collect() })
+    w.outcomes.flush()?;
+    Ok(Written { files: FILES.iter().zip(w.counts).map(|(f, n)| (f.to_string(), n)).collect() })
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -373,8 +369,16 @@ fn account(
         Some(o) => (renewal, o.arr_after),
         None => (renewal, arr),
     };
-    if let (Some(o), Some(out)) = (&outcome, w.outcomes.as_mut()) {
-        writeln!(out, "{id},{},{},{arr:.2},{:.2},{},{}", o.date, o.kind, o.arr_after, o.reasons.join("|"), o.note)?;
+    if let Some(o) = &outcome {
+        writeln!(
+            w.outcomes,
+            "{id},{},{},{arr:.2},{:.2},{},{}",
+            o.date,
+            o.kind,
+            o.arr_after,
+            o.reasons.join("|"),
+            o.note
+        )?;
         w.counts[11] += 1;
     }
     // The renewal before the current term's, as the CRM keeps it: a run for a day before it

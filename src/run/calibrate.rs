@@ -37,6 +37,10 @@ pub(super) fn calibrate(
     let ctx = Context { job, rule_sets: &plan.rule_sets, escalations: &escalations, runs_dir };
     let horizon = job.validation.horizon_days;
     let v = validation::measure(&ctx, &history, &events, horizon, None).map_err(|e| failed(e.to_string()))?;
+    // Nothing in reach of the history yet (a new team, a new job): no mail, no figures.
+    if v.coverage.scored == 0 {
+        return Ok(None);
+    }
     if let (Some(run_id), true, false) = (run_id, published, options.dry_run) {
         let mut rows = Vec::new();
         for s in &v.figures.rule_sets {
