@@ -22,7 +22,7 @@ pub const SETTINGS: &str = "\
 #     user: keepwell
 #     password_env: KEEPWELL_SMTP_PASSWORD   # the password is read from this variable
 # warehouse:
-#   memory_limit: 1.2GB
+#   memory_limit: 1.1GB
 ";
 
 /// VS Code's YAML extension: job and rule files checked against keepwell's schemas.
