@@ -4,6 +4,7 @@
 //! `tests/layers.rs`, keeps it so); `src/README.md` maps them.
 
 pub mod authoring;
+pub mod channels;
 pub mod cli;
 pub mod config;
 pub mod entity;

@@ -15,7 +15,7 @@ const LAYERS: &[&[&str]] = &[
     &["store"],
     &["validation"],
     &["outputs"],
-    &["mail"],
+    &["mail", "channels"],
     &["run"],
     &["authoring", "scheduler"],
     &["cli"],

@@ -23,6 +23,9 @@ struct RawSettings {
     mail: RawMail,
     #[serde(default)]
     warehouse: RawWarehouse,
+    /// Slack, Teams and webhook channels by name (`channels.rs`).
+    #[serde(default)]
+    channels: indexmap::IndexMap<String, super::channels::RawChannel>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -60,6 +63,7 @@ pub struct Project {
     pub runs: PathBuf,
     pub mail: MailSettings,
     pub warehouse: WarehouseSettings,
+    pub channels: Vec<super::channels::Channel>,
 }
 
 #[derive(Debug, Clone)]
@@ -110,12 +114,15 @@ impl Project {
 
     pub fn open(root: &Path) -> Result<Project, Diagnostics> {
         let path = root.join(SETTINGS_FILE);
-        let raw: RawSettings = if path.is_file() {
-            yaml::read(&path, SETTINGS_FILE).map(|(s, _)| s).map_err(|d| Diagnostics(vec![*d]))?
+        let (mut raw, file): (RawSettings, SourceFile) = if path.is_file() {
+            yaml::read(&path, SETTINGS_FILE).map_err(|d| Diagnostics(vec![*d]))?
         } else {
-            RawSettings::default()
+            (RawSettings::default(), SourceFile::new(SETTINGS_FILE, &path, ""))
         };
-        let file = SourceFile::new(SETTINGS_FILE, &path, "");
+        let (channels, problems) = super::channels::compile(root, &file, std::mem::take(&mut raw.channels));
+        if problems.has_errors() {
+            return Err(problems);
+        }
         let at = |p: Option<String>, default: &str| root.join(p.unwrap_or_else(|| default.to_string()));
         let smtp = match raw.mail.smtp {
             None => None,
@@ -177,6 +184,7 @@ impl Project {
             runs: at(raw.runs, ".keepwell/runs"),
             mail: MailSettings { from: raw.mail.from.unwrap_or_else(|| "keepwell <keepwell@localhost>".into()), smtp },
             warehouse: WarehouseSettings { threads: raw.warehouse.threads, memory_limit: raw.warehouse.memory_limit },
+            channels,
         })
     }
 

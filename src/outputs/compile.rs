@@ -6,6 +6,7 @@ use std::path::Path;
 use minijinja::Environment;
 use rhai::Engine;
 
+use crate::config::channels::Channel;
 use crate::config::diagnostic::Code;
 use crate::config::diagnostic::{Diagnostic, Diagnostics, SourceFile};
 use crate::config::job::Job;
@@ -68,9 +69,11 @@ pub fn load_templates(root: &Path, env: &mut Environment<'static>) -> Diagnostic
 }
 
 /// Compiles a job's outputs against the entity's columns and the rule sets' names.
+#[allow(clippy::too_many_arguments)]
 pub fn compile_outputs(
     job: &Job,
     raw_outputs: &[RawOutput],
+    channels: &[Channel],
     schema: &Schema,
     rule_sets: &[&str],
     compiled: &[RuleSet],
@@ -84,14 +87,22 @@ pub fn compile_outputs(
     for raw in raw_outputs {
         match raw {
             RawOutput::Escalation(e) => {
-                if let Some(o) = escalation(job, e, schema, &names, engine, env, &mut diags) {
+                let found = chat_channels(job, channels, &e.channels, &mut diags);
+                if let Some(mut o) = escalation(job, e, schema, &names, engine, env, &mut diags) {
+                    o.channels = found;
                     outputs.push(Output::Escalation(Box::new(o)));
+                }
+            }
+            RawOutput::Tasks(t) => {
+                if let Some(o) = super::compile_tasks::tasks(job, t, channels, schema, &names, compiled, engine, &mut diags) {
+                    outputs.push(Output::Tasks(Box::new(o)));
                 }
             }
             RawOutput::Summary(s) => {
                 let report =
                     s.report.as_ref().map(|r| report::compile(job, r, schema, compiled, &names, engine, &mut diags));
                 let mut summary = summary(job, s, env, &mut diags);
+                summary.channels = chat_channels(job, channels, &s.channels, &mut diags);
                 match report {
                     Some(None) => continue,
                     Some(report) => summary.report = report,
@@ -201,6 +212,7 @@ pub(super) fn escalation(
             Some(r) => Some(r?),
             None => None,
         },
+        channels: Vec::new(),
     })
 }
 
@@ -242,7 +254,18 @@ pub(super) fn summary(job: &Job, raw: &RawSummary, env: &mut Environment<'static
             "summary.subject",
         ),
         report: None,
+        channels: Vec::new(),
     }
+}
+
+/// The project's channels an output names (any kind).
+fn chat_channels(
+    job: &Job,
+    channels: &[Channel],
+    names: &[serde_saphyr::Spanned<String>],
+    diags: &mut Diagnostics,
+) -> Vec<Channel> {
+    crate::config::job::channels(channels, &job.file, names, "channels", diags)
 }
 
 /// A subject line written in the job file, or the default template's name.

@@ -60,6 +60,8 @@ pub struct OwnerList {
     pub rows: Vec<Cells>,
     /// Each row's manager, for the roll-up (empty without one).
     pub managers: Vec<String>,
+    /// Each row's account key, for channels that carry it.
+    pub accounts: Vec<Arc<str>>,
 }
 
 /// An owner's list written to a file, and their mail (or why there is none).
@@ -222,7 +224,9 @@ pub(super) fn evaluate_escalation(
     warnings: &mut Vec<String>,
     escalated: &mut Vec<Escalated>,
 ) -> (Vec<OwnerList>, Vec<Arc<str>>) {
-    let mut by_owner: BTreeMap<Arc<str>, Vec<(f64, Cells, String)>> = BTreeMap::new();
+    // Per owner: each row's order, cells, manager and account.
+    type Rows = Vec<(f64, Cells, String, Arc<str>)>;
+    let mut by_owner: BTreeMap<Arc<str>, Rows> = BTreeMap::new();
     let output: Arc<str> = Arc::from(e.name.as_str());
     let mut failures = 0usize;
     let mut first_failure = None;
@@ -317,8 +321,8 @@ pub(super) fn evaluate_escalation(
                     Some((known, _)) => known.clone(),
                     None => Arc::from(owner),
                 };
-                escalated.push(Escalated { output: output.clone(), account, owner: owner.clone(), state });
-                by_owner.entry(owner).or_default().push((order, cells, manager));
+                escalated.push(Escalated { output: output.clone(), account: account.clone(), owner: owner.clone(), state });
+                by_owner.entry(owner).or_default().push((order, cells, manager, account));
             }
         }
     }
@@ -329,8 +333,13 @@ pub(super) fn evaluate_escalation(
         .into_iter()
         .map(|(owner, mut rows)| {
             rows.sort_by(|a, b| b.0.total_cmp(&a.0));
-            let (rows, managers) = rows.into_iter().map(|(_, r, m)| (r, m)).unzip();
-            OwnerList { owner: owner.to_string(), rows, managers }
+            let (mut list_rows, mut managers, mut accounts) = (Vec::new(), Vec::new(), Vec::new());
+            for (_, r, m, a) in rows {
+                list_rows.push(r);
+                managers.push(m);
+                accounts.push(a);
+            }
+            OwnerList { owner: owner.to_string(), rows: list_rows, managers, accounts }
         })
         .collect();
     (lists, flagged)

@@ -6,9 +6,12 @@ mod alerts;
 mod calibration;
 pub mod charts;
 mod compile;
+mod compile_tasks;
 mod lists;
 mod message;
+pub mod posts;
 pub mod report;
+mod tasks;
 
 pub use alerts::ALERTS_OUTPUT;
 pub(crate) use compile::compile_collecting;
@@ -16,6 +19,8 @@ pub use compile::{compile_outputs, load_templates};
 pub use lists::{Cells, OwnerList};
 use lists::{ListMail, OwnerMail, collect_mails, evaluate_escalation, list_mail, mail_batches, render_one, rollup};
 pub use message::{Attachment, Inline, Mail};
+pub use posts::{Post, Stamp};
+pub use tasks::{Tasks, posts as tasks_posts};
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -38,6 +43,17 @@ pub enum Output {
     Escalation(Box<Escalation>),
     Summary(Box<Summary>),
     Calibration(Box<Calibration>),
+    Tasks(Box<Tasks>),
+}
+
+impl Output {
+    /// The output's tasks, when it is a `tasks:` output.
+    pub fn tasks(&self) -> Option<&Tasks> {
+        match self {
+            Output::Tasks(t) => Some(t),
+            _ => None,
+        }
+    }
 }
 
 /// The rules measured against outcomes, mailed (`calibration.rs`).
@@ -61,6 +77,7 @@ pub struct Escalation {
     pub cc: Vec<Mailbox>,
     pub remind_after: Option<chrono::Duration>,
     pub rollup: Option<Expr>,
+    pub channels: Vec<crate::config::channels::Channel>,
 }
 
 #[derive(Debug)]
@@ -70,6 +87,7 @@ pub struct Summary {
     pub to: Vec<Mailbox>,
     pub subject: String,
     pub report: Option<report::Report>,
+    pub channels: Vec<crate::config::channels::Channel>,
 }
 
 /// Everything outputs read from a finished evaluation.
@@ -95,6 +113,10 @@ pub struct RunView<'a> {
     pub metrics: &'a crate::metrics::Measured,
     /// The rules measured against the outcomes, when the job has a calibration output.
     pub calibration: Option<&'a crate::validation::Validation>,
+    /// Whether messages for the alert channels are rendered at all (not with `--no-mail`).
+    pub render_posts: bool,
+    /// A dry run: every channel's messages are rendered, on or off.
+    pub preview: bool,
 }
 
 impl<'a> RunView<'a> {
@@ -123,6 +145,10 @@ pub struct Rendered {
     /// Per escalation, every account its `when` held for (listed or left out until a
     /// reminder is due), kept in the store so validation can tell what each flagged.
     pub flagged: Vec<(Arc<str>, Vec<Arc<str>>)>,
+    /// Messages for the alert channels (for channels that are on, or for a preview).
+    pub posts: Vec<Post>,
+    /// Per tasks output, the keys that hold this run.
+    pub tasks: Vec<crate::store::TaskRun>,
 }
 
 /// Where rendered mail goes, a batch at a time: delivered, kept for a preview or dropped.
@@ -150,6 +176,11 @@ pub enum OutputError {
     Chart(#[from] charts::ChartError),
     #[error(transparent)]
     Sink(SinkError),
+}
+
+/// Whether a channel's messages are rendered: it is on, or the run is a preview.
+fn carries(view: &RunView, c: &crate::config::channels::Channel) -> bool {
+    view.render_posts && (view.preview || c.url().is_some())
 }
 
 impl OutputError {
@@ -213,6 +244,8 @@ pub fn render(
         if e.rollup.is_some() {
             rollup(view, e, &labels, &owners, out_dir, &mut rendered, sink)?;
         }
+        let channels: Vec<_> = e.channels.iter().filter(|c| carries(view, c)).cloned().collect();
+        rendered.posts.extend(posts::escalation(view, &e.name, &e.title, &labels, &channels, &owners));
         tracing::debug!(output = %e.name, seconds = started.elapsed().as_secs_f64(), "Escalation lists rendered.");
     }
     for output in outputs {
@@ -223,6 +256,11 @@ pub fn render(
                 None => None,
             };
             let mut ctx = summary_context(view, s, &lists);
+            let channels: Vec<_> = s.channels.iter().filter(|c| carries(view, c)).cloned().collect();
+            if !channels.is_empty() {
+                let json = serde_json::to_value(&ctx).unwrap_or_default();
+                rendered.posts.extend(posts::summary(view, &s.name, &s.title, &channels, &json));
+            }
             let (mut inline, mut attachments) = (Vec::new(), Vec::new());
             if let Some(built) = built {
                 ctx = context! { report => built.context, ..ctx };
@@ -253,6 +291,12 @@ pub fn render(
     }
     if let Some(mail) = alerts::mail(view, outputs)? {
         sink(vec![mail]).map_err(OutputError::Sink)?;
+    }
+    rendered.posts.extend(alerts::posts(view, outputs, &|c| carries(view, c)));
+    for output in outputs {
+        if let Output::Tasks(t) = output {
+            rendered.tasks.push(tasks::evaluate(view, t, &mut rendered.warnings)?);
+        }
     }
     Ok(rendered)
 }

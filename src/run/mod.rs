@@ -7,6 +7,7 @@
 mod calibrate;
 mod folder;
 pub mod plan;
+mod posts;
 mod stages;
 mod watchdog;
 
@@ -64,6 +65,15 @@ pub struct AccountError {
     pub message: String,
 }
 
+/// A tasks output's events in one run.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct TaskCounts {
+    pub output: String,
+    pub opened: usize,
+    pub updated: usize,
+    pub closed: usize,
+}
+
 #[derive(Debug, Clone)]
 pub struct RunReport {
     pub job: String,
@@ -87,6 +97,12 @@ pub struct RunReport {
     pub published: bool,
     /// On a dry run: the mail the run would send.
     pub preview: Vec<crate::outputs::Mail>,
+    /// On a dry run: what the alert channels would carry, on or off.
+    pub preview_posts: Vec<crate::outputs::Post>,
+    /// Where each alert channel's post went.
+    pub posts: Vec<String>,
+    /// Per tasks output: the events this run made.
+    pub tasks: Vec<TaskCounts>,
     pub files: Vec<PathBuf>,
     pub store: PathBuf,
 }
@@ -126,6 +142,9 @@ pub fn run_with_progress(
         mails_already_sent: 0,
         published: false,
         preview: Vec::new(),
+        preview_posts: Vec::new(),
+        posts: Vec::new(),
+        tasks: Vec::new(),
         files: Vec::new(),
         store: project.store.clone(),
     };

@@ -274,7 +274,10 @@ impl Run<'_> {
             metrics: &e.metrics,
             // Its charts take a second at most: a run without mail keeps the figures only.
             calibration: calibration.as_ref().filter(|_| !options.no_mail),
+            render_posts: !options.no_mail,
+            preview: options.dry_run,
         };
+        let stamp = crate::outputs::Stamp::of(&view);
         let mut preview = Vec::new();
         let mut delivery = None;
         if !options.dry_run && !options.no_mail {
@@ -314,6 +317,7 @@ impl Run<'_> {
         {
             store.record_flagged(run_id, &plan.job.name, &std::mem::take(&mut rendered.flagged), &self.spill)?;
         }
+        super::posts::queue(store, &plan.outputs, &stamp, &options, &mut rendered, report)?;
         if options.dry_run {
             report.preview = preview;
         }
@@ -347,6 +351,7 @@ impl Run<'_> {
         report.mails_already_sent = delivery.already_sent;
         report.warnings.extend(unsent(&delivery.failed));
         tracing::debug!(seconds = delivery.busy.as_secs_f64(), mails = report.mails.len(), "Mail delivered.");
+        super::posts::deliver(self.project, self.store, &self.plan.job.name, report)?;
         let started = Instant::now();
         self.store.record_escalated(&self.plan.job.name, self.options.as_of, &rendered.escalated, &self.spill)?;
         tracing::debug!(

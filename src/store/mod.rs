@@ -9,15 +9,19 @@ mod escalations;
 mod history;
 mod metrics;
 mod outbox;
+mod posts;
 mod publish;
 mod runs;
+mod tasks;
 
 pub use calibration::CalibrationRow;
 pub use escalations::{Escalated, EscalatedMap, state_digest, state_text};
 pub use history::StoredOutcome;
 pub use outbox::{Attempt, OutboxMail, QueuedMail};
+pub use posts::{PostResult, QueuedPost};
 pub use publish::{Publication, write_parquet};
 pub use runs::RunRecord;
+pub use tasks::{TaskEvent, TaskNow, TaskRun, Tracked};
 
 /// Each published run's accounts and feature values, in its folder under the runs folder.
 pub const ENTITY_SNAPSHOT: &str = "entity.parquet";
@@ -141,6 +145,31 @@ CREATE TABLE IF NOT EXISTS metrics (
     previous DOUBLE,
     alert BOOLEAN NOT NULL
 );
+ALTER TABLE outbox ADD COLUMN IF NOT EXISTS channel VARCHAR;
+ALTER TABLE outbox ADD COLUMN IF NOT EXISTS next_attempt TIMESTAMPTZ;
+CREATE TABLE IF NOT EXISTS tasks (
+    task_id VARCHAR NOT NULL,
+    seq INTEGER NOT NULL,
+    job VARCHAR NOT NULL,
+    output VARCHAR NOT NULL,
+    account_id VARCHAR NOT NULL,
+    rule_set VARCHAR NOT NULL,
+    reason VARCHAR NOT NULL,
+    event VARCHAR NOT NULL,
+    as_of DATE NOT NULL,
+    run_id BIGINT,
+    opened_on DATE NOT NULL,
+    owner VARCHAR,
+    grade VARCHAR,
+    state VARCHAR NOT NULL,
+    detail JSON,
+    recorded_at TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (task_id, seq)
+);
+CREATE OR REPLACE VIEW open_tasks AS
+    SELECT * FROM tasks
+    QUALIFY row_number() OVER (PARTITION BY job, output, account_id, rule_set, reason ORDER BY as_of DESC, run_id DESC, seq DESC) = 1
+        AND event <> 'closed';
 CREATE OR REPLACE VIEW published_metrics AS
     SELECT m.* FROM metrics m JOIN runs r USING (run_id) WHERE r.published;
 CREATE OR REPLACE VIEW published_outcomes AS
@@ -207,6 +236,21 @@ impl Store {
         let conn = Connection::open_with_flags(path, config).map_err(open)?;
         conn.execute_batch(&format!("SET memory_limit = '{STORE_MEMORY_LIMIT}'"))?;
         Ok(Store { conn })
+    }
+
+    /// Runs `work` in one transaction: all of it is kept, or none when it fails.
+    pub fn atomically<T, E: From<StoreError>>(&self, work: impl FnOnce(&Store) -> Result<T, E>) -> Result<T, E> {
+        self.conn.execute_batch("BEGIN TRANSACTION").map_err(StoreError::from)?;
+        match work(self) {
+            Ok(v) => {
+                self.conn.execute_batch("COMMIT").map_err(StoreError::from)?;
+                Ok(v)
+            }
+            Err(e) => {
+                let _ = self.conn.execute_batch("ROLLBACK");
+                Err(e)
+            }
+        }
     }
 
     /// Another connection to the store, for readers in the same process (`validation`).

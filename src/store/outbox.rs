@@ -30,6 +30,10 @@ pub struct OutboxMail {
     pub last_error: Option<String>,
     pub sent_at: Option<DateTime<Utc>>,
     pub delivered_to: Option<String>,
+    /// The alert channel a post goes to; `None` for mail.
+    pub channel: Option<String>,
+    /// A post the receiver asked to wait for (`Retry-After`) is not sent before this.
+    pub next_attempt: Option<DateTime<Utc>>,
 }
 
 /// A rendered mail to queue.
@@ -72,7 +76,7 @@ impl Store {
         )?;
         self.conn.execute(
             &format!(
-                "INSERT INTO outbox SELECT ?, ?, output, recipient, ?, subject, ?, CAST(CAST(envelope_to AS JSON) AS VARCHAR[]), \
+                "INSERT INTO outbox (job, as_of, output, recipient, run_id, subject, sender, envelope_to, message, status, attempts, last_error, created_at, sent_at, delivered_to) SELECT ?, ?, output, recipient, ?, subject, ?, CAST(CAST(envelope_to AS JSON) AS VARCHAR[]), \
                  message, 'pending', 0, NULL, now(), NULL, NULL FROM kw_outbox k WHERE NOT {sent} \
                  ON CONFLICT (job, as_of, output, recipient) DO UPDATE SET run_id = excluded.run_id, subject = excluded.subject, \
                  sender = excluded.sender, envelope_to = excluded.envelope_to, message = excluded.message, status = 'pending'"
@@ -126,7 +130,7 @@ impl Store {
         appender.flush()?;
         drop(appender);
         self.conn.execute(
-            "INSERT INTO outbox SELECT ?, ?, output, recipient, ?, subject, ?, CAST(CAST(envelope_to AS JSON) AS VARCHAR[]), \
+            "INSERT INTO outbox (job, as_of, output, recipient, run_id, subject, sender, envelope_to, message, status, attempts, last_error, created_at, sent_at, delivered_to) SELECT ?, ?, output, recipient, ?, subject, ?, CAST(CAST(envelope_to AS JSON) AS VARCHAR[]), \
              message, CASE WHEN ok THEN 'sent' ELSE 'failed' END, 1, CASE WHEN ok THEN NULL ELSE detail END, now(), \
              CASE WHEN ok THEN now() END, CASE WHEN ok THEN detail END FROM kw_delivered \
              ON CONFLICT (job, as_of, output, recipient) DO UPDATE SET run_id = excluded.run_id, subject = excluded.subject, \
@@ -147,11 +151,27 @@ impl Store {
         after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<OutboxMail>, StoreError> {
+        self.unsent_of(false, job, after, limit)
+    }
+
+    /// [`Store::unsent_page`] of mail (`posts` false) or of channel posts whose wait, if the
+    /// receiver asked for one, is over.
+    pub fn unsent_of(
+        &self,
+        posts: bool,
+        job: Option<&str>,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<OutboxMail>, StoreError> {
+        let kind = match posts {
+            true => "channel IS NOT NULL AND (next_attempt IS NULL OR next_attempt <= now())",
+            false => "channel IS NULL",
+        };
         let key = "concat_ws(chr(31), job, CAST(as_of AS VARCHAR), output, recipient)";
         let sql = format!(
             "SELECT job, as_of, output, recipient, run_id, subject, sender, CAST(to_json(envelope_to) AS VARCHAR), message, \
-             status, attempts, last_error, sent_at, delivered_to FROM outbox \
-             WHERE status <> 'sent' AND (?::VARCHAR IS NULL OR job = ?) AND (?::VARCHAR IS NULL OR {key} > ?) \
+             status, attempts, last_error, sent_at, delivered_to, channel, next_attempt FROM outbox \
+             WHERE status <> 'sent' AND {kind} AND (?::VARCHAR IS NULL OR job = ?) AND (?::VARCHAR IS NULL OR {key} > ?) \
              ORDER BY {key} LIMIT ?"
         );
         let mut stmt = self.conn.prepare(&sql)?;
@@ -172,7 +192,7 @@ impl Store {
         };
         let sql = format!(
             "SELECT job, as_of, output, recipient, run_id, subject, sender, CAST(to_json(envelope_to) AS VARCHAR), message, status, \
-             attempts, last_error, sent_at, delivered_to FROM outbox WHERE {filter} ORDER BY {order} LIMIT ?"
+             attempts, last_error, sent_at, delivered_to, channel, next_attempt FROM outbox WHERE {filter} ORDER BY {order} LIMIT ?"
         );
         let mut stmt = self.conn.prepare(&sql)?;
         let rows = stmt.query_map(params![value, value, limit as i64], outbox_mail)?;
@@ -215,6 +235,8 @@ fn outbox_mail(r: &duckdb::Row) -> duckdb::Result<OutboxMail> {
         last_error: r.get(11)?,
         sent_at: r.get(12)?,
         delivered_to: r.get(13)?,
+        channel: r.get(14)?,
+        next_attempt: r.get(15)?,
     })
 }
 

@@ -67,11 +67,13 @@ pub enum Code {
     Metric,
     /// An outcomes file or a `validation:` setting that cannot be read as written.
     Outcomes,
+    /// A channel (Slack, Teams, webhook) or a task output that cannot be used as written.
+    Channel,
 }
 
 impl Code {
     /// Every code, in order.
-    pub const ALL: [Code; 31] = [
+    pub const ALL: [Code; 32] = [
         Code::Unreadable,
         Code::Yaml,
         Code::BadName,
@@ -103,6 +105,7 @@ impl Code {
         Code::SourceColumn,
         Code::Metric,
         Code::Outcomes,
+        Code::Channel,
     ];
 
     /// The stable code, `KW` and three digits.
@@ -139,6 +142,7 @@ impl Code {
             Code::SourceColumn => "KW045",
             Code::Metric => "KW046",
             Code::Outcomes => "KW047",
+            Code::Channel => "KW048",
         }
     }
 
@@ -176,6 +180,7 @@ impl Code {
             Code::SourceColumn => "column not in the file",
             Code::Metric => "metric fails",
             Code::Outcomes => "outcomes cannot be read",
+            Code::Channel => "channel cannot be used",
         }
     }
 }

@@ -40,6 +40,8 @@ pub struct Job {
     pub on_failure: Vec<lettre::message::Mailbox>,
     /// Who owns the job: mailed when a metric's alert holds.
     pub owners: Vec<lettre::message::Mailbox>,
+    /// Channels that carry the metric alerts too.
+    pub alert_channels: Vec<crate::config::channels::Channel>,
     /// Population numbers computed every run.
     pub metrics: Vec<Metric>,
     /// What happened to accounts, for `keepwell validate`; runs never read it.
@@ -250,6 +252,7 @@ impl Job {
                 RawOutput::Escalation(e) => &e.name,
                 RawOutput::Summary(s) => &s.name,
                 RawOutput::Calibration(c) => &c.name,
+                RawOutput::Tasks(t) => &t.name,
             };
             // Outputs share the job's folder and its outbox, keyed by their names (metric
             // alerts go out as `metric_alerts`).
@@ -279,6 +282,10 @@ impl Job {
         if raw.on_failure.is_empty() {
             on_failure = owners.clone();
         }
+        let alert_channels = match (raw.alert_channels.is_empty(), &base) {
+            (true, Some(b)) => b.alert_channels.clone(),
+            _ => channels(&project.channels, &file, &raw.alert_channels, "alert_channels", &mut diags),
+        };
         let metrics = match (&raw.metrics, &base) {
             (Some(m), _) => metric::metrics(&file, m, &mut diags),
             (None, Some(b)) => b.metrics.clone(),
@@ -320,6 +327,7 @@ impl Job {
             timeout,
             on_failure,
             owners,
+            alert_channels,
             metrics,
             outcomes,
             validation,
@@ -665,11 +673,37 @@ fn check_addresses(file: &SourceFile, output: &RawOutput, diags: &mut Diagnostic
         RawOutput::Escalation(e) => (&e.name, e.cc.iter().collect()),
         RawOutput::Summary(s) => (&s.name, s.to.iter().collect()),
         RawOutput::Calibration(c) => (&c.name, c.to.iter().collect()),
+        RawOutput::Tasks(t) => (&t.name, Vec::new()),
     };
     folder_name(file, name, "output", diags);
     for a in addresses {
         address(file, a, diags);
     }
+}
+
+/// The project's channels named in `field`, each unknown name a located error.
+pub fn channels(
+    available: &[crate::config::channels::Channel],
+    file: &SourceFile,
+    names: &[Spanned<String>],
+    field: &str,
+    diags: &mut Diagnostics,
+) -> Vec<crate::config::channels::Channel> {
+    let mut found = Vec::new();
+    for n in names {
+        match crate::config::channels::find(available, &n.value) {
+            Ok(c) => found.push(c.clone()),
+            Err(hint) => diags.push(
+                Diagnostic::error(
+                    Code::Channel,
+                    yaml::span_of(file, n, n.value.len()),
+                    format!("`{field}` names channel `{}`, which keepwell.yaml does not define", n.value),
+                )
+                .with_hint(hint),
+            ),
+        }
+    }
+    found
 }
 
 /// A name that becomes a folder (a job's outputs and mail, an output's lists): letters,

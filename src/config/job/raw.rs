@@ -38,6 +38,11 @@ pub struct RawJob {
     #[serde(default)]
     #[schemars(with = "Vec<String>")]
     pub owners: Vec<Spanned<String>>,
+    /// Channels (named in `keepwell.yaml`) that also carry the metric alerts the owners are
+    /// mailed.
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
+    pub alert_channels: Vec<Spanned<String>>,
     #[serde(default)]
     pub outputs: Vec<RawOutput>,
     pub schedule: Option<RawSchedule>,
@@ -171,6 +176,45 @@ pub enum RawOutput {
     Escalation(Box<RawEscalation>),
     Summary(Box<RawSummary>),
     Calibration(Box<RawCalibration>),
+    Tasks(Box<RawTasks>),
+}
+
+/// Tasks that open and close themselves: one per account, rule set and fired rule (or tag)
+/// while `when` holds, sent as `task.opened`, `task.updated` (its state changed) and
+/// `task.closed` (the condition cleared) events to webhook channels, and kept in the store's
+/// `tasks` table.
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawTasks {
+    #[schemars(with = "String")]
+    pub name: Spanned<String>,
+    pub title: Option<String>,
+    /// The rule sets whose fired rules (or tags) open tasks.
+    #[schemars(with = "Vec<String>")]
+    pub rule_sets: Vec<Spanned<String>>,
+    /// `reason` (a task per fired rule, the default) or `tag` (a task per tag).
+    #[schemars(with = "Option<String>")]
+    pub by: Option<Spanned<String>>,
+    /// Only accounts this holds for have tasks: an expression over the account and its results.
+    #[schemars(with = "Option<String>")]
+    pub when: Option<Spanned<String>>,
+    /// Who the task is for: an expression (the entity's owner column by default).
+    #[schemars(with = "Option<String>")]
+    pub owner: Option<Spanned<String>>,
+    /// More of the task's state, like columns: a change in any of them (or in the rule
+    /// set's grade or the owner) sends `task.updated`.
+    #[serde(default)]
+    #[schemars(with = "Vec<RawColumn>")]
+    pub fields: Vec<Spanned<RawColumn>>,
+    /// A closed task does not open again for this long (`14d`).
+    #[schemars(with = "Option<String>")]
+    pub cooldown: Option<Spanned<String>>,
+    /// Webhook channels the events go to (named in `keepwell.yaml`).
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
+    pub channels: Vec<Spanned<String>>,
+    /// Events per webhook request (100 by default).
+    pub batch: Option<usize>,
 }
 
 /// The playbook's calibration, mailed every run: the job's `keepwell validate` figures with a
@@ -218,6 +262,10 @@ pub struct RawEscalation {
     /// also gets one mail listing the accounts of all their owners.
     #[schemars(with = "Option<String>")]
     pub rollup: Option<Spanned<String>>,
+    /// Channels (named in `keepwell.yaml`) that also carry each owner's list.
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
+    pub channels: Vec<Spanned<String>>,
 }
 
 /// A listed column: an expression, or `{ label: expression }`.
@@ -242,6 +290,10 @@ pub struct RawSummary {
     /// accounts, renewals. Each names the rule set (and grade) it reads; a section left out
     /// is not shown.
     pub report: Option<RawReport>,
+    /// Channels (named in `keepwell.yaml`) that also carry the summary's headline.
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
+    pub channels: Vec<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
