@@ -30,7 +30,7 @@ pub struct Flushed {
 
 /// Sends every unsent post in the outbox (of `job` when given) whose channel is on.
 pub fn flush_posts(store: &Store, channels: &[Channel], job: Option<&str>) -> Result<Flushed, StoreError> {
-    let mut flushed = Flushed::default();
+    let mut flushed = Flushed { waiting: store.posts_waiting(job)?, ..Flushed::default() };
     let mut after: Option<String> = None;
     loop {
         let page = store.unsent_of(true, job, after.as_deref(), 200)?;

@@ -1,4 +1,5 @@
-//! `keepwell outbox`: the mail of every run, and `keepwell outbox retry` for what failed.
+//! `keepwell outbox`: the mail and alert channel posts of every run, and `keepwell outbox
+//! retry` for what failed.
 
 use crate::cli::ExitStatus;
 use crate::config::project::Project;
@@ -22,7 +23,7 @@ pub struct Args {
 
 #[derive(Debug, clap::Subcommand)]
 enum Action {
-    /// Send every mail that is pending or failed.
+    /// Send every mail and post that is pending or failed.
     Retry {
         /// Only this job's mail.
         #[arg(long)]
@@ -52,9 +53,18 @@ fn retry(project: &Project, store: &Store, job: Option<&str>) -> ExitStatus {
             return ExitStatus::Config;
         }
     };
-    match flush_outbox(store, &transport, job) {
+    let flushed = flush_outbox(store, &transport, job).and_then(|(sent, mut failed)| {
+        let posts = crate::channels::flush_posts(store, &project.channels, job)?;
+        failed.extend(posts.failed);
+        if posts.waiting > 0 {
+            let (n, verb) = if posts.waiting == 1 { ("post", "waits") } else { ("posts", "wait") };
+            println!("{} {n} {verb} for a channel that is off, or until the time its receiver asked", posts.waiting);
+        }
+        Ok((sent.len() + posts.sent.len(), failed))
+    });
+    match flushed {
         Ok((sent, failed)) => {
-            println!("{} sent, {} still failing", sent.len(), failed.len());
+            println!("{sent} sent, {} still failing", failed.len());
             for f in &failed {
                 println!("  {f}");
             }
@@ -86,17 +96,19 @@ fn list(store: &Store, args: &Args) -> ExitStatus {
         return ExitStatus::Success;
     }
     println!(
-        "{:<8} {:<14} {:<10} {:<22} {:<32} {:>8}  subject / last error",
-        "status", "job", "as of", "output", "recipient", "attempts"
+        "{:<8} {:<14} {:<10} {:<22} {:<10} {:<32} {:>8}  subject / last error",
+        "status", "job", "as of", "output", "channel", "recipient", "attempts"
     );
     for m in &mails {
         let detail = match (&m.status[..], &m.last_error) {
             ("sent", _) | (_, None) => m.subject.clone().unwrap_or_default(),
             (_, Some(e)) => e.clone(),
         };
+        let channel = m.channel.as_deref().unwrap_or("mail");
+        let recipient = m.recipient.strip_prefix(&format!("{channel}:")).unwrap_or(&m.recipient);
         println!(
-            "{:<8} {:<14} {:<10} {:<22} {:<32} {:>8}  {detail}",
-            m.status, m.job, m.as_of, m.output, m.recipient, m.attempts
+            "{:<8} {:<14} {:<10} {:<22} {:<10} {:<32} {:>8}  {detail}",
+            m.status, m.job, m.as_of, m.output, channel, recipient, m.attempts
         );
     }
     ExitStatus::Success

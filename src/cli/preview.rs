@@ -1,5 +1,6 @@
 //! `keepwell preview <job>`: every mail the job would send, written to a folder as HTML (to
-//! open in a browser) and `.eml` (to open in a mail client), without sending or recording.
+//! open in a browser) and `.eml` (to open in a mail client), and every alert channel's post
+//! as `.json` (on or off), without sending or recording.
 
 use std::path::PathBuf;
 
@@ -83,13 +84,38 @@ pub fn execute(project: &Project, args: &Args) -> ExitStatus {
             return ExitStatus::Failure;
         }
     }
+    for post in &report.preview_posts {
+        let name = format!("{}--{}.json", post.output, crate::outputs::file_name(&post.recipient));
+        let pretty = serde_json::from_str::<serde_json::Value>(&post.body)
+            .and_then(|v| serde_json::to_string_pretty(&v))
+            .unwrap_or_else(|_| post.body.clone());
+        if let Err(e) = std::fs::write(out.join(&name), pretty + "\n") {
+            eprintln!("error: cannot write to {}: {e}", out.display());
+            return ExitStatus::Failure;
+        }
+    }
+    let plural = |n: usize, word: &str| format!("{n} {word}{}", if n == 1 { "" } else { "s" });
+    let posts = match report.preview_posts.len() {
+        0 => String::new(),
+        n => format!(" and {}", plural(n, "channel post")),
+    };
     println!(
-        "{} mail{} of job {} for {} written to {} (nothing was sent)",
-        report.preview.len(),
-        if report.preview.len() == 1 { "" } else { "s" },
+        "{}{posts} of job {} for {} written to {} (nothing was sent)",
+        plural(report.preview.len(), "mail"),
         report.job,
         report.as_of,
         project.display(&out)
     );
+    for post in &report.preview_posts {
+        let on = project.channels.iter().find(|c| c.name == post.channel).is_some_and(|c| c.url().is_some());
+        println!(
+            "  {} {} → {} ({}): {}",
+            post.output,
+            post.kind.as_str(),
+            post.channel,
+            if on { "on" } else { "off: its URL variable is not set" },
+            post.summary
+        );
+    }
     ExitStatus::Success
 }

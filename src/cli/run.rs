@@ -158,6 +158,22 @@ fn describe(project: &Project, r: &RunReport, dry_run: bool) -> String {
         };
         let _ = writeln!(out, "  mail     {} message{} {where_to}", r.mails.len(), plural(r.mails.len()));
     }
+    if !r.posts.is_empty() {
+        // `slack cs (hooks.slack.com)` per post: counted by where they went.
+        let mut by: std::collections::BTreeMap<&str, usize> = std::collections::BTreeMap::new();
+        for p in &r.posts {
+            *by.entry(p.as_str()).or_default() += 1;
+        }
+        let to: Vec<String> = by.iter().map(|(k, n)| format!("{n} to {k}")).collect();
+        let _ = writeln!(out, "  posts    {}", to.join(", "));
+    }
+    for t in &r.tasks {
+        let _ = writeln!(
+            out,
+            "  tasks    {}: {} opened, {} updated, {} closed",
+            t.output, t.opened, t.updated, t.closed
+        );
+    }
     if r.status == RunStatus::Failed && r.published {
         let _ = writeln!(out, "  the results were published before the run failed; see the error above");
     } else if r.status == RunStatus::Failed {

@@ -73,6 +73,16 @@ impl Store {
         Ok(already as usize)
     }
 
+    /// Unsent posts (of `job` when given) the receiver asked to wait for.
+    pub fn posts_waiting(&self, job: Option<&str>) -> Result<usize, StoreError> {
+        let n: i64 = self.conn.query_row(
+            "SELECT count(*) FROM outbox WHERE status <> 'sent' AND channel IS NOT NULL AND next_attempt > now()              AND (?::VARCHAR IS NULL OR job = ?)",
+            params![job, job],
+            |r| r.get(0),
+        )?;
+        Ok(n as usize)
+    }
+
     /// Records one delivery of a post as soon as it is known.
     pub fn mark_post(&self, post: &OutboxMail, result: &PostResult) -> Result<(), StoreError> {
         let (ok, detail, retry_at) = match result {

@@ -138,7 +138,7 @@ pub(super) fn escalation(
                     envelope(&Stamp::of(view), output, &recipient, vec![Event::EscalationListed(listed)])
                 }
                 _ => {
-                    let chat = list_chat(view, title, labels, &list.rows, channel.max_accounts);
+                    let chat = list_chat(view, title, &list.owner, labels, &list.rows, channel.max_accounts);
                     render_chat(channel, &chat, &Route { target: route, owner: Some(list.owner.clone()) })
                 }
             };
@@ -148,7 +148,7 @@ pub(super) fn escalation(
     posts
 }
 
-fn list_chat(view: &RunView, title: &str, labels: &[String], rows: &[Cells], max: usize) -> Chat {
+fn list_chat(view: &RunView, title: &str, owner: &str, labels: &[String], rows: &[Cells], max: usize) -> Chat {
     let items = rows
         .iter()
         .take(max)
@@ -159,10 +159,11 @@ fn list_chat(view: &RunView, title: &str, labels: &[String], rows: &[Cells], max
         })
         .collect();
     let n = rows.len();
+    let accounts = format!("{n} account{}", if n == 1 { "" } else { "s" });
     Chat {
-        title: format!("{title}: {n} account{}", if n == 1 { "" } else { "s" }),
+        title: format!("{title}: {accounts}"),
         context: format!("{} · {}", view.job.name, view.as_of),
-        text: format!("{n} {title} ({}, {})", view.job.name, view.as_of),
+        text: format!("{title}: {accounts} for {owner} ({}, {})", view.job.name, view.as_of),
         items,
         more: (n > max).then(|| format!("and {} more in the mail and the list's CSV", n - max)),
     }
