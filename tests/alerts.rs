@@ -255,3 +255,126 @@ fn a_receiver_down_then_up_gets_each_post_exactly_once() {
     let unique: std::collections::HashSet<&String> = keys.iter().collect();
     assert_eq!((keys.len(), unique.len()), (5, 5), "{keys:?}");
 }
+
+const TASKS: &str = r#"
+  - tasks:
+      name: followups
+      rule_sets: [risk]
+      when: risk.grade == "high"
+      fields:
+        - Account: name
+      cooldown: 14d
+      channels: [crm]
+"#;
+
+/// The accounts with A1's owner and A3's industry as given.
+fn accounts(a1_owner: &str, a3_industry: &str) -> String {
+    format!(
+        "account_id,name,industry,arr,seats,active_users,csm_email\n\
+         A1,Acme,travel,120000.00,100,20,{a1_owner}\n\
+         A2,Globex,healthcare,50000.00,40,38,bob@example.com\n\
+         A3,Initech,{a3_industry},8000.00,10,2,ann@example.com\n"
+    )
+}
+
+/// Every task event the receiver got, as `type account reason owner seq`, and the task ids.
+fn task_events(r: &Receiver, from: usize) -> (Vec<String>, Vec<(String, String)>) {
+    let (mut events, mut ids) = (Vec::new(), Vec::new());
+    for q in &r.requests()[from..] {
+        let body = q.json();
+        assert_eq!(body["output"], "followups");
+        assert_eq!(body["id"].as_str(), q.header("Idempotency-Key"));
+        for e in body["events"].as_array().unwrap() {
+            let seq = e["event_id"].as_str().unwrap().rsplit('-').next().unwrap().to_string();
+            events.push(format!(
+                "{} {} {} {} {} {}",
+                e["type"].as_str().unwrap(),
+                e["account_id"].as_str().unwrap(),
+                e["reason"].as_str().unwrap(),
+                e["owner"].as_str().unwrap_or("-"),
+                e["fields"]["Account"].as_str().unwrap_or("-"),
+                seq
+            ));
+            ids.push((e["account_id"].as_str().unwrap().to_string(), e["task_id"].as_str().unwrap().to_string()));
+        }
+    }
+    (events, ids)
+}
+
+#[test]
+fn a_task_opens_updates_and_closes_itself_over_four_runs_without_duplicates() {
+    let r = Receiver::start();
+    let p = Project::new(&[
+        ("keepwell.yaml", &settings("")),
+        ("routes.csv", "owner,target\n"),
+        ("jobs/nightly.yaml", &job_with(TASKS)),
+    ]);
+    let mut seen = 0;
+    let mut step = |day: &str, a1: &str, a3: &str, tasks_line: &str, expected: &[&str]| {
+        p.write("data/accounts.csv", &accounts(a1, a3));
+        let out = run(&p, r.port, day);
+        assert_eq!(out.code, 0, "{day}: {}{}", out.stdout, out.stderr);
+        assert!(out.stdout.contains(&format!("  tasks    followups: {tasks_line}\n")), "{day}: {}", out.stdout);
+        let (events, ids) = task_events(&r, seen);
+        seen = r.requests().len();
+        assert_eq!(events, expected, "{day}");
+        ids
+    };
+    let opened = step(
+        "2026-01-05",
+        "ann@example.com",
+        "retail",
+        "2 opened, 0 updated, 0 closed",
+        &[
+            "task.opened A1 hard_hit_industry ann@example.com Acme 0",
+            "task.opened A3 hard_hit_industry ann@example.com Initech 0",
+        ],
+    );
+    // Unchanged: no event, no request.
+    step("2026-01-06", "ann@example.com", "retail", "0 opened, 0 updated, 0 closed", &[]);
+    // A1 changes hands: its task is updated, under the same id.
+    let updated = step(
+        "2026-01-07",
+        "carl@example.com",
+        "retail",
+        "0 opened, 1 updated, 0 closed",
+        &["task.updated A1 hard_hit_industry carl@example.com Acme 1"],
+    );
+    assert_eq!(updated[0], opened[0]);
+    // A3 moves out of a hard-hit industry: its task closes by itself.
+    let closed = step(
+        "2026-01-08",
+        "carl@example.com",
+        "healthcare",
+        "0 opened, 0 updated, 1 closed",
+        &["task.closed A3 hard_hit_industry ann@example.com Initech 1"],
+    );
+    assert_eq!(closed[0], opened[1]);
+    // The same day again: every event was made already.
+    step("2026-01-08", "carl@example.com", "healthcare", "0 opened, 0 updated, 0 closed", &[]);
+    // Back within the 14-day cooldown: not opened; after it, a new task.
+    step("2026-01-12", "carl@example.com", "retail", "0 opened, 0 updated, 0 closed", &[]);
+    let reopened = step(
+        "2026-01-22",
+        "carl@example.com",
+        "retail",
+        "1 opened, 0 updated, 0 closed",
+        &["task.opened A3 hard_hit_industry ann@example.com Initech 0"],
+    );
+    assert_ne!(reopened[0].1, opened[1].1, "a task that opens again has a new id");
+    // The store keeps the whole history.
+    assert_eq!(
+        p.query("SELECT concat_ws(' ', as_of, account_id, event, seq, owner) FROM tasks ORDER BY as_of, account_id"),
+        [
+            "2026-01-05 A1 opened 0 ann@example.com",
+            "2026-01-05 A3 opened 0 ann@example.com",
+            "2026-01-07 A1 updated 1 carl@example.com",
+            "2026-01-08 A3 closed 1 ann@example.com",
+            "2026-01-22 A3 opened 0 ann@example.com",
+        ]
+    );
+    assert_eq!(p.query("SELECT account_id FROM open_tasks ORDER BY 1"), ["A1", "A3"]);
+    // A day before the last events is not tracked: tasks only move forward.
+    let back = run(&p, r.port, "2026-01-10");
+    assert!(back.stdout.contains("tasks `followups` were not tracked: their last events are of 2026-01-22"), "{}", back.stdout);
+}

@@ -187,6 +187,14 @@ const CASES: &[(&str, &str, &str, &str)] = &[
         "to: [\"lead@example.com\"]",
         "to: [\"lead@example.com\"]\n      report:\n        currency: \"12\"",
     ),
+    ("channel_settings", "jobs/nightly.yaml", "rule_sets:", "rule_sets:"),
+    ("channel_unknown", "jobs/nightly.yaml", "- Why: risk.reasons + health.reasons", "- Why: risk.reasons + health.reasons\n      channels: [slakc]"),
+    (
+        "tasks_misconfigured",
+        "jobs/nightly.yaml",
+        "  - summary:",
+        "  - tasks:\n      name: followups\n      rule_sets: [risk, helth]\n      by: tags\n      cooldown: 36h\n      channels: [slack]\n  - summary:",
+    ),
 ];
 
 /// Files some cases need besides the edit.
@@ -199,8 +207,17 @@ const EXTRA_FILES: &[(&str, &str, &str)] = &[
         "jobs/base/accounts.yaml",
         "name: base\nsources:\n  accounts:\n    path: data/accounts.csv\n    primary_ky: account_id\n",
     ),
-    ("script_unknown_function", "rules/health.rhai", "let x = 1;\nif is_mising(industry) { x = 2; }\n#{ score: x }\n"),
+    ("script_unknown_function", "rules/health.rhai", "let x = 1;\nif is_mising(industry) { x = 2; }\n#{ score: x }\n"),    (
+        "channel_settings",
+        "keepwell.yaml",
+        "channels:\n  slack:\n    kind: slak\n    url_env: https://hooks.slack.com/services/T0/B0/X\n  crm:\n    kind: webhook\n    url_env: CRM_URL\n    routes: routes.csv\n    max_accounts: 60\n",
+    ),
+    ("channel_settings", "routes.csv", "owner,target\nann@example.com,U1\nANN@example.com,U2\nbob@example.com,\n"),
+    ("channel_unknown", "keepwell.yaml", CHANNELS),
+    ("tasks_misconfigured", "keepwell.yaml", CHANNELS),
 ];
+
+const CHANNELS: &str = "channels:\n  slack:\n    kind: slack\n    url_env: SLACK_URL\n  crm:\n    kind: webhook\n    url_env: CRM_URL\n    secret_env: CRM_SECRET\n";
 
 #[test]
 fn a_correct_project_checks_clean() {
