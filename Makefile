@@ -15,7 +15,7 @@ CARGO ?= cargo
 # The fixtures end on this day; running the demo as of it keeps every story in the data.
 AS_OF ?= 2026-11-23
 
-.PHONY: demo history screenshot bench test lint build duckdb fixtures clean-demo smtp-server scikit-learn
+.PHONY: demo history screenshot bench test lint build duckdb fixtures clean-demo smtp-server scikit-learn jsonschema
 
 # The fixtures hold this many days of history before AS_OF, and the renewals and churns of
 # its last 203 days (fixtures/outcomes.csv).
@@ -47,7 +47,7 @@ screenshot: clean-demo history
 	  --screenshot=$(CURDIR)/docs/images/executive-report.png \
 	  "file://$(CURDIR)/.keepwell/screenshot/summary--cs-leadership@example.com.html"
 
-test: $(DUCKDB_LIB) smtp-server scikit-learn
+test: $(DUCKDB_LIB) smtp-server scikit-learn jsonschema
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets --quiet -- -D warnings
 	$(CARGO) test
@@ -68,6 +68,10 @@ smtp-server:
 # The validation test checks the AUC and the Wilson intervals against scikit-learn and SciPy.
 scikit-learn:
 	@python3 -c 'import sklearn, scipy' 2>/dev/null || python3 -m pip install --quiet --disable-pip-version-check scikit-learn
+
+# The alert tests check every webhook body against docs/schemas/webhook.schema.json.
+jsonschema:
+	@python3 -c 'import jsonschema' 2>/dev/null || python3 -m pip install --quiet --disable-pip-version-check jsonschema
 
 build: $(DUCKDB_LIB)
 	$(CARGO) build --release

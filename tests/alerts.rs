@@ -93,6 +93,30 @@ fn python_signature(secret: &str, timestamp: &str, body: &str) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
+/// Checks each body against docs/schemas/webhook.schema.json with Python's jsonschema
+/// (installed by `make test`), an implementation of JSON Schema independent of keepwell.
+fn assert_valid_webhooks(bodies: &[&str]) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bodies.json");
+    let all: Vec<serde_json::Value> = bodies.iter().map(|b| serde_json::from_str(b).unwrap()).collect();
+    std::fs::write(&path, serde_json::to_string(&all).unwrap()).unwrap();
+    let schema = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/schemas/webhook.schema.json");
+    let out = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import json, sys, jsonschema\n\
+             schema = json.load(open(sys.argv[1]))\n\
+             v = jsonschema.Draft202012Validator(schema)\n\
+             for body in json.load(open(sys.argv[2])):\n    v.validate(body)\n\
+             print('valid')",
+            schema,
+        ])
+        .arg(&path)
+        .output()
+        .expect("python3");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "valid", "{}", String::from_utf8_lossy(&out.stderr));
+}
+
 #[test]
 fn each_channel_carries_its_exact_json_and_webhooks_are_signed() {
     let r = Receiver::start();
@@ -185,6 +209,7 @@ fn each_channel_carries_its_exact_json_and_webhooks_are_signed() {
         assert_ne!(signature, format!("v1={}", python_signature("another secret", ts, &hook.body)));
     }
     assert!(reqs[1].header("X-Keepwell-Signature").is_none());
+    assert_valid_webhooks(&[&reqs[0].body, &reqs[3].body]);
     // The URL's secret path and the signing secret are nowhere keepwell writes.
     let outbox = p.query(
         "SELECT concat_ws('|', output, recipient, subject, sender, status, delivered_to, channel, last_error) FROM outbox ORDER BY 1",
@@ -362,6 +387,8 @@ fn a_task_opens_updates_and_closes_itself_over_four_runs_without_duplicates() {
         &["task.opened A3 hard_hit_industry ann@example.com Initech 0"],
     );
     assert_ne!(reopened[0].1, opened[1].1, "a task that opens again has a new id");
+    let bodies: Vec<String> = r.requests().iter().map(|q| q.body.clone()).collect();
+    assert_valid_webhooks(&bodies.iter().map(String::as_str).collect::<Vec<_>>());
     // The store keeps the whole history.
     assert_eq!(
         p.query("SELECT concat_ws(' ', as_of, account_id, event, seq, owner) FROM tasks ORDER BY as_of, account_id"),

@@ -7,19 +7,19 @@ use crate::cli::ExitStatus;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Where to write `job.schema.json` and `rule-set.schema.json`.
+    /// Where to write `job.schema.json`, `rule-set.schema.json` and `webhook.schema.json`.
     #[arg(long, default_value = "docs/schemas")]
     out: PathBuf,
 }
 
-pub use crate::authoring::schema::schemas;
+pub use crate::authoring::schema::{payload_schemas, schemas};
 
 pub fn execute(args: &Args) -> ExitStatus {
     if let Err(e) = std::fs::create_dir_all(&args.out) {
         eprintln!("error: cannot create {}: {e}", args.out.display());
         return ExitStatus::Failure;
     }
-    for (name, schema) in schemas() {
+    for (name, schema) in schemas().into_iter().chain(payload_schemas()) {
         let path = args.out.join(name);
         if let Err(e) = std::fs::write(&path, schema) {
             eprintln!("error: cannot write {}: {e}", path.display());
