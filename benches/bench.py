@@ -112,6 +112,7 @@ def bench(size, work, keepwell, sql_bin, python, repeat):
         project.mkdir(parents=True)
         for d in ("jobs", "rules"):
             shutil.copytree(ROOT / d, project / d)
+        shutil.copy(ROOT / "keepwell.yaml", project / "keepwell.yaml")
         (project / "fixtures").symlink_to(data)
 
         seconds, rss, _ = run([keepwell, "-C", str(project), "-q", "run", "nightly", "--as-of", AS_OF])

@@ -121,8 +121,10 @@ fn assert_valid_webhooks(bodies: &[&str]) {
 fn each_channel_carries_its_exact_json_and_webhooks_are_signed() {
     let r = Receiver::start();
     let p = project("");
-    let out = run(&p, r.port, "2026-01-05");
+    // At the most verbose, so that nothing logged carries a secret either.
+    let out = keepwell(&p, r.port, &["-vv", "run", "nightly", "--as-of", "2026-01-05"]);
     assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    assert!(out.stderr.contains("DEBUG"), "{}", out.stderr);
     let host = format!("127.0.0.1:{}", r.port);
     assert!(
         out.stdout.contains(&format!(
@@ -240,7 +242,10 @@ fn a_500_then_a_429_are_retried_as_the_receiver_says() {
     assert!(reqs[2].at - reqs[1].at >= std::time::Duration::from_secs(1), "Retry-After: 1 honoured");
     let keys: std::collections::HashSet<&str> = reqs.iter().filter_map(|q| q.header("Idempotency-Key")).collect();
     assert_eq!(keys.len(), 5);
-    assert_eq!(p.query("SELECT status || ' ' || attempts FROM outbox WHERE channel = 'crm' AND output = 'at_risk'"), ["sent 1"]);
+    assert_eq!(
+        p.query("SELECT status || ' ' || attempts FROM outbox WHERE channel = 'crm' AND output = 'at_risk'"),
+        ["sent 1"]
+    );
 }
 
 #[test]
@@ -257,7 +262,10 @@ fn a_wait_longer_than_max_wait_leaves_the_post_for_later() {
     // Not tried again before the receiver's time.
     let before = r.requests().len();
     let retry = keepwell(&p, r.port, &["outbox", "retry"]);
-    assert_eq!(retry.stdout, "1 post waits for a channel that is off, or until the time its receiver asked\n0 sent, 0 still failing\n");
+    assert_eq!(
+        retry.stdout,
+        "1 post waits for a channel that is off, or until the time its receiver asked\n0 sent, 0 still failing\n"
+    );
     assert_eq!(r.requests().len(), before);
 }
 
@@ -267,7 +275,10 @@ fn a_receiver_down_then_up_gets_each_post_exactly_once() {
     let p = project("    attempts: 2\n");
     let out = run(&p, port, "2026-01-05");
     assert_eq!(out.stdout.matches("post not delivered, kept in the outbox").count(), 5, "{}", out.stdout);
-    assert_eq!(p.query("SELECT DISTINCT status || ' ' || attempts FROM outbox WHERE channel IS NOT NULL"), ["failed 1"]);
+    assert_eq!(
+        p.query("SELECT DISTINCT status || ' ' || attempts FROM outbox WHERE channel IS NOT NULL"),
+        ["failed 1"]
+    );
     let up = Receiver::on(port);
     let retry = keepwell(&p, port, &["outbox", "retry"]);
     assert_eq!(retry.stdout, "5 sent, 0 still failing\n", "{}", retry.stderr);
@@ -403,5 +414,51 @@ fn a_task_opens_updates_and_closes_itself_over_four_runs_without_duplicates() {
     assert_eq!(p.query("SELECT account_id FROM open_tasks ORDER BY 1"), ["A1", "A3"]);
     // A day before the last events is not tracked: tasks only move forward.
     let back = run(&p, r.port, "2026-01-10");
-    assert!(back.stdout.contains("tasks `followups` were not tracked: their last events are of 2026-01-22"), "{}", back.stdout);
+    assert!(
+        back.stdout.contains("tasks `followups` were not tracked: their last events are of 2026-01-22"),
+        "{}",
+        back.stdout
+    );
+}
+
+#[test]
+fn metric_alerts_go_to_the_alert_channels_and_no_mail_posts_nothing() {
+    let r = Receiver::start();
+    let job = job_with(OUTPUTS).replace(
+        "outputs:\n",
+        "owners: [\"ops@example.com\"]\nalert_channels: [slack, crm]\nmetrics:\n  accounts:\n    title: Accounts scored\n    value: count(*)\n    format: count\n    alert_when: value < 5\noutputs:\n",
+    );
+    let p = project("");
+    p.write("jobs/nightly.yaml", &job);
+    // Without mail, nothing is posted either.
+    let quiet = keepwell(&p, r.port, &["run", "nightly", "--as-of", "2026-01-04", "--no-mail"]);
+    assert_eq!(quiet.code, 0, "{}", quiet.stderr);
+    assert!(r.requests().is_empty());
+    assert_eq!(p.query("SELECT count(*) FROM outbox"), ["0"]);
+    let out = run(&p, r.port, "2026-01-05");
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    let alerts: Vec<_> = r
+        .requests()
+        .into_iter()
+        .filter(|q| q.body.contains("metric alert") || q.body.contains("metric.alert"))
+        .collect();
+    assert_eq!(alerts.len(), 2);
+    let key = alerts[0].header("Idempotency-Key").unwrap();
+    assert_eq!(
+        alerts[0].json(),
+        serde_json::json!({"schema_version": 1, "id": key, "job": "nightly", "as_of": "2026-01-05", "run_id": 2,
+            "output": "metric_alerts", "events": [{"type": "metric.alert", "metric": "accounts", "title": "Accounts scored",
+            "segment_by": null, "segment": null, "value": 3.0, "previous": 3.0, "change": 0.0, "text": "3",
+            "alert_when": "value < 5"}]})
+    );
+    assert_eq!(
+        alerts[1].json(),
+        serde_json::json!({"text": "1 metric alert in job nightly (2026-01-05)", "channel": "#cs-alerts", "blocks": [
+            {"type": "header", "text": {"type": "plain_text", "text": "1 metric alert", "emoji": false}},
+            {"type": "context", "elements": [{"type": "mrkdwn", "text": "nightly · 2026-01-05"}]},
+            {"type": "section", "text": {"type": "mrkdwn",
+                "text": "*Accounts scored*\n*Now:* 3\n*Previous run:* 3 (unchanged)\n*Alert when:* value &lt; 5"}}
+        ]})
+    );
+    assert_valid_webhooks(&[&alerts[0].body]);
 }

@@ -188,7 +188,12 @@ const CASES: &[(&str, &str, &str, &str)] = &[
         "to: [\"lead@example.com\"]\n      report:\n        currency: \"12\"",
     ),
     ("channel_settings", "jobs/nightly.yaml", "rule_sets:", "rule_sets:"),
-    ("channel_unknown", "jobs/nightly.yaml", "- Why: risk.reasons + health.reasons", "- Why: risk.reasons + health.reasons\n      channels: [slakc]"),
+    (
+        "channel_unknown",
+        "jobs/nightly.yaml",
+        "- Why: risk.reasons + health.reasons",
+        "- Why: risk.reasons + health.reasons\n      channels: [slakc]",
+    ),
     (
         "tasks_misconfigured",
         "jobs/nightly.yaml",
@@ -207,7 +212,8 @@ const EXTRA_FILES: &[(&str, &str, &str)] = &[
         "jobs/base/accounts.yaml",
         "name: base\nsources:\n  accounts:\n    path: data/accounts.csv\n    primary_ky: account_id\n",
     ),
-    ("script_unknown_function", "rules/health.rhai", "let x = 1;\nif is_mising(industry) { x = 2; }\n#{ score: x }\n"),    (
+    ("script_unknown_function", "rules/health.rhai", "let x = 1;\nif is_mising(industry) { x = 2; }\n#{ score: x }\n"),
+    (
         "channel_settings",
         "keepwell.yaml",
         "channels:\n  slack:\n    kind: slak\n    url_env: https://hooks.slack.com/services/T0/B0/X\n  crm:\n    kind: webhook\n    url_env: CRM_URL\n    routes: routes.csv\n    max_accounts: 60\n",

@@ -25,6 +25,7 @@ fn shipped_project() -> Project {
     for folder in ["jobs", "rules", "fixtures", "docs"] {
         copy_dir(&root.join(folder), &dir.path().join(folder));
     }
+    std::fs::copy(root.join("keepwell.yaml"), dir.path().join("keepwell.yaml")).expect("copy the settings");
     Project { dir }
 }
 

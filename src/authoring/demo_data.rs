@@ -217,6 +217,20 @@ sso,enterprise
 advanced_reporting,mid_market|enterprise
 ";
 
+/// The Slack channel's routes (`keepwell.yaml`): two CSMs in three have a Slack user id, the
+/// others' messages go to their team's channel; none for the managers, who get the fallback.
+fn slack_routes(csms: usize) -> String {
+    let mut text = String::from("owner,target\n");
+    for csm in 1..=csms {
+        let target = match csm % 3 {
+            0 => format!("#cs-team-{:02}", (csm - 1) / 6 + 1),
+            _ => format!("U0{:08X}", csm * 7919),
+        };
+        text.push_str(&format!("csm{csm:03}@example.com,{target}\n"));
+    }
+    text
+}
+
 pub fn generate(options: &DemoOptions, out: &Path) -> std::io::Result<Written> {
     std::fs::create_dir_all(out)?;
     let open = |name: &str| File::create(out.join(name)).map(|f| BufWriter::with_capacity(1 << 20, f));
@@ -254,6 +268,7 @@ pub fn generate(options: &DemoOptions, out: &Path) -> std::io::Result<Written> {
     std::fs::write(out.join("module_catalogue.csv"), CATALOGUE)?;
     let csms = (options.accounts / 40).clamp(3, 2000);
     let managers = csms.div_ceil(6);
+    std::fs::write(out.join("slack_routes.csv"), slack_routes(csms))?;
     let mut rng = ChaCha8Rng::seed_from_u64(options.seed);
     let arr_dist = LogNormal::new(10.4, 1.0).expect("valid log-normal");
     let mut ticket_id = 0u64;

@@ -73,7 +73,10 @@ fn describe(post: &OutboxMail, result: &PostResult) -> String {
 enum Answer {
     Delivered,
     /// Surely not delivered: try again after the wait, if any was asked for.
-    Retry { error: String, after: Option<Duration> },
+    Retry {
+        error: String,
+        after: Option<Duration>,
+    },
     /// Not delivered, and trying again now would not help.
     Refused(String),
     /// It may have arrived: only a receiver that deduplicates can take it again.
@@ -106,7 +109,9 @@ fn deliver(channel: &Channel, url: &str, post: &OutboxMail) -> PostResult {
             Answer::Refused(e) => return PostResult::Failed { error: scrub(e), retry_at: None },
             Answer::Unknown(e) if channel.kind != ChannelKind::Webhook => {
                 return PostResult::Failed {
-                    error: scrub(format!("{e}; it may have arrived, so it is not sent again without `keepwell outbox retry`")),
+                    error: scrub(format!(
+                        "{e}; it may have arrived, so it is not sent again without `keepwell outbox retry`"
+                    )),
                     retry_at: None,
                 };
             }
@@ -122,7 +127,8 @@ fn deliver(channel: &Channel, url: &str, post: &OutboxMail) -> PostResult {
         let delay = match wait {
             Some(w) if w > channel.max_wait => {
                 let retry_at = Utc::now() + chrono::Duration::from_std(w).unwrap_or_default();
-                let error = format!("{last_error}; asked to wait {}s, longer than max_wait: left for later", w.as_secs());
+                let error =
+                    format!("{last_error}; asked to wait {}s, longer than max_wait: left for later", w.as_secs());
                 return PostResult::Failed { error: scrub(error), retry_at: Some(retry_at) };
             }
             Some(w) => w,
@@ -171,7 +177,10 @@ fn request(agent: &ureq::Agent, channel: &Channel, url: &str, key: &str, body: &
             };
             match status {
                 200..=299 => slack_answer(channel, &text),
-                429 | 503 => Answer::Retry { error: format!("HTTP {status}{}", said()), after: retry_after.or(Some(Duration::from_secs(1))) },
+                429 | 503 => Answer::Retry {
+                    error: format!("HTTP {status}{}", said()),
+                    after: retry_after.or(Some(Duration::from_secs(1))),
+                },
                 408 | 500..=599 => Answer::Retry { error: format!("HTTP {status}{}", said()), after: None },
                 _ => Answer::Refused(format!("HTTP {status}{}", said())),
             }
@@ -190,7 +199,9 @@ fn slack_answer(channel: &Channel, text: &str) -> Answer {
         Some(false) => {
             let error = json["error"].as_str().unwrap_or("refused").to_string();
             match error.as_str() {
-                "ratelimited" | "rate_limited" => Answer::Retry { error: format!("Slack: {error}"), after: Some(Duration::from_secs(1)) },
+                "ratelimited" | "rate_limited" => {
+                    Answer::Retry { error: format!("Slack: {error}"), after: Some(Duration::from_secs(1)) }
+                }
                 _ => Answer::Refused(format!("Slack: {error}")),
             }
         }
@@ -214,7 +225,8 @@ fn transport_error(e: ureq::Error) -> Answer {
 
 /// The signature of a webhook body: hex HMAC-SHA256 of `<timestamp>.<body>` under `secret`.
 pub fn sign(secret: &str, timestamp: &str, body: &[u8]) -> String {
-    let mut mac = <Hmac<sha2::Sha256> as KeyInit>::new_from_slice(secret.as_bytes()).expect("HMAC takes a key of any length");
+    let mut mac =
+        <Hmac<sha2::Sha256> as KeyInit>::new_from_slice(secret.as_bytes()).expect("HMAC takes a key of any length");
     mac.update(timestamp.as_bytes());
     mac.update(b".");
     mac.update(body);

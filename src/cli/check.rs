@@ -22,6 +22,22 @@ pub enum Format {
     Json,
 }
 
+impl Args {
+    pub fn json(&self) -> bool {
+        self.format == Format::Json
+    }
+}
+
+/// `keepwell.yaml` did not read: nothing else was checked.
+pub fn settings_failed(diags: &Diagnostics) -> ExitStatus {
+    let doc = serde_json::json!({
+        "jobs": 0, "rule_sets": 0, "errors": diags.errors(), "warnings": diags.warnings(),
+        "diagnostics": diags.to_json(), "sources_outside_the_project": [],
+    });
+    println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+    ExitStatus::Config
+}
+
 pub fn execute(project: &Project, args: &Args) -> ExitStatus {
     let (rules, mut diags) = RuleSetSources::load(&project.root, &project.rules_dir());
     let jobs = match &args.job {

@@ -126,6 +126,8 @@ pub fn main() -> i32 {
         Command::Schema(args) => schema::execute(args),
         Command::Init(args) => init::execute(args),
         command => match project(&cli) {
+            // `check --format json` answers in JSON whatever failed, the settings included.
+            Err(diags) if matches!(command, Command::Check(a) if a.json()) => check::settings_failed(&diags),
             Err(diags) => {
                 eprint!("{diags}");
                 ExitStatus::Config
@@ -174,9 +176,11 @@ fn init_logging(cli: &Cli) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
     // lettre logs the SMTP transcript at debug level, `AUTH PLAIN <user and password in
     // base64>` included: nothing of lettre's below info is ever written, whatever the
-    // verbosity or KEEPWELL_LOG asks for.
+    // verbosity or KEEPWELL_LOG asks for. ureq logs each request with its URL (a Slack
+    // webhook's URL is its secret) and headers (a bot token): the same for it.
     let no_secrets = tracing_subscriber::filter::filter_fn(|meta| {
-        !(meta.target().starts_with("lettre") && *meta.level() > tracing::Level::INFO)
+        let noisy = ["lettre", "ureq"].iter().any(|t| meta.target().starts_with(t));
+        !(noisy && *meta.level() > tracing::Level::INFO)
     });
     let layer = tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_target(false);
     let layer = match cli.log_format {

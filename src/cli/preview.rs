@@ -85,7 +85,11 @@ pub fn execute(project: &Project, args: &Args) -> ExitStatus {
         }
     }
     for post in &report.preview_posts {
-        let name = format!("{}--{}.json", post.output, crate::outputs::file_name(&post.recipient));
+        let recipient = post.recipient.strip_prefix(&format!("{}:", post.channel)).unwrap_or("");
+        let name = match recipient {
+            "" => format!("{}--{}.json", post.output, post.channel),
+            r => format!("{}--{}--{}.json", post.output, post.channel, crate::outputs::file_name(r)),
+        };
         let pretty = serde_json::from_str::<serde_json::Value>(&post.body)
             .and_then(|v| serde_json::to_string_pretty(&v))
             .unwrap_or_else(|_| post.body.clone());

@@ -93,7 +93,11 @@ impl Channel {
 const KINDS: [&str; 3] = ["slack", "teams", "webhook"];
 
 /// Checks every channel, collecting every problem.
-pub(super) fn compile(root: &Path, file: &SourceFile, raw: IndexMap<String, RawChannel>) -> (Vec<Channel>, Diagnostics) {
+pub(super) fn compile(
+    root: &Path,
+    file: &SourceFile,
+    raw: IndexMap<String, RawChannel>,
+) -> (Vec<Channel>, Diagnostics) {
     let mut diags = Diagnostics::default();
     let mut channels = Vec::new();
     for (name, r) in raw {
@@ -123,7 +127,9 @@ pub(super) fn compile(root: &Path, file: &SourceFile, raw: IndexMap<String, RawC
                         span_of(file, v, v.value.len().max(1)),
                         format!("channel `{name}`: `{field}` must name an environment variable, not hold a value"),
                     )
-                    .with_hint("write the variable's name, such as KEEPWELL_SLACK_WEBHOOK_URL, and set it where keepwell runs"),
+                    .with_hint(
+                        "write the variable's name, such as KEEPWELL_SLACK_WEBHOOK_URL, and set it where keepwell runs",
+                    ),
                 );
             }
             v.value.clone()
@@ -171,7 +177,11 @@ pub(super) fn compile(root: &Path, file: &SourceFile, raw: IndexMap<String, RawC
         let max_wait = duration(&r.max_wait, "max_wait", 60, &mut diags);
         let positive = |v: &Option<Spanned<u32>>, default: u32, diags: &mut Diagnostics| match v {
             Some(v) if v.value == 0 => {
-                diags.push(err(Code::Channel, span_of(file, v, 1), format!("channel `{name}`: attempts must be 1 or more")));
+                diags.push(err(
+                    Code::Channel,
+                    span_of(file, v, 1),
+                    format!("channel `{name}`: attempts must be 1 or more"),
+                ));
                 default
             }
             Some(v) => v.value,
@@ -220,8 +230,9 @@ fn read_routes(
     path: &Spanned<String>,
     diags: &mut Diagnostics,
 ) -> HashMap<String, String> {
+    // A data file like the sources: anywhere, relative to the project.
     let full = root.join(&path.value);
-    let text = match crate::config::project::read_inside(root, &full) {
+    let text = match std::fs::read_to_string(&full) {
         Ok(t) => t,
         Err(e) => {
             diags.push(Diagnostic::error(
@@ -261,7 +272,11 @@ fn read_routes(
             Ok(r) => r,
             Err(e) => {
                 let line = e.position().map_or(1, |p| p.line() as usize);
-                diags.push(Diagnostic::error(Code::Channel, file.span(line, 1, 1), format!("cannot read this line: {e}")));
+                diags.push(Diagnostic::error(
+                    Code::Channel,
+                    file.span(line, 1, 1),
+                    format!("cannot read this line: {e}"),
+                ));
                 continue;
             }
         };
@@ -279,8 +294,12 @@ fn read_routes(
         }
         if let Some(first) = lines.insert(o.clone(), line) {
             diags.push(
-                Diagnostic::error(Code::Duplicate, file.span(line as usize, 1, o.len()), format!("owner `{o}` is routed twice"))
-                    .with_hint(format!("line {first} routes it already")),
+                Diagnostic::error(
+                    Code::Duplicate,
+                    file.span(line as usize, 1, o.len()),
+                    format!("owner `{o}` is routed twice"),
+                )
+                .with_hint(format!("line {first} routes it already")),
             );
             continue;
         }

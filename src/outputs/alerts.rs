@@ -40,10 +40,8 @@ pub(super) fn posts(
     if view.metrics.alerts.is_empty() || !view.job.alert_channels.iter().any(carries) {
         return Vec::new();
     }
-    let alerts: Vec<(serde_json::Value, &crate::metrics::Alert)> = contexts(view, outputs)
-        .into_iter()
-        .map(|(v, a)| (serde_json::to_value(&v).unwrap_or_default(), a))
-        .collect();
+    let alerts: Vec<(serde_json::Value, &crate::metrics::Alert)> =
+        contexts(view, outputs).into_iter().map(|(v, a)| (serde_json::to_value(&v).unwrap_or_default(), a)).collect();
     let mut posts = super::posts::alerts(view, ALERTS_OUTPUT, &alerts);
     posts.retain(|p| view.job.alert_channels.iter().any(|c| c.name == p.channel && carries(c)));
     posts

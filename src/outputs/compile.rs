@@ -94,7 +94,9 @@ pub fn compile_outputs(
                 }
             }
             RawOutput::Tasks(t) => {
-                if let Some(o) = super::compile_tasks::tasks(job, t, channels, schema, &names, compiled, engine, &mut diags) {
+                if let Some(o) =
+                    super::compile_tasks::tasks(job, t, channels, schema, &names, compiled, engine, &mut diags)
+                {
                     outputs.push(Output::Tasks(Box::new(o)));
                 }
             }

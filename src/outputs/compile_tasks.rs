@@ -30,8 +30,12 @@ pub(super) fn tasks(
     let before = diags.errors();
     if raw.rule_sets.is_empty() {
         diags.push(
-            Diagnostic::error(Code::Channel, span_of(file, &raw.name, name.len()), format!("tasks `{name}` names no rule sets"))
-                .with_hint("add `rule_sets: [signals]`: each fired rule of theirs opens a task"),
+            Diagnostic::error(
+                Code::Channel,
+                span_of(file, &raw.name, name.len()),
+                format!("tasks `{name}` names no rule sets"),
+            )
+            .with_hint("add `rule_sets: [signals]`: each fired rule of theirs opens a task"),
         );
     }
     let mut rule_sets = Vec::new();
@@ -54,8 +58,12 @@ pub(super) fn tasks(
         Some(other) => {
             let b = raw.by.as_ref().expect("matched Some");
             diags.push(
-                Diagnostic::error(Code::UnknownValue, span_of(file, b, other.len()), format!("tasks `{name}`: unknown `by: {other}`"))
-                    .with_hint("use `reason` (a task per fired rule) or `tag` (a task per tag)"),
+                Diagnostic::error(
+                    Code::UnknownValue,
+                    span_of(file, b, other.len()),
+                    format!("tasks `{name}`: unknown `by: {other}`"),
+                )
+                .with_hint("use `reason` (a task per fired rule) or `tag` (a task per tag)"),
             );
             false
         }
@@ -81,8 +89,12 @@ pub(super) fn tasks(
             Some(d) => Some((d.as_secs() / 86_400) as i64),
             None => {
                 diags.push(
-                    Diagnostic::error(Code::Duration, span_of(file, c, c.value.len()), format!("`{}` is not a number of days", c.value))
-                        .with_hint("runs are daily: write the cooldown in days, such as `14d`"),
+                    Diagnostic::error(
+                        Code::Duration,
+                        span_of(file, c, c.value.len()),
+                        format!("`{}` is not a number of days", c.value),
+                    )
+                    .with_hint("runs are daily: write the cooldown in days, such as `14d`"),
                 );
                 None
             }
@@ -95,7 +107,11 @@ pub(super) fn tasks(
                 Diagnostic::error(
                     Code::Channel,
                     span_of(file, n, n.value.len()),
-                    format!("tasks `{name}` sends to `{}`, a {} channel: task events go to webhooks", c.name, c.kind.as_str()),
+                    format!(
+                        "tasks `{name}` sends to `{}`, a {} channel: task events go to webhooks",
+                        c.name,
+                        c.kind.as_str()
+                    ),
                 )
                 .with_hint("name a `kind: webhook` channel; a CRM or a workflow tool turns the events into tasks"),
             );

@@ -321,7 +321,12 @@ pub(super) fn evaluate_escalation(
                     Some((known, _)) => known.clone(),
                     None => Arc::from(owner),
                 };
-                escalated.push(Escalated { output: output.clone(), account: account.clone(), owner: owner.clone(), state });
+                escalated.push(Escalated {
+                    output: output.clone(),
+                    account: account.clone(),
+                    owner: owner.clone(),
+                    state,
+                });
                 by_owner.entry(owner).or_default().push((order, cells, manager, account));
             }
         }

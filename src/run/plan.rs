@@ -109,8 +109,16 @@ impl Plan {
         }
         drop(warehouse);
         let names: Vec<&str> = rules.names().collect();
-        let (outputs, d) =
-            compile_outputs(&job, &raw_outputs, &project.channels, &schema, &names, &rule_sets, &engine, &mut templates);
+        let (outputs, d) = compile_outputs(
+            &job,
+            &raw_outputs,
+            &project.channels,
+            &schema,
+            &names,
+            &rule_sets,
+            &engine,
+            &mut templates,
+        );
         diags.extend(d);
         if diags.has_errors() {
             return Err(diags);

@@ -150,8 +150,12 @@ impl Store {
             [],
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )?;
-        let mut tracked =
-            Tracked { opened: opened as usize, updated: updated as usize, closed: closed as usize, ..Tracked::default() };
+        let mut tracked = Tracked {
+            opened: opened as usize,
+            updated: updated as usize,
+            closed: closed as usize,
+            ..Tracked::default()
+        };
         if events {
             let mut stmt = self.conn.prepare(
                 "SELECT task_id, seq, event, account_id, rule_set, reason, owner, grade, detail, opened_on \

@@ -23,10 +23,13 @@ impl Request {
     }
 }
 
+/// The scripted answers: a status and extra headers each.
+type Script = Arc<Mutex<VecDeque<(u16, Vec<(String, String)>)>>>;
+
 pub struct Receiver {
     pub port: u16,
     requests: Arc<Mutex<Vec<Request>>>,
-    script: Arc<Mutex<VecDeque<(u16, Vec<(String, String)>)>>>,
+    script: Script,
     server: Arc<tiny_http::Server>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -40,17 +43,21 @@ impl Receiver {
         let server = Arc::new(tiny_http::Server::http(("127.0.0.1", port)).expect("bind the receiver"));
         let port = server.server_addr().to_ip().expect("an IP address").port();
         let requests: Arc<Mutex<Vec<Request>>> = Arc::default();
-        let script: Arc<Mutex<VecDeque<(u16, Vec<(String, String)>)>>> = Arc::default();
+        let script: Script = Arc::default();
         let (s, r, sc) = (server.clone(), requests.clone(), script.clone());
         let thread = std::thread::spawn(move || {
             for mut req in s.incoming_requests() {
                 let mut body = String::new();
                 let _ = req.as_reader().read_to_string(&mut body);
-                let headers =
-                    req.headers().iter().map(|h| (h.field.as_str().to_string(), h.value.as_str().to_string())).collect();
+                let headers = req
+                    .headers()
+                    .iter()
+                    .map(|h| (h.field.as_str().to_string(), h.value.as_str().to_string()))
+                    .collect();
                 r.lock().unwrap().push(Request { path: req.url().to_string(), headers, body, at: Instant::now() });
                 let (status, extra) = sc.lock().unwrap().pop_front().unwrap_or((200, Vec::new()));
-                let mut resp = tiny_http::Response::from_string(if status == 200 { "ok" } else { "no" }).with_status_code(status);
+                let mut resp =
+                    tiny_http::Response::from_string(if status == 200 { "ok" } else { "no" }).with_status_code(status);
                 for (k, v) in extra {
                     resp.add_header(tiny_http::Header::from_bytes(k.as_bytes(), v.as_bytes()).expect("header"));
                 }
@@ -62,19 +69,14 @@ impl Receiver {
 
     /// The next requests' answers, in order.
     pub fn answer(&self, status: u16, headers: &[(&str, &str)]) {
-        self.script.lock().unwrap().push_back((status, headers.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()));
+        self.script
+            .lock()
+            .unwrap()
+            .push_back((status, headers.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()));
     }
 
     pub fn requests(&self) -> Vec<Request> {
         self.requests.lock().unwrap().clone()
-    }
-
-    pub fn on_path(&self, path: &str) -> Vec<Request> {
-        self.requests().into_iter().filter(|r| r.path == path).collect()
-    }
-
-    pub fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
     }
 }
 

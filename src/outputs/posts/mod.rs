@@ -142,7 +142,14 @@ pub(super) fn escalation(
                     render_chat(channel, &chat, &Route { target: route, owner: Some(list.owner.clone()) })
                 }
             };
-            posts.push(Post { output: output.to_string(), channel: channel.name.clone(), kind: channel.kind, recipient, summary, body });
+            posts.push(Post {
+                output: output.to_string(),
+                channel: channel.name.clone(),
+                kind: channel.kind,
+                recipient,
+                summary,
+                body,
+            });
         }
     }
     posts
@@ -155,7 +162,10 @@ fn list_chat(view: &RunView, title: &str, owner: &str, labels: &[String], rows: 
         .map(|row| {
             let mut cells = labels.iter().zip(row.iter());
             let heading = cells.next().map(|(_, v)| v.to_string()).unwrap_or_default();
-            ChatItem { heading, facts: cells.filter(|(_, v)| !v.is_empty()).map(|(l, v)| (l.clone(), v.to_string())).collect() }
+            ChatItem {
+                heading,
+                facts: cells.filter(|(_, v)| !v.is_empty()).map(|(l, v)| (l.clone(), v.to_string())).collect(),
+            }
         })
         .collect();
     let n = rows.len();
@@ -247,10 +257,19 @@ pub(super) fn summary(view: &RunView, output: &str, title: &str, channels: &[Cha
         .map(|channel| {
             let recipient = channel.name.clone();
             let body = match channel.kind {
-                ChannelKind::Webhook => envelope(&Stamp::of(view), output, &recipient, vec![Event::ReportPublished(report.clone())]),
+                ChannelKind::Webhook => {
+                    envelope(&Stamp::of(view), output, &recipient, vec![Event::ReportPublished(report.clone())])
+                }
                 _ => render_chat(channel, &chat, &Route { target: channel.fallback.clone(), owner: None }),
             };
-            Post { output: output.to_string(), channel: channel.name.clone(), kind: channel.kind, recipient, summary: summary.clone(), body }
+            Post {
+                output: output.to_string(),
+                channel: channel.name.clone(),
+                kind: channel.kind,
+                recipient,
+                summary: summary.clone(),
+                body,
+            }
         })
         .collect()
 }
@@ -312,13 +331,26 @@ pub(super) fn alerts(view: &RunView, output: &str, alerts: &[(Json, &crate::metr
                 ),
                 _ => render_chat(channel, &chat, &Route { target: channel.fallback.clone(), owner: None }),
             };
-            Post { output: output.to_string(), channel: channel.name.clone(), kind: channel.kind, recipient, summary: chat.text.clone(), body }
+            Post {
+                output: output.to_string(),
+                channel: channel.name.clone(),
+                kind: channel.kind,
+                recipient,
+                summary: chat.text.clone(),
+                body,
+            }
         })
         .collect()
 }
 
 /// Task events for a webhook channel, `batch` to a request, in the order given.
-pub(super) fn task_batches(stamp: &Stamp, output: &str, channel: &Channel, events: Vec<Event>, batch: usize) -> Vec<Post> {
+pub(super) fn task_batches(
+    stamp: &Stamp,
+    output: &str,
+    channel: &Channel,
+    events: Vec<Event>,
+    batch: usize,
+) -> Vec<Post> {
     let mut posts = Vec::new();
     let mut events = events.into_iter().peekable();
     while events.peek().is_some() {
@@ -334,7 +366,14 @@ pub(super) fn task_batches(stamp: &Stamp, output: &str, channel: &Channel, event
         let recipient = format!("{}:{}", channel.name, idempotency_key("", stamp.as_of, output, &ids.join(",")));
         let summary = format!("{} task event{}", chunk.len(), if chunk.len() == 1 { "" } else { "s" });
         let body = envelope(stamp, output, &recipient, chunk);
-        posts.push(Post { output: output.to_string(), channel: channel.name.clone(), kind: channel.kind, recipient, summary, body });
+        posts.push(Post {
+            output: output.to_string(),
+            channel: channel.name.clone(),
+            kind: channel.kind,
+            recipient,
+            summary,
+            body,
+        });
     }
     posts
 }

@@ -9,7 +9,8 @@ use super::{Chat, Route, clip, is_person};
 pub(super) fn message(chat: &Chat, route: &Route) -> Json {
     // Teams mentions a person by their sign-in address: the route when it is one, else the
     // owner's own.
-    let mention = route.target.as_deref().filter(|t| t.contains('@')).or(route.owner.as_deref().filter(|o| is_person(o)));
+    let mention =
+        route.target.as_deref().filter(|t| t.contains('@')).or(route.owner.as_deref().filter(|o| is_person(o)));
     let mut context = chat.context.clone();
     if let Some(m) = mention {
         context.push_str(&format!(" · for <at>{m}</at>"));
