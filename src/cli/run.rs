@@ -168,8 +168,18 @@ fn describe(project: &Project, r: &RunReport, dry_run: bool) -> String {
         let _ = writeln!(out, "  posts    {}", to.join(", "));
     }
     for t in &r.tasks {
-        let _ =
-            writeln!(out, "  tasks    {}: {} opened, {} updated, {} closed", t.output, t.opened, t.updated, t.closed);
+        let _ = match t.behind {
+            Some(last) => writeln!(
+                out,
+                "  tasks    {}: not tracked, their last events are of {last} (tasks only move forward)",
+                t.output
+            ),
+            None => writeln!(
+                out,
+                "  tasks    {}: {} opened, {} updated, {} closed",
+                t.output, t.opened, t.updated, t.closed
+            ),
+        };
     }
     if r.status == RunStatus::Failed && r.published {
         let _ = writeln!(out, "  the results were published before the run failed; see the error above");

@@ -163,17 +163,8 @@ pub(super) fn escalation(
     let owner = expr(&raw.owner, "`owner`");
     let order_by = raw.order_by.as_ref().map(|o| expr(o, "`order_by`"));
     let rollup = raw.rollup.as_ref().map(|o| expr(o, "`rollup`"));
-    let mut columns = Vec::new();
-    for c in &raw.columns {
-        let pairs: Vec<(String, String)> = match &c.value {
-            RawColumn::Expression(e) => vec![(e.clone(), e.clone())],
-            RawColumn::Labeled(m) => m.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
-        };
-        for (label, source) in pairs {
-            let spanned = serde_saphyr::Spanned { value: source, referenced: c.referenced, defined: c.defined };
-            columns.push(expr(&spanned, "a column").map(|e| (label, e)));
-        }
-    }
+    let columns: Vec<_> =
+        labeled(&raw.columns).into_iter().map(|(label, src)| expr(&src, "a column").map(|e| (label, e))).collect();
     let subject = template_override(
         env,
         &format!("{name}.subject"),
@@ -216,6 +207,22 @@ pub(super) fn escalation(
         },
         channels: Vec::new(),
     })
+}
+
+/// Columns (or fields) as written: `expression`, or `{ label: expression }`, each with the
+/// position of its entry.
+pub(super) fn labeled(raw: &[serde_saphyr::Spanned<RawColumn>]) -> Vec<(String, serde_saphyr::Spanned<String>)> {
+    let mut out = Vec::new();
+    for c in raw {
+        let pairs: Vec<(String, String)> = match &c.value {
+            RawColumn::Expression(e) => vec![(e.clone(), e.clone())],
+            RawColumn::Labeled(m) => m.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        };
+        for (label, value) in pairs {
+            out.push((label, serde_saphyr::Spanned { value, referenced: c.referenced, defined: c.defined }));
+        }
+    }
+    out
 }
 
 /// Compiles an output expression, adding its problems to `diags`; `None` when it does not

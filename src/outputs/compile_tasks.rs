@@ -9,7 +9,7 @@ use super::tasks::Tasks;
 use crate::config::channels::{Channel, ChannelKind};
 use crate::config::diagnostic::{Code, Diagnostic, Diagnostics, did_you_mean};
 use crate::config::job::Job;
-use crate::config::job::raw::{RawColumn, RawTasks};
+use crate::config::job::raw::RawTasks;
 use crate::config::yaml::span_of;
 use crate::entity::Schema;
 use crate::rules::RuleSet;
@@ -73,17 +73,10 @@ pub(super) fn tasks(
     };
     let when = raw.when.as_ref().map(|w| expr(w, "`when`"));
     let owner = raw.owner.as_ref().map(|o| expr(o, "`owner`"));
-    let mut fields = Vec::new();
-    for c in &raw.fields {
-        let pairs: Vec<(String, String)> = match &c.value {
-            RawColumn::Expression(e) => vec![(e.clone(), e.clone())],
-            RawColumn::Labeled(m) => m.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
-        };
-        for (label, source) in pairs {
-            let spanned = Spanned { value: source, referenced: c.referenced, defined: c.defined };
-            fields.push(expr(&spanned, "a field").map(|e| (label, e)));
-        }
-    }
+    let fields: Vec<_> = super::compile::labeled(&raw.fields)
+        .into_iter()
+        .map(|(label, src)| expr(&src, "a field").map(|e| (label, e)))
+        .collect();
     let cooldown_days = raw.cooldown.as_ref().and_then(|c| {
         match crate::config::job::parse_duration(&c.value).filter(|d| d.as_secs() % 86_400 == 0) {
             Some(d) => Some((d.as_secs() / 86_400) as i64),

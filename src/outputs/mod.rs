@@ -147,12 +147,16 @@ pub struct Rendered {
     pub flagged: Vec<(Arc<str>, Vec<Arc<str>>)>,
     /// Messages for the alert channels (for channels that are on, or for a preview).
     pub posts: Vec<Post>,
-    /// Per tasks output, the keys that hold this run.
+    /// Per tasks output, the keys that hold this run (kept by the caller from the
+    /// [`TaskSink`], to compare with the store once the accounts' data is let go).
     pub tasks: Vec<crate::store::TaskRun>,
 }
 
 /// Where rendered mail goes, a batch at a time: delivered, kept for a preview or dropped.
 pub type MailSink<'s> = dyn FnMut(Vec<Mail>) -> Result<(), SinkError> + 's;
+
+/// Where each tasks output's keys go as soon as they are evaluated.
+pub type TaskSink<'s> = dyn FnMut(&Tasks, crate::store::TaskRun) -> Result<(), SinkError> + 's;
 
 /// Why the sink refused mail: the delivery's own error, which outputs only pass on.
 pub type SinkError = Box<dyn std::error::Error + Send + Sync>;
@@ -199,6 +203,7 @@ pub fn render(
     outputs: &[Output],
     out_dir: &Path,
     sink: &mut MailSink,
+    tasks: &mut TaskSink,
 ) -> Result<Rendered, OutputError> {
     let mut rendered = Rendered::default();
     // Each escalation's lists are rendered as soon as it is evaluated and then let go: the
@@ -293,9 +298,12 @@ pub fn render(
         sink(vec![mail]).map_err(OutputError::Sink)?;
     }
     rendered.posts.extend(alerts::posts(view, outputs, &|c| carries(view, c)));
+    // Tasks last, once every list has been let go: their keys (0.1 GB at 1M accounts) never
+    // add to the lists' memory.
     for output in outputs {
         if let Output::Tasks(t) = output {
-            rendered.tasks.push(tasks::evaluate(view, t, &mut rendered.warnings)?);
+            let run = tasks::evaluate(view, t, &mut rendered.warnings)?;
+            tasks(t, run).map_err(OutputError::Sink)?;
         }
     }
     Ok(rendered)

@@ -50,6 +50,8 @@ pub(super) fn evaluate(view: &RunView, t: &Tasks, warnings: &mut Vec<String>) ->
     let hits = t.when.as_ref().map(|w| evaluate_condition(&results, w));
     let labels: Vec<&str> = t.fields.iter().map(|(l, _)| l.as_str()).collect();
     let set_names: Vec<Arc<str>> = t.rule_sets.iter().map(|&i| Arc::from(view.rule_sets[i].name.as_str())).collect();
+    // Each set's grades, shared by the tasks rather than one text each.
+    let grades: Vec<Vec<Arc<str>>> = view.rule_sets.iter().map(|s| s.grade_names()).collect();
     type Row = (Vec<TaskNow>, Vec<(Arc<str>, Arc<str>)>, Option<String>);
     let rows: Vec<Row> = (0..view.entity.len())
         .into_par_iter()
@@ -89,13 +91,13 @@ pub(super) fn evaluate(view: &RunView, t: &Tasks, warnings: &mut Vec<String>) ->
                 if items.is_empty() {
                     continue;
                 }
-                let grade = outcome.grade().map(Arc::from);
+                let grade = outcome.grade().map(|g| grades[set].iter().find(|k| &***k == g).cloned().unwrap_or_else(|| Arc::from(g)));
                 let mut digest = String::new();
                 for part in [grade.as_deref().unwrap_or(""), owner.as_deref().unwrap_or("")].into_iter().chain(fields.iter().map(String::as_str)) {
                     digest.push_str(part);
                     digest.push('\u{1f}');
                 }
-                let state = format!("{:032x}", twox_hash::XxHash3_128::oneshot(digest.as_bytes()));
+                let state = twox_hash::XxHash3_128::oneshot(digest.as_bytes());
                 let detail = serde_json::json!({
                     "fields": labels.iter().zip(&fields).map(|(l, v)| (l.to_string(), serde_json::json!(v))).collect::<serde_json::Map<_, _>>(),
                     "reasons": outcome.reasons().to_vec(),
@@ -108,7 +110,7 @@ pub(super) fn evaluate(view: &RunView, t: &Tasks, warnings: &mut Vec<String>) ->
                         reason: Arc::from(item),
                         owner: owner.clone(),
                         grade: grade.clone(),
-                        state: state.clone(),
+                        state,
                         detail: detail.clone(),
                     });
                 }
@@ -118,6 +120,7 @@ pub(super) fn evaluate(view: &RunView, t: &Tasks, warnings: &mut Vec<String>) ->
         .filter(|(n, u, f)| !n.is_empty() || !u.is_empty() || f.is_some())
         .collect();
     let mut run = TaskRun { output: t.name.clone(), cooldown_days: t.cooldown_days, ..TaskRun::default() };
+    run.now.reserve_exact(rows.iter().map(|r| r.0.len()).sum());
     let (mut failures, mut first) = (0usize, None);
     for (now, unknown, failure) in rows {
         run.now.extend(now);

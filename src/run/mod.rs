@@ -72,6 +72,8 @@ pub struct TaskCounts {
     pub opened: usize,
     pub updated: usize,
     pub closed: usize,
+    /// Not tracked: the day is before this output's last events, of this day.
+    pub behind: Option<NaiveDate>,
 }
 
 #[derive(Debug, Clone)]

@@ -1,16 +1,15 @@
-//! The alert channels' part of a run: posts queued in the outbox (only for channels that are
-//! on), each tasks output compared with its tasks' last events and the events kept with
-//! their webhook posts in one transaction, and the queue sent after the mail.
+//! The alert channels' part of a run: each tasks output compared with its tasks' last events
+//! and the events kept with their webhook posts in one transaction, the other posts queued
+//! in the outbox (only for channels that are on), and the queue sent after the mail.
 
 use super::{RunError, RunOptions, RunReport, TaskCounts};
 use crate::config::project::Project;
-use crate::outputs::{Output, Post, Rendered, Stamp};
-use crate::store::{QueuedPost, Store};
+use crate::outputs::{Post, Rendered, Stamp, Tasks};
+use crate::store::{QueuedPost, Store, TaskRun};
 
-/// Queues the rendered posts and tracks the tasks; on a dry run, keeps both for the preview.
+/// Queues the rendered posts; on a dry run, keeps them for the preview.
 pub(super) fn queue(
     store: &Store,
-    outputs: &[Output],
     stamp: &Stamp,
     options: &RunOptions,
     rendered: &mut Rendered,
@@ -18,43 +17,70 @@ pub(super) fn queue(
 ) -> Result<(), RunError> {
     let posts = std::mem::take(&mut rendered.posts);
     if options.dry_run {
-        report.preview_posts = posts;
+        report.preview_posts.extend(posts);
     } else if !options.no_mail {
         store.enqueue_posts(&stamp.job, stamp.as_of, stamp.run_id, &queued(&posts))?;
     }
+    Ok(())
+}
+
+/// Every tasks output's keys compared with the store (see [`track`]).
+pub(super) fn track_all(
+    store: &Store,
+    outputs: &[crate::outputs::Output],
+    stamp: &Stamp,
+    options: &RunOptions,
+    rendered: &mut Rendered,
+    report: &mut RunReport,
+) -> Result<(), RunError> {
     for run in std::mem::take(&mut rendered.tasks) {
-        let Some(t) = outputs.iter().filter_map(Output::tasks).find(|t| t.name == run.output) else { continue };
-        let tracked = if options.dry_run {
-            let tracked = store.track_tasks(&stamp.job, stamp.as_of, stamp.run_id, &run, false, true)?;
-            report.preview_posts.extend(crate::outputs::tasks_posts(stamp, t, &tracked.events, &|_| true));
-            tracked
-        } else if !report.published {
+        let Some(t) = outputs.iter().filter_map(crate::outputs::Output::tasks).find(|t| t.name == run.output) else {
             continue;
-        } else {
-            let on = |c: &crate::config::channels::Channel| !options.no_mail && c.url().is_some();
-            let wanted = t.channels.iter().any(on);
-            store.atomically(|s| -> Result<_, RunError> {
-                let tracked = s.track_tasks(&stamp.job, stamp.as_of, stamp.run_id, &run, true, wanted)?;
-                let posts = crate::outputs::tasks_posts(stamp, t, &tracked.events, &on);
-                s.enqueue_posts(&stamp.job, stamp.as_of, stamp.run_id, &queued(&posts))?;
-                Ok(tracked)
-            })?
         };
-        if let Some(last) = tracked.backfill {
-            report.warnings.push(format!(
-                "tasks `{}` were not tracked: their last events are of {last}, after this run's day (tasks only move forward)",
-                t.name
-            ));
-            continue;
+        if let Some((counts, posts)) = track(store, t, run, stamp, options, report.published)? {
+            report.tasks.push(counts);
+            report.preview_posts.extend(posts);
         }
-        report.tasks.push(TaskCounts {
-            output: t.name.clone(),
-            opened: tracked.opened,
-            updated: tracked.updated,
-            closed: tracked.closed,
-        });
     }
     Ok(())
+}
+
+/// One tasks output's keys compared with its tasks' last events. A published run keeps the
+/// events with the posts that carry them (to the channels that are on) in one transaction;
+/// a dry run keeps nothing and returns the posts every channel would get, for the preview.
+fn track(
+    store: &Store,
+    t: &Tasks,
+    run: TaskRun,
+    stamp: &Stamp,
+    options: &RunOptions,
+    published: bool,
+) -> Result<Option<(TaskCounts, Vec<Post>)>, RunError> {
+    let (tracked, preview) = if options.dry_run {
+        let tracked = store.track_tasks(&stamp.job, stamp.as_of, stamp.run_id, run, false)?;
+        let posts = crate::outputs::tasks_posts(stamp, t, &tracked.events, &|_| true);
+        (tracked, posts)
+    } else if !published {
+        return Ok(None);
+    } else {
+        let on = |c: &crate::config::channels::Channel| !options.no_mail && c.url().is_some();
+        let tracked = store.atomically(|s| -> Result<_, RunError> {
+            let tracked = s.track_tasks(&stamp.job, stamp.as_of, stamp.run_id, run, true)?;
+            let posts = crate::outputs::tasks_posts(stamp, t, &tracked.events, &on);
+            s.enqueue_posts(&stamp.job, stamp.as_of, stamp.run_id, &queued(&posts))?;
+            Ok(tracked)
+        })?;
+        (tracked, Vec::new())
+    };
+    // A backfilled day is no fault of the run: it is said, not warned about.
+    let counts = TaskCounts {
+        output: t.name.clone(),
+        opened: tracked.opened,
+        updated: tracked.updated,
+        closed: tracked.closed,
+        behind: tracked.backfill,
+    };
+    Ok(Some((counts, preview)))
 }
 
 fn queued(posts: &[Post]) -> Vec<QueuedPost> {

@@ -163,13 +163,27 @@ CREATE TABLE IF NOT EXISTS tasks (
     grade VARCHAR,
     state VARCHAR NOT NULL,
     detail JSON,
-    recorded_at TIMESTAMPTZ NOT NULL,
-    PRIMARY KEY (task_id, seq)
+    recorded_at TIMESTAMPTZ NOT NULL
 );
-CREATE OR REPLACE VIEW open_tasks AS
-    SELECT * FROM tasks
-    QUALIFY row_number() OVER (PARTITION BY job, output, account_id, rule_set, reason ORDER BY as_of DESC, run_id DESC, seq DESC) = 1
-        AND event <> 'closed';
+CREATE TABLE IF NOT EXISTS task_state (
+    task_id VARCHAR NOT NULL,
+    seq INTEGER NOT NULL,
+    job VARCHAR NOT NULL,
+    output VARCHAR NOT NULL,
+    account_id VARCHAR NOT NULL,
+    rule_set VARCHAR NOT NULL,
+    reason VARCHAR NOT NULL,
+    event VARCHAR NOT NULL,
+    as_of DATE NOT NULL,
+    run_id BIGINT,
+    opened_on DATE NOT NULL,
+    owner VARCHAR,
+    grade VARCHAR,
+    state VARCHAR NOT NULL,
+    detail JSON,
+    recorded_at TIMESTAMPTZ NOT NULL
+);
+CREATE OR REPLACE VIEW open_tasks AS SELECT * FROM task_state WHERE event <> 'closed';
 CREATE OR REPLACE VIEW published_metrics AS
     SELECT m.* FROM metrics m JOIN runs r USING (run_id) WHERE r.published;
 CREATE OR REPLACE VIEW published_outcomes AS
@@ -244,6 +258,9 @@ impl Store {
         match work(self) {
             Ok(v) => {
                 self.conn.execute_batch("COMMIT").map_err(StoreError::from)?;
+                // Never inside the transaction: a limit DuckDB cannot meet fails the statement,
+                // and a failed statement aborts the transaction it is in.
+                self.release_cache();
                 Ok(v)
             }
             Err(e) => {

@@ -64,8 +64,7 @@ impl Store {
                  SELECT ?, ?, output, recipient, ?, summary, kind, [channel], body, 'pending', 0, NULL, now(), NULL, NULL, \
                  channel, NULL FROM kw_posts k WHERE NOT {sent} \
                  ON CONFLICT (job, as_of, output, recipient) DO UPDATE SET run_id = excluded.run_id, \
-                 subject = excluded.subject, message = excluded.message, channel = excluded.channel, status = 'pending', \
-                 next_attempt = NULL"
+                 subject = excluded.subject, message = excluded.message, channel = excluded.channel, status = 'pending'"
             ),
             params![job, as_of, run_id, job, as_of],
         )?;
