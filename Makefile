@@ -15,7 +15,7 @@ CARGO ?= cargo
 # The fixtures end on this day; running the demo as of it keeps every story in the data.
 AS_OF ?= 2026-11-23
 
-.PHONY: demo history screenshot bench test lint build duckdb fixtures clean-demo smtp-server scikit-learn jsonschema
+.PHONY: demo history screenshot bench test lint build duckdb fixtures clean-demo smtp-server scikit-learn jsonschema spark
 
 # The fixtures hold this many days of history before AS_OF, and the renewals and churns of
 # its last 203 days (fixtures/outcomes.csv).
@@ -47,7 +47,7 @@ screenshot: clean-demo history
 	  --screenshot=$(CURDIR)/docs/images/executive-report.png \
 	  "file://$(CURDIR)/.keepwell/screenshot/summary--cs-leadership@example.com.html"
 
-test: $(DUCKDB_LIB) smtp-server scikit-learn jsonschema
+test: $(DUCKDB_LIB) smtp-server scikit-learn jsonschema spark
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets --quiet -- -D warnings
 	$(CARGO) test
@@ -72,6 +72,16 @@ scikit-learn:
 # The alert tests check every webhook body against docs/schemas/webhook.schema.json.
 jsonschema:
 	@python3 -c 'import jsonschema' 2>/dev/null || python3 -m pip install --quiet --disable-pip-version-check jsonschema
+
+# The scale-out test runs the compiled job on a real Spark in local mode: PySpark from PyPI
+# and a Java runtime from Debian. Where either cannot be installed the test says it skipped.
+PYSPARK_VERSION ?= 4.0.1
+spark:
+	@command -v java >/dev/null 2>&1 || (apt-get install -y -qq openjdk-17-jre-headless >/dev/null 2>&1 \
+	  || (apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq openjdk-17-jre-headless >/dev/null 2>&1)) \
+	  || echo "no Java runtime could be installed: the Spark test will be skipped"
+	@python3 -c 'import pyspark' 2>/dev/null || python3 -m pip install --quiet --disable-pip-version-check pyspark==$(PYSPARK_VERSION) \
+	  || echo "PySpark could not be installed: the Spark test will be skipped"
 
 build: $(DUCKDB_LIB)
 	$(CARGO) build --release

@@ -1,6 +1,7 @@
 //! The command line: clap derive here, one file per command, exit codes in one place.
 
 mod check;
+mod compile;
 mod demo_data;
 mod diff;
 mod explain;
@@ -92,6 +93,8 @@ enum Command {
     /// Measure the rule sets against what happened: churn by grade, AUC, rules, escalations,
     /// the forecast, and the churn reasons' root causes.
     Validate(validate::Args),
+    /// Write the job as one SQL script for Spark (or DuckDB): features, entity, every rule set.
+    Compile(compile::Args),
     /// Write JSON Schemas of job and rule files for editors.
     Schema(schema::Args),
     /// Write a deterministic, realistic set of extracts to play with or benchmark on.
@@ -145,6 +148,7 @@ pub fn main() -> i32 {
                 Command::Explain(args) => explain::execute(&project, args),
                 Command::Diff(args) => diff::execute(&project, args),
                 Command::Validate(args) => validate::execute(&project, args),
+                Command::Compile(args) => compile::execute(&project, args),
                 Command::DemoData(_) | Command::Schema(_) | Command::Init(_) => unreachable!("handled above"),
             },
         },

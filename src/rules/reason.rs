@@ -223,6 +223,20 @@ fn write_parts(out: &mut String, parts: &[Part], scope: &Scope, points: f64) -> 
     Some(())
 }
 
+/// A finite double as reasons write it: whole numbers without a decimal point, others in
+/// their shortest form.
+pub fn write_number(out: &mut String, f: f64) {
+    if f.fract() == 0.0 && f.abs() < 1e15 {
+        out.push_str(&(f as i64).to_string());
+    } else {
+        let s = f.to_string();
+        out.push_str(&s);
+        if !s.contains('.') {
+            out.push_str(".0");
+        }
+    }
+}
+
 /// Whether minijinja's `if` takes a value as true: `None` for a kind this path leaves to it.
 fn truthy(v: &Dynamic) -> Option<bool> {
     if v.is_unit() {
@@ -251,15 +265,7 @@ fn write_value(out: &mut String, v: &Dynamic) -> Option<()> {
         if !f.is_finite() {
             return None;
         }
-        if f.fract() == 0.0 && f.abs() < 1e15 {
-            out.push_str(&(f as i64).to_string());
-        } else {
-            let s = f.to_string();
-            out.push_str(&s);
-            if !s.contains('.') {
-                out.push_str(".0");
-            }
-        }
+        write_number(out, f);
     } else if v.is_string() || v.is::<super::engine::Date>() || v.is::<super::engine::Timestamp>() {
         out.push_str(&display_value(v));
     } else {

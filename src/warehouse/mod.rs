@@ -5,6 +5,7 @@
 mod files;
 pub mod freshness;
 mod prepare;
+pub mod spark;
 
 pub use files::{Layout, located};
 pub use prepare::{Found, PrepareError, Sources, fill, load};

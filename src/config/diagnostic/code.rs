@@ -69,11 +69,13 @@ pub enum Code {
     Outcomes,
     /// A channel (Slack, Teams, webhook) or a task output that cannot be used as written.
     Channel,
+    /// A rule, reason or feature query `keepwell compile` cannot write for its target.
+    NotPortable,
 }
 
 impl Code {
     /// Every code, in order.
-    pub const ALL: [Code; 32] = [
+    pub const ALL: [Code; 33] = [
         Code::Unreadable,
         Code::Yaml,
         Code::BadName,
@@ -106,6 +108,7 @@ impl Code {
         Code::Metric,
         Code::Outcomes,
         Code::Channel,
+        Code::NotPortable,
     ];
 
     /// The stable code, `KW` and three digits.
@@ -143,6 +146,7 @@ impl Code {
             Code::Metric => "KW046",
             Code::Outcomes => "KW047",
             Code::Channel => "KW048",
+            Code::NotPortable => "KW049",
         }
     }
 
@@ -181,6 +185,7 @@ impl Code {
             Code::Metric => "metric fails",
             Code::Outcomes => "outcomes cannot be read",
             Code::Channel => "channel cannot be used",
+            Code::NotPortable => "not portable",
         }
     }
 }

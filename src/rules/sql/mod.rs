@@ -21,11 +21,13 @@
 //! - text compares byte by byte in both; `round` uses the same formula (`round(x * 10^d) /
 //!   10^d`, halves away from zero).
 
+mod assemble;
 mod columns;
 mod semantics;
 mod time;
 mod translate;
 
+pub use assemble::{AS_OF_VARIABLE, SetQuery, assemble};
 pub use columns::{Column, Columns, Flags};
 pub use translate::{ListField, ScriptSql, Translator};
 
@@ -354,6 +356,11 @@ pub fn drop_uploaded(conn: &Connection, uploaded: &BTreeSet<String>) {
     for table in uploaded {
         let _ = conn.execute_batch(&format!("DROP TABLE IF EXISTS {}", ident(table)));
     }
+}
+
+/// The view of a rule set's results by account in a compiled job (`keepwell compile`).
+pub fn dep_view(set: &str) -> String {
+    format!("kw_rs_{set}")
 }
 
 /// The table holding one field of a rule set's results, row by row.

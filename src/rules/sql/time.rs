@@ -11,8 +11,11 @@ impl Translator<'_> {
     /// A date or time helper over translated arguments; `None` when it is not one (or not
     /// over these types).
     pub(super) fn time_call(&mut self, name: &str, a: &[Sql]) -> Option<Sql> {
-        let as_of = date_literal(self.as_of).text;
-        let now = timestamp_literal(midnight(self.as_of)).text;
+        let as_of = self.as_of_date().text;
+        let now = match &self.as_of_sql {
+            Some(_) => format!("CAST({as_of} AS TIMESTAMP)"),
+            None => timestamp_literal(midnight(self.as_of)).text,
+        };
         let int = |text: String| Some(Sql::new(text, Ty::Int, true));
         // Microseconds from `x` to `y`; DuckDB fails on an overflow, and the set runs in rhai.
         let micros = |x: &Sql, y: &Sql| Some(format!("(epoch_us({}) - epoch_us({}))", moment(y)?, moment(x)?));

@@ -28,6 +28,12 @@ pub struct Translator<'a> {
     pub checks: Vec<String>,
     /// A script's `let` bindings so far, latest last (a name may be bound again).
     pub(super) bindings: Vec<(String, Sql)>,
+    /// How `as_of` is written: its date literal, unless compiled SQL reads it from a
+    /// variable (`getvariable('as_of')`), so one script serves every day.
+    pub as_of_sql: Option<String>,
+    /// Where other rule sets' results are read: the run's one-column tables in row order
+    /// (`None`), or the compiled job's views of each set by key (`kw_rs_<set>`).
+    pub dep_views: bool,
 }
 
 /// A script translated: the SQL of each field of the map it returns (`None`: absent).
@@ -56,6 +62,16 @@ impl<'a> Translator<'a> {
             deps_used: BTreeSet::new(),
             checks: Vec::new(),
             bindings: Vec::new(),
+            as_of_sql: None,
+            dep_views: false,
+        }
+    }
+
+    /// `as_of` as SQL of type DATE.
+    pub(super) fn as_of_date(&self) -> Sql {
+        match &self.as_of_sql {
+            Some(sql) => Sql::new(format!("CAST({sql} AS DATE)"), Ty::Date, false),
+            None => date_literal(self.as_of),
         }
     }
 
@@ -316,7 +332,7 @@ impl<'a> Translator<'a> {
             return Some(Sql::new(format!("({})", bound.text), bound.ty, bound.nullable));
         }
         if name == crate::rules::compile::AS_OF {
-            return Some(date_literal(self.as_of));
+            return Some(self.as_of_date());
         }
         let col = format!("e.{}", ident(name));
         match self.schema.get(name)? {
@@ -336,7 +352,8 @@ impl<'a> Translator<'a> {
         if !self.depends_on.iter().any(|d| d == set) {
             return None;
         }
-        let col = format!("{}.{}", ident(&dep_table(set, field)), ident(field));
+        let table = if self.dep_views { super::dep_view(set) } else { dep_table(set, field) };
+        let col = format!("{}.{}", ident(&table), ident(field));
         let sql = match field {
             "grade" => Sql::new(col, Ty::Text, true),
             "score" => Sql::new(col, Ty::Float, true),
@@ -365,7 +382,7 @@ impl<'a> Translator<'a> {
                     None => Sql::new("NULL", Ty::Null, true),
                 });
             }
-            ("today", []) => return Some(date_literal(self.as_of)),
+            ("today", []) => return Some(self.as_of_date()),
             _ => {}
         }
         if let ("contains" | "in_list", [first, second]) = (name, args) {

@@ -1,0 +1,202 @@
+//! `keepwell compile`: the shipped nightly job compiled to one SQL script, run outside
+//! keepwell (by DuckDB, and by a real Spark in local mode) over the fixtures written as
+//! Parquet, gives every account's score and grade keepwell's own run gives; and its results
+//! read back by a job publish and mail as a run does.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::Project;
+
+const DAY: &str = "2026-11-23";
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("read dir").flatten() {
+        let target = to.join(entry.file_name());
+        if entry.path().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).expect("copy");
+        }
+    }
+}
+
+fn shipped_project() -> Project {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    for folder in ["jobs", "rules", "fixtures"] {
+        copy_dir(&root.join(folder), &dir.path().join(folder));
+    }
+    std::fs::copy(root.join("keepwell.yaml"), dir.path().join("keepwell.yaml")).expect("copy the settings");
+    Project { dir }
+}
+
+/// Every fixture CSV as `<name>.parquet` in `parquet/`, all text: the compiled script
+/// casts each column to the job's type.
+fn fixtures_as_parquet(p: &Project) -> PathBuf {
+    let out = p.path().join("parquet");
+    std::fs::create_dir_all(&out).expect("mkdir");
+    let conn = duckdb::Connection::open_in_memory().expect("duckdb");
+    for entry in std::fs::read_dir(p.path().join("fixtures")).expect("fixtures").flatten() {
+        let path = entry.path();
+        if path.extension().is_some_and(|e| e == "csv") {
+            let name = path.file_stem().expect("stem").to_string_lossy().to_string();
+            conn.execute_batch(&format!(
+                "COPY (SELECT * FROM read_csv('{}', all_varchar = true, header = true)) TO '{}' (FORMAT parquet)",
+                path.display(),
+                out.join(format!("{name}.parquet")).display()
+            ))
+            .expect("write parquet");
+        }
+    }
+    out
+}
+
+/// The results keepwell's run stored, against those the compiled script wrote under
+/// `results`: the rows that differ in score or grade (or are missing on one side).
+fn differences(p: &Project, results: &Path, also: &str) -> (usize, Vec<String>) {
+    let conn = p.store();
+    let rows = |sql: &str| -> Vec<String> {
+        let mut stmt = conn.prepare(sql).expect(sql);
+        let mut rows = stmt.query([]).expect("query");
+        let mut out = Vec::new();
+        while let Some(row) = rows.next().expect("row") {
+            out.push(row.get::<_, String>(0).expect("text"));
+        }
+        out
+    };
+    let compiled = format!("read_parquet('{}/results/*.parquet')", results.display());
+    let total = rows(&format!("SELECT CAST(count(*) AS VARCHAR) FROM {compiled}"))[0].parse().expect("count");
+    let diff = rows(&format!(
+        "SELECT concat_ws(' | ', coalesce(o.account_id, c.account), coalesce(o.rule_set, c.rule_set), \
+                CAST(o.score AS VARCHAR), CAST(c.score AS VARCHAR), o.grade, c.grade{also}) \
+         FROM (SELECT * FROM outcomes WHERE run_id = 1) o \
+         FULL JOIN {compiled} c ON c.account = o.account_id AND c.rule_set = o.rule_set \
+         WHERE o.account_id IS NULL OR c.account IS NULL OR o.grade IS DISTINCT FROM c.grade \
+            OR abs(o.score - c.score) > 1e-9 OR (o.score IS NULL) <> (c.score IS NULL) \
+         ORDER BY 1 LIMIT 20"
+    ));
+    (total, diff)
+}
+
+fn compile(p: &Project, target: &str, parquet: &Path, results: &Path) -> PathBuf {
+    let folder = p.path().join("compiled");
+    let out = p.keepwell(&[
+        "compile",
+        "nightly",
+        "--target",
+        target,
+        "--as-of",
+        DAY,
+        "--sources",
+        &parquet.display().to_string(),
+        "--results",
+        &results.display().to_string(),
+        "--out",
+        &folder.display().to_string(),
+    ]);
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    assert_eq!(
+        out.stdout.trim(),
+        format!(
+            "compiled job `nightly` for {target}: 9 rule set(s), 8 feature view(s) -> {}/nightly.{target}.sql",
+            folder.display()
+        )
+    );
+    folder.join(format!("nightly.{target}.sql"))
+}
+
+#[test]
+fn the_compiled_duckdb_script_gives_keepwells_results() {
+    let p = shipped_project();
+    let run = p.keepwell(&["run", "nightly", "--as-of", DAY, "--no-mail"]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    let parquet = fixtures_as_parquet(&p);
+    let results = p.path().join("duck");
+    let script = compile(&p, "duckdb", &parquet, &results);
+    std::fs::create_dir_all(&results).expect("DuckDB writes into a folder that is there");
+    let conn = duckdb::Connection::open_in_memory().expect("duckdb");
+    conn.execute_batch(&std::fs::read_to_string(&script).expect("script")).expect("the compiled script runs");
+    // Reasons too: every template of the shipped playbook translates.
+    let (total, diff) = differences(&p, &results, ", CAST(o.reasons AS VARCHAR), CAST(c.reasons AS VARCHAR)");
+    assert_eq!((total, diff), (473 * 9, Vec::<String>::new()));
+    let conn = p.store();
+    let lists = format!(
+        "SELECT count(*) FROM (SELECT * FROM outcomes WHERE run_id = 1) o JOIN read_parquet('{}/results/*.parquet') c \
+         ON c.account = o.account_id AND c.rule_set = o.rule_set \
+         WHERE o.fired IS DISTINCT FROM c.fired OR o.tags IS DISTINCT FROM c.tags OR o.reasons IS DISTINCT FROM c.reasons",
+        results.display()
+    );
+    let differ: i64 = conn.query_row(&lists, [], |r| r.get(0)).expect("lists");
+    assert_eq!(differ, 0, "fired rules, tags or reasons differ");
+}
+
+#[test]
+fn a_rule_outside_the_subset_is_not_portable_and_located() {
+    let p = shipped_project();
+    let risk = std::fs::read_to_string(p.path().join("rules/risk.yaml")).expect("risk");
+    let changed = risk.replacen("when: expected_churn\n", "when: expected_churn == true && name.len() > 3\n", 1);
+    assert_ne!(risk, changed);
+    p.write("rules/risk.yaml", &changed);
+    let out = p.keepwell(&["compile", "nightly", "--target", "spark", "--out", "compiled"]);
+    assert_eq!(out.code, 2, "{}\n{}", out.stdout, out.stderr);
+    let line = changed.lines().position(|l| l.contains("name.len()")).expect("line") + 1;
+    assert!(
+        out.stderr.contains(&format!(
+            "error: `expected_churn` of rule set `risk` is not portable: `expected_churn == true && name.len() > 3` is outside what keepwell writes as SQL\n  --> rules/risk.yaml:{line}:11"
+        )),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("nothing written: the job does not compile for spark"), "{}", out.stderr);
+    assert!(!p.path().join("compiled").exists());
+}
+
+#[test]
+fn a_feature_spark_cannot_run_is_located() {
+    let p = shipped_project();
+    p.write(
+        "jobs/features/engagement.sql",
+        "SELECT\n    account_id,\n    count(*) AS meetings_90d,\n    histogram(kind) AS kinds,\n    max(day) AS last_qbr_on\nFROM engagements\nGROUP BY account_id\n",
+    );
+    let out = p.keepwell(&["compile", "nightly", "--target", "spark"]);
+    assert_eq!(out.code, 2, "{}\n{}", out.stdout, out.stderr);
+    assert!(
+        out.stderr.contains(
+            "error: does not translate to Spark SQL: function `histogram` is not known to translate to Spark\n --> jobs/features/engagement.sql:4:5"
+        ),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn the_compiled_spark_sql_gives_keepwells_scores_on_spark() {
+    let runner = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/compile/spark_run.py");
+    let ready = std::process::Command::new("python3")
+        .args(["-c", "import pyspark, shutil, sys; sys.exit(0 if shutil.which('java') else 3)"])
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    if !ready {
+        eprintln!("SKIPPED: Spark needs PySpark and a Java runtime (`make spark` installs both); neither is here");
+        return;
+    }
+    let p = shipped_project();
+    let run = p.keepwell(&["run", "nightly", "--as-of", DAY, "--no-mail"]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    let parquet = fixtures_as_parquet(&p);
+    let results = p.path().join("spark");
+    let script = compile(&p, "spark", &parquet, &results);
+    let out = std::process::Command::new("python3").arg(&runner).arg(&script).output().expect("python3");
+    assert!(
+        out.status.success(),
+        "Spark failed on the compiled script:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (total, diff) = differences(&p, &results, "");
+    assert_eq!((total, diff), (473 * 9, Vec::<String>::new()));
+}
