@@ -133,6 +133,60 @@ fn the_compiled_duckdb_script_gives_keepwells_results() {
     assert_eq!(differ, 0, "fired rules, tags or reasons differ");
 }
 
+/// The results another engine wrote, read back by a job with `engine_results:`, publish
+/// and list exactly what keepwell's own run does; results of another day stop the run.
+#[test]
+fn a_job_publishes_the_results_another_engine_computed() {
+    let p = shipped_project();
+    let run = p.keepwell(&["run", "nightly", "--as-of", DAY, "--no-mail"]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    let parquet = fixtures_as_parquet(&p);
+    let results = p.path().join("engine");
+    let script = compile(&p, "duckdb", &parquet, &results);
+    std::fs::create_dir_all(&results).expect("mkdir");
+    let conn = duckdb::Connection::open_in_memory().expect("duckdb");
+    conn.execute_batch(&std::fs::read_to_string(&script).expect("script")).expect("the compiled script runs");
+    // The extracts are not needed where the results are: the engine's job runs without them.
+    for entry in std::fs::read_dir(p.path().join("fixtures")).expect("fixtures").flatten() {
+        if !["slack_routes.csv", "outcomes.csv"].contains(&entry.file_name().to_string_lossy().as_ref()) {
+            std::fs::remove_file(entry.path()).expect("remove an extract");
+        }
+    }
+    let nightly = std::fs::read_to_string(p.path().join("jobs/nightly.yaml")).expect("nightly");
+    let engine_job = nightly.replacen("name: nightly\n", "name: from_engine\nengine_results: engine\n", 1);
+    assert_ne!(engine_job, nightly);
+    p.write("jobs/from_engine.yaml", &engine_job);
+    let out = p.keepwell(&["run", "from_engine", "--as-of", DAY, "--no-mail"]);
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    let same = p.query(
+        "SELECT count(*) FROM outcomes a JOIN outcomes b USING (account_id, rule_set) \
+         WHERE a.run_id = 1 AND b.run_id = 2 AND a.score IS NOT DISTINCT FROM b.score AND a.grade IS NOT DISTINCT FROM b.grade \
+         AND a.fired = b.fired AND a.tags = b.tags AND a.reasons = b.reasons AND a.grade_since IS NOT DISTINCT FROM b.grade_since",
+    );
+    assert_eq!(same, [format!("{}", 473 * 9)]);
+    for list in ["at_risk", "swarm"] {
+        let ours = p.files_under(&format!(".keepwell/runs/1/{list}"));
+        assert!(!ours.is_empty(), "{list}");
+        for file in ours {
+            let theirs = file.to_string_lossy().replace("/runs/1/", "/runs/2/");
+            assert_eq!(
+                std::fs::read_to_string(p.path().join(&file)).expect("ours"),
+                std::fs::read_to_string(p.path().join(&theirs)).unwrap_or_default(),
+                "{theirs}"
+            );
+        }
+    }
+    let out = p.keepwell(&["run", "from_engine", "--as-of", "2026-11-24", "--no-mail"]);
+    assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
+    assert!(
+        out.stderr.contains(
+            "the engine's results are for 2026-11-23, the run is for 2026-11-24: run the compiled script for 2026-11-24"
+        ),
+        "{}",
+        out.stderr
+    );
+}
+
 #[test]
 fn a_rule_outside_the_subset_is_not_portable_and_located() {
     let p = shipped_project();

@@ -4,6 +4,7 @@
 pub mod compile;
 pub mod engine;
 pub mod eval;
+pub mod imported;
 pub mod lookup;
 pub mod outcomes;
 pub mod previous;

@@ -292,6 +292,8 @@ pub enum RunError {
     #[error(transparent)]
     Metrics(#[from] crate::metrics::MetricError),
     #[error(transparent)]
+    Imported(#[from] crate::rules::imported::ImportError),
+    #[error(transparent)]
     Output(#[from] OutputError),
     #[error(transparent)]
     Delivery(#[from] DeliveryError),

@@ -70,6 +70,8 @@ impl Plan {
         sources: Sources,
     ) -> Result<Plan, Diagnostics> {
         let (job, raw_outputs, mut diags) = Job::load(project, job_path)?;
+        // A job whose results another engine computed runs where the extracts are not.
+        let sources = if job.engine_results.is_some() { Sources::Declared } else { sources };
         let checked = entity_schema(project, &job, as_of, sources, &mut diags);
         let Some((schema, warehouse)) = checked else {
             return Err(diags);

@@ -126,6 +126,14 @@ impl Run<'_> {
     fn load(&self, watchdog: &Watchdog, report: &mut RunReport) -> Result<Warehouse, RunError> {
         let warehouse = Warehouse::open(&self.project.warehouse, Some(&self.spill))?;
         watchdog.watch(Some(warehouse.interrupt_handle()));
+        if let Some(engine) = &self.plan.job.engine_results {
+            // The accounts and results another engine computed stand for the sources.
+            let rows = warehouse.load_engine_results(engine)?;
+            report.row_counts.push(("engine_results".into(), rows));
+            warehouse.lock()?;
+            warehouse.set_as_of(self.options.as_of)?;
+            return Ok(warehouse);
+        }
         let mut found = warehouse::Found::default();
         let filled =
             warehouse::fill(&warehouse, &self.plan.job, self.options.as_of, warehouse::Sources::Loaded, &mut found);
@@ -168,7 +176,14 @@ impl Run<'_> {
         report: &mut RunReport,
     ) -> Result<(Entity, Option<JoinHandle<Result<(), StoreError>>>), RunError> {
         let started = Instant::now();
-        let entity = warehouse.build_entity(&self.plan.job, self.plan.schema.clone())?;
+        let job = &self.plan.job;
+        let entity = match &job.engine_results {
+            Some(engine) => {
+                warehouse.engine_entity(&job.entity, &self.plan.schema, &engine.path)?;
+                warehouse.entity(&job.entity, self.plan.schema.clone())?
+            }
+            None => warehouse.build_entity(job, self.plan.schema.clone())?,
+        };
         report.accounts = entity.len();
         tracing::debug!(seconds = started.elapsed().as_secs_f64(), "Entity read.");
         let snapshot = report.run_id.map(|_| folder::spawn_snapshot(&self.dir, &entity));
@@ -183,13 +198,27 @@ impl Run<'_> {
         let vector =
             crate::rules::sql::Vectorise { conn: warehouse.connection(), schema: &plan.schema, lookups: &plan.lookups };
         let evaluator = Evaluator { engine: &plan.engine, templates: &plan.templates, as_of: self.options.as_of };
-        let (outcomes, timings) = evaluator.evaluate_timed(
-            &plan.rule_sets,
-            &entity,
-            &previous,
-            // KEEPWELL_VECTORISE=off evaluates every expression in rhai: for comparing the paths.
-            (std::env::var("KEEPWELL_VECTORISE").as_deref() != Ok("off")).then_some(&vector),
-        );
+        let (outcomes, timings) = match plan.job.engine_results.is_some() {
+            true => {
+                let (table, key) = (warehouse::RESULTS_TABLE, &plan.job.entity.key);
+                let started = Instant::now();
+                let outcomes = crate::rules::imported::read(
+                    warehouse.connection(),
+                    table,
+                    key,
+                    &plan.rule_sets,
+                    self.options.as_of,
+                )?;
+                (outcomes, vec![started.elapsed() / plan.rule_sets.len().max(1) as u32; plan.rule_sets.len()])
+            }
+            false => evaluator.evaluate_timed(
+                &plan.rule_sets,
+                &entity,
+                &previous,
+                // KEEPWELL_VECTORISE=off evaluates every expression in rhai: for comparing the paths.
+                (std::env::var("KEEPWELL_VECTORISE").as_deref() != Ok("off")).then_some(&vector),
+            ),
+        };
         report.rule_set_times = plan.rule_sets.iter().map(|s| s.name.clone()).zip(timings).collect();
         for (set, results) in plan.rule_sets.iter().zip(&outcomes) {
             for (row, e) in results.errors() {

@@ -2,11 +2,13 @@
 //! feature views. Once sources are loaded it is locked: no file or network access, and no
 //! way to change that from user SQL.
 
+mod engine;
 mod files;
 pub mod freshness;
 mod prepare;
 pub mod spark;
 
+pub use engine::RESULTS_TABLE;
 pub use files::{Layout, located};
 pub use prepare::{Found, PrepareError, Sources, fill, load};
 

@@ -48,9 +48,21 @@ pub struct Job {
     pub outcomes: Option<OutcomesSpec>,
     /// How `keepwell validate` judges the rule sets.
     pub validation: ValidationSpec,
+    /// Where runs read the accounts and results another engine computed, if they do.
+    pub engine_results: Option<EngineResults>,
     /// The job `extends` a base with errors: what it inherits is incomplete, so nothing
     /// that follows from it (its sources, features) is checked further.
     pub base_broken: bool,
+}
+
+/// The folder of `entity/` and `results/` Parquet that `keepwell compile`'s script writes.
+#[derive(Debug, Clone)]
+pub struct EngineResults {
+    /// Absolute path of the folder.
+    pub path: PathBuf,
+    /// The path as written.
+    pub display: String,
+    pub span: Span,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -301,6 +313,15 @@ impl Job {
             (None, Some(b)) => b.validation.clone(),
             (None, None) => ValidationSpec::default(),
         };
+        let engine_results = match (&raw.engine_results, &base) {
+            (Some(p), _) => {
+                let path = PathBuf::from(&p.value);
+                let path = if path.is_absolute() { path } else { project.root.join(path) };
+                Some(EngineResults { path, display: p.value.clone(), span: yaml::span_of(&file, p, p.value.len()) })
+            }
+            (None, Some(b)) => b.engine_results.clone(),
+            (None, None) => None,
+        };
         let timeout = match &raw.timeout {
             Some(t) => parse_duration(&t.value).filter(|d| !d.is_zero()).unwrap_or_else(|| {
                 diags.push(
@@ -331,6 +352,7 @@ impl Job {
             metrics,
             outcomes,
             validation,
+            engine_results,
             base_broken,
         };
         Ok((job, raw.outputs, diags))

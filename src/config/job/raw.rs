@@ -33,6 +33,11 @@ pub struct RawJob {
     pub outcomes: Option<RawOutcomes>,
     /// How `keepwell validate` judges the rule sets against the outcomes.
     pub validation: Option<RawValidation>,
+    /// A folder another engine wrote with the script of `keepwell compile` (`entity/` and
+    /// `results/`, Parquet): runs take the accounts and their results from it instead of
+    /// loading the sources and evaluating the rules, then publish, report and mail as usual.
+    #[schemars(with = "Option<String>")]
+    pub engine_results: Option<Spanned<String>>,
     /// Who owns the job: mailed when a metric's `alert_when` holds, and when a scheduled run
     /// fails unless `on_failure` names others.
     #[serde(default)]
