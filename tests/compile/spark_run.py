@@ -28,6 +28,7 @@ def main():
         SparkSession.builder.master("local[2]")
         .appName("keepwell-compiled")
         .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
         .config("spark.sql.shuffle.partitions", "4")
         .config("spark.driver.memory", os.environ.get("KW_SPARK_MEMORY", "4g"))
         .config("spark.sql.session.timeZone", "UTC")
