@@ -39,6 +39,37 @@ pub struct Untranslatable {
     pub message: String,
 }
 
+/// Why one piece of a query has no Spark SQL known here.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum Unsupported {
+    #[error("function `{0}` is not known to translate to Spark")]
+    Function(String),
+    #[error("only `x[key]` subscripts translate to Spark")]
+    Subscript,
+    #[error("lambda functions do not translate to Spark")]
+    Lambda,
+    #[error("only the variable `as_of` is known to Spark")]
+    Variable,
+    #[error("`{0}` takes one argument")]
+    Arguments(&'static str),
+    #[error("`list(x ORDER BY ...)` translates only ordered by `x` itself, ascending")]
+    ListOrder,
+    #[error("`{0}` translates only with a literal {1}")]
+    Literal(&'static str, &'static str),
+    #[error("`format` translates only as `format('{{:,}}', n)`")]
+    Format,
+    #[error("`date_diff` translates only in days: `date_diff('day', a, b)`")]
+    DateDiff,
+    #[error("the type `{0}` is not known to translate to Spark")]
+    Type(String),
+    #[error("the format `{0}` has text Spark would read as a pattern")]
+    PatternText(String),
+    #[error("`%{code}` in `{format}` does not translate to Spark")]
+    PatternCode { code: char, format: String },
+    #[error("{0}")]
+    Parse(#[from] sqlparser::parser::ParserError),
+}
+
 /// Functions Spark has under the same name, with the same meaning for the arguments DuckDB
 /// takes.
 const SAME: &[&str] = &[
@@ -156,11 +187,11 @@ impl ast::VisitorMut for Rewrite<'_> {
 
     fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
         let span = expr.span();
-        if let Err(message) = self.expr(expr) {
+        if let Err(why) = self.expr(expr) {
             self.errors.push(Untranslatable {
                 line: span.start.line as usize,
                 column: span.start.column as usize,
-                message,
+                message: why.to_string(),
             });
         }
         ControlFlow::Continue(())
@@ -168,7 +199,7 @@ impl ast::VisitorMut for Rewrite<'_> {
 }
 
 impl Rewrite<'_> {
-    fn expr(&mut self, expr: &mut Expr) -> Result<(), String> {
+    fn expr(&mut self, expr: &mut Expr) -> Result<(), Unsupported> {
         match expr {
             Expr::Cast { kind, data_type, .. } => {
                 if matches!(kind, CastKind::DoubleColon) {
@@ -188,7 +219,7 @@ impl Rewrite<'_> {
                         AccessExpr::Subscript(Subscript::Index { index }) => {
                             value = call("try_element_at", vec![value, index]);
                         }
-                        _ => return Err("only `x[key]` subscripts translate to Spark".into()),
+                        _ => return Err(Unsupported::Subscript),
                     }
                 }
                 *expr = value;
@@ -198,30 +229,28 @@ impl Rewrite<'_> {
                     *op = BinaryOperator::MyIntegerDivide;
                 }
             }
-            Expr::Lambda(_) => return Err("lambda functions do not translate to Spark".into()),
+            Expr::Lambda(_) => return Err(Unsupported::Lambda),
             Expr::Function(_) => self.function(expr)?,
             _ => {}
         }
         Ok(())
     }
 
-    fn function(&mut self, expr: &mut Expr) -> Result<(), String> {
+    fn function(&mut self, expr: &mut Expr) -> Result<(), Unsupported> {
         let Expr::Function(f) = expr else { return Ok(()) };
         let name = match f.name.0.as_slice() {
             [ObjectNamePart::Identifier(i)] => i.value.to_lowercase(),
-            _ => return Err(format!("function `{}` is not known to translate to Spark", f.name)),
+            _ => return Err(Unsupported::Function(f.name.to_string())),
         };
         let mut args = plain_args(&f.args);
         let rename = |f: &mut ast::Function, to: &str| f.name = ast::ObjectName::from(vec![ast::Ident::new(to)]);
         match name.as_str() {
             "getvariable" => match args.as_deref() {
                 Some([Expr::Value(v)]) if v.value == Value::SingleQuotedString("as_of".into()) => {
-                    *expr = Parser::new(&GenericDialect {})
-                        .try_with_sql(self.as_of)
-                        .and_then(|mut p| p.parse_expr())
-                        .map_err(|e| e.to_string())?;
+                    *expr =
+                        Parser::new(&GenericDialect {}).try_with_sql(self.as_of).and_then(|mut p| p.parse_expr())?;
                 }
-                _ => return Err("only the variable `as_of` is known to Spark".into()),
+                _ => return Err(Unsupported::Variable),
             },
             "list_contains" | "array_has" | "list_has" => rename(f, "array_contains"),
             "len" | "array_length" | "list_length" => rename(f, "size"),
@@ -232,7 +261,7 @@ impl Rewrite<'_> {
             "array_to_string" | "list_aggr_string" => rename(f, "array_join"),
             "list" | "array_agg" => {
                 // Ordered by itself: sorted afterwards (`collect_list` keeps no order).
-                let FunctionArguments::List(list) = &mut f.args else { return Err("`list` needs an argument".into()) };
+                let FunctionArguments::List(list) = &mut f.args else { return Err(Unsupported::Arguments("list")) };
                 let order = list.clauses.iter().position(|c| matches!(c, FunctionArgumentClause::OrderBy(_)));
                 let sorted = match order {
                     None => false,
@@ -243,9 +272,7 @@ impl Rewrite<'_> {
                             && matches!(by[0].options.sort, None | Some(ast::OrderBySort::Asc))
                             && first.as_deref() == Some(by[0].expr.to_string().as_str());
                         if !plain {
-                            return Err(
-                                "`list(x ORDER BY ...)` translates only ordered by `x` itself, ascending".into()
-                            );
+                            return Err(Unsupported::ListOrder);
                         }
                         true
                     }
@@ -262,7 +289,7 @@ impl Rewrite<'_> {
                     let pattern = Expr::value(Value::SingleQuotedString(regex_quote(text)));
                     *expr = call("split", vec![std::mem::replace(s, Expr::value(Value::Null)), pattern]);
                 }
-                _ => return Err("`string_split` translates only with a literal separator".into()),
+                _ => return Err(Unsupported::Literal("string_split", "separator")),
             },
             "strftime" => match args.as_deref_mut() {
                 Some([x, Expr::Value(format)]) if matches!(format.value, Value::SingleQuotedString(_)) => {
@@ -270,10 +297,16 @@ impl Rewrite<'_> {
                     let pattern = Expr::value(Value::SingleQuotedString(date_pattern(text)?));
                     *expr = call("date_format", vec![std::mem::replace(x, Expr::value(Value::Null)), pattern]);
                 }
-                _ => return Err("`strftime` translates only with a literal format".into()),
+                _ => return Err(Unsupported::Literal("strftime", "format")),
             },
             "to_days" | "to_months" | "to_hours" => {
-                let Some([n]) = args.as_deref_mut() else { return Err(format!("`{name}` takes one argument")) };
+                let Some([n]) = args.as_deref_mut() else {
+                    return Err(Unsupported::Arguments(match name.as_str() {
+                        "to_days" => "to_days",
+                        "to_months" => "to_months",
+                        _ => "to_hours",
+                    }));
+                };
                 let zero = || Expr::value(Value::Number("0".into(), false));
                 let n = std::mem::replace(n, Expr::value(Value::Null));
                 let parts = match name.as_str() {
@@ -288,7 +321,7 @@ impl Rewrite<'_> {
                     let n = std::mem::replace(n, Expr::value(Value::Null));
                     *expr = call("format_number", vec![n, Expr::value(Value::Number("0".into(), false))]);
                 }
-                _ => return Err("`format` translates only as `format('{:,}', n)`".into()),
+                _ => return Err(Unsupported::Format),
             },
             "date_diff" | "datediff" => match args.as_deref_mut() {
                 Some([Expr::Value(part), a, b]) if matches!(&part.value, Value::SingleQuotedString(p) if p.eq_ignore_ascii_case("day") || p.eq_ignore_ascii_case("days")) =>
@@ -299,11 +332,11 @@ impl Rewrite<'_> {
                     );
                     *expr = call("datediff", vec![b, a]);
                 }
-                _ => return Err("`date_diff` translates only in days: `date_diff('day', a, b)`".into()),
+                _ => return Err(Unsupported::DateDiff),
             },
             "today" | "current_date" => *expr = call("current_date", Vec::new()),
             name if SAME.contains(&name) => {}
-            name => return Err(format!("function `{name}` is not known to translate to Spark")),
+            name => return Err(Unsupported::Function(name.to_string())),
         }
         Ok(())
     }
@@ -336,7 +369,7 @@ fn call(name: &str, args: Vec<Expr>) -> Expr {
     parsed.unwrap_or(Expr::value(Value::Null))
 }
 
-fn spark_type(t: &DataType) -> Result<DataType, String> {
+fn spark_type(t: &DataType) -> Result<DataType, Unsupported> {
     Ok(match t {
         DataType::Varchar(_) | DataType::Text | DataType::String(_) | DataType::CharVarying(_) => {
             DataType::String(None)
@@ -365,7 +398,7 @@ fn spark_type(t: &DataType) -> Result<DataType, String> {
         | DataType::Timestamp(..)
         | DataType::Decimal(_)
         | DataType::Numeric(_) => t.clone(),
-        other => return Err(format!("the type `{other}` is not known to translate to Spark")),
+        other => return Err(Unsupported::Type(other.to_string())),
     })
 }
 
@@ -381,13 +414,13 @@ fn regex_quote(text: &str) -> String {
 }
 
 /// A `strftime` format as a Spark date pattern.
-fn date_pattern(format: &str) -> Result<String, String> {
+fn date_pattern(format: &str) -> Result<String, Unsupported> {
     let mut out = String::new();
     let mut chars = format.chars();
     while let Some(c) = chars.next() {
         if c != '%' {
             if c.is_ascii_alphabetic() || c == '\'' {
-                return Err(format!("the format `{format}` has text Spark would read as a pattern"));
+                return Err(Unsupported::PatternText(format.to_string()));
             }
             out.push(c);
             continue;
@@ -399,7 +432,9 @@ fn date_pattern(format: &str) -> Result<String, String> {
             Some('H') => "HH",
             Some('M') => "mm",
             Some('S') => "ss",
-            other => return Err(format!("`%{}` in `{format}` does not translate to Spark", other.unwrap_or(' '))),
+            other => {
+                return Err(Unsupported::PatternCode { code: other.unwrap_or(' '), format: format.to_string() });
+            }
         });
     }
     Ok(out)
