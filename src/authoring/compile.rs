@@ -63,18 +63,21 @@ pub fn compile(plan: &Plan, as_of: NaiveDate, options: &Options) -> Result<Compi
         if let Some(sql) = w.query(sql, |line, column, message| {
             Diagnostic::error(Code::NotPortable, f.file.span(line.max(1), column.max(1), 1), message)
         }) {
-            w.view(&f.name, &sql, false);
+            w.view(&f.name, &sql);
         }
     }
     let entity = format!("SELECT * FROM {}", w.ident(&job.entity.view));
-    w.view("kw_entity", &entity, true);
+    let entity_folder = format!("{}/entity", options.results);
+    w.kept("kw_entity", &entity, &entity_folder);
     for q in &queries {
         let file = &plan.rule_sets.iter().find(|s| s.name == q.name).map(|s| s.file.start());
         if let Some(sql) = w.query(&q.sql, |_, _, message| {
             let span = file.clone().unwrap_or_else(|| job.file.start());
             Diagnostic::error(Code::NotPortable, span, format!("rule set `{}`: {message}", q.name))
         }) {
-            w.view(&dep_view(&q.name), &sql, true);
+            let view = dep_view(&q.name);
+            let folder = format!("{}/stages/{view}", options.results);
+            w.kept(&view, &sql, &folder);
         }
     }
     let results: Vec<String> = queries
@@ -91,7 +94,9 @@ pub fn compile(plan: &Plan, as_of: NaiveDate, options: &Options) -> Result<Compi
         && let Some(sql) =
             w.query(&results.join("\nUNION ALL\n"), |_, _, m| Diagnostic::error(Code::NotPortable, job.file.start(), m))
     {
-        w.write_parquet("SELECT * FROM kw_entity", &format!("{}/entity", options.results));
+        if w.target == Target::Duckdb {
+            w.write_parquet("SELECT * FROM kw_entity", &entity_folder);
+        }
         w.write_parquet(&sql, &format!("{}/results", options.results));
     }
     let script = std::mem::take(&mut w.out);
@@ -132,11 +137,16 @@ impl Writer<'_> {
             options.results,
             options.results,
         ));
-        if self.target == Target::Duckdb {
-            self.out.push_str(&format!(
+        match self.target {
+            Target::Duckdb => self.out.push_str(&format!(
                 "-- DuckDB writes into {} only where that folder is there already.\n",
                 options.results
-            ));
+            )),
+            Target::Spark => self.out.push_str(&format!(
+                "-- The entity and each rule set are written as Parquet (the sets to {}/stages) and read back\n\
+                 -- by the queries that follow, so Spark plans each query from there.\n",
+                options.results
+            )),
         }
         match (self.target, options.as_of) {
             (Target::Duckdb, Some(d)) => {
@@ -192,7 +202,7 @@ impl Writer<'_> {
             Target::Spark => format!("parquet.`{path}.parquet`"),
         };
         let sql = format!("SELECT {select} FROM {from}");
-        self.view(&source.name, &sql, false);
+        self.view(&source.name, &sql);
     }
 
     fn ident(&self, name: &str) -> String {
@@ -202,19 +212,34 @@ impl Writer<'_> {
         }
     }
 
-    /// `name` as a view of `sql`; `kept`: materialised, as it is read several times.
-    fn view(&mut self, name: &str, sql: &str, kept: bool) {
+    /// `name` as a view of `sql`.
+    fn view(&mut self, name: &str, sql: &str) {
         let name = self.ident(name);
-        let text = match (self.target, kept) {
-            (Target::Duckdb, true) => format!("CREATE OR REPLACE TEMP TABLE {name} AS\n{sql};\n"),
-            (Target::Duckdb, false) => format!("CREATE OR REPLACE TEMP VIEW {name} AS\n{sql};\n"),
-            (Target::Spark, true) => {
-                format!("CREATE OR REPLACE TEMPORARY VIEW {name} AS\n{sql};\nCACHE TABLE {name};\n")
-            }
-            (Target::Spark, false) => format!("CREATE OR REPLACE TEMPORARY VIEW {name} AS\n{sql};\n"),
+        let text = match self.target {
+            Target::Duckdb => format!("CREATE OR REPLACE TEMP VIEW {name} AS\n{sql};\n"),
+            Target::Spark => format!("CREATE OR REPLACE TEMPORARY VIEW {name} AS\n{sql};\n"),
         };
         self.out.push('\n');
         self.out.push_str(&text);
+    }
+
+    /// `name` as `sql` materialised, as it is read several times: a temporary table in
+    /// DuckDB; in Spark, Parquet in `folder` read back as the view. Writing it out cuts the
+    /// plan there: a cached view keeps its whole lineage, which Catalyst analyses and
+    /// optimises again in every query that reads it (each rule set reads the entity and the
+    /// sets it depends on), and that planning took most of the script's time.
+    fn kept(&mut self, name: &str, sql: &str, folder: &str) {
+        match self.target {
+            Target::Duckdb => {
+                let name = self.ident(name);
+                self.out.push_str(&format!("\nCREATE OR REPLACE TEMP TABLE {name} AS\n{sql};\n"));
+            }
+            Target::Spark => {
+                self.write_parquet(sql, folder);
+                let view = format!("SELECT * FROM parquet.{}", self.ident(folder));
+                self.view(name, &view);
+            }
+        }
     }
 
     fn write_parquet(&mut self, sql: &str, path: &str) {

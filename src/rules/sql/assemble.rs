@@ -108,6 +108,12 @@ fn list(entries: &[(String, String)]) -> String {
     format!("flatten([{}])", items.join(", "))
 }
 
+/// Terms added left to right, as Rust adds them: `(a + b + c)`, which both dialects read as
+/// `((a + b) + c)` without the nested brackets that slow Spark's parser down.
+fn sum(terms: &[String]) -> String {
+    format!("({})", terms.join(" + "))
+}
+
 const EMPTY: &str = "CAST([] AS VARCHAR[])";
 
 impl Assembler<'_, '_> {
@@ -243,7 +249,7 @@ impl Assembler<'_, '_> {
     fn points(&mut self) -> String {
         let Body::Points(rules) = &self.set.body else { unreachable!("a points rule set") };
         let (mut total, mut fired, mut tags, mut reasons) =
-            (float_literal(self.set.score.base).text, Vec::new(), Vec::new(), Vec::new());
+            (vec![float_literal(self.set.score.base).text], Vec::new(), Vec::new(), Vec::new());
         let rules: Vec<_> = rules.iter().filter(|r| r.enabled).collect();
         let mut flags = Vec::new();
         for (i, rule) in rules.iter().enumerate() {
@@ -255,7 +261,7 @@ impl Assembler<'_, '_> {
                     Points2::Column(self.column(format!("coalesce(CAST({sql} AS DOUBLE), 0.0)"), format!("kw_p{i}")))
                 }
             };
-            total = format!("({total} + CASE WHEN {f} THEN {} ELSE 0.0 END)", points.sql());
+            total.push(format!("CASE WHEN {f} THEN {} ELSE 0.0 END", points.sql()));
             fired.push((f.clone(), text_literal(&rule.id).text));
             // A tag is listed once, where the first rule that fired carries it.
             let mut seen: Vec<&str> = Vec::new();
@@ -282,7 +288,8 @@ impl Assembler<'_, '_> {
             flags.push(f);
         }
         format!(
-            "{total} AS kw_total, CAST(NULL AS VARCHAR) AS kw_grade, {} AS fired, {} AS tags, {} AS reasons",
+            "{} AS kw_total, CAST(NULL AS VARCHAR) AS kw_grade, {} AS fired, {} AS tags, {} AS reasons",
+            sum(&total),
             list(&fired),
             list(&tags),
             list(&reasons)
@@ -291,7 +298,7 @@ impl Assembler<'_, '_> {
 
     fn scorecard(&mut self) -> String {
         let Body::Scorecard(measures) = &self.set.body else { unreachable!("a scorecard") };
-        let (mut weighted, mut weights) = ("0.0".to_string(), "0.0".to_string());
+        let (mut weighted, mut weights) = (vec!["0.0".to_string()], vec!["0.0".to_string()]);
         let (mut fired, mut reasons, mut wrong) = (Vec::new(), Vec::new(), Vec::new());
         for (i, m) in measures.iter().enumerate() {
             let clamp = |s: f64| float_literal(s.clamp(0.0, 100.0)).text;
@@ -335,8 +342,8 @@ impl Assembler<'_, '_> {
             };
             let s = self.column(format!("CAST({score} AS DOUBLE)"), format!("kw_m{i}"));
             let w = float_literal(m.weight).text;
-            weighted = format!("({weighted} + CASE WHEN {s} IS NULL THEN 0.0 ELSE {s} * {w} END)");
-            weights = format!("({weights} + CASE WHEN {s} IS NULL THEN 0.0 ELSE {w} END)");
+            weighted.push(format!("CASE WHEN {s} IS NULL THEN 0.0 ELSE {s} * {w} END"));
+            weights.push(format!("CASE WHEN {s} IS NULL THEN 0.0 ELSE {w} END"));
             let below = format!("{s} < {}", float_literal(m.reason_below).text);
             fired.push((below.clone(), text_literal(&m.id).text));
             if let Some(template) = &m.reason
@@ -349,6 +356,7 @@ impl Assembler<'_, '_> {
             true => String::new(),
             false => format!("WHEN {} THEN NULL ", wrong.join(" OR ")),
         };
+        let (weighted, weights) = (sum(&weighted), sum(&weights));
         format!(
             "CASE {wrong}WHEN {weights} > 0.0 THEN {weighted} / {weights} END AS kw_total, CAST(NULL AS VARCHAR) AS kw_grade, {} AS fired, {EMPTY} AS tags, {} AS reasons",
             list(&fired),
