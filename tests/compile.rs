@@ -11,26 +11,8 @@ use common::Project;
 
 const DAY: &str = "2026-11-23";
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("mkdir");
-    for entry in std::fs::read_dir(from).expect("read dir").flatten() {
-        let target = to.join(entry.file_name());
-        if entry.path().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).expect("copy");
-        }
-    }
-}
-
 fn shipped_project() -> Project {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    for folder in ["jobs", "rules", "fixtures"] {
-        copy_dir(&root.join(folder), &dir.path().join(folder));
-    }
-    std::fs::copy(root.join("keepwell.yaml"), dir.path().join("keepwell.yaml")).expect("copy the settings");
-    Project { dir }
+    Project::shipped(&["jobs", "rules", "fixtures"])
 }
 
 /// Every fixture CSV as `<name>.parquet` in `parquet/`, all text: the compiled script

@@ -103,6 +103,7 @@ pub(super) fn evaluate(view: &RunView, t: &Tasks, warnings: &mut Vec<String>) ->
                     "reasons": outcome.reasons().to_vec(),
                 })
                 .to_string();
+                let detail: Arc<str> = Arc::from(detail);
                 for item in items.iter() {
                     now.push(TaskNow {
                         account: account.clone(),

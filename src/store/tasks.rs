@@ -24,8 +24,9 @@ pub struct TaskNow {
     pub grade: Option<Arc<str>>,
     /// A digest of what counts as a change: the grade, the owner and the fields.
     pub state: u128,
-    /// The fields and reasons, as JSON, sent with the events.
-    pub detail: String,
+    /// The fields and reasons, as JSON, sent with the events (one text for the items of an
+    /// account's rule set).
+    pub detail: Arc<str>,
 }
 
 /// One tasks output's run: which keys hold, and which (account, rule set) pairs cannot be
@@ -78,7 +79,6 @@ struct Last {
     owner: Option<String>,
     grade: Option<String>,
     state: String,
-    detail: Option<String>,
 }
 
 fn key(account: &str, set: &str, reason: &str) -> String {
@@ -139,11 +139,12 @@ impl Store {
                 reason: now.reason.to_string(),
                 owner: now.owner,
                 grade: now.grade.map(|g| g.to_string()),
-                detail: Some(now.detail),
+                detail: Some(now.detail.to_string()),
                 opened_on,
                 state,
             });
         }
+        drop(seen);
         // What is left open no longer holds, unless a rule failed for it.
         for (k, l) in last {
             if l.closed {
@@ -164,11 +165,13 @@ impl Store {
                 reason: reason.to_string(),
                 owner: l.owner,
                 grade: l.grade,
-                detail: l.detail,
+                // Read below, for the closed tasks only.
+                detail: None,
                 opened_on: l.opened_on,
                 state: l.state,
             });
         }
+        self.closed_details(job, &run.output, &mut events)?;
         events.sort_by(|a, b| (&a.account_id, &a.rule_set, &a.reason).cmp(&(&b.account_id, &b.rule_set, &b.reason)));
         for e in &events {
             match e.event.as_str() {
@@ -184,11 +187,49 @@ impl Store {
         Ok(tracked)
     }
 
+    /// A closed task's event carries the fields and reasons of its last event, read here
+    /// for the closed ones only: the last events of every open task (about 300 bytes each,
+    /// 0.2M of them at 1M accounts) are not held for the few that close.
+    fn closed_details(&self, job: &str, output: &str, events: &mut [TaskEvent]) -> Result<(), StoreError> {
+        if !events.iter().any(|e| e.event == "closed") {
+            return Ok(());
+        }
+        self.conn.execute_batch(
+            "CREATE OR REPLACE TEMP TABLE kw_task_closed (account_id VARCHAR, rule_set VARCHAR, reason VARCHAR)",
+        )?;
+        let mut appender = self.conn.appender("kw_task_closed")?;
+        for e in events.iter().filter(|e| e.event == "closed") {
+            appender.append_row(params![e.account_id, e.rule_set, e.reason])?;
+        }
+        appender.flush()?;
+        drop(appender);
+        let mut details = HashMap::new();
+        {
+            let mut stmt = self.conn.prepare(
+                "SELECT s.account_id, s.rule_set, s.reason, CAST(s.detail AS VARCHAR) FROM task_state s \
+                 JOIN kw_task_closed c USING (account_id, rule_set, reason) WHERE s.job = ? AND s.output = ?",
+            )?;
+            let rows = stmt.query_map(params![job, output], |r| {
+                let (a, s, k): (String, String, String) = (r.get(0)?, r.get(1)?, r.get(2)?);
+                Ok((key(&a, &s, &k), r.get::<_, Option<String>>(3)?))
+            })?;
+            for row in rows {
+                let (k, detail) = row?;
+                details.insert(k, detail);
+            }
+        }
+        self.conn.execute_batch("DROP TABLE kw_task_closed")?;
+        for e in events.iter_mut().filter(|e| e.event == "closed") {
+            e.detail = details.remove(&key(&e.account_id, &e.rule_set, &e.reason)).flatten();
+        }
+        Ok(())
+    }
+
     /// Each key's last event for one tasks output.
     fn task_states(&self, job: &str, output: &str) -> Result<HashMap<String, Last>, StoreError> {
         let mut stmt = self.conn.prepare(
-            "SELECT account_id, rule_set, reason, task_id, seq, event = 'closed', as_of, opened_on, owner, grade, state, \
-             CAST(detail AS VARCHAR) FROM task_state WHERE job = ? AND output = ?",
+            "SELECT account_id, rule_set, reason, task_id, seq, event = 'closed', as_of, opened_on, owner, grade, state \
+             FROM task_state WHERE job = ? AND output = ?",
         )?;
         let rows = stmt.query_map(params![job, output], |r| {
             let (a, s, k): (String, String, String) = (r.get(0)?, r.get(1)?, r.get(2)?);
@@ -203,7 +244,6 @@ impl Store {
                     owner: r.get(8)?,
                     grade: r.get(9)?,
                     state: r.get(10)?,
-                    detail: r.get(11)?,
                 },
             ))
         })?;

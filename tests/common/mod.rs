@@ -113,6 +113,18 @@ impl Project {
         project
     }
 
+    /// A copy of the shipped project (its settings and `folders`, e.g. jobs, rules and
+    /// fixtures) in a temporary folder.
+    pub fn shipped(folders: &[&str]) -> Project {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        for folder in folders {
+            copy_dir(&root.join(folder), &dir.path().join(folder));
+        }
+        std::fs::copy(root.join("keepwell.yaml"), dir.path().join("keepwell.yaml")).expect("copy the settings");
+        Project { dir }
+    }
+
     pub fn path(&self) -> &Path {
         self.dir.path()
     }
@@ -209,5 +221,18 @@ pub fn keepwell_in(cwd: &Path, args: &[&str]) -> Output {
         code: out.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// `from` and everything under it copied to `to`.
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("read dir").flatten() {
+        let target = to.join(entry.file_name());
+        if entry.path().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).expect("copy");
+        }
     }
 }
