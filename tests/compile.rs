@@ -167,6 +167,70 @@ fn a_job_publishes_the_results_another_engine_computed() {
         "{}",
         out.stderr
     );
+    // Results with an account missing from one set and a grade its set does not give: an
+    // error for those accounts alone, the rest published; a set given twice for an account
+    // stops the run.
+    let broken = |name: &str, results_sql: &str| {
+        let folder = p.path().join(name);
+        for part in ["entity", "results"] {
+            std::fs::create_dir_all(folder.join(part)).expect("mkdir");
+        }
+        let from = format!("read_parquet('{}/results/*.parquet')", results.display());
+        conn.execute_batch(&format!(
+            "COPY (SELECT * FROM read_parquet('{}/entity/*.parquet')) TO '{}/entity/part.parquet' (FORMAT parquet); \
+             COPY ({}) TO '{}/results/part.parquet' (FORMAT parquet);",
+            results.display(),
+            folder.display(),
+            results_sql.replace("{from}", &from),
+            folder.display()
+        ))
+        .expect("broken results written");
+        p.write(
+            &format!("jobs/{name}.yaml"),
+            &nightly.replacen("name: nightly\n", &format!("name: {name}\nengine_results: {name}\n"), 1),
+        );
+        p.keepwell(&["run", name, "--as-of", DAY, "--no-mail"])
+    };
+    let first: Vec<String> = {
+        let sql = format!(
+            "SELECT DISTINCT account FROM read_parquet('{}/results/*.parquet') ORDER BY 1 LIMIT 3",
+            results.display()
+        );
+        let mut stmt = conn.prepare(&sql).expect("accounts");
+        stmt.query_map([], |r| r.get::<_, String>(0)).expect("accounts").map(|a| a.expect("account")).collect()
+    };
+    let at =
+        |sql: &str| sql.replace("acc-0001", &first[0]).replace("acc-0002", &first[1]).replace("acc-0003", &first[2]);
+    let out = broken(
+        "gaps",
+        &at(
+            "SELECT * REPLACE (CASE WHEN account = 'acc-0002' AND rule_set = 'risk' THEN 'purple' ELSE grade END AS grade) \
+             FROM {from} WHERE NOT (account = 'acc-0001' AND rule_set = 'health')",
+        ),
+    );
+    assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
+    let errors = p.query(
+        "SELECT concat_ws(' | ', rule_set, rule_id, account_id, message) FROM rule_errors \
+         WHERE run_id = (SELECT max(run_id) FROM runs) ORDER BY 1",
+    );
+    assert_eq!(
+        errors,
+        [
+            at("health | engine | acc-0001 | the engine's results have no row for this account"),
+            at(
+                "risk | engine | acc-0002 | grade `purple` is not one rule set `risk` gives: the results are of other rules"
+            ),
+        ]
+    );
+    let out = broken("twice", &at("SELECT * FROM {from} UNION ALL SELECT * FROM {from} WHERE account = 'acc-0003'"));
+    assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
+    assert!(
+        out.stderr.contains(&at(
+            "the engine's results have more than one row for rule set `health` for 1 account(s), the first `acc-0003`"
+        )),
+        "{}",
+        out.stderr
+    );
 }
 
 #[test]

@@ -17,7 +17,9 @@ use super::outcomes::{Outcome, RuleError, SetOutcomes};
 pub enum ImportError {
     #[error("the engine's results are for {found}, the run is for {as_of}: run the compiled script for {as_of}")]
     OtherDay { found: String, as_of: NaiveDate },
-    #[error("the engine's results have {count} accounts with more than one row for rule set `{set}` (first: {first})")]
+    #[error(
+        "the engine's results have more than one row for rule set `{set}` for {count} account(s), the first `{first}`"
+    )]
     Duplicates { set: String, count: i64, first: String },
     #[error("reading the engine's results failed: {0}")]
     DuckDb(#[from] duckdb::Error),
@@ -25,17 +27,21 @@ pub enum ImportError {
 
 const SEPARATOR: char = '\u{1f}';
 
-/// The results of every set of `sets` from `table`, for the accounts of `kw_entity` whose
-/// key column is `key`.
+/// The results of every set of `sets` from its table (`table_of` its name), for the
+/// accounts of `kw_entity` whose key column is `key`. Each table is dropped once read, so
+/// the warehouse lets go of the results as they come into keepwell.
 pub fn read(
     conn: &Connection,
-    table: &str,
+    table_of: &dyn Fn(&str) -> String,
     key: &str,
     sets: &[RuleSet],
     as_of: NaiveDate,
 ) -> Result<Vec<SetOutcomes>, ImportError> {
     let days: Vec<String> = {
-        let mut stmt = conn.prepare(&format!("SELECT DISTINCT CAST(as_of AS VARCHAR) FROM {table} ORDER BY 1"))?;
+        let all: Vec<String> = sets.iter().map(|s| format!("SELECT as_of FROM {}", table_of(&s.name))).collect();
+        let all =
+            if all.is_empty() { "SELECT NULL::DATE AS as_of WHERE false".to_string() } else { all.join(" UNION ALL ") };
+        let mut stmt = conn.prepare(&format!("SELECT DISTINCT CAST(as_of AS VARCHAR) FROM ({all}) ORDER BY 1"))?;
         stmt.query_map([], |r| r.get::<_, Option<String>>(0))?
             .collect::<Result<Vec<_>, _>>()?
             .into_iter()
@@ -46,14 +52,17 @@ pub fn read(
         return Err(ImportError::OtherDay { found: days.join(", "), as_of });
     }
     let key = format!("\"{}\"", key.replace('"', "\"\""));
+    let rows: i64 = conn.query_row("SELECT count(*) FROM kw_entity", [], |r| r.get(0))?;
+    let rows = usize::try_from(rows).unwrap_or(0);
     let mut out = Vec::with_capacity(sets.len());
     for set in sets {
+        let table = table_of(&set.name);
         let duplicates: (i64, Option<String>) = conn.query_row(
             &format!(
                 "SELECT count(*), min(account) FROM (SELECT CAST(account AS VARCHAR) AS account FROM {table} \
-                 WHERE rule_set = ? GROUP BY 1 HAVING count(*) > 1)"
+                 GROUP BY 1 HAVING count(*) > 1)"
             ),
-            [&set.name],
+            [],
             |r| Ok((r.get(0)?, r.get(1)?)),
         )?;
         if duplicates.0 > 0 {
@@ -64,29 +73,39 @@ pub fn read(
             });
         }
         let list = |c: &str| format!("array_to_string(r.{c}, chr(31))");
+        // In no order (sorting 1M rows of text held more than the rows): each row goes to
+        // its account's place, the entity's row number.
         let sql = format!(
-            "SELECT r.account IS NOT NULL, CAST(r.score AS DOUBLE), CAST(r.grade AS VARCHAR), {}, {}, {} \
-             FROM kw_entity e LEFT JOIN (SELECT * FROM {table} WHERE rule_set = ?) r \
-             ON CAST(r.account AS VARCHAR) = CAST(e.{key} AS VARCHAR) ORDER BY e.rowid",
+            "SELECT e.rowid, r.account IS NOT NULL, CAST(r.score AS DOUBLE), CAST(r.grade AS VARCHAR), {}, {}, {} \
+             FROM kw_entity e LEFT JOIN {table} r \
+             ON CAST(r.account AS VARCHAR) = CAST(e.{key} AS VARCHAR)",
             list("fired"),
             list("tags"),
             list("reasons")
         );
         let grades = set.grade_names();
+        let mut outcomes: Vec<Option<Outcome>> = vec![None; rows];
         let mut stmt = conn.prepare(&sql)?;
-        let outcomes = stmt
-            .query_map([&set.name], |r| {
-                let split = |s: Option<String>| -> Vec<String> {
-                    s.filter(|s| !s.is_empty())
-                        .map(|s| s.split(SEPARATOR).map(String::from).collect())
-                        .unwrap_or_default()
-                };
-                let (found, score, grade): (bool, Option<f64>, Option<String>) = (r.get(0)?, r.get(1)?, r.get(2)?);
-                let (fired, tags, reasons) = (split(r.get(3)?), split(r.get(4)?), split(r.get(5)?));
-                Ok(outcome(found, score, grade, fired, tags, reasons, &grades, &set.name))
-            })?
-            .collect::<Result<Vec<_>, _>>()?;
+        let mut found = stmt.query([])?;
+        while let Some(r) = found.next()? {
+            let split = |s: Option<String>| -> Vec<String> {
+                s.filter(|s| !s.is_empty()).map(|s| s.split(SEPARATOR).map(String::from).collect()).unwrap_or_default()
+            };
+            let row: i64 = r.get(0)?;
+            let (present, score, grade): (bool, Option<f64>, Option<String>) = (r.get(1)?, r.get(2)?, r.get(3)?);
+            let (fired, tags, reasons) = (split(r.get(4)?), split(r.get(5)?), split(r.get(6)?));
+            if let Some(slot) = usize::try_from(row).ok().and_then(|i| outcomes.get_mut(i)) {
+                *slot = Some(outcome(present, score, grade, fired, tags, reasons, &grades, &set.name));
+            }
+        }
+        let outcomes: Vec<Outcome> = outcomes
+            .into_iter()
+            .map(|o| o.unwrap_or_else(|| outcome(false, None, None, vec![], vec![], vec![], &grades, &set.name)))
+            .collect();
+        drop(found);
+        drop(stmt);
         out.push(SetOutcomes::from_outcomes(&outcomes));
+        conn.execute_batch(&format!("DROP TABLE {table}; CHECKPOINT kw_warehouse"))?;
     }
     Ok(out)
 }

@@ -128,7 +128,8 @@ impl Run<'_> {
         watchdog.watch(Some(warehouse.interrupt_handle()));
         if let Some(engine) = &self.plan.job.engine_results {
             // The accounts and results another engine computed stand for the sources.
-            let rows = warehouse.load_engine_results(engine)?;
+            let sets: Vec<&str> = self.plan.rule_sets.iter().map(|s| s.name.as_str()).collect();
+            let rows = warehouse.load_engine_results(engine, &sets)?;
             report.row_counts.push(("engine_results".into(), rows));
             warehouse.lock()?;
             warehouse.set_as_of(self.options.as_of)?;
@@ -200,12 +201,11 @@ impl Run<'_> {
         let evaluator = Evaluator { engine: &plan.engine, templates: &plan.templates, as_of: self.options.as_of };
         let (outcomes, timings) = match plan.job.engine_results.is_some() {
             true => {
-                let (table, key) = (warehouse::RESULTS_TABLE, &plan.job.entity.key);
                 let started = Instant::now();
                 let outcomes = crate::rules::imported::read(
                     warehouse.connection(),
-                    table,
-                    key,
+                    &warehouse::results_table,
+                    &plan.job.entity.key,
                     &plan.rule_sets,
                     self.options.as_of,
                 )?;

@@ -8,7 +8,7 @@ pub mod freshness;
 mod prepare;
 pub mod spark;
 
-pub use engine::RESULTS_TABLE;
+pub use engine::results_table;
 pub use files::{Layout, located};
 pub use prepare::{Found, PrepareError, Sources, fill, load};
 
