@@ -1,7 +1,8 @@
 //! The accounts and results another engine computed with `keepwell compile`'s script,
 //! read in place of the sources and features: `entity/` and `results/` Parquet under the
 //! job's `engine_results:` folder. Both are copied into the warehouse before it is locked
-//! (a locked warehouse reads no file); the entity then becomes the entity view.
+//! (a locked warehouse reads no file), the results as one table a rule set; the entity then
+//! becomes the entity view.
 
 use std::path::Path;
 
