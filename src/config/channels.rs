@@ -321,14 +321,22 @@ fn column_of(file: &SourceFile, line: usize, index: usize) -> usize {
     col
 }
 
-/// The channel named `name`, or a located error naming the closest.
-pub fn find<'a>(channels: &'a [Channel], name: &str) -> Result<&'a Channel, String> {
+/// A channel name keepwell.yaml does not define; shown, what to write instead.
+#[derive(Debug, thiserror::Error)]
+#[error("{hint}")]
+pub struct UnknownChannel {
+    pub hint: String,
+}
+
+/// The channel named `name`, or the closest names to write instead.
+pub fn find<'a>(channels: &'a [Channel], name: &str) -> Result<&'a Channel, UnknownChannel> {
     channels.iter().find(|c| c.name == name).ok_or_else(|| {
         let known: Vec<&str> = channels.iter().map(|c| c.name.as_str()).collect();
-        match did_you_mean(name, known.iter().copied()) {
+        let hint = match did_you_mean(name, known.iter().copied()) {
             Some(hint) => hint,
             None if known.is_empty() => "keepwell.yaml defines no `channels:` (docs/alerts.md)".to_string(),
             None => format!("keepwell.yaml defines {}", known.join(", ")),
-        }
+        };
+        UnknownChannel { hint }
     })
 }

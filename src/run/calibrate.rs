@@ -3,13 +3,28 @@
 //! store's `calibration` table so the scoring's quality has a history of its own.
 
 use crate::outputs::Output;
-use crate::store::{CalibrationRow, Store};
-use crate::validation::{self, Context, History, Validation};
+use crate::store::{CalibrationRow, Store, StoreError};
+use crate::validation::{self, Context, History, Validation, ValidationError};
 
 use super::RunOptions;
 use super::plan::Plan;
 
-/// The figures, or why there are none (a warning: the rest of the run goes on).
+/// Why a run has no calibration figures: a warning, the rest of the run goes on.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum CalibrationError {
+    #[error("calibration: {0}")]
+    Validation(#[from] ValidationError),
+    #[error("calibration: {0}")]
+    Store(#[from] StoreError),
+}
+
+impl From<duckdb::Error> for CalibrationError {
+    fn from(e: duckdb::Error) -> Self {
+        CalibrationError::Validation(ValidationError::Store(e))
+    }
+}
+
+/// The figures, or why there are none.
 pub(super) fn calibrate(
     plan: &Plan,
     store: &Store,
@@ -17,15 +32,13 @@ pub(super) fn calibrate(
     options: &RunOptions,
     run_id: Option<i64>,
     published: bool,
-) -> Result<Option<Validation>, String> {
+) -> Result<Option<Validation>, CalibrationError> {
     if !plan.outputs.iter().any(|o| matches!(o, Output::Calibration(_))) {
         return Ok(None);
     }
     let job = &plan.job;
-    let failed = |e: String| format!("calibration: {e}");
-    let events = validation::read_events(job, None).map_err(|e| failed(e.to_string()))?;
-    let conn = store.connection().map_err(|e| failed(e.to_string()))?;
-    let history = History::over(conn, &job.name).map_err(|e| failed(e.to_string()))?;
+    let events = validation::read_events(job, None)?;
+    let history = History::over(store.connection()?, &job.name)?;
     let escalations: Vec<String> = plan
         .outputs
         .iter()
@@ -36,7 +49,7 @@ pub(super) fn calibrate(
         .collect();
     let ctx = Context { job, rule_sets: &plan.rule_sets, escalations: &escalations, runs_dir };
     let horizon = job.validation.horizon_days;
-    let v = validation::measure(&ctx, &history, &events, horizon, None).map_err(|e| failed(e.to_string()))?;
+    let v = validation::measure(&ctx, &history, &events, horizon, None)?;
     // Nothing in reach of the history yet (a new team, a new job): no mail, no figures.
     if v.coverage.scored == 0 {
         return Ok(None);
@@ -64,9 +77,7 @@ pub(super) fn calibrate(
                 ..Default::default()
             }));
         }
-        store
-            .record_calibration(run_id, &job.name, options.as_of, horizon, &rows)
-            .map_err(|e| failed(e.to_string()))?;
+        store.record_calibration(run_id, &job.name, options.as_of, horizon, &rows)?;
     }
     Ok(Some(v))
 }

@@ -288,7 +288,7 @@ impl Run<'_> {
         let calibration =
             super::calibrate::calibrate(plan, store, &self.project.runs, &options, report.run_id, report.published)
                 .unwrap_or_else(|warning| {
-                    report.warnings.push(warning);
+                    report.warnings.push(warning.to_string());
                     None
                 });
         let view = RunView {

@@ -715,13 +715,13 @@ pub fn channels(
     for n in names {
         match crate::config::channels::find(available, &n.value) {
             Ok(c) => found.push(c.clone()),
-            Err(hint) => diags.push(
+            Err(unknown) => diags.push(
                 Diagnostic::error(
                     Code::Channel,
                     yaml::span_of(file, n, n.value.len()),
                     format!("`{field}` names channel `{}`, which keepwell.yaml does not define", n.value),
                 )
-                .with_hint(hint),
+                .with_hint(unknown.hint),
             ),
         }
     }

@@ -16,6 +16,20 @@ use crate::rules::previous::{PrevOutcome, Previous, grade_since};
 use crate::rules::reason::ReasonError;
 use crate::rules::{Class, Expr, Measure, Points, Rule, RuleSet, Scoring};
 
+/// Why a condition or a measure gave no answer for an account: an error for that account.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum ExprError {
+    /// The expression failed (described as people read it).
+    #[error("{0}")]
+    Failed(String),
+    #[error("the condition must give true or false, but gave {0}")]
+    NotBool(String),
+    #[error("`{field}` must give a number{purpose}, but gave {ty}")]
+    NotNumber { field: &'static str, purpose: &'static str, ty: &'static str },
+    #[error("`{key}` is not listed in the map of measure `{measure}`")]
+    NotInMap { key: String, measure: Arc<str> },
+}
+
 impl Evaluator<'_> {
     pub(super) fn points(
         &self,
@@ -66,7 +80,7 @@ impl Evaluator<'_> {
         let fired = match self.condition(ctx, &rule.when, scope) {
             Ok(Some(fired)) => fired,
             Ok(None) => return (RuleStatus::NotApplicable, 0.0, None),
-            Err(message) => return (RuleStatus::Error(message), 0.0, None),
+            Err(e) => return (RuleStatus::Error(e.to_string()), 0.0, None),
         };
         if !fired {
             return (RuleStatus::NotFired, 0.0, None);
@@ -97,19 +111,23 @@ impl Evaluator<'_> {
 
     /// `Some(true)` fires, `Some(false)` does not, `None` did not fire because of a missing
     /// value it read.
-    pub(super) fn condition(&self, ctx: &Ctx, when: &Expr, scope: &mut Scope<'static>) -> Result<Option<bool>, String> {
+    pub(super) fn condition(
+        &self,
+        ctx: &Ctx,
+        when: &Expr,
+        scope: &mut Scope<'static>,
+    ) -> Result<Option<bool>, ExprError> {
         if let Some((columns, row)) = ctx.fast
             && let Some(fired) = columns.condition(when, row)
         {
             return Ok(Some(fired));
         }
         self.ensure(ctx, scope, &when.reads);
-        let v = self.engine.eval_ast_with_scope::<Dynamic>(scope, &when.ast).map_err(|e| describe(&e))?;
-        let fired = if v.is_unit() {
-            false
-        } else {
-            v.as_bool().map_err(|t| format!("the condition must give true or false, but gave {t}"))?
-        };
+        let v = self
+            .engine
+            .eval_ast_with_scope::<Dynamic>(scope, &when.ast)
+            .map_err(|e| ExprError::Failed(describe(&e)))?;
+        let fired = if v.is_unit() { false } else { v.as_bool().map_err(|t| ExprError::NotBool(t.to_string()))? };
         let missing = !fired && when.shown_values(scope).iter().any(|(_, v)| v.is_unit());
         Ok(if missing { None } else { Some(fired) })
     }
@@ -152,7 +170,7 @@ impl Evaluator<'_> {
                     }
                 }
                 Ok(None) => (RuleStatus::NotApplicable, 0.0, None),
-                Err(message) => (RuleStatus::Error(message), 0.0, None),
+                Err(e) => (RuleStatus::Error(e.to_string()), 0.0, None),
             };
             if let RuleStatus::Error(message) = &status {
                 outcome.errors.push(RuleError { rule: m.id.clone(), message: message.clone() });
@@ -179,18 +197,21 @@ impl Evaluator<'_> {
     }
 
     /// A measure's score from 0 to 100, or `None` when its value is missing.
-    pub(super) fn measure(&self, ctx: &Ctx, m: &Measure, scope: &mut Scope<'static>) -> Result<Option<f64>, String> {
-        let v = self.value(ctx, m.scoring.expr(), scope).map_err(|e| describe(&e))?;
+    pub(super) fn measure(&self, ctx: &Ctx, m: &Measure, scope: &mut Scope<'static>) -> Result<Option<f64>, ExprError> {
+        let v = self.value(ctx, m.scoring.expr(), scope).map_err(|e| ExprError::Failed(describe(&e)))?;
         if v.is_unit() {
             return Ok(None);
         }
         let score = match &m.scoring {
             Scoring::Direct(_) => {
-                number(&v).ok_or_else(|| format!("`score` must give a number, but gave {}", v.type_name()))?
+                number(&v).ok_or_else(|| ExprError::NotNumber { field: "score", purpose: "", ty: v.type_name() })?
             }
             Scoring::Bands { bands, .. } => {
-                let x = number(&v)
-                    .ok_or_else(|| format!("`value` must give a number for bands, but gave {}", v.type_name()))?;
+                let x = number(&v).ok_or_else(|| ExprError::NotNumber {
+                    field: "value",
+                    purpose: " for bands",
+                    ty: v.type_name(),
+                })?;
                 match bands.iter().find(|(min, _)| min.is_none_or(|m| x >= m)) {
                     Some((_, s)) => *s,
                     None => return Ok(None),
@@ -201,7 +222,7 @@ impl Evaluator<'_> {
                 match map.iter().find(|(k, _)| *k == key) {
                     Some((_, s)) => *s,
                     None => {
-                        return Err(format!("`{key}` is not listed in the map of measure `{}`", m.id));
+                        return Err(ExprError::NotInMap { key, measure: m.id.clone() });
                     }
                 }
             }
@@ -227,7 +248,7 @@ impl Evaluator<'_> {
                 },
                 Ok(Some(false)) => (RuleStatus::NotFired, None),
                 Ok(None) => (RuleStatus::NotApplicable, None),
-                Err(message) => (RuleStatus::Error(message), None),
+                Err(e) => (RuleStatus::Error(e.to_string()), None),
             };
             let matched = status == RuleStatus::Fired;
             if let RuleStatus::Error(message) = &status {
