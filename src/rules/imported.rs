@@ -27,13 +27,14 @@ pub enum ImportError {
 
 const SEPARATOR: char = '\u{1f}';
 
-/// The results of every set of `sets` from its table (`table_of` its name), for the
+/// The results of every set of `sets` from its table (`table_of` its name), for the `rows`
 /// accounts of `kw_entity` whose key column is `key`. Each table is dropped once read, so
 /// the warehouse lets go of the results as they come into keepwell.
 pub fn read(
     conn: &Connection,
     table_of: &dyn Fn(&str) -> String,
     key: &str,
+    rows: usize,
     sets: &[RuleSet],
     as_of: NaiveDate,
 ) -> Result<Vec<SetOutcomes>, ImportError> {
@@ -51,9 +52,7 @@ pub fn read(
     if days.iter().any(|d| *d != as_of.to_string()) {
         return Err(ImportError::OtherDay { found: days.join(", "), as_of });
     }
-    let key = format!("\"{}\"", key.replace('"', "\"\""));
-    let rows: i64 = conn.query_row("SELECT count(*) FROM kw_entity", [], |r| r.get(0))?;
-    let rows = usize::try_from(rows).unwrap_or(0);
+    let key = crate::warehouse::ident(key);
     let mut out = Vec::with_capacity(sets.len());
     for set in sets {
         let table = table_of(&set.name);

@@ -206,6 +206,7 @@ impl Run<'_> {
                     warehouse.connection(),
                     &warehouse::results_table,
                     &plan.job.entity.key,
+                    entity.len(),
                     &plan.rule_sets,
                     self.options.as_of,
                 )?;
